@@ -1,0 +1,253 @@
+//! Broker configuration: the YAML file (or the embedded default) merged with command-line
+//! overrides, then validated into a typed [`BrokerConfig`]. Keys are Kafka's broker property
+//! names; every error names the key it is about.
+
+mod raw;
+pub mod topic;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use raw::RawConfig;
+pub use topic::{LogConfig, TimestampType};
+
+/// The default configuration, as shipped in `config/gregor.yaml`.
+pub const DEFAULT_CONFIG_YAML: &str = include_str!("../../config/gregor.yaml");
+
+/// A configuration error: which key, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid value for `{}`: {}", self.key, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A listener as in Kafka's `listeners`: `NAME://HOST:PORT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Listener {
+    pub fn socket_addr(&self) -> Result<SocketAddr, ConfigError> {
+        let host = if self.host.is_empty() {
+            "0.0.0.0"
+        } else {
+            &self.host
+        };
+        use std::net::ToSocketAddrs;
+        (host, self.port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .ok_or_else(|| {
+                ConfigError::new("listeners", format!("cannot resolve host `{}`", self.host))
+            })
+    }
+}
+
+/// The validated broker configuration. Immutable once built; shared as `Arc<BrokerConfig>`.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub node_id: i32,
+    pub listeners: Vec<Listener>,
+    pub advertised_listeners: Vec<Listener>,
+    pub log_dirs: Vec<PathBuf>,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub auto_create_topics_enable: bool,
+    pub socket_request_max_bytes: usize,
+    pub max_connections: usize,
+    pub log_flush_offset_checkpoint_interval: Duration,
+    /// Defaults for every topic's log, overridable per topic.
+    pub log: LogConfig,
+}
+
+impl BrokerConfig {
+    /// Validates every key of `raw`; the first bad or unknown key is the error.
+    pub fn from_raw(raw: &RawConfig) -> Result<BrokerConfig, ConfigError> {
+        for key in raw.keys() {
+            if !KNOWN_KEYS.contains(&key.as_str()) {
+                return Err(ConfigError::new(key, "unknown configuration key"));
+            }
+        }
+        let listeners = parse_listeners("listeners", &raw.string("listeners", "PLAINTEXT://127.0.0.1:9092"))?;
+        if listeners.is_empty() {
+            return Err(ConfigError::new("listeners", "at least one listener is needed"));
+        }
+        let advertised_raw = raw.string("advertised.listeners", "");
+        let advertised_listeners = if advertised_raw.trim().is_empty() {
+            listeners.clone()
+        } else {
+            parse_listeners("advertised.listeners", &advertised_raw)?
+        };
+        let log_dirs: Vec<PathBuf> = raw
+            .string("log.dirs", "./data")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+            .collect();
+        if log_dirs.is_empty() {
+            return Err(ConfigError::new("log.dirs", "at least one directory is needed"));
+        }
+        let default_replication_factor = raw.int("default.replication.factor", 1, 1, 1)? as i16;
+        let log_defaults = LogConfig {
+            segment_bytes: raw.int("log.segment.bytes", 1 << 30, 14, i32::MAX as i64)? as u64,
+            segment_ms: raw.int("log.roll.ms", 604_800_000, 1, i64::MAX)?,
+            index_interval_bytes: raw.int("log.index.interval.bytes", 4096, 0, i32::MAX as i64)?
+                as u64,
+            flush_messages: raw.int("log.flush.interval.messages", 1, 1, i64::MAX)? as u64,
+            flush_ms: raw.optional_int("log.flush.interval.ms", 0, i64::MAX)?,
+            max_message_bytes: raw.int("message.max.bytes", 1_048_588, 0, i32::MAX as i64)?
+                as usize,
+            message_timestamp_type: TimestampType::parse(
+                "log.message.timestamp.type",
+                &raw.string("log.message.timestamp.type", "CreateTime"),
+            )?,
+        };
+        Ok(BrokerConfig {
+            node_id: raw.int("node.id", 1, 0, i32::MAX as i64)? as i32,
+            listeners,
+            advertised_listeners,
+            log_dirs,
+            num_partitions: raw.int("num.partitions", 1, 1, 1_000_000)? as i32,
+            default_replication_factor,
+            auto_create_topics_enable: raw.bool("auto.create.topics.enable", true)?,
+            socket_request_max_bytes: raw.int(
+                "socket.request.max.bytes",
+                104_857_600,
+                1024,
+                i32::MAX as i64,
+            )? as usize,
+            max_connections: raw.int("max.connections", i32::MAX as i64, 1, i32::MAX as i64)?
+                as usize,
+            log_flush_offset_checkpoint_interval: Duration::from_millis(raw.int(
+                "log.flush.offset.checkpoint.interval.ms",
+                60_000,
+                1,
+                i32::MAX as i64,
+            )? as u64),
+            log: log_defaults,
+        })
+    }
+
+    /// The address clients are told to use (Metadata): the first advertised listener.
+    pub fn advertised(&self) -> &Listener {
+        &self.advertised_listeners[0]
+    }
+}
+
+/// Every broker key this version understands.
+const KNOWN_KEYS: &[&str] = &[
+    "node.id",
+    "listeners",
+    "advertised.listeners",
+    "log.dirs",
+    "num.partitions",
+    "default.replication.factor",
+    "auto.create.topics.enable",
+    "message.max.bytes",
+    "socket.request.max.bytes",
+    "max.connections",
+    "log.segment.bytes",
+    "log.roll.ms",
+    "log.index.interval.bytes",
+    "log.flush.interval.messages",
+    "log.flush.interval.ms",
+    "log.flush.offset.checkpoint.interval.ms",
+    "log.message.timestamp.type",
+];
+
+fn parse_listeners(key: &str, value: &str) -> Result<Vec<Listener>, ConfigError> {
+    let mut out = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, rest) = item
+            .split_once("://")
+            .ok_or_else(|| ConfigError::new(key, format!("`{item}` is not NAME://HOST:PORT")))?;
+        if name != "PLAINTEXT" {
+            return Err(ConfigError::new(
+                key,
+                format!("listener `{name}`: only PLAINTEXT is supported"),
+            ));
+        }
+        let (host, port) = rest
+            .rsplit_once(':')
+            .ok_or_else(|| ConfigError::new(key, format!("`{item}` has no port")))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| ConfigError::new(key, format!("`{port}` is not a port number")))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        out.push(Listener {
+            name: name.to_string(),
+            host: host.to_string(),
+            port,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_is_valid() {
+        let raw = RawConfig::from_yaml(DEFAULT_CONFIG_YAML).unwrap();
+        let config = BrokerConfig::from_raw(&raw).unwrap();
+        assert_eq!(config.listeners[0].port, 9092);
+        assert_eq!(config.listeners[0].host, "127.0.0.1");
+        assert_eq!(config.log_dirs, vec![PathBuf::from("./data")]);
+        assert_eq!(config.log.flush_messages, 1);
+        assert!(config.auto_create_topics_enable);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let raw = RawConfig::from_yaml("log.dirz: /tmp\n").unwrap();
+        let err = BrokerConfig::from_raw(&raw).unwrap_err();
+        assert_eq!(err.key, "log.dirz");
+    }
+
+    #[test]
+    fn bad_value_is_named() {
+        let raw = RawConfig::from_yaml("num.partitions: lots\n").unwrap();
+        assert_eq!(BrokerConfig::from_raw(&raw).unwrap_err().key, "num.partitions");
+        let raw = RawConfig::from_yaml("default.replication.factor: 3\n").unwrap();
+        assert_eq!(
+            BrokerConfig::from_raw(&raw).unwrap_err().key,
+            "default.replication.factor"
+        );
+        let raw = RawConfig::from_yaml("listeners: SSL://x:1\n").unwrap();
+        assert_eq!(BrokerConfig::from_raw(&raw).unwrap_err().key, "listeners");
+    }
+
+    #[test]
+    fn overrides_win_over_the_file() {
+        let mut raw = RawConfig::from_yaml("num.partitions: 2\n").unwrap();
+        raw.set("num.partitions", "4");
+        raw.set("listeners", "PLAINTEXT://127.0.0.1:0");
+        let config = BrokerConfig::from_raw(&raw).unwrap();
+        assert_eq!(config.num_partitions, 4);
+        assert_eq!(config.listeners[0].port, 0);
+    }
+}

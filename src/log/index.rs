@@ -1,0 +1,331 @@
+//! The sparse indexes of one segment, as in Kafka: `.index` maps an offset to the file
+//! position of the batch that starts at it; `.timeindex` maps a timestamp to the offset of the
+//! batch that first reached it. Entries are kept in memory and appended to their file; a file
+//! that fails its sanity check at load time is rebuilt from the log.
+//!
+//! Synchronisation: owned by a `LogSegment`, which is only touched under its `Log`'s lock.
+
+use std::fs::{File, OpenOptions};
+use std::sync::Arc;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+/// `.index` entry: (offset - base_offset) as u32 BE, file position as u32 BE.
+pub const OFFSET_ENTRY_SIZE: usize = 8;
+/// `.timeindex` entry: timestamp as i64 BE, (offset - base_offset) as u32 BE.
+pub const TIME_ENTRY_SIZE: usize = 12;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffsetEntry {
+    pub relative_offset: u32,
+    pub position: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeEntry {
+    pub timestamp: i64,
+    pub relative_offset: u32,
+}
+
+/// Appends fixed-size entries to an index file, remembering the path for error messages.
+#[derive(Debug)]
+struct IndexFile {
+    path: PathBuf,
+    file: Arc<File>,
+    len: u64,
+}
+
+impl IndexFile {
+    fn create(path: &Path) -> io::Result<IndexFile> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .read(true)
+            .open(path)?;
+        Ok(IndexFile {
+            path: path.to_path_buf(),
+            file: Arc::new(file),
+            len: 0,
+        })
+    }
+
+    fn open(path: &Path) -> io::Result<(IndexFile, Vec<u8>)> {
+        let mut file = OpenOptions::new().write(true).read(true).open(path)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        Ok((
+            IndexFile {
+                path: path.to_path_buf(),
+                file: Arc::new(file),
+                len: bytes.len() as u64,
+            },
+            bytes,
+        ))
+    }
+
+    fn append(&mut self, entry: &[u8]) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.file.write_all_at(entry, self.len)?;
+        self.len += entry.len() as u64;
+        Ok(())
+    }
+
+    fn rewrite(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.file.set_len(0)?;
+        use std::os::unix::fs::FileExt;
+        self.file.write_all_at(bytes, 0)?;
+        self.len = bytes.len() as u64;
+        Ok(())
+    }
+}
+
+/// The offset index of one segment.
+#[derive(Debug)]
+pub struct OffsetIndex {
+    base_offset: i64,
+    file: IndexFile,
+    entries: Vec<OffsetEntry>,
+}
+
+impl OffsetIndex {
+    pub fn create(path: &Path, base_offset: i64) -> io::Result<OffsetIndex> {
+        Ok(OffsetIndex {
+            base_offset,
+            file: IndexFile::create(path)?,
+            entries: Vec::new(),
+        })
+    }
+
+    /// Loads an index file; `Ok(None)` if it is missing or fails a sanity check against a
+    /// log of `log_size` bytes (then the caller rebuilds it).
+    pub fn load(path: &Path, base_offset: i64, log_size: u64) -> io::Result<Option<OffsetIndex>> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let (file, bytes) = IndexFile::open(path)?;
+        if bytes.len() % OFFSET_ENTRY_SIZE != 0 {
+            return Ok(None);
+        }
+        let mut entries = Vec::with_capacity(bytes.len() / OFFSET_ENTRY_SIZE);
+        for chunk in bytes.chunks_exact(OFFSET_ENTRY_SIZE) {
+            let e = OffsetEntry {
+                relative_offset: u32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]),
+                position: u32::from_be_bytes([chunk[4], chunk[5], chunk[6], chunk[7]]),
+            };
+            let sane = (e.position as u64) < log_size.max(1)
+                && entries.last().is_none_or(|prev: &OffsetEntry| {
+                    prev.relative_offset < e.relative_offset && prev.position < e.position
+                });
+            if !sane {
+                return Ok(None);
+            }
+            entries.push(e);
+        }
+        Ok(Some(OffsetIndex {
+            base_offset,
+            file,
+            entries,
+        }))
+    }
+
+    pub fn append(&mut self, offset: i64, position: u32) -> io::Result<()> {
+        let relative_offset = (offset - self.base_offset) as u32;
+        let mut buf = [0u8; OFFSET_ENTRY_SIZE];
+        buf[..4].copy_from_slice(&relative_offset.to_be_bytes());
+        buf[4..].copy_from_slice(&position.to_be_bytes());
+        self.file.append(&buf)?;
+        self.entries.push(OffsetEntry {
+            relative_offset,
+            position,
+        });
+        Ok(())
+    }
+
+    /// The last entry at or before `offset`: (offset, position); (base_offset, 0) if none.
+    pub fn lookup(&self, offset: i64) -> (i64, u32) {
+        let rel = offset - self.base_offset;
+        if rel < 0 {
+            return (self.base_offset, 0);
+        }
+        let idx = self
+            .entries
+            .partition_point(|e| (e.relative_offset as i64) <= rel);
+        match idx {
+            0 => (self.base_offset, 0),
+            i => {
+                let e = self.entries[i - 1];
+                (self.base_offset + e.relative_offset as i64, e.position)
+            }
+        }
+    }
+
+    /// Replaces the content with `entries` (after a rebuild).
+    pub fn reset(&mut self, entries: Vec<OffsetEntry>) -> io::Result<()> {
+        let mut bytes = Vec::with_capacity(entries.len() * OFFSET_ENTRY_SIZE);
+        for e in &entries {
+            bytes.extend_from_slice(&e.relative_offset.to_be_bytes());
+            bytes.extend_from_slice(&e.position.to_be_bytes());
+        }
+        self.file.rewrite(&bytes)?;
+        self.entries = entries;
+        Ok(())
+    }
+
+    /// A handle for an fsync outside the log's lock.
+    pub fn sync_handle(&self) -> Arc<File> {
+        self.file.file.clone()
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.file.path
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+/// The time index of one segment.
+#[derive(Debug)]
+pub struct TimeIndex {
+    base_offset: i64,
+    file: IndexFile,
+    entries: Vec<TimeEntry>,
+}
+
+impl TimeIndex {
+    pub fn create(path: &Path, base_offset: i64) -> io::Result<TimeIndex> {
+        Ok(TimeIndex {
+            base_offset,
+            file: IndexFile::create(path)?,
+            entries: Vec::new(),
+        })
+    }
+
+    /// Loads a time index; `Ok(None)` if missing or not monotonic.
+    pub fn load(path: &Path, base_offset: i64, next_offset: i64) -> io::Result<Option<TimeIndex>> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let (file, bytes) = IndexFile::open(path)?;
+        if bytes.len() % TIME_ENTRY_SIZE != 0 {
+            return Ok(None);
+        }
+        let mut entries = Vec::with_capacity(bytes.len() / TIME_ENTRY_SIZE);
+        for chunk in bytes.chunks_exact(TIME_ENTRY_SIZE) {
+            let mut ts = [0u8; 8];
+            ts.copy_from_slice(&chunk[..8]);
+            let e = TimeEntry {
+                timestamp: i64::from_be_bytes(ts),
+                relative_offset: u32::from_be_bytes([chunk[8], chunk[9], chunk[10], chunk[11]]),
+            };
+            let sane = base_offset + (e.relative_offset as i64) < next_offset.max(base_offset + 1)
+                && entries.last().is_none_or(|prev: &TimeEntry| {
+                    prev.timestamp < e.timestamp && prev.relative_offset < e.relative_offset
+                });
+            if !sane {
+                return Ok(None);
+            }
+            entries.push(e);
+        }
+        Ok(Some(TimeIndex {
+            base_offset,
+            file,
+            entries,
+        }))
+    }
+
+    pub fn append(&mut self, timestamp: i64, offset: i64) -> io::Result<()> {
+        let relative_offset = (offset - self.base_offset) as u32;
+        let mut buf = [0u8; TIME_ENTRY_SIZE];
+        buf[..8].copy_from_slice(&timestamp.to_be_bytes());
+        buf[8..].copy_from_slice(&relative_offset.to_be_bytes());
+        self.file.append(&buf)?;
+        self.entries.push(TimeEntry {
+            timestamp,
+            relative_offset,
+        });
+        Ok(())
+    }
+
+    /// Where a search for the first batch with a timestamp >= `timestamp` may start: the
+    /// offset of the last entry whose timestamp is below it (every batch up to there is
+    /// older), or the segment's base offset.
+    pub fn lookup(&self, timestamp: i64) -> i64 {
+        let idx = self.entries.partition_point(|e| e.timestamp < timestamp);
+        match idx {
+            0 => self.base_offset,
+            i => self.base_offset + self.entries[i - 1].relative_offset as i64,
+        }
+    }
+
+    pub fn last_entry_offset(&self) -> Option<i64> {
+        self.entries
+            .last()
+            .map(|e| self.base_offset + e.relative_offset as i64)
+    }
+
+    pub fn last_timestamp(&self) -> Option<i64> {
+        self.entries.last().map(|e| e.timestamp)
+    }
+
+    pub fn reset(&mut self, entries: Vec<TimeEntry>) -> io::Result<()> {
+        let mut bytes = Vec::with_capacity(entries.len() * TIME_ENTRY_SIZE);
+        for e in &entries {
+            bytes.extend_from_slice(&e.timestamp.to_be_bytes());
+            bytes.extend_from_slice(&e.relative_offset.to_be_bytes());
+        }
+        self.file.rewrite(&bytes)?;
+        self.entries = entries;
+        Ok(())
+    }
+
+    /// A handle for an fsync outside the log's lock.
+    pub fn sync_handle(&self) -> Arc<File> {
+        self.file.file.clone()
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.file.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offset_lookup_finds_floor_entry_and_survives_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("00000000000000000100.index");
+        let mut idx = OffsetIndex::create(&path, 100).unwrap();
+        idx.append(100, 0).unwrap();
+        idx.append(110, 4000).unwrap();
+        idx.append(125, 9000).unwrap();
+        assert_eq!(idx.lookup(50), (100, 0));
+        assert_eq!(idx.lookup(109), (100, 0));
+        assert_eq!(idx.lookup(110), (110, 4000));
+        assert_eq!(idx.lookup(200), (125, 9000));
+        let loaded = OffsetIndex::load(&path, 100, 10_000).unwrap().unwrap();
+        assert_eq!(loaded.lookup(124), (110, 4000));
+        // An entry pointing past the end of the log fails the sanity check.
+        assert!(OffsetIndex::load(&path, 100, 5000).unwrap().is_none());
+    }
+
+    #[test]
+    fn time_lookup() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("00000000000000000000.timeindex");
+        let mut idx = TimeIndex::create(&path, 0).unwrap();
+        idx.append(1000, 0).unwrap();
+        idx.append(2000, 10).unwrap();
+        idx.append(3000, 20).unwrap();
+        assert_eq!(idx.lookup(500), 0);
+        assert_eq!(idx.lookup(1000), 0);
+        assert_eq!(idx.lookup(2500), 10);
+        assert_eq!(idx.lookup(9000), 20);
+        let loaded = TimeIndex::load(&path, 0, 30).unwrap().unwrap();
+        assert_eq!(loaded.lookup(2001), 10);
+    }
+}

@@ -1,0 +1,138 @@
+//! Loading a partition's log at start-up (Kafka's `LogLoader`): find the segments, recover
+//! those that may hold data written after the last recovery point (CRC check, index rebuild,
+//! torn tail truncated), drop segments that follow a truncation, and fsync what recovery
+//! kept so it is durable before anyone reads it.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::file_names::{self, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use super::segment::LogSegment;
+use super::{now_ms, Log, LogError, TopicPartition};
+use crate::config::LogConfig;
+
+/// What loading did, for the start-up log line.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LoadReport {
+    pub segments: usize,
+    pub recovered_segments: usize,
+    pub truncated_bytes: u64,
+    pub deleted_segments: usize,
+}
+
+/// Where recovery starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecoveryStart {
+    /// The broker stopped cleanly: trust every segment (indexes are still sanity-checked).
+    CleanShutdown,
+    /// After a crash: rescan segments that may hold offsets at or past this point.
+    From(i64),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LogError + '_ {
+    move |source| LogError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Opens (or creates) the log in `dir`.
+pub fn load_log(
+    tp: TopicPartition,
+    dir: PathBuf,
+    config: LogConfig,
+    recovery: RecoveryStart,
+) -> Result<(Log, LoadReport), LogError> {
+    fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    let mut bases = Vec::new();
+    for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
+        let entry = entry.map_err(io_err(&dir))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(base) = file_names::parse_log_file_name(name) {
+            bases.push(base);
+        }
+    }
+    bases.sort_unstable();
+    // Index files without their log are leftovers of an interrupted roll or delete.
+    for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
+        let entry = entry.map_err(io_err(&dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let stem = name
+            .strip_suffix(INDEX_SUFFIX)
+            .or_else(|| name.strip_suffix(TIME_INDEX_SUFFIX));
+        if let Some(stem) = stem {
+            let has_log = dir.join(format!("{stem}{LOG_SUFFIX}")).exists();
+            if !has_log {
+                fs::remove_file(entry.path()).map_err(io_err(&entry.path()))?;
+            }
+        }
+    }
+
+    let mut report = LoadReport::default();
+    let mut segments = BTreeMap::new();
+    let now = now_ms();
+    let mut truncated_at: Option<usize> = None;
+    for (i, &base) in bases.iter().enumerate() {
+        let next_base = bases.get(i + 1).copied().unwrap_or(i64::MAX);
+        let recover = match recovery {
+            RecoveryStart::CleanShutdown => false,
+            RecoveryStart::From(point) => next_base > point,
+        };
+        let (segment, result) =
+            LogSegment::open(&dir, base, recover, config.index_interval_bytes, now)
+                .map_err(io_err(&file_names::log_file(&dir, base)))?;
+        if let Some(result) = result {
+            report.recovered_segments += 1;
+            report.truncated_bytes += result.truncated_bytes;
+            if result.truncated_bytes > 0 {
+                tracing::warn!(
+                    partition = %tp,
+                    segment = base,
+                    bytes = result.truncated_bytes,
+                    "truncated invalid bytes at the end of a segment"
+                );
+            }
+            // Make what recovery kept durable before it is served.
+            for handle in segment.sync_handles() {
+                handle.sync_data().map_err(io_err(segment.path()))?;
+            }
+        }
+        let cut = result.is_some_and(|r| r.truncated_bytes > 0);
+        segments.insert(base, segment);
+        if cut {
+            truncated_at = Some(i);
+            break;
+        }
+    }
+    // Segments after a truncation follow a hole: remove them, as Kafka does.
+    if let Some(i) = truncated_at {
+        for &base in &bases[i + 1..] {
+            for path in [
+                file_names::log_file(&dir, base),
+                file_names::index_file(&dir, base),
+                file_names::time_index_file(&dir, base),
+            ] {
+                if path.exists() {
+                    fs::remove_file(&path).map_err(io_err(&path))?;
+                }
+            }
+            report.deleted_segments += 1;
+        }
+    }
+    if segments.is_empty() {
+        let segment = LogSegment::create(&dir, 0).map_err(io_err(&dir))?;
+        fs::File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err(&dir))?;
+        segments.insert(0, segment);
+    }
+    report.segments = segments.len();
+    let log_start_offset = *segments.keys().next().unwrap_or(&0);
+    Ok((
+        Log::from_segments(tp, dir, config, segments, log_start_offset),
+        report,
+    ))
+}

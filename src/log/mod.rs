@@ -1,0 +1,659 @@
+//! The log of one `TopicPartition`: an ordered set of segments, the offsets that describe it
+//! (`log_start_offset`, `high_watermark`, log end offset, `recovery_point`), appends with
+//! group-committed fsyncs, and reads of stored bytes.
+//!
+//! Synchronisation: all mutable state is in `LogState` behind one `std::sync::Mutex`, held
+//! only for in-memory work and the `pwrite` of an append; fsyncs and reads happen outside it
+//! on cloned file handles. Nothing under the lock panics, and `lock()` recovers a poisoned
+//! mutex, so one failed request can't wedge the partition. Waiters are woken through
+//! `tokio::sync` primitives: `durable` (a watch of the fsynced offset) for producers and
+//! `data_arrived` (a `Notify`) for long-polling fetches.
+
+pub mod file_names;
+pub mod index;
+pub mod loader;
+pub mod record_batch;
+pub mod segment;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tokio::sync::{watch, Notify};
+
+use crate::config::{LogConfig, TimestampType};
+use record_batch::{assign_offset, set_log_append_time, BatchHeader, BatchError};
+use segment::{read_bytes_at, read_header_at, LogSegment};
+
+/// The only leader epoch of a single-node broker.
+pub const LEADER_EPOCH: i32 = 0;
+
+/// A topic name and partition index.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: i32,
+}
+
+impl std::fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+/// Errors of the log layer. Converted to Kafka error codes only in `api/`.
+#[derive(Debug)]
+pub enum LogError {
+    /// A batch failed validation.
+    Batch(BatchError),
+    /// The requested offset is outside [log_start_offset, log_end_offset].
+    OffsetOutOfRange { offset: i64, start: i64, end: i64 },
+    /// The disk said no (write, read or fsync); the path says where.
+    Io { path: PathBuf, source: io::Error },
+    /// The append would not fit in a segment.
+    BatchTooLargeForSegment { size: usize, segment_bytes: u64 },
+    /// The log was deleted or the broker is stopping.
+    Closed,
+}
+
+impl std::fmt::Display for LogError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LogError::Batch(e) => write!(f, "{e}"),
+            LogError::OffsetOutOfRange { offset, start, end } => {
+                write!(f, "offset {offset} is outside the log's range [{start}, {end}]")
+            }
+            LogError::Io { path, source } => write!(f, "I/O error on {}: {source}", path.display()),
+            LogError::BatchTooLargeForSegment {
+                size,
+                segment_bytes,
+            } => write!(f, "{size} bytes do not fit in a segment of {segment_bytes} bytes"),
+            LogError::Closed => f.write_str("the log is closed"),
+        }
+    }
+}
+
+impl std::error::Error for LogError {}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LogError + '_ {
+    move |source| LogError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// An offset with the segment and file position where it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct OffsetPosition {
+    offset: i64,
+    segment_base: i64,
+    position: u64,
+}
+
+/// What the flusher publishes: the offset up to which data is fsynced, and how many
+/// flushes have failed (a waiter that sees the count move fails its request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Durability {
+    pub offset: i64,
+    pub failures: u64,
+}
+
+/// The outcome of an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// The broker time written into the batches, or -1 for CreateTime.
+    pub log_append_time: i64,
+    pub log_start_offset: i64,
+}
+
+/// Stored batches returned by a read, with the partition's offsets at that moment.
+#[derive(Debug, Clone)]
+pub struct ReadResult {
+    pub records: Bytes,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+}
+
+/// A timestamp lookup's answer (ListOffsets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimestampOffset {
+    pub timestamp: i64,
+    pub offset: i64,
+}
+
+struct LogState {
+    config: LogConfig,
+    segments: BTreeMap<i64, LogSegment>,
+    log_start_offset: i64,
+    log_end_offset: i64,
+    high_watermark: OffsetPosition,
+    recovery_point: i64,
+    /// fsync handles of rolled segments and the directory, not yet synced.
+    pending_sync: Vec<Arc<File>>,
+    unflushed_messages: u64,
+    last_flush: Instant,
+    flush_running: bool,
+    closed: bool,
+}
+
+pub struct Log {
+    tp: TopicPartition,
+    dir: PathBuf,
+    state: Mutex<LogState>,
+    durable: watch::Sender<Durability>,
+    data_arrived: Notify,
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log").field("tp", &self.tp).finish()
+    }
+}
+
+impl Log {
+    /// Builds a log from loaded segments (see `loader`). `segments` must not be empty.
+    fn from_segments(
+        tp: TopicPartition,
+        dir: PathBuf,
+        config: LogConfig,
+        segments: BTreeMap<i64, LogSegment>,
+        log_start_offset: i64,
+    ) -> Log {
+        let active = segments.values().next_back().expect("at least one segment");
+        let end = OffsetPosition {
+            offset: active.next_offset(),
+            segment_base: active.base_offset(),
+            position: active.size(),
+        };
+        let state = LogState {
+            config,
+            log_start_offset: log_start_offset.min(end.offset),
+            log_end_offset: end.offset,
+            high_watermark: end,
+            recovery_point: end.offset,
+            segments,
+            pending_sync: Vec::new(),
+            unflushed_messages: 0,
+            last_flush: Instant::now(),
+            flush_running: false,
+            closed: false,
+        };
+        let (durable, _) = watch::channel(Durability {
+            offset: end.offset,
+            failures: 0,
+        });
+        Log {
+            tp,
+            dir,
+            state: Mutex::new(state),
+            durable,
+            data_arrived: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, LogState> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn topic_partition(&self) -> &TopicPartition {
+        &self.tp
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> LogConfig {
+        self.lock().config.clone()
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.lock().log_start_offset
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.lock().log_end_offset
+    }
+
+    pub fn high_watermark(&self) -> i64 {
+        self.lock().high_watermark.offset
+    }
+
+    pub fn recovery_point(&self) -> i64 {
+        self.lock().recovery_point
+    }
+
+    /// Size in bytes of all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.lock().segments.values().map(|s| s.size()).sum()
+    }
+
+    /// Woken whenever the high watermark moves (long-polling fetches wait on it).
+    pub fn data_arrived(&self) -> &Notify {
+        &self.data_arrived
+    }
+
+    /// Appends a Produce request's validated batches (`headers` describe `records`).
+    /// Offsets are assigned here. The data is in the page cache on return; call
+    /// [`Log::wait_durable`] to wait for the fsync when the log is durable.
+    pub fn append(
+        self: &Arc<Self>,
+        records: &[u8],
+        headers: &[BatchHeader],
+    ) -> Result<AppendInfo, LogError> {
+        let now = now_ms();
+        let mut state = self.lock();
+        if state.closed {
+            return Err(LogError::Closed);
+        }
+        let size = records.len();
+        if size as u64 > state.config.segment_bytes {
+            return Err(LogError::BatchTooLargeForSegment {
+                size,
+                segment_bytes: state.config.segment_bytes,
+            });
+        }
+        self.maybe_roll(&mut state, size as u64, now)?;
+        // Assign offsets (and LogAppendTime) on a private copy of the client's bytes.
+        let mut bytes = records.to_vec();
+        let base_offset = state.log_end_offset;
+        let log_append_time = match state.config.message_timestamp_type {
+            TimestampType::LogAppendTime => now,
+            TimestampType::CreateTime => -1,
+        };
+        let mut assigned = Vec::with_capacity(headers.len());
+        let mut at = 0usize;
+        let mut next = base_offset;
+        let mut messages = 0u64;
+        for h in headers {
+            let batch = &mut bytes[at..at + h.size()];
+            assign_offset(batch, next, LEADER_EPOCH);
+            let mut stored = *h;
+            stored.base_offset = next;
+            if log_append_time >= 0 {
+                set_log_append_time(batch, log_append_time);
+                stored.max_timestamp = log_append_time;
+            }
+            assigned.push(stored);
+            next = stored.next_offset();
+            messages += h.records_count.max(0) as u64;
+            at += h.size();
+        }
+        let index_interval = state.config.index_interval_bytes;
+        let segment = state
+            .segments
+            .values_mut()
+            .next_back()
+            .ok_or(LogError::Closed)?;
+        let before = segment.size();
+        if let Err(source) = segment.append(&bytes, &assigned, index_interval, now) {
+            // Leave no partial batch behind: cut the file back to where it was.
+            let _ignored_secondary = segment.truncate_to_size(before);
+            return Err(LogError::Io {
+                path: segment.path().to_path_buf(),
+                source,
+            });
+        }
+        let end = OffsetPosition {
+            offset: next,
+            segment_base: segment.base_offset(),
+            position: segment.size(),
+        };
+        state.log_end_offset = next;
+        state.unflushed_messages += messages;
+        let info = AppendInfo {
+            base_offset,
+            last_offset: next - 1,
+            log_append_time,
+            log_start_offset: state.log_start_offset,
+        };
+        if !state.config.is_durable() {
+            // Kafka's default semantics: visible (and acknowledged) before the fsync.
+            state.high_watermark = end;
+            let flush_due = state.unflushed_messages >= state.config.flush_messages;
+            drop(state);
+            self.data_arrived.notify_waiters();
+            if flush_due {
+                self.request_flush();
+            }
+        } else {
+            drop(state);
+            self.request_flush();
+        }
+        Ok(info)
+    }
+
+    /// Rolls a new active segment if `incoming` bytes would not fit or `segment.ms` passed.
+    fn maybe_roll(&self, state: &mut LogState, incoming: u64, now: i64) -> Result<(), LogError> {
+        let Some(active) = state.segments.values().next_back() else {
+            return Err(LogError::Closed);
+        };
+        let full = active.size() > 0 && active.size() + incoming > state.config.segment_bytes;
+        let old = active.is_due_for_time_roll(state.config.segment_ms, now);
+        let overflows_index = state.log_end_offset - active.base_offset() > (u32::MAX / 2) as i64
+            || active.size() + incoming > u32::MAX as u64;
+        if !(full || old || overflows_index) {
+            return Ok(());
+        }
+        let base = state.log_end_offset;
+        let handles = active.sync_handles();
+        let segment = LogSegment::create(&self.dir, base).map_err(io_err(&self.dir))?;
+        tracing::debug!(partition = %self.tp, base_offset = base, "rolled a new segment");
+        state.pending_sync.extend(handles);
+        state
+            .pending_sync
+            .push(Arc::new(File::open(&self.dir).map_err(io_err(&self.dir))?));
+        state.segments.insert(base, segment);
+        Ok(())
+    }
+
+    /// Starts a flush task unless one is running (it then picks up the new data itself).
+    pub fn request_flush(self: &Arc<Self>) {
+        let mut state = self.lock();
+        if state.flush_running || state.closed {
+            return;
+        }
+        state.flush_running = true;
+        drop(state);
+        let log = self.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(async move { log.run_flushes().await });
+            }
+            Err(_) => {
+                // Outside a runtime (tests, shutdown): flush inline.
+                let _ = log.flush_once();
+                log.lock().flush_running = false;
+            }
+        }
+    }
+
+    /// Flushes until nothing is left: each round syncs everything appended before it
+    /// started, so all appends that arrived during one fsync share the next (group commit).
+    async fn run_flushes(self: Arc<Self>) {
+        loop {
+            let log = self.clone();
+            let result = tokio::task::spawn_blocking(move || log.flush_once()).await;
+            if let Ok(Err(e)) = &result {
+                tracing::error!(partition = %self.tp, error = %e, "flush failed");
+            }
+            let mut state = self.lock();
+            let caught_up = self.durable.borrow().offset >= state.log_end_offset
+                && state.pending_sync.is_empty();
+            if caught_up || state.closed || !matches!(result, Ok(Ok(()))) {
+                state.flush_running = false;
+                return;
+            }
+        }
+    }
+
+    /// One flush round, blocking: fsyncs rolled segments, the directory and the active
+    /// segment up to the current end, then publishes the new durable offset and high
+    /// watermark.
+    pub fn flush_once(&self) -> Result<(), LogError> {
+        let (handles, end) = {
+            let mut state = self.lock();
+            let Some(active) = state.segments.values().next_back() else {
+                return Ok(());
+            };
+            let end = OffsetPosition {
+                offset: state.log_end_offset,
+                segment_base: active.base_offset(),
+                position: active.size(),
+            };
+            let active_file = active.file();
+            let mut handles = std::mem::take(&mut state.pending_sync);
+            handles.push(active_file);
+            (handles, end)
+        };
+        for file in &handles {
+            if let Err(source) = file.sync_data() {
+                let mut state = self.lock();
+                // Keep what still needs syncing for the next try.
+                let mut again = handles.clone();
+                again.pop();
+                again.append(&mut state.pending_sync);
+                state.pending_sync = again;
+                drop(state);
+                self.durable.send_modify(|d| d.failures += 1);
+                return Err(LogError::Io {
+                    path: self.dir.clone(),
+                    source,
+                });
+            }
+        }
+        let mut state = self.lock();
+        state.recovery_point = state.recovery_point.max(end.offset);
+        state.last_flush = Instant::now();
+        state.unflushed_messages = 0;
+        let durable_mode = state.config.is_durable();
+        if durable_mode && end.offset > state.high_watermark.offset {
+            state.high_watermark = end;
+        }
+        drop(state);
+        self.durable.send_modify(|d| d.offset = d.offset.max(end.offset));
+        if durable_mode {
+            self.data_arrived.notify_waiters();
+        }
+        Ok(())
+    }
+
+    /// Waits until everything before `end_offset` is fsynced. Fails if a flush fails.
+    pub async fn wait_durable(self: &Arc<Self>, end_offset: i64) -> Result<(), LogError> {
+        let mut rx = self.durable.subscribe();
+        let failures_before = rx.borrow().failures;
+        self.request_flush();
+        let outcome = rx
+            .wait_for(|d| d.offset >= end_offset || d.failures != failures_before)
+            .await
+            .map(|d| *d);
+        match outcome {
+            Ok(d) if d.offset >= end_offset => Ok(()),
+            Ok(_) => Err(LogError::Io {
+                path: self.dir.clone(),
+                source: io::Error::other("fsync failed"),
+            }),
+            Err(_) => Err(LogError::Closed),
+        }
+    }
+
+    /// Whether `flush.ms` asks for a flush now (called by the log manager's timer).
+    pub fn flush_due_by_time(&self) -> bool {
+        let state = self.lock();
+        match state.config.flush_ms {
+            Some(ms) => {
+                state.unflushed_messages > 0
+                    && state.last_flush.elapsed().as_millis() as i64 >= ms
+            }
+            None => false,
+        }
+    }
+
+    /// Reads stored batches starting with the one that holds `offset`, up to the high
+    /// watermark and about `max_bytes` (whole batches only; with `min_one_batch`, the first
+    /// batch is returned even if it is larger).
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+    ) -> Result<ReadResult, LogError> {
+        struct Planned {
+            file: Arc<File>,
+            path: PathBuf,
+            start: u64,
+            limit: u64,
+        }
+        let (plan, hw, start_offset, end_offset) = {
+            let state = self.lock();
+            let hw = state.high_watermark;
+            if offset < state.log_start_offset || offset > state.log_end_offset {
+                return Err(LogError::OffsetOutOfRange {
+                    offset,
+                    start: state.log_start_offset,
+                    end: state.log_end_offset,
+                });
+            }
+            let mut plan = Vec::new();
+            if offset < hw.offset {
+                let first = state
+                    .segments
+                    .range(..=offset)
+                    .next_back()
+                    .map(|(b, _)| *b)
+                    .unwrap_or(i64::MIN);
+                for (base, seg) in state.segments.range(first..) {
+                    if *base > hw.segment_base {
+                        break;
+                    }
+                    let limit = if *base == hw.segment_base {
+                        hw.position
+                    } else {
+                        seg.size()
+                    };
+                    let start = if plan.is_empty() {
+                        seg.offset_index().lookup(offset).1 as u64
+                    } else {
+                        0
+                    };
+                    plan.push(Planned {
+                        file: seg.file(),
+                        path: seg.path().to_path_buf(),
+                        start,
+                        limit,
+                    });
+                }
+            }
+            (plan, hw.offset, state.log_start_offset, state.log_end_offset)
+        };
+        let mut result = ReadResult {
+            records: Bytes::new(),
+            high_watermark: hw,
+            log_start_offset: start_offset,
+            log_end_offset: end_offset,
+        };
+        for p in plan {
+            // Find the first batch that holds `offset` or comes after it.
+            let mut pos = p.start;
+            let first = loop {
+                match read_header_at(&p.file, pos, p.limit).map_err(io_err(&p.path))? {
+                    Some(h) if h.last_offset() < offset => pos += h.size() as u64,
+                    Some(h) => break Some(h),
+                    None => break None,
+                }
+            };
+            let Some(first) = first else { continue };
+            let available = (p.limit - pos) as usize;
+            if first.size() > max_bytes {
+                if min_one_batch {
+                    result.records =
+                        read_bytes_at(&p.file, pos, first.size()).map_err(io_err(&p.path))?;
+                }
+                return Ok(result);
+            }
+            let len = available.min(max_bytes);
+            let chunk = read_bytes_at(&p.file, pos, len).map_err(io_err(&p.path))?;
+            // Keep whole batches only.
+            let mut keep = 0usize;
+            while let Some(h) = BatchHeader::parse(&chunk[keep..]) {
+                if keep + h.size() > chunk.len() || h.batch_length < 0 {
+                    break;
+                }
+                keep += h.size();
+            }
+            result.records = chunk.slice(..keep);
+            return Ok(result);
+        }
+        Ok(result)
+    }
+
+    /// The first offset whose record timestamp is >= `timestamp` (ListOffsets by time).
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<TimestampOffset>, LogError> {
+        let candidates: Vec<(Arc<File>, PathBuf, u64, u64)> = {
+            let state = self.lock();
+            let hw = state.high_watermark;
+            state
+                .segments
+                .values()
+                .filter(|s| s.max_timestamp() >= timestamp && s.base_offset() <= hw.segment_base)
+                .map(|s| {
+                    let from = s.time_index().lookup(timestamp);
+                    let start = s.offset_index().lookup(from).1 as u64;
+                    let limit = if s.base_offset() == hw.segment_base {
+                        hw.position
+                    } else {
+                        s.size()
+                    };
+                    (s.file(), s.path().to_path_buf(), start, limit)
+                })
+                .collect()
+        };
+        let log_start = self.log_start_offset();
+        for (file, path, start, limit) in candidates {
+            let mut pos = start;
+            while let Some(h) = read_header_at(&file, pos, limit).map_err(io_err(&path))? {
+                if h.max_timestamp >= timestamp && h.last_offset() >= log_start {
+                    let batch = read_bytes_at(&file, pos, h.size()).map_err(io_err(&path))?;
+                    let found = record_batch::first_record_at_or_after(&batch, timestamp)
+                        .unwrap_or(TimestampOffset {
+                            timestamp: h.max_timestamp,
+                            offset: h.base_offset,
+                        });
+                    return Ok(Some(TimestampOffset {
+                        offset: found.offset.max(log_start),
+                        timestamp: found.timestamp,
+                    }));
+                }
+                pos += h.size() as u64;
+            }
+        }
+        Ok(None)
+    }
+
+    /// The record with the largest timestamp (ListOffsets MAX_TIMESTAMP).
+    pub fn max_timestamp_offset(&self) -> Result<Option<TimestampOffset>, LogError> {
+        let best = {
+            let state = self.lock();
+            state
+                .segments
+                .values()
+                .filter(|s| s.max_timestamp() >= 0 && s.offset_of_max_timestamp() < state.high_watermark.offset)
+                .max_by_key(|s| s.max_timestamp())
+                .map(|s| (s.max_timestamp(), s.offset_of_max_timestamp()))
+        };
+        let Some((ts, batch_offset)) = best else {
+            return Ok(None);
+        };
+        let exact = self.read(batch_offset, 1, true)?;
+        let found = record_batch::last_record_with_timestamp(&exact.records, ts);
+        Ok(Some(found.unwrap_or(TimestampOffset {
+            timestamp: ts,
+            offset: batch_offset,
+        })))
+    }
+
+    /// Stops further appends and flushes everything (clean shutdown or deletion).
+    pub fn close(&self) -> Result<(), LogError> {
+        let result = self.flush_once();
+        self.lock().closed = true;
+        self.durable.send_modify(|d| d.failures += 0);
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests;

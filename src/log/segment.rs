@@ -1,0 +1,436 @@
+//! One segment of a partition's log: the `.log` file of record batches starting at
+//! `base_offset`, with its offset and time indexes. Appends go to the end of the newest
+//! (active) segment; reads use positional reads on a shared handle, outside the log's lock.
+//!
+//! Synchronisation: a `LogSegment` is owned by its `Log` and only mutated under the log's
+//! lock. Its `.log` file is an `Arc<File>`: readers clone it and read without the lock (a
+//! segment deleted meanwhile stays readable through the open handle).
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use super::file_names;
+use super::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
+use super::record_batch::{check_batch, BatchHeader, HEADER_SIZE};
+
+/// The result of scanning a segment at recovery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecoveryResult {
+    /// Bytes cut from the end because they did not form valid batches.
+    pub truncated_bytes: u64,
+    /// Valid batches found.
+    pub batches: u64,
+}
+
+#[derive(Debug)]
+pub struct LogSegment {
+    base_offset: i64,
+    path: PathBuf,
+    file: Arc<File>,
+    size: u64,
+    next_offset: i64,
+    offset_index: OffsetIndex,
+    time_index: TimeIndex,
+    bytes_since_last_index_entry: u64,
+    /// Largest batch max timestamp in the segment (-1 when empty), and the batch it is in.
+    max_timestamp: i64,
+    offset_of_max_timestamp: i64,
+    /// Wall-clock ms of the first append (or of opening a non-empty segment), for `segment.ms`.
+    rolling_basis_ms: Option<i64>,
+}
+
+fn open_log_file(path: &Path, create: bool) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(create)
+        .truncate(false)
+        .open(path)
+}
+
+impl LogSegment {
+    /// Creates an empty segment (its files must not exist or be empty).
+    pub fn create(dir: &Path, base_offset: i64) -> io::Result<LogSegment> {
+        let path = file_names::log_file(dir, base_offset);
+        let file = open_log_file(&path, true)?;
+        file.set_len(0)?;
+        Ok(LogSegment {
+            base_offset,
+            path,
+            file: Arc::new(file),
+            size: 0,
+            next_offset: base_offset,
+            offset_index: OffsetIndex::create(&file_names::index_file(dir, base_offset), base_offset)?,
+            time_index: TimeIndex::create(
+                &file_names::time_index_file(dir, base_offset),
+                base_offset,
+            )?,
+            bytes_since_last_index_entry: 0,
+            max_timestamp: -1,
+            offset_of_max_timestamp: -1,
+            rolling_basis_ms: None,
+        })
+    }
+
+    /// Opens an existing segment. With `recover`, or when an index file is missing or
+    /// inconsistent, every batch is checked and the indexes rebuilt (see [`LogSegment::recover`]).
+    pub fn open(
+        dir: &Path,
+        base_offset: i64,
+        recover: bool,
+        index_interval_bytes: u64,
+        now_ms: i64,
+    ) -> io::Result<(LogSegment, Option<RecoveryResult>)> {
+        let path = file_names::log_file(dir, base_offset);
+        let file = open_log_file(&path, false)?;
+        let size = file.metadata()?.len();
+        let index_path = file_names::index_file(dir, base_offset);
+        let time_path = file_names::time_index_file(dir, base_offset);
+        let file = Arc::new(file);
+        let rolling_basis_ms = (size > 0).then_some(now_ms);
+        if !recover {
+            let offset_index = OffsetIndex::load(&index_path, base_offset, size)?;
+            let time_index = TimeIndex::load(&time_path, base_offset, i64::MAX)?;
+            if let (Some(offset_index), Some(time_index)) = (offset_index, time_index) {
+                let mut segment = LogSegment {
+                    base_offset,
+                    path: path.clone(),
+                    file: file.clone(),
+                    size,
+                    next_offset: base_offset,
+                    offset_index,
+                    time_index,
+                    bytes_since_last_index_entry: 0,
+                    max_timestamp: -1,
+                    offset_of_max_timestamp: -1,
+                    rolling_basis_ms,
+                };
+                if segment.load_tail()? {
+                    return Ok((segment, None));
+                }
+            }
+        }
+        let mut segment = LogSegment {
+            base_offset,
+            path,
+            file,
+            size,
+            next_offset: base_offset,
+            offset_index: OffsetIndex::create(&index_path, base_offset)?,
+            time_index: TimeIndex::create(&time_path, base_offset)?,
+            bytes_since_last_index_entry: 0,
+            max_timestamp: -1,
+            offset_of_max_timestamp: -1,
+            rolling_basis_ms,
+        };
+        let result = segment.recover(index_interval_bytes)?;
+        Ok((segment, Some(result)))
+    }
+
+    /// For a segment opened without recovery: walks the batch headers after the last index
+    /// entry to find the next offset and the largest timestamp. `false` if anything is off
+    /// (then the caller recovers the segment).
+    fn load_tail(&mut self) -> io::Result<bool> {
+        if self.size > 0 && self.offset_index.len() == 0 {
+            return Ok(false);
+        }
+        let (offset, position) = self.offset_index.lookup(i64::MAX);
+        let mut pos = position as u64;
+        let mut next = offset;
+        let mut walked: Option<(i64, i64)> = None;
+        while pos < self.size {
+            match read_header_at(&self.file, pos, self.size)? {
+                Some(h) if h.base_offset >= next || (walked.is_none() && h.base_offset == offset) => {
+                    next = h.next_offset();
+                    pos += h.size() as u64;
+                    if walked.is_none_or(|(ts, _)| h.max_timestamp > ts) {
+                        walked = Some((h.max_timestamp, h.base_offset));
+                    }
+                }
+                _ => return Ok(false),
+            }
+        }
+        if pos != self.size {
+            return Ok(false);
+        }
+        self.next_offset = if self.size == 0 { self.base_offset } else { next };
+        if let Some(last) = self.time_index.last_entry_offset() {
+            if last >= self.next_offset.max(self.base_offset + 1) {
+                return Ok(false);
+            }
+        }
+        self.max_timestamp = self.time_index.last_timestamp().unwrap_or(-1);
+        self.offset_of_max_timestamp = self.time_index.lookup(i64::MAX);
+        if let Some((ts, offset)) = walked {
+            if ts > self.max_timestamp {
+                self.max_timestamp = ts;
+                self.offset_of_max_timestamp = offset;
+            }
+        }
+        if self.max_timestamp < 0 {
+            self.offset_of_max_timestamp = -1;
+        }
+        Ok(true)
+    }
+
+    /// Checks every batch from the start (header sanity, offsets increasing, CRC32C),
+    /// rebuilds both indexes, and truncates the file after the last valid batch. Returns
+    /// how many bytes were cut.
+    pub fn recover(&mut self, index_interval_bytes: u64) -> io::Result<RecoveryResult> {
+        let file_len = self.file.metadata()?.len();
+        let mut pos = 0u64;
+        let mut next = self.base_offset;
+        let mut offset_entries: Vec<OffsetEntry> = Vec::new();
+        let mut time_entries: Vec<TimeEntry> = Vec::new();
+        let mut since_entry = 0u64;
+        let mut max_ts = -1i64;
+        let mut offset_of_max_ts = -1i64;
+        let mut batches = 0u64;
+        let mut buf = Vec::new();
+        while pos < file_len {
+            let header = match read_header_at(&self.file, pos, file_len)? {
+                Some(h) => h,
+                None => break,
+            };
+            if header.base_offset < next || header.last_offset_delta < 0 {
+                break;
+            }
+            let size = header.size();
+            buf.resize(size, 0);
+            self.file.read_exact_at(&mut buf, pos)?;
+            if check_batch(&buf).is_err() {
+                break;
+            }
+            let rel = header.base_offset - self.base_offset;
+            if rel > u32::MAX as i64 {
+                break;
+            }
+            if header.max_timestamp > max_ts {
+                max_ts = header.max_timestamp;
+                offset_of_max_ts = header.base_offset;
+            }
+            if offset_entries.is_empty() || since_entry > index_interval_bytes {
+                offset_entries.push(OffsetEntry {
+                    relative_offset: rel as u32,
+                    position: pos as u32,
+                });
+                if time_entries.last().is_none_or(|e| e.timestamp < max_ts) {
+                    time_entries.push(TimeEntry {
+                        timestamp: max_ts,
+                        relative_offset: (offset_of_max_ts - self.base_offset) as u32,
+                    });
+                }
+                since_entry = 0;
+            }
+            since_entry += size as u64;
+            next = header.next_offset();
+            pos += size as u64;
+            batches += 1;
+        }
+        let truncated_bytes = file_len - pos;
+        if truncated_bytes > 0 {
+            self.file.set_len(pos)?;
+        }
+        self.offset_index.reset(offset_entries)?;
+        self.time_index.reset(time_entries)?;
+        self.size = pos;
+        self.next_offset = next;
+        self.bytes_since_last_index_entry = since_entry;
+        self.max_timestamp = max_ts;
+        self.offset_of_max_timestamp = offset_of_max_ts;
+        Ok(RecoveryResult {
+            truncated_bytes,
+            batches,
+        })
+    }
+
+    /// Appends batches whose offsets are already assigned. `headers` describes each batch of
+    /// `bytes`, in order.
+    pub fn append(
+        &mut self,
+        bytes: &[u8],
+        headers: &[BatchHeader],
+        index_interval_bytes: u64,
+        now_ms: i64,
+    ) -> io::Result<()> {
+        self.file.write_all_at(bytes, self.size)?;
+        let mut pos = self.size;
+        for h in headers {
+            if h.max_timestamp > self.max_timestamp {
+                self.max_timestamp = h.max_timestamp;
+                self.offset_of_max_timestamp = h.base_offset;
+            }
+            if self.bytes_since_last_index_entry > index_interval_bytes
+                || self.offset_index.len() == 0
+            {
+                self.offset_index.append(h.base_offset, pos as u32)?;
+                if self.time_index.last_timestamp().is_none_or(|t| t < self.max_timestamp) {
+                    self.time_index
+                        .append(self.max_timestamp, self.offset_of_max_timestamp)?;
+                }
+                self.bytes_since_last_index_entry = 0;
+            }
+            self.bytes_since_last_index_entry += h.size() as u64;
+            pos += h.size() as u64;
+            self.next_offset = h.next_offset();
+        }
+        self.size = pos;
+        if self.rolling_basis_ms.is_none() {
+            self.rolling_basis_ms = Some(now_ms);
+        }
+        Ok(())
+    }
+
+    /// Cuts the segment back to `size` bytes (a failed append's partial write).
+    pub fn truncate_to_size(&mut self, size: u64) -> io::Result<()> {
+        self.file.set_len(size)?;
+        self.size = size;
+        Ok(())
+    }
+
+    pub fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+    pub fn max_timestamp(&self) -> i64 {
+        self.max_timestamp
+    }
+    pub fn offset_of_max_timestamp(&self) -> i64 {
+        self.offset_of_max_timestamp
+    }
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    pub fn file(&self) -> Arc<File> {
+        self.file.clone()
+    }
+    pub fn offset_index(&self) -> &OffsetIndex {
+        &self.offset_index
+    }
+    pub fn time_index(&self) -> &TimeIndex {
+        &self.time_index
+    }
+
+    /// Whether `segment.ms` says this segment should be rolled before the next append.
+    pub fn is_due_for_time_roll(&self, segment_ms: i64, now_ms: i64) -> bool {
+        match self.rolling_basis_ms {
+            Some(basis) if self.size > 0 => now_ms.saturating_sub(basis) >= segment_ms,
+            _ => false,
+        }
+    }
+
+    /// Handles that must be fsynced for this segment to be durable (log and both indexes).
+    pub fn sync_handles(&self) -> Vec<Arc<File>> {
+        vec![
+            self.file.clone(),
+            self.offset_index.sync_handle(),
+            self.time_index.sync_handle(),
+        ]
+    }
+}
+
+/// Reads and sanity-checks the header of the batch at `pos`; `None` if no plausible batch
+/// header is there (end of data, torn write, garbage). Does not check the CRC.
+pub fn read_header_at(file: &File, pos: u64, limit: u64) -> io::Result<Option<BatchHeader>> {
+    if pos + HEADER_SIZE as u64 > limit {
+        return Ok(None);
+    }
+    let mut buf = [0u8; HEADER_SIZE];
+    file.read_exact_at(&mut buf, pos)?;
+    let Some(h) = BatchHeader::parse(&buf) else {
+        return Ok(None);
+    };
+    if h.magic != 2 || (h.batch_length as usize) < HEADER_SIZE - 12 || h.batch_length < 0 {
+        return Ok(None);
+    }
+    if pos + h.size() as u64 > limit {
+        return Ok(None);
+    }
+    Ok(Some(h))
+}
+
+/// Reads `len` bytes at `pos` into a new buffer.
+pub fn read_bytes_at(file: &File, pos: u64, len: usize) -> io::Result<Bytes> {
+    let mut buf = BytesMut::zeroed(len);
+    file.read_exact_at(&mut buf, pos)?;
+    Ok(buf.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::record_batch::{assign_offset, test_support::batch};
+
+    fn append_batch(seg: &mut LogSegment, offset: i64, values: &[&[u8]], ts: i64) {
+        let mut b = batch(values, ts);
+        assign_offset(&mut b, offset, 0);
+        let h = check_batch(&b).unwrap();
+        seg.append(&b, &[h], 100, 0).unwrap();
+    }
+
+    #[test]
+    fn recovery_truncates_garbage_and_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = LogSegment::create(dir.path(), 0).unwrap();
+        for i in 0..10 {
+            append_batch(&mut seg, i * 2, &[b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", b"b"], 1000 + i);
+        }
+        let good_size = seg.size();
+        drop(seg);
+        // Garbage after the last batch.
+        let path = file_names::log_file(dir.path(), 0);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend_from_slice(&[0xAB; 100]);
+        std::fs::write(&path, &bytes).unwrap();
+        let (seg, result) = LogSegment::open(dir.path(), 0, true, 100, 0).unwrap();
+        let result = result.unwrap();
+        assert_eq!(result.truncated_bytes, 100);
+        assert_eq!(result.batches, 10);
+        assert_eq!(seg.size(), good_size);
+        assert_eq!(seg.next_offset(), 20);
+        // A torn last batch (half written).
+        drop(seg);
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
+        let (seg, result) = LogSegment::open(dir.path(), 0, true, 100, 0).unwrap();
+        assert_eq!(result.unwrap().batches, 9);
+        assert_eq!(seg.next_offset(), 18);
+        assert!(seg.offset_index().len() > 1);
+    }
+
+    #[test]
+    fn clean_open_uses_indexes_and_finds_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = LogSegment::create(dir.path(), 100).unwrap();
+        for i in 0..20 {
+            append_batch(&mut seg, 100 + i, &[b"0123456789012345678901234567890123456789"], 5000 + i);
+        }
+        let entries = seg.offset_index().len();
+        drop(seg);
+        let (seg, result) = LogSegment::open(dir.path(), 100, false, 100, 0).unwrap();
+        assert!(result.is_none(), "a clean segment needs no recovery");
+        assert_eq!(seg.next_offset(), 120);
+        assert_eq!(seg.offset_index().len(), entries);
+        assert_eq!(seg.max_timestamp(), 5019);
+        // A corrupted index is detected and rebuilt.
+        drop(seg);
+        std::fs::write(file_names::index_file(dir.path(), 100), [1, 2, 3]).unwrap();
+        let (seg, result) = LogSegment::open(dir.path(), 100, false, 100, 0).unwrap();
+        assert!(result.is_some());
+        assert_eq!(seg.next_offset(), 120);
+        assert_eq!(seg.offset_index().len(), entries);
+    }
+}

@@ -1,0 +1,201 @@
+//! Segment-store tests: appends across segment rolls, reads by offset and size, lookups by
+//! time, and recovery from torn and garbage tails through the loader.
+
+use std::sync::Arc;
+
+use super::loader::{load_log, RecoveryStart};
+use super::record_batch::{check_batch, test_support::batch, BatchHeader};
+use super::*;
+use crate::config::{LogConfig, TimestampType};
+
+fn config(segment_bytes: u64) -> LogConfig {
+    LogConfig {
+        segment_bytes,
+        segment_ms: i64::MAX,
+        index_interval_bytes: 64,
+        flush_messages: 1,
+        flush_ms: None,
+        max_message_bytes: 1 << 20,
+        message_timestamp_type: TimestampType::CreateTime,
+    }
+}
+
+fn tp() -> TopicPartition {
+    TopicPartition {
+        topic: "t".into(),
+        partition: 0,
+    }
+}
+
+fn open(dir: &std::path::Path, cfg: LogConfig, recovery: RecoveryStart) -> Arc<Log> {
+    let (log, _) = load_log(tp(), dir.join("t-0"), cfg, recovery).unwrap();
+    Arc::new(log)
+}
+
+fn produce(log: &Arc<Log>, values: &[&[u8]], ts: i64) -> AppendInfo {
+    let b = batch(values, ts);
+    let h = check_batch(&b).unwrap();
+    let info = log.append(&b, &[h]).unwrap();
+    log.flush_once().unwrap();
+    info
+}
+
+fn batches(bytes: &[u8]) -> Vec<BatchHeader> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let h = check_batch(&bytes[at..]).unwrap();
+        at += h.size();
+        out.push(h);
+    }
+    out
+}
+
+#[test]
+fn appends_roll_segments_and_reads_cross_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), config(300), RecoveryStart::From(0));
+    for i in 0..20i64 {
+        let info = produce(&log, &[b"0123456789", b"abcdefghij"], 1000 + i);
+        assert_eq!(info.base_offset, i * 2);
+    }
+    assert_eq!(log.log_end_offset(), 40);
+    assert_eq!(log.high_watermark(), 40);
+    let segments = std::fs::read_dir(dir.path().join("t-0"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().unwrap() == "log")
+        .count();
+    assert!(segments > 3, "expected several segments, got {segments}");
+    // Every offset is readable, from the batch that holds it.
+    for offset in 0..40 {
+        let r = log.read(offset, 1 << 20, true).unwrap();
+        let hs = batches(&r.records);
+        assert!(!hs.is_empty(), "offset {offset}");
+        assert!(hs[0].base_offset <= offset && offset <= hs[0].last_offset());
+    }
+    // max_bytes is respected in whole batches, but one batch is always returned.
+    let r = log.read(0, 1, true).unwrap();
+    assert_eq!(batches(&r.records).len(), 1);
+    let r = log.read(0, 1, false).unwrap();
+    assert!(r.records.is_empty());
+    // At the end: empty; past it: out of range.
+    assert!(log.read(40, 1000, true).unwrap().records.is_empty());
+    assert!(matches!(
+        log.read(41, 1000, true),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+}
+
+#[test]
+fn timestamps_are_found_through_the_time_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), config(400), RecoveryStart::From(0));
+    for i in 0..30i64 {
+        produce(&log, &[b"x", b"y"], 10_000 + i * 10);
+    }
+    // Batch i holds timestamps 10000+10i and 10000+10i+1 at offsets 2i, 2i+1.
+    let found = log.offset_for_timestamp(10_051).unwrap().unwrap();
+    assert_eq!(found.offset, 11);
+    assert_eq!(found.timestamp, 10_051);
+    let found = log.offset_for_timestamp(10_052).unwrap().unwrap();
+    assert_eq!(found.offset, 12);
+    assert_eq!(log.offset_for_timestamp(0).unwrap().unwrap().offset, 0);
+    assert!(log.offset_for_timestamp(99_999).unwrap().is_none());
+    let max = log.max_timestamp_offset().unwrap().unwrap();
+    assert_eq!((max.offset, max.timestamp), (59, 10_291));
+}
+
+#[test]
+fn restart_after_clean_close_and_after_crash_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = open(dir.path(), config(500), RecoveryStart::From(0));
+        for i in 0..25 {
+            produce(&log, &[b"hello world"], i);
+        }
+        log.close().unwrap();
+    }
+    let log = open(dir.path(), config(500), RecoveryStart::CleanShutdown);
+    assert_eq!(log.log_end_offset(), 25);
+    assert_eq!(produce(&log, &[b"more"], 99).base_offset, 25);
+    drop(log);
+    let log = open(dir.path(), config(500), RecoveryStart::From(0));
+    assert_eq!(log.log_end_offset(), 26);
+    let r = log.read(25, 1000, true).unwrap();
+    assert_eq!(batches(&r.records)[0].base_offset, 25);
+}
+
+#[test]
+fn recovery_truncates_a_garbage_tail_and_drops_later_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = open(dir.path(), config(300), RecoveryStart::From(0));
+        for i in 0..12 {
+            produce(&log, &[b"0123456789012345678901234567890123456789"], i);
+        }
+    }
+    let pdir = dir.path().join("t-0");
+    let mut logs: Vec<_> = std::fs::read_dir(&pdir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().unwrap() == "log")
+        .collect();
+    logs.sort();
+    assert!(logs.len() >= 3);
+    // Overwrite the middle of the second segment's last batch with garbage.
+    let victim = &logs[1];
+    let mut bytes = std::fs::read(victim).unwrap();
+    let n = bytes.len();
+    for b in &mut bytes[n - 20..n - 10] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(victim, &bytes).unwrap();
+    let (log, report) = load_log(tp(), pdir.clone(), config(300), RecoveryStart::From(0)).unwrap();
+    assert!(report.truncated_bytes > 0);
+    assert_eq!(report.deleted_segments, logs.len() - 2);
+    let end = log.log_end_offset();
+    assert!(end > 0 && end < 12, "end {end}");
+    // Every remaining offset reads back with a valid CRC.
+    for offset in 0..end {
+        let r = log.read(offset, 1 << 20, true).unwrap();
+        assert!(!batches(&r.records).is_empty());
+    }
+}
+
+#[test]
+fn log_append_time_rewrites_the_stored_timestamp() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(1 << 20);
+    cfg.message_timestamp_type = TimestampType::LogAppendTime;
+    let log = open(dir.path(), cfg, RecoveryStart::From(0));
+    let info = produce(&log, &[b"a"], 5);
+    assert!(info.log_append_time > 1_600_000_000_000);
+    let r = log.read(0, 1000, true).unwrap();
+    let h = batches(&r.records)[0];
+    assert!(h.is_log_append_time());
+    assert_eq!(h.max_timestamp, info.log_append_time);
+}
+
+#[tokio::test]
+async fn concurrent_durable_appends_share_fsyncs_and_all_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), config(1 << 20), RecoveryStart::From(0));
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let log = log.clone();
+        tasks.push(tokio::spawn(async move {
+            let b = batch(&[b"payload"], i);
+            let h = check_batch(&b).unwrap();
+            let info = log.append(&b, &[h]).unwrap();
+            log.wait_durable(info.last_offset + 1).await.unwrap();
+            info.base_offset
+        }));
+    }
+    let mut offsets = Vec::new();
+    for t in tasks {
+        offsets.push(t.await.unwrap());
+    }
+    offsets.sort();
+    assert_eq!(offsets, (0..50).collect::<Vec<_>>());
+    assert_eq!(log.high_watermark(), 50);
+}
