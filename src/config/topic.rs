@@ -92,7 +92,6 @@ const TOPIC_CONFIGS: &[(&str, Kind)] = &[
     ("flush.ms", Kind::Int { min: 0, max: i64::MAX }),
     ("max.message.bytes", Kind::Int { min: 0, max: i32::MAX as i64 }),
     ("message.timestamp.type", Kind::OneOf(&["CreateTime", "LogAppendTime"])),
-    ("message.timestamp.difference.max.ms", Kind::Int { min: 0, max: i64::MAX }),
     ("message.timestamp.before.max.ms", Kind::Int { min: 0, max: i64::MAX }),
     ("message.timestamp.after.max.ms", Kind::Int { min: 0, max: i64::MAX }),
     ("retention.ms", Kind::Int { min: -1, max: i64::MAX }),
@@ -115,11 +114,64 @@ const TOPIC_CONFIGS: &[(&str, Kind)] = &[
     ("min.insync.replicas", Kind::Int { min: 1, max: i32::MAX as i64 }),
     ("unclean.leader.election.enable", Kind::Bool),
     ("preallocate", Kind::Bool),
-    ("message.downconversion.enable", Kind::Bool),
     ("remote.storage.enable", Kind::Bool),
     ("leader.replication.throttled.replicas", Kind::Text),
     ("follower.replication.throttled.replicas", Kind::Text),
 ];
+
+/// Every topic config with its effective value for a topic: `(name, value, overridden)`.
+/// Values Gregor acts on come from `defaults` (the broker's `log.*` settings); the others
+/// are Kafka's defaults.
+pub fn effective_topic_configs(
+    defaults: &LogConfig,
+    overrides: &BTreeMap<String, String>,
+) -> Vec<(&'static str, String, bool)> {
+    TOPIC_CONFIGS
+        .iter()
+        .map(|(name, _)| {
+            let value = match overrides.get(*name) {
+                Some(v) => return (*name, v.clone(), true),
+                None => default_value(defaults, name),
+            };
+            (*name, value, false)
+        })
+        .collect()
+}
+
+fn default_value(d: &LogConfig, name: &str) -> String {
+    match name {
+        "segment.bytes" => d.segment_bytes.to_string(),
+        "segment.ms" => d.segment_ms.to_string(),
+        "index.interval.bytes" => d.index_interval_bytes.to_string(),
+        "flush.messages" => d.flush_messages.to_string(),
+        "flush.ms" => d.flush_ms.unwrap_or(i64::MAX).to_string(),
+        "max.message.bytes" => d.max_message_bytes.to_string(),
+        "message.timestamp.type" => match d.message_timestamp_type {
+            TimestampType::CreateTime => "CreateTime".into(),
+            TimestampType::LogAppendTime => "LogAppendTime".into(),
+        },
+        "segment.jitter.ms" | "min.compaction.lag.ms" => "0".into(),
+        "segment.index.bytes" => "10485760".into(),
+        "message.timestamp.before.max.ms" | "max.compaction.lag.ms" => i64::MAX.to_string(),
+        "message.timestamp.after.max.ms" => "3600000".into(),
+        "retention.ms" => "604800000".into(),
+        "retention.bytes" => "-1".into(),
+        "local.retention.ms" | "local.retention.bytes" => "-2".into(),
+        "delete.retention.ms" => "86400000".into(),
+        "file.delete.delay.ms" => "60000".into(),
+        "min.cleanable.dirty.ratio" => "0.5".into(),
+        "cleanup.policy" => "delete".into(),
+        "compression.type" => "producer".into(),
+        "compression.gzip.level" => "-1".into(),
+        "compression.lz4.level" => "9".into(),
+        "compression.zstd.level" => "3".into(),
+        "min.insync.replicas" => "1".into(),
+        "unclean.leader.election.enable" | "preallocate" | "remote.storage.enable" => {
+            "false".into()
+        }
+        _ => String::new(),
+    }
+}
 
 /// Checks that `key` is a Kafka topic config and `value` fits it.
 pub fn validate_topic_config(key: &str, value: &str) -> Result<(), ConfigError> {

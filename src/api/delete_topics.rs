@@ -1,0 +1,48 @@
+//! DeleteTopics (key 20): deletes topics by name (v0-v5) or by name or topic id (v6+).
+//! Data and metadata are gone, also after a restart.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use uuid::Uuid;
+
+use super::errors::topic_error_code;
+use super::RequestContext;
+use crate::broker::Broker;
+
+pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
+    let targets: Vec<(Option<TopicName>, Uuid)> = if ctx.version >= 6 {
+        request.topics.into_iter().map(|t| (t.name, t.topic_id)).collect()
+    } else {
+        request.topic_names.into_iter().map(|n| (Some(n), Uuid::nil())).collect()
+    };
+    let mut responses = Vec::new();
+    for (name, id) in targets {
+        let result = DeletableTopicResult::default().with_topic_id(id);
+        let result = match (name, id.is_nil()) {
+            (Some(_), false) => result.with_error_code(ResponseError::InvalidRequest.code()),
+            (None, true) => result.with_error_code(ResponseError::InvalidRequest.code()),
+            (Some(name), true) => match broker.logs.delete_topic(name.as_str()) {
+                Ok(topic) => result.with_name(Some(name)).with_topic_id(topic.id),
+                Err(e) => result
+                    .with_name(Some(name))
+                    .with_error_code(topic_error_code(&e).code())
+                    .with_error_message(Some(StrBytes::from_string(e.to_string()))),
+            },
+            (None, false) => match broker.logs.topic_by_id(id) {
+                Some(topic) => match broker.logs.delete_topic(&topic.name) {
+                    Ok(_) => result.with_name(Some(TopicName(StrBytes::from_string(topic.name.clone())))),
+                    Err(e) => result
+                        .with_error_code(topic_error_code(&e).code())
+                        .with_error_message(Some(StrBytes::from_string(e.to_string()))),
+                },
+                None => result.with_error_code(ResponseError::UnknownTopicId.code()),
+            },
+        };
+        responses.push(result);
+    }
+    DeleteTopicsResponse::default().with_responses(responses)
+}

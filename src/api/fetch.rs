@@ -1,0 +1,163 @@
+//! Fetch (key 1): returns stored batches as they are on disk, up to the high watermark,
+//! `partition_max_bytes` per partition and `max_bytes` per response (always at least one
+//! whole batch, as Kafka does since KIP-74). With `max_wait_ms` the request waits until
+//! `min_bytes` have arrived or the time is up, woken by appends rather than polling.
+//!
+//! Fetch sessions (KIP-227) are not kept: a full fetch is answered with session id 0
+//! (sessionless), and an incremental one with FETCH_SESSION_ID_NOT_FOUND so the client
+//! falls back to full fetches.
+
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::ResponseError;
+use tokio::sync::futures::Notified;
+
+use super::errors::log_error_code;
+use super::RequestContext;
+use crate::broker::Broker;
+use crate::log::{Log, LEADER_EPOCH};
+
+/// Kafka's FetchRequest `INITIAL_EPOCH` and `FINAL_EPOCH`.
+const INITIAL_EPOCH: i32 = 0;
+const FINAL_EPOCH: i32 = -1;
+
+/// One requested partition, resolved.
+struct Wanted {
+    topic_index: usize,
+    partition: i32,
+    fetch_offset: i64,
+    partition_max_bytes: usize,
+    current_leader_epoch: i32,
+    log: Result<Arc<Log>, ResponseError>,
+}
+
+/// Checks a client's `current_leader_epoch` against ours (-1 means: not checked).
+pub fn check_leader_epoch(current_leader_epoch: i32) -> Result<(), ResponseError> {
+    match current_leader_epoch {
+        -1 => Ok(()),
+        e if e < LEADER_EPOCH => Err(ResponseError::FencedLeaderEpoch),
+        e if e > LEADER_EPOCH => Err(ResponseError::UnknownLeaderEpoch),
+        _ => Ok(()),
+    }
+}
+
+pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, request: FetchRequest) -> FetchResponse {
+    if ctx.version >= 7 && (request.session_id != 0 || !matches!(request.session_epoch, INITIAL_EPOCH | FINAL_EPOCH)) {
+        return FetchResponse::default()
+            .with_error_code(ResponseError::FetchSessionIdNotFound.code())
+            .with_session_id(0);
+    }
+    let mut topics: Vec<FetchableTopicResponse> = Vec::new();
+    let mut wanted: Vec<Wanted> = Vec::new();
+    for t in &request.topics {
+        let (topic, unknown) = if ctx.version >= 13 {
+            (broker.logs.topic_by_id(t.topic_id), ResponseError::UnknownTopicId)
+        } else {
+            (broker.logs.topic(t.topic.as_str()), ResponseError::UnknownTopicOrPartition)
+        };
+        topics.push(
+            FetchableTopicResponse::default()
+                .with_topic(t.topic.clone())
+                .with_topic_id(t.topic_id),
+        );
+        for p in &t.partitions {
+            let log = match &topic {
+                None => Err(unknown),
+                Some(topic) => topic
+                    .partition(p.partition)
+                    .cloned()
+                    .ok_or(ResponseError::UnknownTopicOrPartition),
+            };
+            wanted.push(Wanted {
+                topic_index: topics.len() - 1,
+                partition: p.partition,
+                fetch_offset: p.fetch_offset,
+                partition_max_bytes: p.partition_max_bytes.max(0) as usize,
+                current_leader_epoch: p.current_leader_epoch,
+                log,
+            });
+        }
+    }
+    let max_bytes = request.max_bytes.max(0) as usize;
+    let min_bytes = request.min_bytes.max(0) as usize;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
+    let logs: Vec<Arc<Log>> = wanted.iter().filter_map(|w| w.log.as_ref().ok().cloned()).collect();
+    let read_committed = request.isolation_level == 1;
+    let partitions = loop {
+        // Register for wake-ups before reading, so an append in between is not missed.
+        let mut notified: Vec<Pin<Box<Notified<'_>>>> =
+            logs.iter().map(|l| Box::pin(l.data_arrived().notified())).collect();
+        for n in notified.iter_mut() {
+            n.as_mut().enable();
+        }
+        let (partitions, bytes, has_error) = read_all(&wanted, max_bytes, read_committed);
+        if bytes >= min_bytes.max(1) || has_error || tokio::time::Instant::now() >= deadline || logs.is_empty() {
+            break partitions;
+        }
+        let any = poll_fn(|cx| {
+            for n in notified.iter_mut() {
+                if n.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(());
+                }
+            }
+            Poll::Pending
+        });
+        if tokio::time::timeout_at(deadline, any).await.is_err() {
+            break read_all(&wanted, max_bytes, read_committed).0;
+        }
+    };
+    for (w, data) in wanted.iter().zip(partitions) {
+        topics[w.topic_index].partitions.push(data);
+    }
+    FetchResponse::default().with_session_id(0).with_responses(topics)
+}
+
+/// Reads every wanted partition once. Returns the partition responses, the bytes of
+/// records in them, and whether any partition has an error.
+fn read_all(wanted: &[Wanted], max_bytes: usize, read_committed: bool) -> (Vec<PartitionData>, usize, bool) {
+    let mut out = Vec::with_capacity(wanted.len());
+    let mut total = 0usize;
+    let mut has_error = false;
+    for w in wanted {
+        let base = PartitionData::default()
+            .with_partition_index(w.partition)
+            .with_aborted_transactions(if read_committed { Some(Vec::new()) } else { None });
+        let log = match (w.log.as_ref().map_err(|e| *e), check_leader_epoch(w.current_leader_epoch)) {
+            (Err(e), _) | (Ok(_), Err(e)) => {
+                has_error = true;
+                out.push(base.with_error_code(e.code()).with_high_watermark(-1));
+                continue;
+            }
+            (Ok(log), Ok(())) => log,
+        };
+        let remaining = max_bytes.saturating_sub(total);
+        let limit = w.partition_max_bytes.min(remaining);
+        match log.read(w.fetch_offset, limit, total == 0) {
+            Ok(r) => {
+                total += r.records.len();
+                out.push(
+                    base.with_high_watermark(r.high_watermark)
+                        .with_last_stable_offset(r.high_watermark)
+                        .with_log_start_offset(r.log_start_offset)
+                        .with_records(Some(r.records)),
+                );
+            }
+            Err(e) => {
+                has_error = true;
+                out.push(
+                    base.with_error_code(log_error_code(&e).code())
+                        .with_high_watermark(log.high_watermark())
+                        .with_last_stable_offset(log.high_watermark())
+                        .with_log_start_offset(log.log_start_offset()),
+                );
+            }
+        }
+    }
+    (out, total, has_error)
+}

@@ -1,0 +1,141 @@
+//! Metadata (key 3): brokers (just this one), the cluster id, and topics with their
+//! partitions, led by this node. Unknown topics are created here when
+//! `auto.create.topics.enable` and the request allow it, as Kafka does.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use uuid::Uuid;
+
+use super::errors::topic_error_code;
+use super::RequestContext;
+use crate::broker::Broker;
+use crate::log::LEADER_EPOCH;
+use crate::log_manager::{validate_topic_name, Topic};
+
+/// Kafka's `AclOperation` codes, as bits of the `authorized_operations` fields.
+const READ: i32 = 3;
+const WRITE: i32 = 4;
+const CREATE: i32 = 5;
+const DELETE: i32 = 6;
+const ALTER: i32 = 7;
+const DESCRIBE: i32 = 8;
+const CLUSTER_ACTION: i32 = 9;
+const DESCRIBE_CONFIGS: i32 = 10;
+const ALTER_CONFIGS: i32 = 11;
+const IDEMPOTENT_WRITE: i32 = 12;
+/// Kafka's "not requested" value.
+const NOT_REQUESTED: i32 = i32::MIN;
+
+fn bits(ops: &[i32]) -> i32 {
+    ops.iter().fold(0, |acc, op| acc | 1 << op)
+}
+
+/// Without an authorizer every operation on the resource is allowed (as in Kafka).
+pub fn topic_operations() -> i32 {
+    bits(&[READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS])
+}
+
+pub fn cluster_operations() -> i32 {
+    bits(&[CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE])
+}
+
+pub fn describe_topic(broker: &Broker, topic: &Topic, include_ops: bool) -> MetadataResponseTopic {
+    let node = BrokerId(broker.node_id());
+    let partitions = (0..topic.partitions.len() as i32)
+        .map(|p| {
+            MetadataResponsePartition::default()
+                .with_partition_index(p)
+                .with_leader_id(node)
+                .with_leader_epoch(LEADER_EPOCH)
+                .with_replica_nodes(vec![node])
+                .with_isr_nodes(vec![node])
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
+        .with_topic_id(topic.id)
+        .with_is_internal(topic.is_internal())
+        .with_partitions(partitions)
+        .with_topic_authorized_operations(if include_ops { topic_operations() } else { NOT_REQUESTED })
+}
+
+fn error_topic(name: Option<&str>, id: Uuid, error: ResponseError) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_error_code(error.code())
+        .with_name(name.map(|n| TopicName(StrBytes::from_string(n.to_string()))))
+        .with_topic_id(id)
+}
+
+pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, request: MetadataRequest) -> MetadataResponse {
+    let include_ops = request.include_topic_authorized_operations;
+    // v0: an empty list means all topics; v1+: a null list does.
+    let wanted = match request.topics {
+        None => None,
+        Some(list) if list.is_empty() && ctx.version == 0 => None,
+        Some(list) => Some(list),
+    };
+    let allow_auto_create = broker.config.auto_create_topics_enable
+        && (ctx.version < 4 || request.allow_auto_topic_creation);
+    let topics = match wanted {
+        None => broker
+            .logs
+            .topics()
+            .iter()
+            .map(|t| describe_topic(&broker, t, include_ops))
+            .collect(),
+        Some(list) => list
+            .into_iter()
+            .map(|t| match t.name {
+                Some(name) => lookup_or_create(&broker, name.as_str(), allow_auto_create, include_ops),
+                None => match broker.logs.topic_by_id(t.topic_id) {
+                    Some(topic) => describe_topic(&broker, &topic, include_ops),
+                    None => error_topic(None, t.topic_id, ResponseError::UnknownTopicId),
+                },
+            })
+            .collect(),
+    };
+    MetadataResponse::default()
+        .with_brokers(vec![MetadataResponseBroker::default()
+            .with_node_id(BrokerId(broker.node_id()))
+            .with_host(StrBytes::from_string(broker.advertised_host.clone()))
+            .with_port(broker.advertised_port as i32)])
+        .with_cluster_id(Some(StrBytes::from_string(broker.logs.cluster_id().to_string())))
+        .with_controller_id(BrokerId(broker.node_id()))
+        .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
+            cluster_operations()
+        } else {
+            NOT_REQUESTED
+        })
+        .with_topics(topics)
+}
+
+fn lookup_or_create(broker: &Broker, name: &str, auto_create: bool, include_ops: bool) -> MetadataResponseTopic {
+    if let Some(topic) = broker.logs.topic(name) {
+        return describe_topic(broker, &topic, include_ops);
+    }
+    if let Err(e) = validate_topic_name(name) {
+        return error_topic(Some(name), Uuid::nil(), topic_error_code(&e));
+    }
+    if !auto_create || name.starts_with("__") {
+        return error_topic(Some(name), Uuid::nil(), ResponseError::UnknownTopicOrPartition);
+    }
+    match broker.logs.create_topic(name, -1, -1, BTreeMap::new()) {
+        Ok(topic) => describe_topic(broker, &topic, include_ops),
+        // Another request created it first.
+        Err(crate::log_manager::TopicError::AlreadyExists(_)) => match broker.logs.topic(name) {
+            Some(topic) => describe_topic(broker, &topic, include_ops),
+            None => error_topic(Some(name), Uuid::nil(), ResponseError::LeaderNotAvailable),
+        },
+        Err(e) => {
+            tracing::warn!(topic = name, error = %e, "auto-creating a topic failed");
+            error_topic(Some(name), Uuid::nil(), topic_error_code(&e))
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! The Kafka APIs: one file per API, all registered in [`SUPPORTED_APIS`]. ApiVersions is
+//! answered from that table, so an API is advertised exactly when it has a handler here.
+//!
+//! A request is decoded eagerly, on the connection's read loop; a decode error closes the
+//! connection, as Kafka does. Each handler returns a future for its response. Most handlers
+//! do all their work inside that future, which the connection awaits in request order;
+//! Produce appends before returning it (so pipelined produces append in order while their
+//! fsyncs overlap) and leaves only the wait for durability to the future.
+
+pub mod api_versions;
+pub mod create_topics;
+pub mod delete_topics;
+pub mod errors;
+pub mod fetch;
+pub mod list_offsets;
+pub mod metadata;
+pub mod offset_for_leader_epoch;
+pub mod produce;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader};
+use kafka_protocol::protocol::{Decodable, Encodable};
+
+use crate::broker::Broker;
+
+/// An API and the versions Gregor serves.
+#[derive(Debug, Clone, Copy)]
+pub struct SupportedApi {
+    pub key: ApiKey,
+    pub min_version: i16,
+    pub max_version: i16,
+}
+
+const fn api(key: ApiKey, min_version: i16, max_version: i16) -> SupportedApi {
+    SupportedApi {
+        key,
+        min_version,
+        max_version,
+    }
+}
+
+/// Every API Gregor answers, with its version range. Produce v0-v2 are advertised (as
+/// Kafka 4 does, since librdkafka needs them to negotiate) but refused per request.
+pub const SUPPORTED_APIS: &[SupportedApi] = &[
+    api(ApiKey::Produce, 0, 13),
+    api(ApiKey::Fetch, 4, 18),
+    api(ApiKey::ListOffsets, 1, 10),
+    api(ApiKey::Metadata, 0, 13),
+    api(ApiKey::ApiVersions, 0, 4),
+    api(ApiKey::CreateTopics, 2, 7),
+    api(ApiKey::DeleteTopics, 1, 6),
+    api(ApiKey::OffsetForLeaderEpoch, 2, 4),
+];
+
+pub fn supported(key: ApiKey) -> Option<&'static SupportedApi> {
+    SUPPORTED_APIS.iter().find(|a| a.key == key)
+}
+
+/// What the connection does with a request's outcome.
+pub enum Response {
+    /// A complete frame (size prefix, response header, body) to write.
+    Frame(BytesMut),
+    /// Nothing to send (Produce with acks=0).
+    None,
+    /// Close the connection (Produce with acks=0 that failed, as Kafka does).
+    Close,
+}
+
+pub type ResponseFuture = Pin<Box<dyn Future<Output = Response> + Send>>;
+
+/// A request the connection must not answer: it is closed instead (as Kafka does).
+#[derive(Debug)]
+pub struct RequestError(pub String);
+
+impl std::fmt::Display for RequestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a handler knows about the request besides its body.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub api_key: ApiKey,
+    pub version: i16,
+    pub correlation_id: i32,
+    pub client_id: Option<String>,
+}
+
+/// Encodes `body` as a complete response frame.
+pub fn encode_response<R: Encodable>(ctx: &RequestContext, body: &R) -> Response {
+    let header_version = if ctx.api_key == ApiKey::ApiVersions {
+        0
+    } else {
+        ctx.api_key.response_header_version(ctx.version)
+    };
+    let body_size = match body.compute_size(ctx.version) {
+        Ok(size) => size,
+        Err(e) => {
+            tracing::error!(api = ?ctx.api_key, version = ctx.version, error = %e, "response too large to encode");
+            return Response::None;
+        }
+    };
+    let header_size = if header_version >= 1 { 5 } else { 4 };
+    let mut frame = BytesMut::with_capacity(4 + header_size + body_size);
+    frame.put_i32((header_size + body_size) as i32);
+    frame.put_i32(ctx.correlation_id);
+    if header_version >= 1 {
+        frame.put_u8(0); // no tagged fields
+    }
+    if let Err(e) = body.encode(&mut frame, ctx.version) {
+        tracing::error!(api = ?ctx.api_key, version = ctx.version, error = %e, "encoding a response failed");
+        return Response::None;
+    }
+    Response::Frame(frame)
+}
+
+fn decode<T: Decodable>(ctx: &RequestContext, body: &mut Bytes) -> Result<T, RequestError> {
+    T::decode(body, ctx.version).map_err(|e| {
+        RequestError(format!(
+            "malformed {:?} v{} request: {e}",
+            ctx.api_key, ctx.version
+        ))
+    })
+}
+
+/// Decodes now, runs `handler` later (when the connection awaits the response).
+fn deferred<Req, Resp, F, Fut>(
+    broker: &Arc<Broker>,
+    ctx: RequestContext,
+    body: &mut Bytes,
+    handler: F,
+) -> Result<ResponseFuture, RequestError>
+where
+    Req: Decodable + Send + 'static,
+    Resp: Encodable,
+    F: FnOnce(Arc<Broker>, RequestContext, Req) -> Fut + Send + 'static,
+    Fut: Future<Output = Resp> + Send + 'static,
+{
+    let request: Req = decode(&ctx, body)?;
+    let broker = broker.clone();
+    Ok(Box::pin(async move {
+        let response = handler(broker, ctx.clone(), request).await;
+        encode_response(&ctx, &response)
+    }))
+}
+
+/// Parses the request header of `frame` and routes the request to its API.
+pub fn dispatch(broker: &Arc<Broker>, frame: BytesMut) -> Result<ResponseFuture, RequestError> {
+    let mut body = frame.freeze();
+    if body.len() < 8 {
+        return Err(RequestError(format!(
+            "request of {} bytes is too short for a request header",
+            body.len()
+        )));
+    }
+    let key = i16::from_be_bytes([body[0], body[1]]);
+    let version = i16::from_be_bytes([body[2], body[3]]);
+    let correlation_id = i32::from_be_bytes([body[4], body[5], body[6], body[7]]);
+    let api_key = ApiKey::try_from(key)
+        .map_err(|_| RequestError(format!("unknown API key {key}")))?;
+    let Some(api) = supported(api_key) else {
+        return Err(RequestError(format!("API {api_key:?} is not supported")));
+    };
+    if version < api.min_version || version > api.max_version {
+        if api_key == ApiKey::ApiVersions {
+            // KIP-511: answer in v0 so that any client can read which versions exist.
+            let ctx = RequestContext {
+                api_key,
+                version: 0,
+                correlation_id,
+                client_id: None,
+            };
+            let response = api_versions::unsupported_version_response();
+            return Ok(Box::pin(async move { encode_response(&ctx, &response) }));
+        }
+        return Err(RequestError(format!(
+            "{api_key:?} v{version} is not supported (v{}-v{})",
+            api.min_version, api.max_version
+        )));
+    }
+    if api_key == ApiKey::Produce && version < 3 {
+        return produce::refuse_old_version(version, correlation_id, body);
+    }
+    let header_version = api_key.request_header_version(version);
+    let header = RequestHeader::decode(&mut body, header_version)
+        .map_err(|e| RequestError(format!("malformed request header: {e}")))?;
+    let ctx = RequestContext {
+        api_key,
+        version,
+        correlation_id,
+        client_id: header.client_id.map(|s| s.to_string()),
+    };
+    match api_key {
+        ApiKey::ApiVersions => deferred(broker, ctx, &mut body, api_versions::handle),
+        ApiKey::Metadata => deferred(broker, ctx, &mut body, metadata::handle),
+        ApiKey::CreateTopics => deferred(broker, ctx, &mut body, create_topics::handle),
+        ApiKey::DeleteTopics => deferred(broker, ctx, &mut body, delete_topics::handle),
+        ApiKey::Produce => {
+            let request = decode(&ctx, &mut body)?;
+            Ok(produce::handle(broker, ctx, request))
+        }
+        ApiKey::Fetch => deferred(broker, ctx, &mut body, fetch::handle),
+        ApiKey::ListOffsets => deferred(broker, ctx, &mut body, list_offsets::handle),
+        ApiKey::OffsetForLeaderEpoch => {
+            deferred(broker, ctx, &mut body, offset_for_leader_epoch::handle)
+        }
+        other => Err(RequestError(format!("API {other:?} has no handler"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_supported_api_is_listed_once_and_within_the_protocol_crate() {
+        for (i, a) in SUPPORTED_APIS.iter().enumerate() {
+            assert!(
+                SUPPORTED_APIS[i + 1..].iter().all(|b| b.key != a.key),
+                "{:?} listed twice",
+                a.key
+            );
+            let crate_range = a.key.valid_versions();
+            assert!(a.max_version <= crate_range.max, "{:?}", a.key);
+            if a.key != ApiKey::Produce {
+                assert!(a.min_version >= crate_range.min, "{:?}", a.key);
+            }
+        }
+    }
+}

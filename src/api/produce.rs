@@ -1,0 +1,183 @@
+//! Produce (key 0): validates each partition's record batches (header and CRC32C only),
+//! appends them, and answers once the data is durable (or at once when the log
+//! acknowledges before fsync, or never for acks=0).
+//!
+//! The appends happen when the request is dispatched, in request order; only the wait for
+//! the fsync is left to the returned future, so pipelined produces share fsyncs.
+
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader};
+use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::ResponseError;
+
+use super::errors::log_error_code;
+use super::{RequestContext, RequestError, Response, ResponseFuture};
+use crate::broker::Broker;
+use crate::log::record_batch::validate_produce_batches;
+use crate::log::{Log, LogError};
+
+/// A partition's outcome before the durability wait.
+struct PartitionOutcome {
+    response: PartitionProduceResponse,
+    /// Wait for this log to be durable up to this offset before answering.
+    wait: Option<(Arc<Log>, i64)>,
+}
+
+fn error_partition(index: i32, error: ResponseError, message: Option<String>) -> PartitionOutcome {
+    PartitionOutcome {
+        response: PartitionProduceResponse::default()
+            .with_index(index)
+            .with_error_code(error.code())
+            .with_base_offset(-1)
+            .with_log_start_offset(-1)
+            .with_error_message(message.map(StrBytes::from_string)),
+        wait: None,
+    }
+}
+
+/// Validates and appends every partition of `request` now; returns the response future.
+pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, request: ProduceRequest) -> ResponseFuture {
+    let acks = request.acks;
+    let mut topics: Vec<(TopicProduceResponse, Vec<PartitionOutcome>)> = Vec::new();
+    let mut any_error = false;
+    for topic_data in request.topic_data {
+        let topic = if ctx.version >= 13 {
+            broker.logs.topic_by_id(topic_data.topic_id)
+        } else {
+            broker.logs.topic(topic_data.name.as_str())
+        };
+        let unknown = if ctx.version >= 13 {
+            ResponseError::UnknownTopicId
+        } else {
+            ResponseError::UnknownTopicOrPartition
+        };
+        let mut partitions = Vec::new();
+        for p in topic_data.partition_data {
+            let outcome = if !matches!(acks, -1..=1) {
+                error_partition(p.index, ResponseError::InvalidRequiredAcks, None)
+            } else {
+                match topic.as_ref().and_then(|t| t.partition(p.index)) {
+                    None => error_partition(p.index, unknown, None),
+                    Some(log) => append_partition(log, p.index, p.records.as_ref(), acks),
+                }
+            };
+            any_error |= outcome.response.error_code != 0;
+            partitions.push(outcome);
+        }
+        topics.push((
+            TopicProduceResponse::default()
+                .with_name(topic_data.name)
+                .with_topic_id(topic_data.topic_id),
+            partitions,
+        ));
+    }
+    if acks == 0 {
+        // No response for acks=0; Kafka closes the connection to signal an error.
+        return Box::pin(async move {
+            if any_error {
+                Response::Close
+            } else {
+                Response::None
+            }
+        });
+    }
+    Box::pin(async move {
+        let mut responses = Vec::with_capacity(topics.len());
+        for (topic, partitions) in topics {
+            let mut out = Vec::with_capacity(partitions.len());
+            for outcome in partitions {
+                let mut response = outcome.response;
+                if let Some((log, end)) = outcome.wait {
+                    if let Err(e) = log.wait_durable(end).await {
+                        response = PartitionProduceResponse::default()
+                            .with_index(response.index)
+                            .with_error_code(log_error_code(&e).code())
+                            .with_base_offset(-1)
+                            .with_log_start_offset(-1)
+                            .with_error_message(Some(StrBytes::from_string(e.to_string())));
+                    }
+                }
+                out.push(response);
+            }
+            responses.push(topic.with_partition_responses(out));
+        }
+        super::encode_response(&ctx, &ProduceResponse::default().with_responses(responses))
+    })
+}
+
+fn append_partition(log: &Arc<Log>, index: i32, records: Option<&Bytes>, acks: i16) -> PartitionOutcome {
+    let Some(records) = records else {
+        return error_partition(index, ResponseError::CorruptMessage, Some("records are null".into()));
+    };
+    let config = log.config();
+    let result = validate_produce_batches(records, config.max_message_bytes)
+        .map_err(LogError::Batch)
+        .and_then(|headers| log.append(records, &headers));
+    match result {
+        Ok(info) => {
+            let wait = (acks != 0 && config.is_durable()).then(|| (log.clone(), info.last_offset + 1));
+            PartitionOutcome {
+                response: PartitionProduceResponse::default()
+                    .with_index(index)
+                    .with_base_offset(info.base_offset)
+                    .with_log_append_time_ms(info.log_append_time)
+                    .with_log_start_offset(info.log_start_offset),
+                wait,
+            }
+        }
+        Err(e) => {
+            if matches!(e, LogError::Io { .. }) {
+                tracing::error!(partition = %log.topic_partition(), error = %e, "append failed");
+            } else {
+                tracing::debug!(partition = %log.topic_partition(), error = %e, "produce refused");
+            }
+            error_partition(index, log_error_code(&e), Some(e.to_string()))
+        }
+    }
+}
+
+/// Produce v0-v2 are advertised (librdkafka needs them to negotiate) but not served:
+/// every partition gets UNSUPPORTED_VERSION, in the old response format.
+pub fn refuse_old_version(
+    version: i16,
+    correlation_id: i32,
+    mut frame: Bytes,
+) -> Result<ResponseFuture, RequestError> {
+    let bad = |e: String| RequestError(format!("malformed Produce v{version} request: {e}"));
+    RequestHeader::decode(&mut frame, 1).map_err(|e| bad(e.to_string()))?;
+    // v0-v2 bodies are v3 bodies without the leading transactional id.
+    let mut v3 = BytesMut::with_capacity(frame.len() + 2);
+    v3.put_i16(-1);
+    v3.put_slice(&frame);
+    let request = ProduceRequest::decode(&mut v3.freeze(), 3).map_err(|e| bad(e.to_string()))?;
+    if request.acks == 0 {
+        return Ok(Box::pin(async { Response::Close }));
+    }
+    let mut body = BytesMut::new();
+    body.put_i32(correlation_id);
+    body.put_i32(request.topic_data.len() as i32);
+    for topic in &request.topic_data {
+        let name = topic.name.as_bytes();
+        body.put_i16(name.len() as i16);
+        body.put_slice(name);
+        body.put_i32(topic.partition_data.len() as i32);
+        for p in &topic.partition_data {
+            body.put_i32(p.index);
+            body.put_i16(ResponseError::UnsupportedVersion.code());
+            body.put_i64(-1);
+            if version >= 2 {
+                body.put_i64(-1);
+            }
+        }
+    }
+    if version >= 1 {
+        body.put_i32(0); // throttle_time_ms
+    }
+    let mut out = BytesMut::with_capacity(4 + body.len());
+    out.put_i32(body.len() as i32);
+    out.put_slice(&body);
+    Ok(Box::pin(async move { Response::Frame(out) }))
+}

@@ -1,0 +1,653 @@
+//! The log manager (Kafka's `LogManager`): the data directories, every topic and its
+//! partition logs, topic metadata files, recovery-point checkpoints and the clean-shutdown
+//! marker, plus the background flush and checkpoint timers.
+//!
+//! Synchronisation: the topic table is a `std::sync::RwLock` read on every request and
+//! written only by topic creation and deletion; those two are additionally serialised by
+//! `admin` so their multi-file updates don't interleave. No lock is held across an await.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::config::topic::validate_topic_config;
+use crate::config::{BrokerConfig, ConfigError, LogConfig};
+use crate::log::file_names::{
+    self, CLEAN_SHUTDOWN_FILE, DELETE_DIR_SUFFIX, METADATA_DIR, META_PROPERTIES,
+    RECOVERY_POINT_CHECKPOINT,
+};
+use crate::log::loader::{load_log, RecoveryStart};
+use crate::log::{Log, LogError, TopicPartition};
+
+/// Errors of topic administration, converted to Kafka codes in `api/`.
+#[derive(Debug)]
+pub enum TopicError {
+    AlreadyExists(String),
+    InvalidName(String),
+    InvalidPartitions(String),
+    InvalidReplicationFactor(String),
+    InvalidConfig(ConfigError),
+    UnknownTopic,
+    Log(LogError),
+    Io { path: PathBuf, source: io::Error },
+}
+
+impl std::fmt::Display for TopicError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TopicError::AlreadyExists(name) => write!(f, "Topic '{name}' already exists."),
+            TopicError::InvalidName(m)
+            | TopicError::InvalidPartitions(m)
+            | TopicError::InvalidReplicationFactor(m) => f.write_str(m),
+            TopicError::InvalidConfig(e) => write!(f, "{e}"),
+            TopicError::UnknownTopic => f.write_str("This server does not host this topic."),
+            TopicError::Log(e) => write!(f, "{e}"),
+            TopicError::Io { path, source } => {
+                write!(f, "I/O error on {}: {source}", path.display())
+            }
+        }
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> TopicError + '_ {
+    move |source| TopicError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A topic: its id, configs and one log per partition. Immutable once created (a config or
+/// partition change replaces the `Arc<Topic>` in the table).
+#[derive(Debug)]
+pub struct Topic {
+    pub name: String,
+    pub id: Uuid,
+    pub configs: BTreeMap<String, String>,
+    pub partitions: Vec<Arc<Log>>,
+}
+
+impl Topic {
+    pub fn is_internal(&self) -> bool {
+        self.name.starts_with("__")
+    }
+
+    pub fn partition(&self, index: i32) -> Option<&Arc<Log>> {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.partitions.get(i))
+    }
+}
+
+/// The on-disk description of a topic: `<log dir>/__gregor_metadata/topics/<name>.yaml`.
+#[derive(Debug, Serialize, Deserialize)]
+struct TopicFile {
+    name: String,
+    topic_id: String,
+    partitions: i32,
+    #[serde(default)]
+    configs: BTreeMap<String, String>,
+}
+
+#[derive(Default)]
+struct TopicTable {
+    by_name: BTreeMap<String, Arc<Topic>>,
+    by_id: HashMap<Uuid, String>,
+}
+
+pub struct LogManager {
+    config: Arc<BrokerConfig>,
+    cluster_id: String,
+    topics: RwLock<TopicTable>,
+    admin: Mutex<()>,
+}
+
+/// Kafka's topic name rule: 1..=249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
+    if name.is_empty() {
+        return Err(TopicError::InvalidName("Topic name is illegal, it can't be empty".into()));
+    }
+    if name == "." || name == ".." {
+        return Err(TopicError::InvalidName(
+            "Topic name cannot be \".\" or \"..\"".into(),
+        ));
+    }
+    if name.len() > 249 {
+        return Err(TopicError::InvalidName(format!(
+            "Topic name is illegal, it can't be longer than 249 characters, topic name: {name}"
+        )));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return Err(TopicError::InvalidName(format!(
+            "Topic name \"{name}\" is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
+        )));
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` atomically: temp file, fsync, rename, fsync of the directory.
+fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, path)?;
+    fs::File::open(dir)?.sync_all()
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}
+
+/// Base64url without padding, as Kafka prints cluster ids and topic ids.
+fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] =
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = (chunk[0] as u32) << 16
+            | (*chunk.get(1).unwrap_or(&0) as u32) << 8
+            | *chunk.get(2).unwrap_or(&0) as u32;
+        let chars = chunk.len() + 1;
+        for i in 0..chars {
+            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+impl LogManager {
+    /// Opens every data directory: identity, topic metadata, and every partition's log
+    /// (recovering after a crash).
+    pub fn open(config: Arc<BrokerConfig>) -> Result<LogManager, TopicError> {
+        let mut cluster_id = None;
+        let mut clean = Vec::new();
+        for dir in &config.log_dirs {
+            fs::create_dir_all(dir).map_err(io_err(dir))?;
+            cluster_id = Some(Self::read_or_write_meta_properties(dir, config.node_id, cluster_id)?);
+            clean.push(dir.join(CLEAN_SHUTDOWN_FILE).exists());
+            // Leftovers of deletions interrupted by a crash.
+            for entry in fs::read_dir(dir).map_err(io_err(dir))? {
+                let entry = entry.map_err(io_err(dir))?;
+                if entry.file_name().to_string_lossy().ends_with(DELETE_DIR_SUFFIX) {
+                    fs::remove_dir_all(entry.path()).map_err(io_err(&entry.path()))?;
+                }
+            }
+        }
+        let manager = LogManager {
+            cluster_id: cluster_id.unwrap_or_default(),
+            topics: RwLock::new(TopicTable::default()),
+            admin: Mutex::new(()),
+            config: config.clone(),
+        };
+        let metadata_dir = manager.topics_dir();
+        fs::create_dir_all(&metadata_dir).map_err(io_err(&metadata_dir))?;
+        let recovery_points = manager.read_recovery_points();
+        let mut table = TopicTable::default();
+        for entry in fs::read_dir(&metadata_dir).map_err(io_err(&metadata_dir))? {
+            let path = entry.map_err(io_err(&metadata_dir))?.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+                continue;
+            }
+            let text = fs::read_to_string(&path).map_err(io_err(&path))?;
+            let file: TopicFile = serde_yaml::from_str(&text).map_err(|e| TopicError::Io {
+                path: path.clone(),
+                source: io::Error::other(e.to_string()),
+            })?;
+            let id = Uuid::parse_str(&file.topic_id).map_err(|e| TopicError::Io {
+                path: path.clone(),
+                source: io::Error::other(e.to_string()),
+            })?;
+            let log_config = config
+                .log
+                .with_overrides(&file.configs)
+                .map_err(TopicError::InvalidConfig)?;
+            let mut partitions = Vec::new();
+            for p in 0..file.partitions {
+                let tp = TopicPartition {
+                    topic: file.name.clone(),
+                    partition: p,
+                };
+                let (dir_index, dir) = manager.partition_dir(&tp);
+                let recovery = if clean[dir_index] {
+                    RecoveryStart::CleanShutdown
+                } else {
+                    RecoveryStart::From(*recovery_points.get(&tp).unwrap_or(&0))
+                };
+                let (log, report) =
+                    load_log(tp.clone(), dir, log_config.clone(), recovery).map_err(TopicError::Log)?;
+                if report.recovered_segments > 0 {
+                    tracing::info!(
+                        partition = %tp,
+                        recovered_segments = report.recovered_segments,
+                        truncated_bytes = report.truncated_bytes,
+                        end_offset = log.log_end_offset(),
+                        "recovered log"
+                    );
+                }
+                partitions.push(Arc::new(log));
+            }
+            table.by_id.insert(id, file.name.clone());
+            table.by_name.insert(
+                file.name.clone(),
+                Arc::new(Topic {
+                    name: file.name,
+                    id,
+                    configs: file.configs,
+                    partitions,
+                }),
+            );
+        }
+        // Partition directories of topics that don't exist: an interrupted create or delete.
+        for dir in &config.log_dirs {
+            for entry in fs::read_dir(dir).map_err(io_err(dir))? {
+                let entry = entry.map_err(io_err(dir))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if let Some((topic, partition)) = file_names::parse_partition_dir_name(&name) {
+                    let known = table
+                        .by_name
+                        .get(topic)
+                        .is_some_and(|t| partition < t.partitions.len() as i32);
+                    if !known && entry.path().is_dir() {
+                        tracing::warn!(dir = %entry.path().display(), "removing the data of a topic that does not exist");
+                        fs::remove_dir_all(entry.path()).map_err(io_err(&entry.path()))?;
+                    }
+                }
+            }
+        }
+        *manager.topics.write().unwrap_or_else(|e| e.into_inner()) = table;
+        // From now on a crash is an unclean shutdown again.
+        for dir in &config.log_dirs {
+            let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+            if marker.exists() {
+                fs::remove_file(&marker).map_err(io_err(&marker))?;
+                sync_dir(dir).map_err(io_err(dir))?;
+            }
+        }
+        manager.checkpoint_recovery_points();
+        Ok(manager)
+    }
+
+    fn read_or_write_meta_properties(
+        dir: &Path,
+        node_id: i32,
+        known_cluster: Option<String>,
+    ) -> Result<String, TopicError> {
+        let path = dir.join(META_PROPERTIES);
+        if let Ok(text) = fs::read_to_string(&path) {
+            if let Some(id) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("cluster.id="))
+                .map(|s| s.trim().to_string())
+            {
+                return Ok(id);
+            }
+        }
+        let cluster_id = known_cluster.unwrap_or_else(|| base64url(Uuid::new_v4().as_bytes()));
+        let directory_id = base64url(Uuid::new_v4().as_bytes());
+        let text = format!(
+            "#\n#Written by Gregor\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\ndirectory.id={directory_id}\n"
+        );
+        write_atomically(&path, text.as_bytes()).map_err(io_err(&path))?;
+        Ok(cluster_id)
+    }
+
+    fn topics_dir(&self) -> PathBuf {
+        self.config.log_dirs[0].join(METADATA_DIR).join("topics")
+    }
+
+    /// The directory of a partition: where it exists already, else in the data directory
+    /// holding the fewest partitions.
+    fn partition_dir(&self, tp: &TopicPartition) -> (usize, PathBuf) {
+        let name = file_names::partition_dir_name(&tp.topic, tp.partition);
+        for (i, dir) in self.config.log_dirs.iter().enumerate() {
+            let candidate = dir.join(&name);
+            if candidate.is_dir() {
+                return (i, candidate);
+            }
+        }
+        let (i, dir) = self
+            .config
+            .log_dirs
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, d)| {
+                fs::read_dir(d)
+                    .map(|rd| rd.filter_map(Result::ok).filter(|e| e.path().is_dir()).count())
+                    .unwrap_or(0)
+            })
+            .unwrap_or((0, &self.config.log_dirs[0]));
+        (i, dir.join(name))
+    }
+
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.topics
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .by_name
+            .get(name)
+            .cloned()
+    }
+
+    pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
+        let table = self.topics.read().unwrap_or_else(|e| e.into_inner());
+        table.by_id.get(&id).and_then(|n| table.by_name.get(n)).cloned()
+    }
+
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        self.topics
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .by_name
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    fn all_logs(&self) -> Vec<Arc<Log>> {
+        self.topics()
+            .iter()
+            .flat_map(|t| t.partitions.iter().cloned())
+            .collect()
+    }
+
+    /// Checks a CreateTopics request without creating anything. Returns the resolved
+    /// partition count and log config.
+    pub fn validate_new_topic(
+        &self,
+        name: &str,
+        num_partitions: i32,
+        replication_factor: i16,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<(i32, LogConfig), TopicError> {
+        validate_topic_name(name)?;
+        if self.topic(name).is_some() {
+            return Err(TopicError::AlreadyExists(name.to_string()));
+        }
+        let partitions = match num_partitions {
+            -1 => self.config.num_partitions,
+            n if n >= 1 => n,
+            n => {
+                return Err(TopicError::InvalidPartitions(format!(
+                    "Number of partitions was set to an invalid non-positive value ({n})."
+                )))
+            }
+        };
+        if partitions > 100_000 {
+            return Err(TopicError::InvalidPartitions(format!(
+                "Number of partitions {partitions} is larger than this broker supports (100000)."
+            )));
+        }
+        match replication_factor {
+            -1 | 1 => {}
+            n => {
+                return Err(TopicError::InvalidReplicationFactor(format!(
+                    "Unable to replicate the partition {n} time(s): The target replication factor of {n} cannot be reached because only 1 broker(s) are registered."
+                )))
+            }
+        }
+        for (key, value) in configs {
+            validate_topic_config(key, value).map_err(TopicError::InvalidConfig)?;
+        }
+        let log_config = self
+            .config
+            .log
+            .with_overrides(configs)
+            .map_err(TopicError::InvalidConfig)?;
+        Ok((partitions, log_config))
+    }
+
+    /// Creates a topic: metadata file first (atomically), then one log per partition.
+    pub fn create_topic(
+        &self,
+        name: &str,
+        num_partitions: i32,
+        replication_factor: i16,
+        configs: BTreeMap<String, String>,
+    ) -> Result<Arc<Topic>, TopicError> {
+        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let (partitions, log_config) =
+            self.validate_new_topic(name, num_partitions, replication_factor, &configs)?;
+        let id = loop {
+            let id = Uuid::new_v4();
+            if self.topic_by_id(id).is_none() {
+                break id;
+            }
+        };
+        let file = TopicFile {
+            name: name.to_string(),
+            topic_id: id.to_string(),
+            partitions,
+            configs: configs.clone(),
+        };
+        let text = serde_yaml::to_string(&file).map_err(|e| TopicError::Io {
+            path: self.topics_dir(),
+            source: io::Error::other(e.to_string()),
+        })?;
+        let path = self.topics_dir().join(format!("{name}.yaml"));
+        write_atomically(&path, text.as_bytes()).map_err(io_err(&path))?;
+        let mut logs = Vec::new();
+        for p in 0..partitions {
+            let tp = TopicPartition {
+                topic: name.to_string(),
+                partition: p,
+            };
+            let (_, dir) = self.partition_dir(&tp);
+            let (log, _) = load_log(tp, dir.clone(), log_config.clone(), RecoveryStart::From(0))
+                .map_err(TopicError::Log)?;
+            if let Some(parent) = dir.parent() {
+                sync_dir(parent).map_err(io_err(parent))?;
+            }
+            logs.push(Arc::new(log));
+        }
+        let topic = Arc::new(Topic {
+            name: name.to_string(),
+            id,
+            configs,
+            partitions: logs,
+        });
+        let mut table = self.topics.write().unwrap_or_else(|e| e.into_inner());
+        table.by_id.insert(id, name.to_string());
+        table.by_name.insert(name.to_string(), topic.clone());
+        tracing::info!(topic = name, partitions, "created topic");
+        Ok(topic)
+    }
+
+    /// Deletes a topic: the metadata file goes first (so a crash can't bring it back), then
+    /// each partition directory is renamed to `*-delete` and removed.
+    pub fn delete_topic(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
+        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let topic = self.topic(name).ok_or(TopicError::UnknownTopic)?;
+        let path = self.topics_dir().join(format!("{name}.yaml"));
+        fs::remove_file(&path).map_err(io_err(&path))?;
+        sync_dir(&self.topics_dir()).map_err(io_err(&self.topics_dir()))?;
+        {
+            let mut table = self.topics.write().unwrap_or_else(|e| e.into_inner());
+            table.by_name.remove(name);
+            table.by_id.remove(&topic.id);
+        }
+        for log in &topic.partitions {
+            if let Err(e) = log.close() {
+                tracing::warn!(partition = %log.topic_partition(), error = %e, "flush before delete failed");
+            }
+            let dir = log.dir().to_path_buf();
+            let doomed = dir.with_file_name(format!(
+                "{}.{}{DELETE_DIR_SUFFIX}",
+                dir.file_name().unwrap_or_default().to_string_lossy(),
+                topic.id.simple()
+            ));
+            fs::rename(&dir, &doomed).map_err(io_err(&dir))?;
+            fs::remove_dir_all(&doomed).map_err(io_err(&doomed))?;
+        }
+        tracing::info!(topic = name, "deleted topic");
+        Ok(topic)
+    }
+
+    fn read_recovery_points(&self) -> HashMap<TopicPartition, i64> {
+        let mut points = HashMap::new();
+        for dir in &self.config.log_dirs {
+            let Ok(text) = fs::read_to_string(dir.join(RECOVERY_POINT_CHECKPOINT)) else {
+                continue;
+            };
+            for line in text.lines().skip(2) {
+                let mut parts = line.split(' ');
+                let (Some(topic), Some(p), Some(o)) = (parts.next(), parts.next(), parts.next())
+                else {
+                    continue;
+                };
+                if let (Ok(partition), Ok(offset)) = (p.parse(), o.parse()) {
+                    points.insert(
+                        TopicPartition {
+                            topic: topic.to_string(),
+                            partition,
+                        },
+                        offset,
+                    );
+                }
+            }
+        }
+        points
+    }
+
+    /// Writes each data directory's `recovery-point-offset-checkpoint` (Kafka's format:
+    /// version, count, then `topic partition offset` lines).
+    pub fn checkpoint_recovery_points(&self) {
+        let logs = self.all_logs();
+        for dir in &self.config.log_dirs {
+            let mine: Vec<_> = logs.iter().filter(|l| l.dir().parent() == Some(dir.as_path())).collect();
+            let mut text = format!("0\n{}\n", mine.len());
+            for log in mine {
+                let tp = log.topic_partition();
+                text.push_str(&format!("{} {} {}\n", tp.topic, tp.partition, log.recovery_point()));
+            }
+            let path = dir.join(RECOVERY_POINT_CHECKPOINT);
+            if let Err(e) = write_atomically(&path, text.as_bytes()) {
+                tracing::error!(path = %path.display(), error = %e, "writing the recovery point checkpoint failed");
+            }
+        }
+    }
+
+    /// Background duties until `shutdown` fires: time-based flushes (`flush.ms`) and the
+    /// recovery-point checkpoint.
+    pub async fn run_background(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut flush_tick = tokio::time::interval(Duration::from_millis(100));
+        let mut checkpoint_tick =
+            tokio::time::interval(self.config.log_flush_offset_checkpoint_interval);
+        loop {
+            tokio::select! {
+                _ = flush_tick.tick() => {
+                    for log in self.all_logs() {
+                        if log.flush_due_by_time() {
+                            log.request_flush();
+                        }
+                    }
+                }
+                _ = checkpoint_tick.tick() => {
+                    let manager = self.clone();
+                    let _ = tokio::task::spawn_blocking(move || manager.checkpoint_recovery_points()).await;
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    /// Clean shutdown: flush and close every log, checkpoint, then mark each directory clean.
+    pub fn shutdown(&self) {
+        let mut clean = true;
+        for log in self.all_logs() {
+            if let Err(e) = log.close() {
+                clean = false;
+                tracing::error!(partition = %log.topic_partition(), error = %e, "final flush failed");
+            }
+        }
+        self.checkpoint_recovery_points();
+        if !clean {
+            return;
+        }
+        for dir in &self.config.log_dirs {
+            let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+            if let Err(e) = write_atomically(&marker, b"") {
+                tracing::error!(path = %marker.display(), error = %e, "writing the clean shutdown marker failed");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{RawConfig, DEFAULT_CONFIG_YAML};
+
+    fn manager(dir: &Path) -> LogManager {
+        let mut raw = RawConfig::from_yaml(DEFAULT_CONFIG_YAML).unwrap();
+        raw.set("log.dirs", dir.to_str().unwrap());
+        LogManager::open(Arc::new(BrokerConfig::from_raw(&raw).unwrap())).unwrap()
+    }
+
+    #[test]
+    fn topics_survive_restart_and_deletion_is_permanent() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = {
+            let m = manager(dir.path());
+            let mut configs = BTreeMap::new();
+            configs.insert("retention.ms".to_string(), "1000".to_string());
+            let t = m.create_topic("orders", 3, -1, configs).unwrap();
+            m.create_topic("doomed", 2, 1, BTreeMap::new()).unwrap();
+            assert!(matches!(
+                m.create_topic("orders", 1, 1, BTreeMap::new()),
+                Err(TopicError::AlreadyExists(_))
+            ));
+            m.delete_topic("doomed").unwrap();
+            m.shutdown();
+            t.id
+        };
+        let m = manager(dir.path());
+        let t = m.topic("orders").unwrap();
+        assert_eq!(t.id, id);
+        assert_eq!(t.partitions.len(), 3);
+        assert_eq!(t.configs.get("retention.ms").map(String::as_str), Some("1000"));
+        assert!(m.topic("doomed").is_none());
+        assert!(!dir.path().join("doomed-0").exists());
+        assert_eq!(m.topic_by_id(id).unwrap().name, "orders");
+    }
+
+    #[test]
+    fn invalid_topics_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = manager(dir.path());
+        let none = BTreeMap::new();
+        assert!(matches!(m.create_topic("bad/name", 1, 1, none.clone()), Err(TopicError::InvalidName(_))));
+        assert!(matches!(m.create_topic("t", 0, 1, none.clone()), Err(TopicError::InvalidPartitions(_))));
+        assert!(matches!(m.create_topic("t", 1, 3, none), Err(TopicError::InvalidReplicationFactor(_))));
+        let mut bad = BTreeMap::new();
+        bad.insert("no.such.config".to_string(), "1".to_string());
+        assert!(matches!(m.create_topic("t", 1, 1, bad), Err(TopicError::InvalidConfig(_))));
+    }
+
+    #[test]
+    fn cluster_id_is_stable() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = manager(dir.path()).cluster_id().to_string();
+        assert_eq!(a.len(), 22);
+        assert_eq!(manager(dir.path()).cluster_id(), a);
+    }
+}

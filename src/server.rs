@@ -1,0 +1,127 @@
+//! The broker's life: open the logs, listen, accept connections (up to
+//! `max.connections`), and on a stop signal shut down in order: stop accepting, let
+//! connections answer what they have read, then flush, checkpoint and close every log.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::broker::Broker;
+use crate::config::BrokerConfig;
+use crate::log_manager::LogManager;
+use crate::network::connection;
+
+/// How long in-flight requests get to finish at shutdown.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug)]
+pub enum ServerError {
+    Storage(String),
+    Listen(String),
+}
+
+impl std::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServerError::Storage(m) => write!(f, "cannot open the data directories: {m}"),
+            ServerError::Listen(m) => write!(f, "cannot listen: {m}"),
+        }
+    }
+}
+
+/// Runs the broker until `stop` resolves.
+pub async fn run<F>(config: Arc<BrokerConfig>, stop: F) -> Result<(), ServerError>
+where
+    F: std::future::Future<Output = ()>,
+{
+    let opened = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || LogManager::open(config)).await
+    };
+    let logs = match opened {
+        Ok(Ok(logs)) => Arc::new(logs),
+        Ok(Err(e)) => return Err(ServerError::Storage(e.to_string())),
+        Err(e) => return Err(ServerError::Storage(e.to_string())),
+    };
+    let listener_config = &config.listeners[0];
+    let addr = listener_config
+        .socket_addr()
+        .map_err(|e| ServerError::Listen(e.to_string()))?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| ServerError::Listen(format!("{addr}: {e}")))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| ServerError::Listen(e.to_string()))?;
+    let advertised = config.advertised();
+    let broker = Arc::new(Broker {
+        config: config.clone(),
+        logs: logs.clone(),
+        advertised_host: if advertised.host.is_empty() {
+            local.ip().to_string()
+        } else {
+            advertised.host.clone()
+        },
+        advertised_port: if advertised.port == 0 {
+            local.port()
+        } else {
+            advertised.port
+        },
+    });
+    // Tests and scripts read this line to find the port.
+    println!("gregor listening on {local}");
+    tracing::info!(address = %local, topics = logs.topics().len(), cluster_id = logs.cluster_id(), "broker started");
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let background = tokio::spawn(logs.clone().run_background(shutdown_rx.clone()));
+    let permits = Arc::new(Semaphore::new(config.max_connections.min(Semaphore::MAX_PERMITS)));
+    let mut connections = JoinSet::new();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (socket, peer) = match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        // e.g. out of file descriptors: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let Ok(permit) = permits.clone().try_acquire_owned() else {
+                    tracing::warn!(peer = %peer, max = config.max_connections, "max.connections reached; closing new connection");
+                    drop(socket);
+                    continue;
+                };
+                let broker = broker.clone();
+                let shutdown = shutdown_rx.clone();
+                connections.spawn(async move {
+                    connection::serve(broker, socket, shutdown).await;
+                    drop(permit);
+                });
+                // Reap finished connections so the set does not grow.
+                while connections.try_join_next().is_some() {}
+            }
+            _ = &mut stop => break,
+        }
+    }
+    tracing::info!("shutting down: no new connections, finishing in-flight requests");
+    drop(listener);
+    let _ = shutdown_tx.send(true);
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("some connections did not finish in time");
+        connections.abort_all();
+    }
+    let _ = background.await;
+    let _ = tokio::task::spawn_blocking(move || logs.shutdown()).await;
+    tracing::info!("shutdown complete");
+    Ok(())
+}
