@@ -2,6 +2,7 @@
 //! This file is the command line: parse flags, load and validate the configuration,
 //! set up logging, run the server, and turn failures into exit codes.
 
+mod alloc;
 mod api;
 mod broker;
 mod config;
@@ -18,6 +19,9 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use config::{BrokerConfig, RawConfig, DEFAULT_CONFIG_YAML};
+
+#[global_allocator]
+static ALLOCATOR: alloc::GregorAlloc = alloc::GregorAlloc;
 
 #[derive(Parser)]
 #[command(name = "gregor", version, about = "A broker that speaks the Apache Kafka protocol")]

@@ -1,0 +1,73 @@
+//! Debian's kcat (librdkafka 2.0.2, an older client) against Gregor: -L, -P and -C.
+//! Installs kcat with apt-get when it is missing (the test machines run as root).
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use crate::support::Broker;
+
+fn ensure_kcat() {
+    if Command::new("kcat").arg("-V").output().is_ok() {
+        return;
+    }
+    let installed = Command::new("sh")
+        .args(["-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(installed, "kcat is missing and `apt-get install kcat` failed");
+}
+
+fn kcat(args: &[&str], input: Option<&str>) -> String {
+    let mut child = Command::new("timeout")
+        .arg("30")
+        .arg("kcat")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kcat");
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        if let Some(input) = input {
+            stdin.write_all(input.as_bytes()).unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "kcat {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn kcat_lists_produces_and_consumes() {
+    ensure_kcat();
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &["num.partitions=2"]);
+    let b = broker.addr.as_str();
+
+    let input: String = (0..100).map(|i| format!("key{i}:value{i}\n")).collect();
+    kcat(&["-b", b, "-P", "-t", "kc", "-K:", "-p", "0"], Some(&input));
+    kcat(&["-b", b, "-P", "-t", "kc", "-p", "1"], Some("one\ntwo\nthree\n"));
+
+    let listing = kcat(&["-b", b, "-L", "-t", "kc"], None);
+    assert!(listing.contains("1 brokers:"), "{listing}");
+    assert!(listing.contains("topic \"kc\" with 2 partitions"), "{listing}");
+
+    let out = kcat(&["-b", b, "-C", "-t", "kc", "-p", "0", "-e", "-f", "%k=%s@%o\n"], None);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 100, "{out}");
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(*line, format!("key{i}=value{i}@{i}"));
+    }
+    let out = kcat(&["-b", b, "-C", "-t", "kc", "-p", "1", "-o", "1", "-e", "-f", "%s@%o\n"], None);
+    assert_eq!(out, "two@1\nthree@2\n");
+    // The last message by negative offset (ListOffsets latest).
+    let out = kcat(&["-b", b, "-C", "-t", "kc", "-p", "0", "-o", "-1", "-e", "-f", "%s\n"], None);
+    assert_eq!(out, "value99\n");
+    broker.stop();
+}

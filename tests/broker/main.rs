@@ -1,0 +1,7 @@
+//! Integration tests: real `gregor` processes on 127.0.0.1 with temp data directories,
+//! driven by real clients (the rdkafka crate, Debian's kcat) and by raw sockets.
+
+mod bad_input;
+mod clients;
+mod kcat;
+mod support;

@@ -1,0 +1,94 @@
+//! Starting and stopping real `gregor` processes for the tests: each gets a temp data
+//! directory (owned by the test) and a free loopback port, found from the line the broker
+//! prints when it is ready.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub struct Broker {
+    child: Child,
+    pub addr: String,
+    pub data_dir: PathBuf,
+}
+
+impl Broker {
+    /// Starts a broker on 127.0.0.1 (a free port) with `data_dir` and extra `-o KEY=VALUE`s.
+    pub fn start(data_dir: &Path, overrides: &[&str]) -> Broker {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gregor"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--log-level", "warn", "--data-dir"])
+            .arg(data_dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for o in overrides {
+            cmd.args(["-o", o]);
+        }
+        let mut child = cmd.spawn().expect("spawn gregor");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if let Some(addr) = line.strip_prefix("gregor listening on ") {
+                    let _ = tx.send(addr.trim().to_string());
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("gregor did not start within 60 s");
+            }
+        };
+        Broker {
+            child,
+            addr,
+            data_dir: data_dir.to_path_buf(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL: no chance to flush or checkpoint.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn stop(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(status.success());
+        for _ in 0..600 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                assert!(status.success(), "gregor exited with {status}");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        panic!("gregor did not stop within 30 s of SIGTERM");
+    }
+
+    /// Restarts on the same data directory (the port may change).
+    pub fn restart_after<F: FnOnce(Broker)>(self, stop: F, overrides: &[&str]) -> Broker {
+        let dir = self.data_dir.clone();
+        stop(self);
+        Broker::start(&dir, overrides)
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
