@@ -1,0 +1,47 @@
+# Gregor's entry points. `make run` and `make test` are the README's two commands; both
+# install what they need on a fresh Debian machine with only the Rust toolchain.
+
+CARGO ?= cargo
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test build release lint fmt deps compat compat-quick bench clean
+
+## Build (release) and run the broker on the embedded default config: 127.0.0.1:9092, data in ./data.
+run:
+	$(CARGO) run --release --bin gregor -- serve
+
+build:
+	$(CARGO) build
+
+release:
+	$(CARGO) build --release
+
+## Everything CI proves: formatting, lints, unit and integration tests, quick compat subset.
+test: deps lint
+	$(CARGO) test --all-targets
+	$(MAKE) compat-quick
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt
+
+## System packages the tests use: Debian's kcat (an older librdkafka client).
+deps:
+	@command -v kcat >/dev/null 2>&1 || { \
+	  echo "installing kcat (Debian package)"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq kcat; }
+
+## librdkafka's own test suite and the Python client against Gregor (slow; see docs/compat.md).
+compat: deps
+	compat-tests/run.sh full
+
+## The expected-pass subset that `make test` guards.
+compat-quick: deps
+	compat-tests/run.sh quick
+
+clean:
+	$(CARGO) clean
+	rm -rf compat-tests/.work

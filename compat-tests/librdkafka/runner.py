@@ -1,0 +1,268 @@
+#!/usr/bin/env python3
+"""Runs librdkafka's own integration test suite against Gregor.
+
+1. Takes librdkafka's source from the `rdkafka-sys` crate that Cargo already fetched for
+   the project's dev-dependencies (the version in Cargo.lock), extracted from the Cargo
+   registry cache: no other download.
+2. Builds librdkafka and its `test-runner` once into compat-tests/.work (rebuilt only when
+   the version changes).
+3. For each selected test number: starts a fresh Gregor on a free loopback port with a temp
+   data directory (topics auto-created with 4 partitions, like the suite's upstream
+   cluster), writes test.conf, runs `test-runner -L -p1 NNNN` under a per-test timeout,
+   and stops the broker.
+4. Prints `PASS|FAIL|SKIP id name seconds` per test and `N passed, N failed, N skipped`.
+
+Usage:
+  runner.py --gregor PATH quick         the quick subset of expected-pass.txt (make test)
+  runner.py --gregor PATH full          every applicable test; writes results.tsv
+  runner.py --gregor PATH only 0001 ... the named test numbers
+Exit status: 1 if a test listed in expected-pass.txt failed, else 0.
+"""
+
+import argparse
+import glob
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+WORK = os.path.join(ROOT, "compat-tests", ".work")
+# The broker version the suite is told it talks to: recent enough that no test is
+# skipped as "too new" (see CLASSIFICATION-NOTES.md), below the 4.0 behaviour changes.
+CLAIMED_KAFKA_VERSION = "3.9.0"
+# Classes whose tests say something about a single plaintext broker with Gregor's APIs.
+APPLICABLE = {"plaintext", "groups", "idempotence", "admin"}
+
+
+def log(msg):
+    print(f"# {msg}", file=sys.stderr, flush=True)
+
+
+def rdkafka_sys_version():
+    with open(os.path.join(ROOT, "Cargo.lock")) as f:
+        text = f.read()
+    m = re.search(r'name = "rdkafka-sys"\nversion = "([^"]+)"', text)
+    if not m:
+        sys.exit("rdkafka-sys is not in Cargo.lock")
+    return m.group(1)
+
+
+def librdkafka_source(version):
+    """The librdkafka directory of the extracted rdkafka-sys crate."""
+    dest = os.path.join(WORK, f"rdkafka-sys-{version}")
+    src = os.path.join(dest, "librdkafka")
+    if os.path.isdir(os.path.join(src, "tests")):
+        return src
+    subprocess.run(["cargo", "fetch", "--quiet"], cwd=ROOT, check=True)
+    cargo_home = os.environ.get("CARGO_HOME", os.path.expanduser("~/.cargo"))
+    crates = glob.glob(os.path.join(cargo_home, "registry", "cache", "*", f"rdkafka-sys-{version}.crate"))
+    if not crates:
+        sys.exit(f"rdkafka-sys-{version}.crate is not in the Cargo registry cache")
+    os.makedirs(WORK, exist_ok=True)
+    log(f"extracting {crates[0]}")
+    with tarfile.open(crates[0]) as tar:
+        tar.extractall(WORK, filter="fully_trusted")
+    return src
+
+
+def build(src, version):
+    """Builds librdkafka and tests/test-runner once per version."""
+    stamp = os.path.join(WORK, "build-stamp")
+    runner = os.path.join(src, "tests", "test-runner")
+    if os.path.exists(runner) and os.path.exists(stamp) and open(stamp).read().strip() == version:
+        return runner
+    log(f"building librdkafka {version} and its test-runner (once; a few minutes)")
+    for script in ["configure", "lds-gen.py", "packaging/tools/rdutcoverage.sh"]:
+        path = os.path.join(src, script)
+        if os.path.exists(path):
+            os.chmod(path, 0o755)
+    build_log = os.path.join(WORK, "build.log")
+    with open(build_log, "w") as out:
+        steps = [
+            ["./configure", "--disable-ssl", "--disable-gssapi", "--disable-curl", "--disable-sasl"],
+            ["make", "-j2", "libs"],
+            ["make", "-C", "tests", "-j2", "build"],
+        ]
+        for step in steps:
+            if subprocess.run(step, cwd=src, stdout=out, stderr=subprocess.STDOUT).returncode != 0:
+                sys.exit(f"librdkafka build step {' '.join(step)} failed; see {build_log}")
+    with open(stamp, "w") as f:
+        f.write(version)
+    return runner
+
+
+def load_classification():
+    tests = []
+    with open(os.path.join(HERE, "classification.tsv")) as f:
+        next(f)
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) >= 3:
+                tests.append({"id": parts[0], "name": parts[1], "class": parts[2],
+                              "notes": parts[4] if len(parts) > 4 else ""})
+    return tests
+
+
+def load_expected():
+    """expected-pass.txt: `name [quick]` per line; # comments."""
+    expected, quick = set(), set()
+    with open(os.path.join(HERE, "expected-pass.txt")) as f:
+        for line in f:
+            line = line.split("#", 1)[0].split()
+            if not line:
+                continue
+            expected.add(line[0])
+            if "quick" in line[1:]:
+                quick.add(line[0])
+    return expected, quick
+
+
+class Gregor:
+    """A fresh broker on a free port with a temp data dir."""
+
+    def __init__(self, binary):
+        self.dir = tempfile.mkdtemp(prefix="gregor-compat-")
+        self.stderr = open(os.path.join(self.dir, "broker.log"), "w")
+        self.proc = subprocess.Popen(
+            [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", os.path.join(self.dir, "data"),
+             "--log-level", "warn", "-o", "num.partitions=4"],
+            stdout=subprocess.PIPE, stderr=self.stderr, text=True)
+        line = self.proc.stdout.readline()
+        if not line.startswith("gregor listening on "):
+            self.proc.kill()
+            raise RuntimeError(f"gregor did not start: {line!r}")
+        self.addr = line.split()[-1]
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        """SIGTERM; returns False if the broker had died or did not stop in time."""
+        was_alive = self.alive()
+        if was_alive:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                was_alive = False
+        self.stderr.close()
+        return was_alive
+
+    def cleanup(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+RESULT_LINE = re.compile(r"\|\s+(\d{4}_\S+)\s+\|\s+(PASSED|FAILED|SKIPPED)\s+\|\s+([\d.]+)s")
+
+
+def run_test_number(runner, binary, number, timeout):
+    """Runs every non-local variant of `number`; returns {name: (status, seconds, reason)}."""
+    broker = Gregor(binary)
+    workdir = tempfile.mkdtemp(prefix="rdkafka-test-")
+    conf = os.path.join(workdir, "test.conf")
+    with open(conf, "w") as f:
+        f.write(f"bootstrap.servers={broker.addr}\n")
+    tests_dir = os.path.dirname(runner)
+    src = os.path.dirname(tests_dir)
+    # The freshly built librdkafka, not a system one (Debian's kcat pulls in 2.0.2).
+    libs = f"{os.path.join(src, 'src')}:{os.path.join(src, 'src-cpp')}"
+    env = dict(os.environ, TEST_KAFKA_VERSION=CLAIMED_KAFKA_VERSION, RDKAFKA_TEST_CONF=conf,
+               LD_LIBRARY_PATH=libs + (":" + os.environ["LD_LIBRARY_PATH"] if os.environ.get("LD_LIBRARY_PATH") else ""))
+    start = time.time()
+    try:
+        proc = subprocess.run([runner, "-L", "-p1", number], cwd=tests_dir, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              errors="replace", timeout=timeout)
+        output, timed_out = proc.stdout, False
+    except subprocess.TimeoutExpired as e:
+        output = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+        timed_out = True
+    elapsed = time.time() - start
+    broker_ok = broker.stop()
+    with open(os.path.join(WORK, "logs", f"{number}.log"), "w") as f:
+        f.write(output)
+        f.write(f"\n# broker {'ok' if broker_ok else 'DIED OR HUNG'}; log in {broker.dir}\n")
+    results = {}
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", output)
+    for name, status, secs in RESULT_LINE.findall(plain):
+        results[name] = (status, float(secs), "")
+    if timed_out:
+        results.setdefault(f"{number}_*", ("FAILED", elapsed, f"timeout after {timeout}s"))
+    if not broker_ok:
+        results = {n: ("FAILED", s, "broker died") for n, (_, s, _) in results.items()} or \
+            {f"{number}_*": ("FAILED", elapsed, "broker died")}
+    if not results:
+        results[f"{number}_*"] = ("FAILED", elapsed, "no result lines (see log)")
+    if broker_ok:
+        broker.cleanup()
+    shutil.rmtree(workdir, ignore_errors=True)
+    return results
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--gregor", required=True)
+    ap.add_argument("--timeout", type=int, default=300, help="seconds per test number")
+    ap.add_argument("--total", type=int, default=3600, help="seconds for the whole run")
+    ap.add_argument("mode", choices=["quick", "full", "only"])
+    ap.add_argument("numbers", nargs="*")
+    args = ap.parse_args()
+
+    version = rdkafka_sys_version()
+    src = librdkafka_source(version)
+    runner = build(src, version)
+    os.makedirs(os.path.join(WORK, "logs"), exist_ok=True)
+    tests = load_classification()
+    expected, quick = load_expected()
+    by_id = {}
+    for t in tests:
+        by_id.setdefault(t["id"], []).append(t)
+
+    if args.mode == "quick":
+        numbers = sorted({n[:4] for n in quick})
+    elif args.mode == "full":
+        numbers = sorted({t["id"] for t in tests if t["class"] in APPLICABLE})
+    else:
+        numbers = args.numbers
+    deadline = time.time() + args.total
+    all_results = {}
+    local = {t["name"] for t in tests if t["class"] == "local"}
+    for number in numbers:
+        if time.time() > deadline:
+            log(f"total time bound reached; not running {number} and later")
+            break
+        results = run_test_number(runner, os.path.abspath(args.gregor), number, args.timeout)
+        for name, (status, secs, reason) in sorted(results.items()):
+            if name in local:
+                continue  # mock/unit variants sharing the number say nothing about a broker
+            word = {"PASSED": "PASS", "FAILED": "FAIL", "SKIPPED": "SKIP"}[status]
+            all_results[name] = (word, secs, reason)
+            suffix = f"  # {reason}" if reason else ""
+            print(f"{word} {number} {name} {secs:.1f}{suffix}", flush=True)
+
+    passed = sum(1 for w, _, _ in all_results.values() if w == "PASS")
+    failed = sum(1 for w, _, _ in all_results.values() if w == "FAIL")
+    skipped = sum(1 for w, _, _ in all_results.values() if w == "SKIP")
+    if args.mode == "full":
+        with open(os.path.join(HERE, "results.tsv"), "w") as f:
+            f.write("name\tresult\tseconds\treason\n")
+            for name, (word, secs, reason) in sorted(all_results.items()):
+                f.write(f"{name}\t{word}\t{secs:.1f}\t{reason}\n")
+    regressions = sorted(n for n in expected if n[:4] in numbers and all_results.get(n, ("FAIL",))[0] != "PASS")
+    for name in regressions:
+        print(f"# expected to pass but did not: {name}", flush=True)
+    print(f"{passed} passed, {failed} failed, {skipped} skipped", flush=True)
+    return 1 if regressions else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
