@@ -110,7 +110,9 @@ pub struct LogManager {
 /// Kafka's topic name rule: 1..=249 of `[a-zA-Z0-9._-]`, not `.` or `..`.
 pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
     if name.is_empty() {
-        return Err(TopicError::InvalidName("Topic name is illegal, it can't be empty".into()));
+        return Err(TopicError::InvalidName(
+            "Topic name is illegal, it can't be empty".into(),
+        ));
     }
     if name == "." || name == ".." {
         return Err(TopicError::InvalidName(
@@ -152,8 +154,7 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 
 /// Base64url without padding, as Kafka prints cluster ids and topic ids.
 fn base64url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
         let n = (chunk[0] as u32) << 16
@@ -175,12 +176,20 @@ impl LogManager {
         let mut clean = Vec::new();
         for dir in &config.log_dirs {
             fs::create_dir_all(dir).map_err(io_err(dir))?;
-            cluster_id = Some(Self::read_or_write_meta_properties(dir, config.node_id, cluster_id)?);
+            cluster_id = Some(Self::read_or_write_meta_properties(
+                dir,
+                config.node_id,
+                cluster_id,
+            )?);
             clean.push(dir.join(CLEAN_SHUTDOWN_FILE).exists());
             // Leftovers of deletions interrupted by a crash.
             for entry in fs::read_dir(dir).map_err(io_err(dir))? {
                 let entry = entry.map_err(io_err(dir))?;
-                if entry.file_name().to_string_lossy().ends_with(DELETE_DIR_SUFFIX) {
+                if entry
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(DELETE_DIR_SUFFIX)
+                {
                     fs::remove_dir_all(entry.path()).map_err(io_err(&entry.path()))?;
                 }
             }
@@ -225,8 +234,8 @@ impl LogManager {
                 } else {
                     RecoveryStart::From(*recovery_points.get(&tp).unwrap_or(&0))
                 };
-                let (log, report) =
-                    load_log(tp.clone(), dir, log_config.clone(), recovery).map_err(TopicError::Log)?;
+                let (log, report) = load_log(tp.clone(), dir, log_config.clone(), recovery)
+                    .map_err(TopicError::Log)?;
                 if report.recovered_segments > 0 {
                     tracing::info!(
                         partition = %tp,
@@ -324,7 +333,11 @@ impl LogManager {
             .enumerate()
             .min_by_key(|(_, d)| {
                 fs::read_dir(d)
-                    .map(|rd| rd.filter_map(Result::ok).filter(|e| e.path().is_dir()).count())
+                    .map(|rd| {
+                        rd.filter_map(Result::ok)
+                            .filter(|e| e.path().is_dir())
+                            .count()
+                    })
                     .unwrap_or(0)
             })
             .unwrap_or((0, &self.config.log_dirs[0]));
@@ -333,10 +346,6 @@ impl LogManager {
 
     pub fn cluster_id(&self) -> &str {
         &self.cluster_id
-    }
-
-    pub fn config(&self) -> &BrokerConfig {
-        &self.config
     }
 
     pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
@@ -350,7 +359,11 @@ impl LogManager {
 
     pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
         let table = self.topics.read().unwrap_or_else(|e| e.into_inner());
-        table.by_id.get(&id).and_then(|n| table.by_name.get(n)).cloned()
+        table
+            .by_id
+            .get(&id)
+            .and_then(|n| table.by_name.get(n))
+            .cloned()
     }
 
     pub fn topics(&self) -> Vec<Arc<Topic>> {
@@ -397,8 +410,12 @@ impl LogManager {
                 "Number of partitions {partitions} is larger than this broker supports (100000)."
             )));
         }
+        let replication_factor = match replication_factor {
+            -1 => self.config.default_replication_factor,
+            n => n,
+        };
         match replication_factor {
-            -1 | 1 => {}
+            1 => {}
             n => {
                 return Err(TopicError::InvalidReplicationFactor(format!(
                     "Unable to replicate the partition {n} time(s): The target replication factor of {n} cannot be reached because only 1 broker(s) are registered."
@@ -533,11 +550,19 @@ impl LogManager {
     pub fn checkpoint_recovery_points(&self) {
         let logs = self.all_logs();
         for dir in &self.config.log_dirs {
-            let mine: Vec<_> = logs.iter().filter(|l| l.dir().parent() == Some(dir.as_path())).collect();
+            let mine: Vec<_> = logs
+                .iter()
+                .filter(|l| l.dir().parent() == Some(dir.as_path()))
+                .collect();
             let mut text = format!("0\n{}\n", mine.len());
             for log in mine {
                 let tp = log.topic_partition();
-                text.push_str(&format!("{} {} {}\n", tp.topic, tp.partition, log.recovery_point()));
+                text.push_str(&format!(
+                    "{} {} {}\n",
+                    tp.topic,
+                    tp.partition,
+                    log.recovery_point()
+                ));
             }
             let path = dir.join(RECOVERY_POINT_CHECKPOINT);
             if let Err(e) = write_atomically(&path, text.as_bytes()) {
@@ -624,7 +649,10 @@ mod tests {
         let t = m.topic("orders").unwrap();
         assert_eq!(t.id, id);
         assert_eq!(t.partitions.len(), 3);
-        assert_eq!(t.configs.get("retention.ms").map(String::as_str), Some("1000"));
+        assert_eq!(
+            t.configs.get("retention.ms").map(String::as_str),
+            Some("1000")
+        );
         assert!(m.topic("doomed").is_none());
         assert!(!dir.path().join("doomed-0").exists());
         assert_eq!(m.topic_by_id(id).unwrap().name, "orders");
@@ -635,12 +663,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let m = manager(dir.path());
         let none = BTreeMap::new();
-        assert!(matches!(m.create_topic("bad/name", 1, 1, none.clone()), Err(TopicError::InvalidName(_))));
-        assert!(matches!(m.create_topic("t", 0, 1, none.clone()), Err(TopicError::InvalidPartitions(_))));
-        assert!(matches!(m.create_topic("t", 1, 3, none), Err(TopicError::InvalidReplicationFactor(_))));
+        assert!(matches!(
+            m.create_topic("bad/name", 1, 1, none.clone()),
+            Err(TopicError::InvalidName(_))
+        ));
+        assert!(matches!(
+            m.create_topic("t", 0, 1, none.clone()),
+            Err(TopicError::InvalidPartitions(_))
+        ));
+        assert!(matches!(
+            m.create_topic("t", 1, 3, none),
+            Err(TopicError::InvalidReplicationFactor(_))
+        ));
         let mut bad = BTreeMap::new();
         bad.insert("no.such.config".to_string(), "1".to_string());
-        assert!(matches!(m.create_topic("t", 1, 1, bad), Err(TopicError::InvalidConfig(_))));
+        assert!(matches!(
+            m.create_topic("t", 1, 1, bad),
+            Err(TopicError::InvalidConfig(_))
+        ));
     }
 
     #[test]

@@ -24,7 +24,11 @@ use config::{BrokerConfig, RawConfig, DEFAULT_CONFIG_YAML};
 static ALLOCATOR: alloc::GregorAlloc = alloc::GregorAlloc;
 
 #[derive(Parser)]
-#[command(name = "gregor", version, about = "A broker that speaks the Apache Kafka protocol")]
+#[command(
+    name = "gregor",
+    version,
+    about = "A broker that speaks the Apache Kafka protocol"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -101,7 +105,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("gregor: cannot start the runtime: {e}");

@@ -77,7 +77,9 @@ where
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let background = tokio::spawn(logs.clone().run_background(shutdown_rx.clone()));
-    let permits = Arc::new(Semaphore::new(config.max_connections.min(Semaphore::MAX_PERMITS)));
+    let permits = Arc::new(Semaphore::new(
+        config.max_connections.min(Semaphore::MAX_PERMITS),
+    ));
     let mut connections = JoinSet::new();
     tokio::pin!(stop);
     loop {

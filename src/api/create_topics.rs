@@ -21,7 +21,11 @@ use crate::config::topic::effective_topic_configs;
 const DYNAMIC_TOPIC_CONFIG: i8 = 1;
 const DEFAULT_CONFIG: i8 = 5;
 
-pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, request: CreateTopicsRequest) -> CreateTopicsResponse {
+pub async fn handle(
+    broker: Arc<Broker>,
+    ctx: RequestContext,
+    request: CreateTopicsRequest,
+) -> CreateTopicsResponse {
     let mut seen = HashSet::new();
     let duplicates: HashSet<String> = request
         .topics
@@ -45,15 +49,20 @@ pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, request: CreateTop
             continue;
         }
         if !topic.assignments.is_empty() {
-            let single_node = topic.assignments.iter().all(|a| {
-                a.broker_ids.len() == 1 && *a.broker_ids[0] == broker.node_id()
-            });
+            let single_node = topic
+                .assignments
+                .iter()
+                .all(|a| a.broker_ids.len() == 1 && *a.broker_ids[0] == broker.node_id());
             let contiguous = topic
                 .assignments
                 .iter()
                 .enumerate()
                 .all(|(i, a)| a.partition_index == i as i32);
-            if topic.num_partitions != -1 || topic.replication_factor != -1 || !single_node || !contiguous {
+            if topic.num_partitions != -1
+                || topic.replication_factor != -1
+                || !single_node
+                || !contiguous
+            {
                 results.push(
                     result
                         .with_error_code(ResponseError::InvalidReplicaAssignment.code())
@@ -72,28 +81,41 @@ pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, request: CreateTop
         let configs: BTreeMap<String, String> = topic
             .configs
             .iter()
-            .filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string())))
+            .filter_map(|c| {
+                c.value
+                    .as_ref()
+                    .map(|v| (c.name.to_string(), v.to_string()))
+            })
             .collect();
         let outcome = if request.validate_only {
             broker
                 .logs
                 .validate_new_topic(&name, num_partitions, topic.replication_factor, &configs)
-                .map(|(partitions, _)| (partitions, uuid::Uuid::nil()))
+                .map(|(partitions, _)| (partitions, uuid::Uuid::nil(), configs.clone()))
         } else {
             broker
                 .logs
-                .create_topic(&name, num_partitions, topic.replication_factor, configs.clone())
-                .map(|t| (t.partitions.len() as i32, t.id))
+                .create_topic(
+                    &name,
+                    num_partitions,
+                    topic.replication_factor,
+                    configs.clone(),
+                )
+                .map(|t| (t.partitions.len() as i32, t.id, t.configs.clone()))
         };
         match outcome {
-            Ok((partitions, id)) => {
-                let entries = effective_topic_configs(&broker.config.log, &configs)
+            Ok((partitions, id, stored_configs)) => {
+                let entries = effective_topic_configs(&broker.config.log, &stored_configs)
                     .into_iter()
                     .map(|(key, value, overridden)| {
                         CreatableTopicConfigs::default()
                             .with_name(StrBytes::from_string(key.to_string()))
                             .with_value(Some(StrBytes::from_string(value)))
-                            .with_config_source(if overridden { DYNAMIC_TOPIC_CONFIG } else { DEFAULT_CONFIG })
+                            .with_config_source(if overridden {
+                                DYNAMIC_TOPIC_CONFIG
+                            } else {
+                                DEFAULT_CONFIG
+                            })
                     })
                     .collect();
                 result = result

@@ -13,11 +13,23 @@ use super::errors::topic_error_code;
 use super::RequestContext;
 use crate::broker::Broker;
 
-pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
+pub async fn handle(
+    broker: Arc<Broker>,
+    ctx: RequestContext,
+    request: DeleteTopicsRequest,
+) -> DeleteTopicsResponse {
     let targets: Vec<(Option<TopicName>, Uuid)> = if ctx.version >= 6 {
-        request.topics.into_iter().map(|t| (t.name, t.topic_id)).collect()
+        request
+            .topics
+            .into_iter()
+            .map(|t| (t.name, t.topic_id))
+            .collect()
     } else {
-        request.topic_names.into_iter().map(|n| (Some(n), Uuid::nil())).collect()
+        request
+            .topic_names
+            .into_iter()
+            .map(|n| (Some(n), Uuid::nil()))
+            .collect()
     };
     let mut responses = Vec::new();
     for (name, id) in targets {
@@ -34,7 +46,9 @@ pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, request: DeleteTop
             },
             (None, false) => match broker.logs.topic_by_id(id) {
                 Some(topic) => match broker.logs.delete_topic(&topic.name) {
-                    Ok(_) => result.with_name(Some(TopicName(StrBytes::from_string(topic.name.clone())))),
+                    Ok(_) => {
+                        result.with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
+                    }
                     Err(e) => result
                         .with_error_code(topic_error_code(&e).code())
                         .with_error_message(Some(StrBytes::from_string(e.to_string()))),

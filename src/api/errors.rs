@@ -32,5 +32,3 @@ pub fn topic_error_code(e: &TopicError) -> ResponseError {
         TopicError::Io { .. } => ResponseError::KafkaStorageError,
     }
 }
-
-pub const NONE: i16 = 0;

@@ -47,8 +47,15 @@ pub fn check_leader_epoch(current_leader_epoch: i32) -> Result<(), ResponseError
     }
 }
 
-pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, request: FetchRequest) -> FetchResponse {
-    if ctx.version >= 7 && (request.session_id != 0 || !matches!(request.session_epoch, INITIAL_EPOCH | FINAL_EPOCH)) {
+pub async fn handle(
+    broker: Arc<Broker>,
+    ctx: RequestContext,
+    request: FetchRequest,
+) -> FetchResponse {
+    if ctx.version >= 7
+        && (request.session_id != 0
+            || !matches!(request.session_epoch, INITIAL_EPOCH | FINAL_EPOCH))
+    {
         return FetchResponse::default()
             .with_error_code(ResponseError::FetchSessionIdNotFound.code())
             .with_session_id(0);
@@ -57,9 +64,15 @@ pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, request: FetchRequ
     let mut wanted: Vec<Wanted> = Vec::new();
     for t in &request.topics {
         let (topic, unknown) = if ctx.version >= 13 {
-            (broker.logs.topic_by_id(t.topic_id), ResponseError::UnknownTopicId)
+            (
+                broker.logs.topic_by_id(t.topic_id),
+                ResponseError::UnknownTopicId,
+            )
         } else {
-            (broker.logs.topic(t.topic.as_str()), ResponseError::UnknownTopicOrPartition)
+            (
+                broker.logs.topic(t.topic.as_str()),
+                ResponseError::UnknownTopicOrPartition,
+            )
         };
         topics.push(
             FetchableTopicResponse::default()
@@ -86,18 +99,28 @@ pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, request: FetchRequ
     }
     let max_bytes = request.max_bytes.max(0) as usize;
     let min_bytes = request.min_bytes.max(0) as usize;
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
-    let logs: Vec<Arc<Log>> = wanted.iter().filter_map(|w| w.log.as_ref().ok().cloned()).collect();
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
+    let logs: Vec<Arc<Log>> = wanted
+        .iter()
+        .filter_map(|w| w.log.as_ref().ok().cloned())
+        .collect();
     let read_committed = request.isolation_level == 1;
     let partitions = loop {
         // Register for wake-ups before reading, so an append in between is not missed.
-        let mut notified: Vec<Pin<Box<Notified<'_>>>> =
-            logs.iter().map(|l| Box::pin(l.data_arrived().notified())).collect();
+        let mut notified: Vec<Pin<Box<Notified<'_>>>> = logs
+            .iter()
+            .map(|l| Box::pin(l.data_arrived().notified()))
+            .collect();
         for n in notified.iter_mut() {
             n.as_mut().enable();
         }
         let (partitions, bytes, has_error) = read_all(&wanted, max_bytes, read_committed);
-        if bytes >= min_bytes.max(1) || has_error || tokio::time::Instant::now() >= deadline || logs.is_empty() {
+        if bytes >= min_bytes.max(1)
+            || has_error
+            || tokio::time::Instant::now() >= deadline
+            || logs.is_empty()
+        {
             break partitions;
         }
         let any = poll_fn(|cx| {
@@ -115,20 +138,33 @@ pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, request: FetchRequ
     for (w, data) in wanted.iter().zip(partitions) {
         topics[w.topic_index].partitions.push(data);
     }
-    FetchResponse::default().with_session_id(0).with_responses(topics)
+    FetchResponse::default()
+        .with_session_id(0)
+        .with_responses(topics)
 }
 
 /// Reads every wanted partition once. Returns the partition responses, the bytes of
 /// records in them, and whether any partition has an error.
-fn read_all(wanted: &[Wanted], max_bytes: usize, read_committed: bool) -> (Vec<PartitionData>, usize, bool) {
+fn read_all(
+    wanted: &[Wanted],
+    max_bytes: usize,
+    read_committed: bool,
+) -> (Vec<PartitionData>, usize, bool) {
     let mut out = Vec::with_capacity(wanted.len());
     let mut total = 0usize;
     let mut has_error = false;
     for w in wanted {
         let base = PartitionData::default()
             .with_partition_index(w.partition)
-            .with_aborted_transactions(if read_committed { Some(Vec::new()) } else { None });
-        let log = match (w.log.as_ref().map_err(|e| *e), check_leader_epoch(w.current_leader_epoch)) {
+            .with_aborted_transactions(if read_committed {
+                Some(Vec::new())
+            } else {
+                None
+            });
+        let log = match (
+            w.log.as_ref().map_err(|e| *e),
+            check_leader_epoch(w.current_leader_epoch),
+        ) {
             (Err(e), _) | (Ok(_), Err(e)) => {
                 has_error = true;
                 out.push(base.with_error_code(e.code()).with_high_watermark(-1));

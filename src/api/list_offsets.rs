@@ -43,11 +43,21 @@ fn lookup(log: &Log, timestamp: i64) -> Result<TimestampOffset, LogError> {
         // No tiered storage: nothing is tiered or waiting to be.
         LATEST_TIERED | EARLIEST_PENDING_UPLOAD => UNKNOWN,
         t if t >= 0 => log.offset_for_timestamp(t)?.unwrap_or(UNKNOWN),
-        _ => return Err(LogError::OffsetOutOfRange { offset: timestamp, start: -6, end: i64::MAX }),
+        _ => {
+            return Err(LogError::OffsetOutOfRange {
+                offset: timestamp,
+                start: -6,
+                end: i64::MAX,
+            })
+        }
     })
 }
 
-pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, request: ListOffsetsRequest) -> ListOffsetsResponse {
+pub async fn handle(
+    broker: Arc<Broker>,
+    ctx: RequestContext,
+    request: ListOffsetsRequest,
+) -> ListOffsetsResponse {
     let mut topics = Vec::new();
     for t in request.topics {
         let topic = broker.logs.topic(t.name.as_str());
@@ -55,7 +65,8 @@ pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, request: ListOffse
             .partitions
             .iter()
             .map(|p| {
-                let response = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+                let response =
+                    ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
                 let log = match topic.as_ref().and_then(|t| t.partition(p.partition_index)) {
                     Some(log) => log,
                     None => {
@@ -66,14 +77,21 @@ pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, request: ListOffse
                     }
                 };
                 if let Err(e) = check_leader_epoch(p.current_leader_epoch) {
-                    return response.with_error_code(e.code()).with_timestamp(-1).with_offset(-1);
+                    return response
+                        .with_error_code(e.code())
+                        .with_timestamp(-1)
+                        .with_offset(-1);
                 }
                 match lookup(log, p.timestamp) {
                     Ok(found) => response
                         .with_timestamp(found.timestamp)
                         .with_offset(found.offset)
                         // leader_epoch exists from v4 on.
-                        .with_leader_epoch(if found.offset >= 0 && ctx.version >= 4 { LEADER_EPOCH } else { -1 }),
+                        .with_leader_epoch(if found.offset >= 0 && ctx.version >= 4 {
+                            LEADER_EPOCH
+                        } else {
+                            -1
+                        }),
                     Err(LogError::OffsetOutOfRange { .. }) => response
                         .with_error_code(ResponseError::InvalidRequest.code())
                         .with_timestamp(-1)
@@ -85,7 +103,11 @@ pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, request: ListOffse
                 }
             })
             .collect();
-        topics.push(ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(partitions));
+        topics.push(
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions),
+        );
     }
     ListOffsetsResponse::default().with_topics(topics)
 }

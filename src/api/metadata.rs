@@ -39,11 +39,28 @@ fn bits(ops: &[i32]) -> i32 {
 
 /// Without an authorizer every operation on the resource is allowed (as in Kafka).
 pub fn topic_operations() -> i32 {
-    bits(&[READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS])
+    bits(&[
+        READ,
+        WRITE,
+        CREATE,
+        DELETE,
+        ALTER,
+        DESCRIBE,
+        DESCRIBE_CONFIGS,
+        ALTER_CONFIGS,
+    ])
 }
 
 pub fn cluster_operations() -> i32 {
-    bits(&[CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE])
+    bits(&[
+        CREATE,
+        ALTER,
+        DESCRIBE,
+        CLUSTER_ACTION,
+        DESCRIBE_CONFIGS,
+        ALTER_CONFIGS,
+        IDEMPOTENT_WRITE,
+    ])
 }
 
 pub fn describe_topic(broker: &Broker, topic: &Topic, include_ops: bool) -> MetadataResponseTopic {
@@ -63,7 +80,11 @@ pub fn describe_topic(broker: &Broker, topic: &Topic, include_ops: bool) -> Meta
         .with_topic_id(topic.id)
         .with_is_internal(topic.is_internal())
         .with_partitions(partitions)
-        .with_topic_authorized_operations(if include_ops { topic_operations() } else { NOT_REQUESTED })
+        .with_topic_authorized_operations(if include_ops {
+            topic_operations()
+        } else {
+            NOT_REQUESTED
+        })
 }
 
 fn error_topic(name: Option<&str>, id: Uuid, error: ResponseError) -> MetadataResponseTopic {
@@ -73,7 +94,11 @@ fn error_topic(name: Option<&str>, id: Uuid, error: ResponseError) -> MetadataRe
         .with_topic_id(id)
 }
 
-pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, request: MetadataRequest) -> MetadataResponse {
+pub async fn handle(
+    broker: Arc<Broker>,
+    ctx: RequestContext,
+    request: MetadataRequest,
+) -> MetadataResponse {
     let include_ops = request.include_topic_authorized_operations;
     // v0: an empty list means all topics; v1+: a null list does.
     let wanted = match request.topics {
@@ -93,7 +118,9 @@ pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, request: MetadataR
         Some(list) => list
             .into_iter()
             .map(|t| match t.name {
-                Some(name) => lookup_or_create(&broker, name.as_str(), allow_auto_create, include_ops),
+                Some(name) => {
+                    lookup_or_create(&broker, name.as_str(), allow_auto_create, include_ops)
+                }
                 None => match broker.logs.topic_by_id(t.topic_id) {
                     Some(topic) => describe_topic(&broker, &topic, include_ops),
                     None => error_topic(None, t.topic_id, ResponseError::UnknownTopicId),
@@ -106,7 +133,9 @@ pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, request: MetadataR
             .with_node_id(BrokerId(broker.node_id()))
             .with_host(StrBytes::from_string(broker.advertised_host.clone()))
             .with_port(broker.advertised_port as i32)])
-        .with_cluster_id(Some(StrBytes::from_string(broker.logs.cluster_id().to_string())))
+        .with_cluster_id(Some(StrBytes::from_string(
+            broker.logs.cluster_id().to_string(),
+        )))
         .with_controller_id(BrokerId(broker.node_id()))
         .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
             cluster_operations()
@@ -116,7 +145,12 @@ pub async fn handle(broker: Arc<Broker>, ctx: RequestContext, request: MetadataR
         .with_topics(topics)
 }
 
-fn lookup_or_create(broker: &Broker, name: &str, auto_create: bool, include_ops: bool) -> MetadataResponseTopic {
+fn lookup_or_create(
+    broker: &Broker,
+    name: &str,
+    auto_create: bool,
+    include_ops: bool,
+) -> MetadataResponseTopic {
     if let Some(topic) = broker.logs.topic(name) {
         return describe_topic(broker, &topic, include_ops);
     }
@@ -124,7 +158,11 @@ fn lookup_or_create(broker: &Broker, name: &str, auto_create: bool, include_ops:
         return error_topic(Some(name), Uuid::nil(), topic_error_code(&e));
     }
     if !auto_create || name.starts_with("__") {
-        return error_topic(Some(name), Uuid::nil(), ResponseError::UnknownTopicOrPartition);
+        return error_topic(
+            Some(name),
+            Uuid::nil(),
+            ResponseError::UnknownTopicOrPartition,
+        );
     }
     match broker.logs.create_topic(name, -1, -1, BTreeMap::new()) {
         Ok(topic) => describe_topic(broker, &topic, include_ops),

@@ -39,7 +39,11 @@ fn error_partition(index: i32, error: ResponseError, message: Option<String>) ->
 }
 
 /// Validates and appends every partition of `request` now; returns the response future.
-pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, request: ProduceRequest) -> ResponseFuture {
+pub fn handle(
+    broker: &Arc<Broker>,
+    ctx: RequestContext,
+    request: ProduceRequest,
+) -> ResponseFuture {
     let acks = request.acks;
     let mut topics: Vec<(TopicProduceResponse, Vec<PartitionOutcome>)> = Vec::new();
     let mut any_error = false;
@@ -108,9 +112,18 @@ pub fn handle(broker: &Arc<Broker>, ctx: RequestContext, request: ProduceRequest
     })
 }
 
-fn append_partition(log: &Arc<Log>, index: i32, records: Option<&Bytes>, acks: i16) -> PartitionOutcome {
+fn append_partition(
+    log: &Arc<Log>,
+    index: i32,
+    records: Option<&Bytes>,
+    acks: i16,
+) -> PartitionOutcome {
     let Some(records) = records else {
-        return error_partition(index, ResponseError::CorruptMessage, Some("records are null".into()));
+        return error_partition(
+            index,
+            ResponseError::CorruptMessage,
+            Some("records are null".into()),
+        );
     };
     let config = log.config();
     let result = validate_produce_batches(records, config.max_message_bytes)
@@ -118,7 +131,8 @@ fn append_partition(log: &Arc<Log>, index: i32, records: Option<&Bytes>, acks: i
         .and_then(|headers| log.append(records, &headers));
     match result {
         Ok(info) => {
-            let wait = (acks != 0 && config.is_durable()).then(|| (log.clone(), info.last_offset + 1));
+            let wait =
+                (acks != 0 && config.is_durable()).then(|| (log.clone(), info.last_offset + 1));
             PartitionOutcome {
                 response: PartitionProduceResponse::default()
                     .with_index(index)

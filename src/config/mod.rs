@@ -90,9 +90,15 @@ impl BrokerConfig {
                 return Err(ConfigError::new(key, "unknown configuration key"));
             }
         }
-        let listeners = parse_listeners("listeners", &raw.string("listeners", "PLAINTEXT://127.0.0.1:9092"))?;
+        let listeners = parse_listeners(
+            "listeners",
+            &raw.string("listeners", "PLAINTEXT://127.0.0.1:9092"),
+        )?;
         if listeners.is_empty() {
-            return Err(ConfigError::new("listeners", "at least one listener is needed"));
+            return Err(ConfigError::new(
+                "listeners",
+                "at least one listener is needed",
+            ));
         }
         let advertised_raw = raw.string("advertised.listeners", "");
         let advertised_listeners = if advertised_raw.trim().is_empty() {
@@ -108,7 +114,10 @@ impl BrokerConfig {
             .map(PathBuf::from)
             .collect();
         if log_dirs.is_empty() {
-            return Err(ConfigError::new("log.dirs", "at least one directory is needed"));
+            return Err(ConfigError::new(
+                "log.dirs",
+                "at least one directory is needed",
+            ));
         }
         let default_replication_factor = raw.int("default.replication.factor", 1, 1, 1)? as i16;
         let log_defaults = LogConfig {
@@ -231,7 +240,10 @@ mod tests {
     #[test]
     fn bad_value_is_named() {
         let raw = RawConfig::from_yaml("num.partitions: lots\n").unwrap();
-        assert_eq!(BrokerConfig::from_raw(&raw).unwrap_err().key, "num.partitions");
+        assert_eq!(
+            BrokerConfig::from_raw(&raw).unwrap_err().key,
+            "num.partitions"
+        );
         let raw = RawConfig::from_yaml("default.replication.factor: 3\n").unwrap();
         assert_eq!(
             BrokerConfig::from_raw(&raw).unwrap_err().key,

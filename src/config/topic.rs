@@ -46,7 +46,10 @@ impl LogConfig {
     }
 
     /// `self` with a topic's configs applied; an unknown key or bad value is an error naming it.
-    pub fn with_overrides(&self, overrides: &BTreeMap<String, String>) -> Result<LogConfig, ConfigError> {
+    pub fn with_overrides(
+        &self,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<LogConfig, ConfigError> {
         let mut config = self.clone();
         for (key, value) in overrides {
             validate_topic_config(key, value)?;
@@ -83,25 +86,136 @@ enum Kind {
 /// Topic configs Kafka defines, with their value kind. Gregor acts on the ones `LogConfig`
 /// has fields for; the rest are validated, stored and reported (see docs/configuration.md).
 const TOPIC_CONFIGS: &[(&str, Kind)] = &[
-    ("segment.bytes", Kind::Int { min: 14, max: i32::MAX as i64 }),
-    ("segment.ms", Kind::Int { min: 1, max: i64::MAX }),
-    ("segment.jitter.ms", Kind::Int { min: 0, max: i64::MAX }),
-    ("segment.index.bytes", Kind::Int { min: 4, max: i32::MAX as i64 }),
-    ("index.interval.bytes", Kind::Int { min: 0, max: i32::MAX as i64 }),
-    ("flush.messages", Kind::Int { min: 1, max: i64::MAX }),
-    ("flush.ms", Kind::Int { min: 0, max: i64::MAX }),
-    ("max.message.bytes", Kind::Int { min: 0, max: i32::MAX as i64 }),
-    ("message.timestamp.type", Kind::OneOf(&["CreateTime", "LogAppendTime"])),
-    ("message.timestamp.before.max.ms", Kind::Int { min: 0, max: i64::MAX }),
-    ("message.timestamp.after.max.ms", Kind::Int { min: 0, max: i64::MAX }),
-    ("retention.ms", Kind::Int { min: -1, max: i64::MAX }),
-    ("retention.bytes", Kind::Int { min: -1, max: i64::MAX }),
-    ("local.retention.ms", Kind::Int { min: -2, max: i64::MAX }),
-    ("local.retention.bytes", Kind::Int { min: -2, max: i64::MAX }),
-    ("delete.retention.ms", Kind::Int { min: 0, max: i64::MAX }),
-    ("file.delete.delay.ms", Kind::Int { min: 0, max: i64::MAX }),
-    ("min.compaction.lag.ms", Kind::Int { min: 0, max: i64::MAX }),
-    ("max.compaction.lag.ms", Kind::Int { min: 1, max: i64::MAX }),
+    (
+        "segment.bytes",
+        Kind::Int {
+            min: 14,
+            max: i32::MAX as i64,
+        },
+    ),
+    (
+        "segment.ms",
+        Kind::Int {
+            min: 1,
+            max: i64::MAX,
+        },
+    ),
+    (
+        "segment.jitter.ms",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+    ),
+    (
+        "segment.index.bytes",
+        Kind::Int {
+            min: 4,
+            max: i32::MAX as i64,
+        },
+    ),
+    (
+        "index.interval.bytes",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+    ),
+    (
+        "flush.messages",
+        Kind::Int {
+            min: 1,
+            max: i64::MAX,
+        },
+    ),
+    (
+        "flush.ms",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+    ),
+    (
+        "max.message.bytes",
+        Kind::Int {
+            min: 0,
+            max: i32::MAX as i64,
+        },
+    ),
+    (
+        "message.timestamp.type",
+        Kind::OneOf(&["CreateTime", "LogAppendTime"]),
+    ),
+    (
+        "message.timestamp.before.max.ms",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+    ),
+    (
+        "message.timestamp.after.max.ms",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+    ),
+    (
+        "retention.ms",
+        Kind::Int {
+            min: -1,
+            max: i64::MAX,
+        },
+    ),
+    (
+        "retention.bytes",
+        Kind::Int {
+            min: -1,
+            max: i64::MAX,
+        },
+    ),
+    (
+        "local.retention.ms",
+        Kind::Int {
+            min: -2,
+            max: i64::MAX,
+        },
+    ),
+    (
+        "local.retention.bytes",
+        Kind::Int {
+            min: -2,
+            max: i64::MAX,
+        },
+    ),
+    (
+        "delete.retention.ms",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+    ),
+    (
+        "file.delete.delay.ms",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+    ),
+    (
+        "min.compaction.lag.ms",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+    ),
+    (
+        "max.compaction.lag.ms",
+        Kind::Int {
+            min: 1,
+            max: i64::MAX,
+        },
+    ),
     ("min.cleanable.dirty.ratio", Kind::Ratio),
     ("cleanup.policy", Kind::CleanupPolicy),
     (
@@ -110,8 +224,20 @@ const TOPIC_CONFIGS: &[(&str, Kind)] = &[
     ),
     ("compression.gzip.level", Kind::Int { min: -1, max: 9 }),
     ("compression.lz4.level", Kind::Int { min: 1, max: 17 }),
-    ("compression.zstd.level", Kind::Int { min: -131072, max: 22 }),
-    ("min.insync.replicas", Kind::Int { min: 1, max: i32::MAX as i64 }),
+    (
+        "compression.zstd.level",
+        Kind::Int {
+            min: -131072,
+            max: 22,
+        },
+    ),
+    (
+        "min.insync.replicas",
+        Kind::Int {
+            min: 1,
+            max: i32::MAX as i64,
+        },
+    ),
     ("unclean.leader.election.enable", Kind::Bool),
     ("preallocate", Kind::Bool),
     ("remote.storage.enable", Kind::Bool),
@@ -185,11 +311,17 @@ pub fn validate_topic_config(key: &str, value: &str) -> Result<(), ConfigError> 
         Kind::Int { min, max } => parse_int(key, value, *min, *max).map(|_| ()),
         Kind::Bool => match value {
             "true" | "false" => Ok(()),
-            _ => Err(ConfigError::new(key, format!("`{value}` is not true or false"))),
+            _ => Err(ConfigError::new(
+                key,
+                format!("`{value}` is not true or false"),
+            )),
         },
         Kind::Ratio => match value.parse::<f64>() {
             Ok(r) if (0.0..=1.0).contains(&r) => Ok(()),
-            _ => Err(ConfigError::new(key, format!("`{value}` is not a number in [0, 1]"))),
+            _ => Err(ConfigError::new(
+                key,
+                format!("`{value}` is not a number in [0, 1]"),
+            )),
         },
         Kind::OneOf(allowed) => {
             if allowed.contains(&value) {
@@ -239,16 +371,25 @@ mod tests {
     fn overrides_apply_and_validate() {
         let mut o = BTreeMap::new();
         o.insert("segment.bytes".to_string(), "1024".to_string());
-        o.insert("message.timestamp.type".to_string(), "LogAppendTime".to_string());
+        o.insert(
+            "message.timestamp.type".to_string(),
+            "LogAppendTime".to_string(),
+        );
         o.insert("retention.ms".to_string(), "-1".to_string());
         let c = defaults().with_overrides(&o).unwrap();
         assert_eq!(c.segment_bytes, 1024);
         assert_eq!(c.message_timestamp_type, TimestampType::LogAppendTime);
 
         o.insert("retention.mz".to_string(), "1".to_string());
-        assert_eq!(defaults().with_overrides(&o).unwrap_err().key, "retention.mz");
+        assert_eq!(
+            defaults().with_overrides(&o).unwrap_err().key,
+            "retention.mz"
+        );
         let mut bad = BTreeMap::new();
         bad.insert("cleanup.policy".to_string(), "forever".to_string());
-        assert_eq!(defaults().with_overrides(&bad).unwrap_err().key, "cleanup.policy");
+        assert_eq!(
+            defaults().with_overrides(&bad).unwrap_err().key,
+            "cleanup.policy"
+        );
     }
 }

@@ -52,8 +52,7 @@ pub fn partition_dir_name(topic: &str, partition: i32) -> String {
 /// Splits `<topic>-<partition>` at its last dash.
 pub fn parse_partition_dir_name(name: &str) -> Option<(&str, i32)> {
     let (topic, partition) = name.rsplit_once('-')?;
-    if topic.is_empty() || partition.is_empty() || !partition.bytes().all(|b| b.is_ascii_digit())
-    {
+    if topic.is_empty() || partition.is_empty() || !partition.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     Some((topic, partition.parse().ok()?))
@@ -72,7 +71,10 @@ mod tests {
         );
         assert_eq!(parse_log_file_name("00000000000000000042.log"), Some(42));
         assert_eq!(parse_log_file_name("42.log"), None);
-        assert_eq!(parse_partition_dir_name("my-topic-3"), Some(("my-topic", 3)));
+        assert_eq!(
+            parse_partition_dir_name("my-topic-3"),
+            Some(("my-topic", 3))
+        );
         assert_eq!(parse_partition_dir_name("topic-x"), None);
     }
 }

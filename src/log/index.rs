@@ -6,9 +6,9 @@
 //! Synchronisation: owned by a `LogSegment`, which is only touched under its `Log`'s lock.
 
 use std::fs::{File, OpenOptions};
-use std::sync::Arc;
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 
 /// `.index` entry: (offset - base_offset) as u32 BE, file position as u32 BE.
 pub const OFFSET_ENTRY_SIZE: usize = 8;
@@ -27,10 +27,9 @@ pub struct TimeEntry {
     pub relative_offset: u32,
 }
 
-/// Appends fixed-size entries to an index file, remembering the path for error messages.
+/// Appends fixed-size entries to an index file.
 #[derive(Debug)]
 struct IndexFile {
-    path: PathBuf,
     file: Arc<File>,
     len: u64,
 }
@@ -44,7 +43,6 @@ impl IndexFile {
             .read(true)
             .open(path)?;
         Ok(IndexFile {
-            path: path.to_path_buf(),
             file: Arc::new(file),
             len: 0,
         })
@@ -56,7 +54,6 @@ impl IndexFile {
         file.read_to_end(&mut bytes)?;
         Ok((
             IndexFile {
-                path: path.to_path_buf(),
                 file: Arc::new(file),
                 len: bytes.len() as u64,
             },
@@ -177,10 +174,6 @@ impl OffsetIndex {
         self.file.file.clone()
     }
 
-    pub fn path(&self) -> &Path {
-        &self.file.path
-    }
-
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -284,10 +277,6 @@ impl TimeIndex {
     /// A handle for an fsync outside the log's lock.
     pub fn sync_handle(&self) -> Arc<File> {
         self.file.file.clone()
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.file.path
     }
 }
 

@@ -26,7 +26,7 @@ use bytes::Bytes;
 use tokio::sync::{watch, Notify};
 
 use crate::config::{LogConfig, TimestampType};
-use record_batch::{assign_offset, set_log_append_time, BatchHeader, BatchError};
+use record_batch::{assign_offset, set_log_append_time, BatchError, BatchHeader};
 use segment::{read_bytes_at, read_header_at, LogSegment};
 
 /// The only leader epoch of a single-node broker.
@@ -65,13 +65,19 @@ impl std::fmt::Display for LogError {
         match self {
             LogError::Batch(e) => write!(f, "{e}"),
             LogError::OffsetOutOfRange { offset, start, end } => {
-                write!(f, "offset {offset} is outside the log's range [{start}, {end}]")
+                write!(
+                    f,
+                    "offset {offset} is outside the log's range [{start}, {end}]"
+                )
             }
             LogError::Io { path, source } => write!(f, "I/O error on {}: {source}", path.display()),
             LogError::BatchTooLargeForSegment {
                 size,
                 segment_bytes,
-            } => write!(f, "{size} bytes do not fit in a segment of {segment_bytes} bytes"),
+            } => write!(
+                f,
+                "{size} bytes do not fit in a segment of {segment_bytes} bytes"
+            ),
             LogError::Closed => f.write_str("the log is closed"),
         }
     }
@@ -125,7 +131,6 @@ pub struct ReadResult {
     pub records: Bytes,
     pub high_watermark: i64,
     pub log_start_offset: i64,
-    pub log_end_offset: i64,
 }
 
 /// A timestamp lookup's answer (ListOffsets).
@@ -206,7 +211,9 @@ impl Log {
     }
 
     fn lock(&self) -> MutexGuard<'_, LogState> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn topic_partition(&self) -> &TopicPartition {
@@ -235,11 +242,6 @@ impl Log {
 
     pub fn recovery_point(&self) -> i64 {
         self.lock().recovery_point
-    }
-
-    /// Size in bytes of all segments.
-    pub fn size_bytes(&self) -> u64 {
-        self.lock().segments.values().map(|s| s.size()).sum()
     }
 
     /// Woken whenever the high watermark moves (long-polling fetches wait on it).
@@ -445,7 +447,8 @@ impl Log {
             state.high_watermark = end;
         }
         drop(state);
-        self.durable.send_modify(|d| d.offset = d.offset.max(end.offset));
+        self.durable
+            .send_modify(|d| d.offset = d.offset.max(end.offset));
         if durable_mode {
             self.data_arrived.notify_waiters();
         }
@@ -476,8 +479,7 @@ impl Log {
         let state = self.lock();
         match state.config.flush_ms {
             Some(ms) => {
-                state.unflushed_messages > 0
-                    && state.last_flush.elapsed().as_millis() as i64 >= ms
+                state.unflushed_messages > 0 && state.last_flush.elapsed().as_millis() as i64 >= ms
             }
             None => false,
         }
@@ -498,7 +500,7 @@ impl Log {
             start: u64,
             limit: u64,
         }
-        let (plan, hw, start_offset, end_offset) = {
+        let (plan, hw, start_offset) = {
             let state = self.lock();
             let hw = state.high_watermark;
             if offset < state.log_start_offset || offset > state.log_end_offset {
@@ -538,13 +540,12 @@ impl Log {
                     });
                 }
             }
-            (plan, hw.offset, state.log_start_offset, state.log_end_offset)
+            (plan, hw.offset, state.log_start_offset)
         };
         let mut result = ReadResult {
             records: Bytes::new(),
             high_watermark: hw,
             log_start_offset: start_offset,
-            log_end_offset: end_offset,
         };
         for p in plan {
             // Find the first batch that holds `offset` or comes after it.
@@ -582,7 +583,10 @@ impl Log {
     }
 
     /// The first offset whose record timestamp is >= `timestamp` (ListOffsets by time).
-    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<TimestampOffset>, LogError> {
+    pub fn offset_for_timestamp(
+        &self,
+        timestamp: i64,
+    ) -> Result<Option<TimestampOffset>, LogError> {
         let candidates: Vec<(Arc<File>, PathBuf, u64, u64)> = {
             let state = self.lock();
             let hw = state.high_watermark;
@@ -631,7 +635,10 @@ impl Log {
             state
                 .segments
                 .values()
-                .filter(|s| s.max_timestamp() >= 0 && s.offset_of_max_timestamp() < state.high_watermark.offset)
+                .filter(|s| {
+                    s.max_timestamp() >= 0
+                        && s.offset_of_max_timestamp() < state.high_watermark.offset
+                })
                 .max_by_key(|s| s.max_timestamp())
                 .map(|s| (s.max_timestamp(), s.offset_of_max_timestamp()))
         };

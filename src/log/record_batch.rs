@@ -29,7 +29,6 @@ const ATTRIBUTES_OFFSET: usize = 21;
 const MAX_TIMESTAMP_OFFSET: usize = 35;
 
 const TIMESTAMP_TYPE_BIT: i16 = 1 << 3;
-const TRANSACTIONAL_BIT: i16 = 1 << 4;
 const CONTROL_BIT: i16 = 1 << 5;
 
 /// Why a batch was refused; each maps to one Kafka error code at the API boundary.
@@ -48,7 +47,10 @@ impl std::fmt::Display for BatchError {
         match self {
             BatchError::Corrupt(m) | BatchError::Invalid(m) => f.write_str(m),
             BatchError::TooLarge { size, max } => {
-                write!(f, "record batch of {size} bytes exceeds the maximum of {max} bytes")
+                write!(
+                    f,
+                    "record batch of {size} bytes exceeds the maximum of {max} bytes"
+                )
             }
         }
     }
@@ -126,10 +128,6 @@ impl BatchHeader {
         self.attributes & TIMESTAMP_TYPE_BIT != 0
     }
 
-    pub fn is_transactional(&self) -> bool {
-        self.attributes & TRANSACTIONAL_BIT != 0
-    }
-
     pub fn is_control(&self) -> bool {
         self.attributes & CONTROL_BIT != 0
     }
@@ -182,7 +180,9 @@ pub fn validate_produce_batches(
     let mut headers = Vec::new();
     let mut at = 0;
     if records.is_empty() {
-        return Err(BatchError::Invalid("produce request has no record batch".into()));
+        return Err(BatchError::Invalid(
+            "produce request has no record batch".into(),
+        ));
     }
     while at < records.len() {
         let header = check_batch(&records[at..])?;
@@ -281,14 +281,20 @@ fn record_timestamps(batch: &[u8]) -> Option<Vec<crate::log::TimestampOffset>> {
 }
 
 /// The first record of `batch` whose timestamp is >= `timestamp` (uncompressed batches).
-pub fn first_record_at_or_after(batch: &[u8], timestamp: i64) -> Option<crate::log::TimestampOffset> {
+pub fn first_record_at_or_after(
+    batch: &[u8],
+    timestamp: i64,
+) -> Option<crate::log::TimestampOffset> {
     record_timestamps(batch)?
         .into_iter()
         .find(|r| r.timestamp >= timestamp)
 }
 
 /// The last record of `batch` carrying exactly `timestamp` (uncompressed batches).
-pub fn last_record_with_timestamp(batch: &[u8], timestamp: i64) -> Option<crate::log::TimestampOffset> {
+pub fn last_record_with_timestamp(
+    batch: &[u8],
+    timestamp: i64,
+) -> Option<crate::log::TimestampOffset> {
     record_timestamps(batch)?
         .into_iter()
         .rev()
@@ -377,7 +383,10 @@ mod tests {
     fn truncated_and_oversized() {
         let b = batch(&[b"hello"], 1);
         assert!(matches!(check_batch(&b[..30]), Err(BatchError::Corrupt(_))));
-        assert!(matches!(check_batch(&b[..b.len() - 1]), Err(BatchError::Corrupt(_))));
+        assert!(matches!(
+            check_batch(&b[..b.len() - 1]),
+            Err(BatchError::Corrupt(_))
+        ));
         assert!(matches!(
             validate_produce_batches(&b, 10),
             Err(BatchError::TooLarge { .. })

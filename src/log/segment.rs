@@ -65,7 +65,10 @@ impl LogSegment {
             file: Arc::new(file),
             size: 0,
             next_offset: base_offset,
-            offset_index: OffsetIndex::create(&file_names::index_file(dir, base_offset), base_offset)?,
+            offset_index: OffsetIndex::create(
+                &file_names::index_file(dir, base_offset),
+                base_offset,
+            )?,
             time_index: TimeIndex::create(
                 &file_names::time_index_file(dir, base_offset),
                 base_offset,
@@ -145,7 +148,9 @@ impl LogSegment {
         let mut walked: Option<(i64, i64)> = None;
         while pos < self.size {
             match read_header_at(&self.file, pos, self.size)? {
-                Some(h) if h.base_offset >= next || (walked.is_none() && h.base_offset == offset) => {
+                Some(h)
+                    if h.base_offset >= next || (walked.is_none() && h.base_offset == offset) =>
+                {
                     next = h.next_offset();
                     pos += h.size() as u64;
                     if walked.is_none_or(|(ts, _)| h.max_timestamp > ts) {
@@ -158,7 +163,11 @@ impl LogSegment {
         if pos != self.size {
             return Ok(false);
         }
-        self.next_offset = if self.size == 0 { self.base_offset } else { next };
+        self.next_offset = if self.size == 0 {
+            self.base_offset
+        } else {
+            next
+        };
         if let Some(last) = self.time_index.last_entry_offset() {
             if last >= self.next_offset.max(self.base_offset + 1) {
                 return Ok(false);
@@ -269,7 +278,11 @@ impl LogSegment {
                 || self.offset_index.len() == 0
             {
                 self.offset_index.append(h.base_offset, pos as u32)?;
-                if self.time_index.last_timestamp().is_none_or(|t| t < self.max_timestamp) {
+                if self
+                    .time_index
+                    .last_timestamp()
+                    .is_none_or(|t| t < self.max_timestamp)
+                {
                     self.time_index
                         .append(self.max_timestamp, self.offset_of_max_timestamp)?;
                 }
@@ -301,9 +314,6 @@ impl LogSegment {
     }
     pub fn next_offset(&self) -> i64 {
         self.next_offset
-    }
-    pub fn is_empty(&self) -> bool {
-        self.size == 0
     }
     pub fn max_timestamp(&self) -> i64 {
         self.max_timestamp
@@ -386,7 +396,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut seg = LogSegment::create(dir.path(), 0).unwrap();
         for i in 0..10 {
-            append_batch(&mut seg, i * 2, &[b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", b"b"], 1000 + i);
+            append_batch(
+                &mut seg,
+                i * 2,
+                &[b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", b"b"],
+                1000 + i,
+            );
         }
         let good_size = seg.size();
         drop(seg);
@@ -416,7 +431,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut seg = LogSegment::create(dir.path(), 100).unwrap();
         for i in 0..20 {
-            append_batch(&mut seg, 100 + i, &[b"0123456789012345678901234567890123456789"], 5000 + i);
+            append_batch(
+                &mut seg,
+                100 + i,
+                &[b"0123456789012345678901234567890123456789"],
+                5000 + i,
+            );
         }
         let entries = seg.offset_index().len();
         drop(seg);

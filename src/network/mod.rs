@@ -13,7 +13,10 @@ pub enum FrameError {
     /// The peer closed the connection between frames.
     Closed,
     /// The size prefix is negative or above the limit.
-    TooLarge { size: i64, max: usize },
+    TooLarge {
+        size: i64,
+        max: usize,
+    },
     /// The connection ended in the middle of a frame.
     Truncated,
     Io(std::io::Error),
@@ -85,9 +88,18 @@ mod tests {
         data.extend_from_slice(b"z");
         let mut reader = &data[..];
         let mut buf = BytesMut::new();
-        assert_eq!(&read_frame(&mut reader, &mut buf, 10).await.unwrap()[..], b"abc");
-        assert_eq!(&read_frame(&mut reader, &mut buf, 10).await.unwrap()[..], b"z");
-        assert!(matches!(read_frame(&mut reader, &mut buf, 10).await, Err(FrameError::Closed)));
+        assert_eq!(
+            &read_frame(&mut reader, &mut buf, 10).await.unwrap()[..],
+            b"abc"
+        );
+        assert_eq!(
+            &read_frame(&mut reader, &mut buf, 10).await.unwrap()[..],
+            b"z"
+        );
+        assert!(matches!(
+            read_frame(&mut reader, &mut buf, 10).await,
+            Err(FrameError::Closed)
+        ));
 
         let huge = i32::MAX.to_be_bytes();
         let mut reader = &huge[..];

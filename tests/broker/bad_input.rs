@@ -109,12 +109,14 @@ fn malformed_frames_close_only_their_own_connection() {
 
     // Garbage: an HTTP request.
     let mut s = connect(&broker.addr);
-    s.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
     assert!(closed_by_broker(s), "http garbage");
 
     // A Metadata v1 request claiming 2^31-1 topics: must not allocate for them.
     let mut s = connect(&broker.addr);
-    s.write_all(&frame(3, 1, 7, &i32::MAX.to_be_bytes())).unwrap();
+    s.write_all(&frame(3, 1, 7, &i32::MAX.to_be_bytes()))
+        .unwrap();
     assert!(closed_by_broker(s), "hostile array length");
 
     // Random bytes with a plausible size.
@@ -134,7 +136,11 @@ fn malformed_frames_close_only_their_own_connection() {
     bystander.write_all(&frame(18, 0, 42, &[])).unwrap();
     let response = read_response(&mut bystander);
     assert_eq!(&response[..4], &42i32.to_be_bytes());
-    assert_eq!(&response[4..6], &0i16.to_be_bytes(), "ApiVersions error code");
+    assert_eq!(
+        &response[4..6],
+        &0i16.to_be_bytes(),
+        "ApiVersions error code"
+    );
     client_still_works(&broker.addr);
     broker.stop();
 }
@@ -229,12 +235,16 @@ fn invalid_record_batches_get_kafka_error_codes() {
     magic1[16] = 1;
     assert_eq!(produce(&mut s, "raw", magic1, 5), 87, "INVALID_RECORD");
     assert_eq!(produce(&mut s, "raw", batch(&[7u8; 100]), 6), 0);
-    let big = batch(&vec![7u8; 120]);
+    let big = batch(&[7u8; 120]);
     let mut two = Vec::new();
     for _ in 0..20 {
         two.extend_from_slice(&big);
     }
-    assert_eq!(produce(&mut s, "raw", two, 7), 0, "many small batches are fine");
+    assert_eq!(
+        produce(&mut s, "raw", two, 7),
+        0,
+        "many small batches are fine"
+    );
     // One batch over message.max.bytes (2000): MESSAGE_TOO_LARGE.
     let mut huge_value = vec![1u8; 2100];
     huge_value.truncate(2100);
@@ -267,6 +277,10 @@ fn invalid_record_batches_get_kafka_error_codes() {
     };
     assert_eq!(produce(&mut s, "raw", huge, 8), 10, "MESSAGE_TOO_LARGE");
     // Unknown topic.
-    assert_eq!(produce(&mut s, "nope", batch(b"x"), 9), 3, "UNKNOWN_TOPIC_OR_PARTITION");
+    assert_eq!(
+        produce(&mut s, "nope", batch(b"x"), 9),
+        3,
+        "UNKNOWN_TOPIC_OR_PARTITION"
+    );
     broker.stop();
 }

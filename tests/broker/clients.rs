@@ -69,7 +69,8 @@ pub fn consume_all(addr: &str, topic: &str, partitions: i32, expected: usize) ->
         .expect("consumer");
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
     }
     consumer.assign(&tpl).expect("assign");
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -98,7 +99,11 @@ pub fn consume_all(addr: &str, topic: &str, partitions: i32, expected: usize) ->
     // Nothing more should arrive.
     if out.len() == expected {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) {
-            panic!("unexpected extra message at {}:{}", m.partition(), m.offset());
+            panic!(
+                "unexpected extra message at {}:{}",
+                m.partition(),
+                m.offset()
+            );
         }
     }
     out
@@ -150,8 +155,14 @@ async fn ten_thousand_keyed_messages_with_headers_survive_a_restart() {
     for i in 0..MESSAGES {
         let (k, v) = (key(i), value(i));
         let headers = OwnedHeaders::new()
-            .insert(Header { key: "index", value: Some(i.to_string().as_bytes()) })
-            .insert(Header { key: "source", value: Some(b"gregor-test".as_slice()) });
+            .insert(Header {
+                key: "index",
+                value: Some(i.to_string().as_bytes()),
+            })
+            .insert(Header {
+                key: "source",
+                value: Some(b"gregor-test".as_slice()),
+            });
         let record = FutureRecord::to("orders")
             .key(&k)
             .payload(&v)
@@ -167,7 +178,10 @@ async fn ten_thousand_keyed_messages_with_headers_survive_a_restart() {
     let mut per_partition: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
     for (k, delivery) in pending {
         let delivered = delivery.await.expect("delivery").expect("acked");
-        per_partition.entry(delivered.partition).or_default().push(delivered.offset);
+        per_partition
+            .entry(delivered.partition)
+            .or_default()
+            .push(delivered.offset);
         acked.insert(k, (delivered.partition, delivered.offset));
     }
     assert_eq!(per_partition.len(), 3, "keys spread over all 3 partitions");
@@ -217,7 +231,9 @@ async fn kill_9_mid_stream_loses_no_acknowledged_message() {
             }
             sent += 1;
         }
-        let Some((k, delivery)) = in_flight.pop_front() else { break };
+        let Some((k, delivery)) = in_flight.pop_front() else {
+            break;
+        };
         if let Ok(Ok(d)) = delivery.await {
             acked.insert(k, (d.partition, d.offset));
         }
@@ -241,7 +257,12 @@ async fn kill_9_mid_stream_loses_no_acknowledged_message() {
     assert_eq!(seen.len(), total);
     let by_position: HashMap<(i32, i64), String> = seen
         .iter()
-        .map(|m| ((m.partition, m.offset), String::from_utf8(m.key.clone()).unwrap()))
+        .map(|m| {
+            (
+                (m.partition, m.offset),
+                String::from_utf8(m.key.clone()).unwrap(),
+            )
+        })
         .collect();
     let mut key_count: HashMap<&str, usize> = HashMap::new();
     for k in by_position.values() {

@@ -11,11 +11,17 @@ fn ensure_kcat() {
         return;
     }
     let installed = Command::new("sh")
-        .args(["-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat"])
+        .args([
+            "-c",
+            "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat",
+        ])
         .status()
         .map(|s| s.success())
         .unwrap_or(false);
-    assert!(installed, "kcat is missing and `apt-get install kcat` failed");
+    assert!(
+        installed,
+        "kcat is missing and `apt-get install kcat` failed"
+    );
 }
 
 fn kcat(args: &[&str], input: Option<&str>) -> String {
@@ -52,22 +58,52 @@ fn kcat_lists_produces_and_consumes() {
 
     let input: String = (0..100).map(|i| format!("key{i}:value{i}\n")).collect();
     kcat(&["-b", b, "-P", "-t", "kc", "-K:", "-p", "0"], Some(&input));
-    kcat(&["-b", b, "-P", "-t", "kc", "-p", "1"], Some("one\ntwo\nthree\n"));
+    kcat(
+        &["-b", b, "-P", "-t", "kc", "-p", "1"],
+        Some("one\ntwo\nthree\n"),
+    );
 
     let listing = kcat(&["-b", b, "-L", "-t", "kc"], None);
     assert!(listing.contains("1 brokers:"), "{listing}");
-    assert!(listing.contains("topic \"kc\" with 2 partitions"), "{listing}");
+    assert!(
+        listing.contains("topic \"kc\" with 2 partitions"),
+        "{listing}"
+    );
 
-    let out = kcat(&["-b", b, "-C", "-t", "kc", "-p", "0", "-e", "-f", "%k=%s@%o\n"], None);
+    let out = kcat(
+        &[
+            "-b",
+            b,
+            "-C",
+            "-t",
+            "kc",
+            "-p",
+            "0",
+            "-e",
+            "-f",
+            "%k=%s@%o\n",
+        ],
+        None,
+    );
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 100, "{out}");
     for (i, line) in lines.iter().enumerate() {
         assert_eq!(*line, format!("key{i}=value{i}@{i}"));
     }
-    let out = kcat(&["-b", b, "-C", "-t", "kc", "-p", "1", "-o", "1", "-e", "-f", "%s@%o\n"], None);
+    let out = kcat(
+        &[
+            "-b", b, "-C", "-t", "kc", "-p", "1", "-o", "1", "-e", "-f", "%s@%o\n",
+        ],
+        None,
+    );
     assert_eq!(out, "two@1\nthree@2\n");
     // The last message by negative offset (ListOffsets latest).
-    let out = kcat(&["-b", b, "-C", "-t", "kc", "-p", "0", "-o", "-1", "-e", "-f", "%s\n"], None);
+    let out = kcat(
+        &[
+            "-b", b, "-C", "-t", "kc", "-p", "0", "-o", "-1", "-e", "-f", "%s\n",
+        ],
+        None,
+    );
     assert_eq!(out, "value99\n");
     broker.stop();
 }

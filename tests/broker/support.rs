@@ -18,10 +18,17 @@ impl Broker {
     /// Starts a broker on 127.0.0.1 (a free port) with `data_dir` and extra `-o KEY=VALUE`s.
     pub fn start(data_dir: &Path, overrides: &[&str]) -> Broker {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gregor"));
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--log-level", "warn", "--data-dir"])
-            .arg(data_dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        cmd.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-level",
+            "warn",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
         for o in overrides {
             cmd.args(["-o", o]);
         }
@@ -48,10 +55,6 @@ impl Broker {
             addr,
             data_dir: data_dir.to_path_buf(),
         }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
     }
 
     /// SIGKILL: no chance to flush or checkpoint.
