@@ -20,7 +20,7 @@ use crate::config::topic::validate_topic_config;
 use crate::config::{BrokerConfig, ConfigError, LogConfig};
 use crate::log::file_names::{
     self, CLEAN_SHUTDOWN_FILE, DELETE_DIR_SUFFIX, METADATA_DIR, META_PROPERTIES,
-    RECOVERY_POINT_CHECKPOINT,
+    PARTITION_METADATA, RECOVERY_POINT_CHECKPOINT,
 };
 use crate::log::loader::{load_log, RecoveryStart};
 use crate::log::{Log, LogError, TopicPartition};
@@ -152,6 +152,47 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     fs::File::open(dir)?.sync_all()
 }
 
+/// Writes `partition.metadata` (Kafka's format) into a partition directory.
+fn write_partition_metadata(dir: &Path, id: Uuid) -> Result<(), TopicError> {
+    let path = dir.join(PARTITION_METADATA);
+    let text = format!("version: 0\ntopic_id: {}\n", base64url(id.as_bytes()));
+    write_atomically(&path, text.as_bytes()).map_err(io_err(&path))
+}
+
+/// The topic id in a partition directory's `partition.metadata`, if it has one.
+fn read_partition_metadata(dir: &Path) -> Option<Uuid> {
+    let text = fs::read_to_string(dir.join(PARTITION_METADATA)).ok()?;
+    let encoded = text
+        .lines()
+        .find_map(|l| l.strip_prefix("topic_id: "))?
+        .trim();
+    Uuid::from_slice(&base64url_decode(encoded)?).ok()
+}
+
+fn base64url_decode(s: &str) -> Option<Vec<u8>> {
+    let mut bits = 0u32;
+    let mut count = 0;
+    let mut out = Vec::new();
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => return None,
+        } as u32;
+        bits = bits << 6 | v;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+            bits &= (1 << count) - 1;
+        }
+    }
+    Some(out)
+}
+
 /// Base64url without padding, as Kafka prints cluster ids and topic ids.
 fn base64url(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -176,11 +217,16 @@ impl LogManager {
         let mut clean = Vec::new();
         for dir in &config.log_dirs {
             fs::create_dir_all(dir).map_err(io_err(dir))?;
-            cluster_id = Some(Self::read_or_write_meta_properties(
-                dir,
-                config.node_id,
-                cluster_id,
-            )?);
+            let id = Self::read_or_write_meta_properties(dir, config.node_id, cluster_id.clone())?;
+            if let Some(known) = cluster_id.as_ref().filter(|known| **known != id) {
+                return Err(TopicError::Io {
+                    path: dir.join(META_PROPERTIES),
+                    source: io::Error::other(format!(
+                        "cluster.id {id} differs from {known} in another log dir: these directories belong to different clusters"
+                    )),
+                });
+            }
+            cluster_id = Some(id);
             clean.push(dir.join(CLEAN_SHUTDOWN_FILE).exists());
             // Leftovers of deletions interrupted by a crash.
             for entry in fs::read_dir(dir).map_err(io_err(dir))? {
@@ -234,8 +280,11 @@ impl LogManager {
                 } else {
                     RecoveryStart::From(*recovery_points.get(&tp).unwrap_or(&0))
                 };
-                let (log, report) = load_log(tp.clone(), dir, log_config.clone(), recovery)
+                let (log, report) = load_log(tp.clone(), dir.clone(), log_config.clone(), recovery)
                     .map_err(TopicError::Log)?;
+                if read_partition_metadata(&dir) != Some(id) {
+                    write_partition_metadata(&dir, id)?;
+                }
                 if report.recovered_segments > 0 {
                     tracing::info!(
                         partition = %tp,
@@ -258,21 +307,39 @@ impl LogManager {
                 }),
             );
         }
-        // Partition directories of topics that don't exist: an interrupted create or delete.
+        // Partition directories whose `partition.metadata` names a topic id that no longer
+        // exists: a deletion interrupted after its metadata file was removed. Directories
+        // without that file are not Gregor's and are left alone.
         for dir in &config.log_dirs {
             for entry in fs::read_dir(dir).map_err(io_err(dir))? {
                 let entry = entry.map_err(io_err(dir))?;
+                let path = entry.path();
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if let Some((topic, partition)) = file_names::parse_partition_dir_name(&name) {
-                    let known = table
-                        .by_name
-                        .get(topic)
-                        .is_some_and(|t| partition < t.partitions.len() as i32);
-                    if !known && entry.path().is_dir() {
-                        tracing::warn!(dir = %entry.path().display(), "removing the data of a topic that does not exist");
-                        fs::remove_dir_all(entry.path()).map_err(io_err(&entry.path()))?;
-                    }
+                if file_names::parse_partition_dir_name(&name).is_none() || !path.is_dir() {
+                    continue;
                 }
+                match read_partition_metadata(&path) {
+                    Some(id) if !table.by_id.contains_key(&id) => {
+                        tracing::warn!(dir = %path.display(), "removing the data of a deleted topic");
+                        fs::remove_dir_all(&path).map_err(io_err(&path))?;
+                    }
+                    Some(_) => {}
+                    None if !table
+                        .by_name
+                        .values()
+                        .any(|t| t.partitions.iter().any(|l| l.dir() == path)) =>
+                    {
+                        tracing::warn!(dir = %path.display(), "ignoring a directory that is not a Gregor partition");
+                    }
+                    None => {}
+                }
+            }
+        }
+        // Leftovers of atomic writes interrupted by a crash.
+        for entry in fs::read_dir(&metadata_dir).map_err(io_err(&metadata_dir))? {
+            let path = entry.map_err(io_err(&metadata_dir))?.path();
+            if path.extension().and_then(|e| e.to_str()) == Some("tmp") {
+                fs::remove_file(&path).map_err(io_err(&path))?;
             }
         }
         *manager.topics.write().unwrap_or_else(|e| e.into_inner()) = table;
@@ -295,6 +362,19 @@ impl LogManager {
     ) -> Result<String, TopicError> {
         let path = dir.join(META_PROPERTIES);
         if let Ok(text) = fs::read_to_string(&path) {
+            let stored_node = text
+                .lines()
+                .find_map(|l| l.strip_prefix("node.id="))
+                .and_then(|s| s.trim().parse::<i32>().ok());
+            if stored_node.is_some_and(|n| n != node_id) {
+                return Err(TopicError::Io {
+                    path,
+                    source: io::Error::other(format!(
+                        "node.id {} in meta.properties does not match the configured node.id {node_id}",
+                        stored_node.unwrap_or_default()
+                    )),
+                });
+            }
             if let Some(id) = text
                 .lines()
                 .find_map(|l| l.strip_prefix("cluster.id="))
@@ -469,6 +549,21 @@ impl LogManager {
                 partition: p,
             };
             let (_, dir) = self.partition_dir(&tp);
+            if dir.exists() {
+                // Left by a deletion interrupted by a crash (a different topic id), or not ours.
+                if read_partition_metadata(&dir).is_some() {
+                    fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
+                } else {
+                    return Err(TopicError::Io {
+                        path: dir.clone(),
+                        source: io::Error::other(
+                            "a directory that is not a Gregor partition is in the way",
+                        ),
+                    });
+                }
+            }
+            fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+            write_partition_metadata(&dir, id)?;
             let (log, _) = load_log(tp, dir.clone(), log_config.clone(), RecoveryStart::From(0))
                 .map_err(TopicError::Log)?;
             if let Some(parent) = dir.parent() {
@@ -485,6 +580,9 @@ impl LogManager {
         let mut table = self.topics.write().unwrap_or_else(|e| e.into_inner());
         table.by_id.insert(id, name.to_string());
         table.by_name.insert(name.to_string(), topic.clone());
+        drop(table);
+        // A re-created name must not inherit the old topic's recovery point.
+        self.checkpoint_recovery_points();
         tracing::info!(topic = name, partitions, "created topic");
         Ok(topic)
     }
@@ -515,6 +613,7 @@ impl LogManager {
             fs::rename(&dir, &doomed).map_err(io_err(&dir))?;
             fs::remove_dir_all(&doomed).map_err(io_err(&doomed))?;
         }
+        self.checkpoint_recovery_points();
         tracing::info!(topic = name, "deleted topic");
         Ok(topic)
     }
@@ -681,6 +780,30 @@ mod tests {
             m.create_topic("t", 1, 1, bad),
             Err(TopicError::InvalidConfig(_))
         ));
+    }
+
+    #[test]
+    fn only_directories_of_deleted_topics_are_removed_at_start_up() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let m = manager(dir.path());
+            m.create_topic("kept", 1, 1, BTreeMap::new()).unwrap();
+            m.shutdown();
+        }
+        // Not Gregor's: no partition.metadata.
+        fs::create_dir_all(dir.path().join("backup-2024")).unwrap();
+        fs::write(dir.path().join("backup-2024/file"), b"precious").unwrap();
+        // A deletion interrupted after its metadata file went: a known-format orphan.
+        fs::create_dir_all(dir.path().join("gone-0")).unwrap();
+        write_partition_metadata(&dir.path().join("gone-0"), Uuid::new_v4()).unwrap();
+        let m = manager(dir.path());
+        assert!(dir.path().join("backup-2024/file").exists());
+        assert!(!dir.path().join("gone-0").exists());
+        let id = m.topic("kept").unwrap().id;
+        assert_eq!(
+            read_partition_metadata(&dir.path().join("kept-0")),
+            Some(id)
+        );
     }
 
     #[test]

@@ -116,7 +116,7 @@ pub async fn handle(
             n.as_mut().enable();
         }
         let (partitions, bytes, has_error) = read_all(&wanted, max_bytes, read_committed);
-        if bytes >= min_bytes.max(1)
+        if bytes >= min_bytes
             || has_error
             || tokio::time::Instant::now() >= deadline
             || logs.is_empty()

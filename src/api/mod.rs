@@ -1,11 +1,12 @@
 //! The Kafka APIs: one file per API, all registered in [`SUPPORTED_APIS`]. ApiVersions is
 //! answered from that table, so an API is advertised exactly when it has a handler here.
 //!
-//! A request is decoded eagerly, on the connection's read loop; a decode error closes the
-//! connection, as Kafka does. Each handler returns a future for its response. Most handlers
-//! do all their work inside that future, which the connection awaits in request order;
-//! Produce appends before returning it (so pipelined produces append in order while their
-//! fsyncs overlap) and leaves only the wait for durability to the future.
+//! A request is decoded on the connection's read loop; a decode error closes the
+//! connection, as Kafka does. Every request takes effect in the order it was read: the
+//! read loop runs each handler to completion before reading the next request, except that
+//! Produce returns once it has appended and leaves only the wait for the fsync to a future
+//! that may overlap later requests (so pipelined produces share one fsync). Responses are
+//! written in request order.
 
 pub mod api_versions;
 pub mod create_topics;
@@ -72,6 +73,22 @@ pub enum Response {
 
 pub type ResponseFuture = Pin<Box<dyn Future<Output = Response> + Send>>;
 
+/// A dispatched request: its response, and whether later requests may be handled before
+/// it resolves (true only for Produce's wait for durability: its effects already happened).
+pub struct Dispatched {
+    pub response: ResponseFuture,
+    pub may_overlap: bool,
+}
+
+impl Dispatched {
+    fn in_order(response: ResponseFuture) -> Dispatched {
+        Dispatched {
+            response,
+            may_overlap: false,
+        }
+    }
+}
+
 /// A request the connection must not answer: it is closed instead (as Kafka does).
 #[derive(Debug)]
 pub struct RequestError(pub String);
@@ -102,7 +119,7 @@ pub fn encode_response<R: Encodable>(ctx: &RequestContext, body: &R) -> Response
         Ok(size) => size,
         Err(e) => {
             tracing::error!(api = ?ctx.api_key, version = ctx.version, error = %e, "response too large to encode");
-            return Response::None;
+            return Response::Close;
         }
     };
     let header_size = if header_version >= 1 { 5 } else { 4 };
@@ -114,7 +131,7 @@ pub fn encode_response<R: Encodable>(ctx: &RequestContext, body: &R) -> Response
     }
     if let Err(e) = body.encode(&mut frame, ctx.version) {
         tracing::error!(api = ?ctx.api_key, version = ctx.version, error = %e, "encoding a response failed");
-        return Response::None;
+        return Response::Close;
     }
     Response::Frame(frame)
 }
@@ -150,7 +167,7 @@ where
 }
 
 /// Parses the request header of `frame` and routes the request to its API.
-pub fn dispatch(broker: &Arc<Broker>, frame: BytesMut) -> Result<ResponseFuture, RequestError> {
+pub fn dispatch(broker: &Arc<Broker>, frame: BytesMut) -> Result<Dispatched, RequestError> {
     let mut body = frame.freeze();
     if body.len() < 8 {
         return Err(RequestError(format!(
@@ -176,7 +193,9 @@ pub fn dispatch(broker: &Arc<Broker>, frame: BytesMut) -> Result<ResponseFuture,
                 client_id: None,
             };
             let response = api_versions::unsupported_version_response();
-            return Ok(Box::pin(async move { encode_response(&ctx, &response) }));
+            return Ok(Dispatched::in_order(Box::pin(async move {
+                encode_response(&ctx, &response)
+            })));
         }
         return Err(RequestError(format!(
             "{api_key:?} v{version} is not supported (v{}-v{})",
@@ -184,7 +203,8 @@ pub fn dispatch(broker: &Arc<Broker>, frame: BytesMut) -> Result<ResponseFuture,
         )));
     }
     if api_key == ApiKey::Produce && version < 3 {
-        return produce::refuse_old_version(version, correlation_id, body);
+        return produce::refuse_old_version(version, correlation_id, body)
+            .map(Dispatched::in_order);
     }
     let header_version = api_key.request_header_version(version);
     let header = RequestHeader::decode(&mut body, header_version)
@@ -195,22 +215,26 @@ pub fn dispatch(broker: &Arc<Broker>, frame: BytesMut) -> Result<ResponseFuture,
         correlation_id,
         client_id: header.client_id.map(|s| s.to_string()),
     };
-    match api_key {
+    let response = match api_key {
+        ApiKey::Produce => {
+            let request = decode(&ctx, &mut body)?;
+            return Ok(Dispatched {
+                response: produce::handle(broker, ctx, request),
+                may_overlap: true,
+            });
+        }
         ApiKey::ApiVersions => deferred(broker, ctx, &mut body, api_versions::handle),
         ApiKey::Metadata => deferred(broker, ctx, &mut body, metadata::handle),
         ApiKey::CreateTopics => deferred(broker, ctx, &mut body, create_topics::handle),
         ApiKey::DeleteTopics => deferred(broker, ctx, &mut body, delete_topics::handle),
-        ApiKey::Produce => {
-            let request = decode(&ctx, &mut body)?;
-            Ok(produce::handle(broker, ctx, request))
-        }
         ApiKey::Fetch => deferred(broker, ctx, &mut body, fetch::handle),
         ApiKey::ListOffsets => deferred(broker, ctx, &mut body, list_offsets::handle),
         ApiKey::OffsetForLeaderEpoch => {
             deferred(broker, ctx, &mut body, offset_for_leader_epoch::handle)
         }
         other => Err(RequestError(format!("API {other:?} has no handler"))),
-    }
+    }?;
+    Ok(Dispatched::in_order(response))
 }
 
 #[cfg(test)]

@@ -94,10 +94,10 @@ impl BrokerConfig {
             "listeners",
             &raw.string("listeners", "PLAINTEXT://127.0.0.1:9092"),
         )?;
-        if listeners.is_empty() {
+        if listeners.len() != 1 {
             return Err(ConfigError::new(
                 "listeners",
-                "at least one listener is needed",
+                "exactly one PLAINTEXT listener is supported",
             ));
         }
         let advertised_raw = raw.string("advertised.listeners", "");
@@ -139,7 +139,7 @@ impl BrokerConfig {
             listeners,
             advertised_listeners,
             log_dirs,
-            num_partitions: raw.int("num.partitions", 1, 1, 1_000_000)? as i32,
+            num_partitions: raw.int("num.partitions", 1, 1, 100_000)? as i32,
             default_replication_factor,
             auto_create_topics_enable: raw.bool("auto.create.topics.enable", true)?,
             socket_request_max_bytes: raw.int(

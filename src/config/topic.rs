@@ -84,7 +84,7 @@ enum Kind {
 }
 
 /// Topic configs Kafka defines, with their value kind. Gregor acts on the ones `LogConfig`
-/// has fields for; the rest are validated, stored and reported (see docs/configuration.md).
+/// has fields for; the rest are validated, stored and reported (see the README).
 const TOPIC_CONFIGS: &[(&str, Kind)] = &[
     (
         "segment.bytes",

@@ -17,6 +17,8 @@ pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
 pub const METADATA_DIR: &str = "__gregor_metadata";
 /// Broker identity file, as Kafka's.
 pub const META_PROPERTIES: &str = "meta.properties";
+/// In each partition directory: the id of the topic it belongs to, as Kafka's.
+pub const PARTITION_METADATA: &str = "partition.metadata";
 
 /// `00000000000000000042` for base offset 42.
 pub fn offset_prefix(base_offset: i64) -> String {

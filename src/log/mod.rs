@@ -153,6 +153,9 @@ struct LogState {
     last_flush: Instant,
     flush_running: bool,
     closed: bool,
+    /// Set when an fsync failed: what the kernel dropped can't be known, so the log takes
+    /// no more appends until a restart recovers it (as Kafka takes the log dir offline).
+    offline: bool,
 }
 
 pub struct Log {
@@ -196,6 +199,7 @@ impl Log {
             last_flush: Instant::now(),
             flush_running: false,
             closed: false,
+            offline: false,
         };
         let (durable, _) = watch::channel(Durability {
             offset: end.offset,
@@ -262,6 +266,14 @@ impl Log {
         if state.closed {
             return Err(LogError::Closed);
         }
+        if state.offline {
+            return Err(LogError::Io {
+                path: self.dir.clone(),
+                source: io::Error::other(
+                    "the log is offline after an fsync failure; restart the broker to recover it",
+                ),
+            });
+        }
         let size = records.len();
         if size as u64 > state.config.segment_bytes {
             return Err(LogError::BatchTooLargeForSegment {
@@ -269,7 +281,7 @@ impl Log {
                 segment_bytes: state.config.segment_bytes,
             });
         }
-        self.maybe_roll(&mut state, size as u64, now)?;
+        let rolled = self.maybe_roll(&mut state, size as u64, now)?;
         // Assign offsets (and LogAppendTime) on a private copy of the client's bytes.
         let mut bytes = records.to_vec();
         let base_offset = state.log_end_offset;
@@ -329,7 +341,8 @@ impl Log {
             let flush_due = state.unflushed_messages >= state.config.flush_messages;
             drop(state);
             self.data_arrived.notify_waiters();
-            if flush_due {
+            // Like Kafka, a rolled segment is flushed right away whatever the flush policy.
+            if flush_due || rolled {
                 self.request_flush();
             }
         } else {
@@ -340,7 +353,8 @@ impl Log {
     }
 
     /// Rolls a new active segment if `incoming` bytes would not fit or `segment.ms` passed.
-    fn maybe_roll(&self, state: &mut LogState, incoming: u64, now: i64) -> Result<(), LogError> {
+    /// Returns whether it rolled.
+    fn maybe_roll(&self, state: &mut LogState, incoming: u64, now: i64) -> Result<bool, LogError> {
         let Some(active) = state.segments.values().next_back() else {
             return Err(LogError::Closed);
         };
@@ -349,7 +363,7 @@ impl Log {
         let overflows_index = state.log_end_offset - active.base_offset() > (u32::MAX / 2) as i64
             || active.size() + incoming > u32::MAX as u64;
         if !(full || old || overflows_index) {
-            return Ok(());
+            return Ok(false);
         }
         let base = state.log_end_offset;
         let handles = active.sync_handles();
@@ -360,7 +374,7 @@ impl Log {
             .pending_sync
             .push(Arc::new(File::open(&self.dir).map_err(io_err(&self.dir))?));
         state.segments.insert(base, segment);
-        Ok(())
+        Ok(true)
     }
 
     /// Starts a flush task unless one is running (it then picks up the new data itself).
@@ -396,7 +410,7 @@ impl Log {
             let mut state = self.lock();
             let caught_up = self.durable.borrow().offset >= state.log_end_offset
                 && state.pending_sync.is_empty();
-            if caught_up || state.closed || !matches!(result, Ok(Ok(()))) {
+            if caught_up || state.closed || state.offline || !matches!(result, Ok(Ok(()))) {
                 state.flush_running = false;
                 return;
             }
@@ -407,6 +421,12 @@ impl Log {
     /// segment up to the current end, then publishes the new durable offset and high
     /// watermark.
     pub fn flush_once(&self) -> Result<(), LogError> {
+        self.flush(false)
+    }
+
+    /// A flush round; with `with_indexes` the active segment's index files are synced too
+    /// (at close, so a clean shutdown leaves indexes that are safe to trust).
+    fn flush(&self, with_indexes: bool) -> Result<(), LogError> {
         let (handles, end) = {
             let mut state = self.lock();
             let Some(active) = state.segments.values().next_back() else {
@@ -417,20 +437,21 @@ impl Log {
                 segment_base: active.base_offset(),
                 position: active.size(),
             };
-            let active_file = active.file();
+            let mut active_files = if with_indexes {
+                active.sync_handles()
+            } else {
+                vec![active.file()]
+            };
             let mut handles = std::mem::take(&mut state.pending_sync);
-            handles.push(active_file);
+            handles.append(&mut active_files);
             (handles, end)
         };
         for file in &handles {
             if let Err(source) = file.sync_data() {
-                let mut state = self.lock();
-                // Keep what still needs syncing for the next try.
-                let mut again = handles.clone();
-                again.pop();
-                again.append(&mut state.pending_sync);
-                state.pending_sync = again;
-                drop(state);
+                // A failed fsync may have dropped dirty pages: retrying could report lost
+                // data as durable. Stop taking appends; recovery at restart rescans.
+                self.lock().offline = true;
+                tracing::error!(partition = %self.tp, error = %source, "fsync failed; the log is offline until restart");
                 self.durable.send_modify(|d| d.failures += 1);
                 return Err(LogError::Io {
                     path: self.dir.clone(),
@@ -646,7 +667,7 @@ impl Log {
             return Ok(None);
         };
         let exact = self.read(batch_offset, 1, true)?;
-        let found = record_batch::last_record_with_timestamp(&exact.records, ts);
+        let found = record_batch::first_record_with_timestamp(&exact.records, ts);
         Ok(Some(found.unwrap_or(TimestampOffset {
             timestamp: ts,
             offset: batch_offset,
@@ -655,10 +676,9 @@ impl Log {
 
     /// Stops further appends and flushes everything (clean shutdown or deletion).
     pub fn close(&self) -> Result<(), LogError> {
-        let result = self.flush_once();
+        // Closed first, so no append can slip in after the final flush.
         self.lock().closed = true;
-        self.durable.send_modify(|d| d.failures += 0);
-        result
+        self.flush(true)
     }
 }
 

@@ -290,14 +290,13 @@ pub fn first_record_at_or_after(
         .find(|r| r.timestamp >= timestamp)
 }
 
-/// The last record of `batch` carrying exactly `timestamp` (uncompressed batches).
-pub fn last_record_with_timestamp(
+/// The first record of `batch` carrying exactly `timestamp` (uncompressed batches).
+pub fn first_record_with_timestamp(
     batch: &[u8],
     timestamp: i64,
 ) -> Option<crate::log::TimestampOffset> {
     record_timestamps(batch)?
         .into_iter()
-        .rev()
         .find(|r| r.timestamp == timestamp)
 }
 
@@ -409,7 +408,7 @@ mod tests {
         let r = first_record_at_or_after(&b, 101).unwrap();
         assert_eq!((r.offset, r.timestamp), (11, 101));
         assert!(first_record_at_or_after(&b, 500).is_none());
-        let r = last_record_with_timestamp(&b, 102).unwrap();
+        let r = first_record_with_timestamp(&b, 102).unwrap();
         assert_eq!(r.offset, 12);
     }
 

@@ -228,7 +228,7 @@ impl LogSegment {
                     relative_offset: rel as u32,
                     position: pos as u32,
                 });
-                if time_entries.last().is_none_or(|e| e.timestamp < max_ts) {
+                if max_ts >= 0 && time_entries.last().is_none_or(|e| e.timestamp < max_ts) {
                     time_entries.push(TimeEntry {
                         timestamp: max_ts,
                         relative_offset: (offset_of_max_ts - self.base_offset) as u32,
@@ -278,10 +278,12 @@ impl LogSegment {
                 || self.offset_index.len() == 0
             {
                 self.offset_index.append(h.base_offset, pos as u32)?;
-                if self
-                    .time_index
-                    .last_timestamp()
-                    .is_none_or(|t| t < self.max_timestamp)
+                // No entry for NO_TIMESTAMP (-1) batches.
+                if self.max_timestamp >= 0
+                    && self
+                        .time_index
+                        .last_timestamp()
+                        .is_none_or(|t| t < self.max_timestamp)
                 {
                     self.time_index
                         .append(self.max_timestamp, self.offset_of_max_timestamp)?;

@@ -1,6 +1,7 @@
-//! One client connection: a read loop that frames and dispatches requests, and a write loop
-//! that sends responses strictly in request order. Up to `MAX_IN_FLIGHT` requests may be
-//! pending; beyond that the read loop waits (backpressure instead of unbounded buffering).
+//! One client connection: a read loop that frames and handles requests one after the other,
+//! and a write loop that sends responses strictly in request order. Only Produce's wait for
+//! durability overlaps later requests; up to `MAX_IN_FLIGHT` responses may be pending, then
+//! the read loop waits (backpressure instead of unbounded buffering).
 //!
 //! A malformed frame or request closes this connection only; a handler that panics ends this
 //! connection's write task, and the read loop notices and stops.
@@ -46,7 +47,14 @@ pub async fn serve(broker: Arc<Broker>, socket: TcpStream, mut shutdown: watch::
             }
         };
         match api::dispatch(&broker, frame) {
-            Ok(response) => {
+            Ok(dispatched) => {
+                let response = if dispatched.may_overlap {
+                    dispatched.response
+                } else {
+                    // Finish this request before reading the next, so effects keep their order.
+                    let done = dispatched.response.await;
+                    Box::pin(std::future::ready(done))
+                };
                 if tx.send(response).await.is_err() {
                     break;
                 }
