@@ -4,12 +4,14 @@
 use std::sync::Arc;
 
 use crate::config::BrokerConfig;
+use crate::coordinator::GroupCoordinator;
 use crate::log_manager::LogManager;
 
 #[derive(Clone)]
 pub struct Broker {
     pub config: Arc<BrokerConfig>,
     pub logs: Arc<LogManager>,
+    pub groups: Arc<GroupCoordinator>,
     /// Host and port given to clients in Metadata (the bound port when configured as 0).
     pub advertised_host: String,
     pub advertised_port: u16,

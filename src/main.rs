@@ -6,6 +6,7 @@ mod alloc;
 mod api;
 mod broker;
 mod config;
+mod coordinator;
 mod log;
 mod log_manager;
 mod network;

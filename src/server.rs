@@ -11,6 +11,7 @@ use tokio::task::JoinSet;
 
 use crate::broker::Broker;
 use crate::config::BrokerConfig;
+use crate::coordinator::GroupCoordinator;
 use crate::log_manager::LogManager;
 use crate::network::connection;
 
@@ -56,10 +57,18 @@ where
     let local = listener
         .local_addr()
         .map_err(|e| ServerError::Listen(e.to_string()))?;
+    let groups = {
+        let (coordinator_config, logs) = (config.coordinator.clone(), logs.clone());
+        tokio::task::spawn_blocking(move || GroupCoordinator::load(coordinator_config, logs))
+            .await
+            .map(Arc::new)
+            .map_err(|e| ServerError::Storage(e.to_string()))?
+    };
     let advertised = config.advertised();
     let broker = Arc::new(Broker {
         config: config.clone(),
         logs: logs.clone(),
+        groups: groups.clone(),
         advertised_host: if advertised.host.is_empty() {
             local.ip().to_string()
         } else {
@@ -77,6 +86,7 @@ where
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let background = tokio::spawn(logs.clone().run_background(shutdown_rx.clone()));
+    let group_timers = tokio::spawn(groups.run_timers(shutdown_rx.clone()));
     let permits = Arc::new(Semaphore::new(
         config.max_connections.min(Semaphore::MAX_PERMITS),
     ));
@@ -123,6 +133,7 @@ where
         connections.abort_all();
     }
     let _ = background.await;
+    let _ = group_timers.await;
     let _ = tokio::task::spawn_blocking(move || logs.shutdown()).await;
     tracing::info!("shutdown complete");
     Ok(())

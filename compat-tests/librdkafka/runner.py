@@ -162,6 +162,9 @@ class Gregor:
 
 
 RESULT_LINE = re.compile(r"\|\s+(\d{4}_\S+)\s+\|\s+(PASSED|FAILED|SKIPPED)\s+\|\s+([\d.]+)s")
+FAILED_LINE = re.compile(r'### Test "(\d{4}_[^" ]+|<MAIN>)[^"]*" failed at ([^ ]+)')
+STARTED_LINE = re.compile(r"=+ Running test (\d{4}_\S+) =+")
+BANNER_LINE = re.compile(r"=+ Test (\d{4}_\S+) (PASSED|SKIPPED) =+")
 
 
 def run_test_number(runner, binary, number, timeout):
@@ -195,6 +198,15 @@ def run_test_number(runner, binary, number, timeout):
     plain = re.sub(r"\x1b\[[0-9;]*m", "", output)
     for name, status, secs in RESULT_LINE.findall(plain):
         results[name] = (status, float(secs), "")
+    # A failing test aborts the runner before its summary table: take the failure banner.
+    for name, where in FAILED_LINE.findall(plain):
+        if name != "<MAIN>" and name not in results:
+            results[name] = ("FAILED", elapsed, f"failed at {where}")
+    for name, status in BANNER_LINE.findall(plain):
+        results.setdefault(name, (status, 0.0, ""))
+    for name in STARTED_LINE.findall(plain):
+        if name not in results:
+            results[name] = ("FAILED", elapsed, "did not finish (timeout or crash)")
     if timed_out:
         results.setdefault(f"{number}_*", ("FAILED", elapsed, f"timeout after {timeout}s"))
     if not broker_ok:

@@ -38,7 +38,10 @@ pub async fn handle(
             (Some(_), false) => result.with_error_code(ResponseError::InvalidRequest.code()),
             (None, true) => result.with_error_code(ResponseError::InvalidRequest.code()),
             (Some(name), true) => match broker.logs.delete_topic(name.as_str()) {
-                Ok(topic) => result.with_name(Some(name)).with_topic_id(topic.id),
+                Ok(topic) => {
+                    broker.groups.on_topic_deleted(&topic.name);
+                    result.with_name(Some(name)).with_topic_id(topic.id)
+                }
                 Err(e) => result
                     .with_name(Some(name))
                     .with_error_code(topic_error_code(&e).code())
@@ -47,6 +50,7 @@ pub async fn handle(
             (None, false) => match broker.logs.topic_by_id(id) {
                 Some(topic) => match broker.logs.delete_topic(&topic.name) {
                     Ok(_) => {
+                        broker.groups.on_topic_deleted(&topic.name);
                         result.with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
                     }
                     Err(e) => result

@@ -10,13 +10,24 @@
 
 pub mod api_versions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_topics;
+pub mod describe_groups;
 pub mod errors;
 pub mod fetch;
+pub mod find_coordinator;
+pub mod heartbeat;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sync_group;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -55,6 +66,17 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::CreateTopics, 2, 7),
     api(ApiKey::DeleteTopics, 1, 6),
     api(ApiKey::OffsetForLeaderEpoch, 2, 4),
+    api(ApiKey::FindCoordinator, 0, 6),
+    api(ApiKey::JoinGroup, 0, 9),
+    api(ApiKey::SyncGroup, 0, 5),
+    api(ApiKey::Heartbeat, 0, 4),
+    api(ApiKey::LeaveGroup, 0, 5),
+    api(ApiKey::OffsetCommit, 2, 9),
+    api(ApiKey::OffsetFetch, 1, 9),
+    api(ApiKey::ListGroups, 0, 5),
+    api(ApiKey::DescribeGroups, 0, 6),
+    api(ApiKey::DeleteGroups, 0, 2),
+    api(ApiKey::OffsetDelete, 0, 0),
 ];
 
 pub fn supported(key: ApiKey) -> Option<&'static SupportedApi> {
@@ -106,6 +128,8 @@ pub struct RequestContext {
     pub version: i16,
     pub correlation_id: i32,
     pub client_id: Option<String>,
+    /// The peer's address as Kafka reports it (`/127.0.0.1`).
+    pub client_host: String,
 }
 
 /// Encodes `body` as a complete response frame.
@@ -167,7 +191,11 @@ where
 }
 
 /// Parses the request header of `frame` and routes the request to its API.
-pub fn dispatch(broker: &Arc<Broker>, frame: BytesMut) -> Result<Dispatched, RequestError> {
+pub fn dispatch(
+    broker: &Arc<Broker>,
+    frame: BytesMut,
+    client_host: &str,
+) -> Result<Dispatched, RequestError> {
     let mut body = frame.freeze();
     if body.len() < 8 {
         return Err(RequestError(format!(
@@ -191,6 +219,7 @@ pub fn dispatch(broker: &Arc<Broker>, frame: BytesMut) -> Result<Dispatched, Req
                 version: 0,
                 correlation_id,
                 client_id: None,
+                client_host: client_host.to_string(),
             };
             let response = api_versions::unsupported_version_response();
             return Ok(Dispatched::in_order(Box::pin(async move {
@@ -214,6 +243,7 @@ pub fn dispatch(broker: &Arc<Broker>, frame: BytesMut) -> Result<Dispatched, Req
         version,
         correlation_id,
         client_id: header.client_id.map(|s| s.to_string()),
+        client_host: client_host.to_string(),
     };
     let response = match api_key {
         ApiKey::Produce => {
@@ -232,6 +262,17 @@ pub fn dispatch(broker: &Arc<Broker>, frame: BytesMut) -> Result<Dispatched, Req
         ApiKey::OffsetForLeaderEpoch => {
             deferred(broker, ctx, &mut body, offset_for_leader_epoch::handle)
         }
+        ApiKey::FindCoordinator => deferred(broker, ctx, &mut body, find_coordinator::handle),
+        ApiKey::JoinGroup => deferred(broker, ctx, &mut body, join_group::handle),
+        ApiKey::SyncGroup => deferred(broker, ctx, &mut body, sync_group::handle),
+        ApiKey::Heartbeat => deferred(broker, ctx, &mut body, heartbeat::handle),
+        ApiKey::LeaveGroup => deferred(broker, ctx, &mut body, leave_group::handle),
+        ApiKey::OffsetCommit => deferred(broker, ctx, &mut body, offset_commit::handle),
+        ApiKey::OffsetFetch => deferred(broker, ctx, &mut body, offset_fetch::handle),
+        ApiKey::ListGroups => deferred(broker, ctx, &mut body, list_groups::handle),
+        ApiKey::DescribeGroups => deferred(broker, ctx, &mut body, describe_groups::handle),
+        ApiKey::DeleteGroups => deferred(broker, ctx, &mut body, delete_groups::handle),
+        ApiKey::OffsetDelete => deferred(broker, ctx, &mut body, offset_delete::handle),
         other => Err(RequestError(format!("API {other:?} has no handler"))),
     }?;
     Ok(Dispatched::in_order(response))

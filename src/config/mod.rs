@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use raw::RawConfig;
+
+use crate::coordinator::CoordinatorConfig;
 pub use topic::{LogConfig, TimestampType};
 
 /// The default configuration, as shipped in `config/gregor.yaml`.
@@ -78,6 +80,8 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: usize,
     pub max_connections: usize,
     pub log_flush_offset_checkpoint_interval: Duration,
+    /// `group.*` and `offsets.*`: the group coordinator's settings.
+    pub coordinator: CoordinatorConfig,
     /// Defaults for every topic's log, overridable per topic.
     pub log: LogConfig,
 }
@@ -156,6 +160,38 @@ impl BrokerConfig {
                 1,
                 i32::MAX as i64,
             )? as u64),
+            coordinator: CoordinatorConfig {
+                initial_rebalance_delay: Duration::from_millis(raw.int(
+                    "group.initial.rebalance.delay.ms",
+                    3000,
+                    0,
+                    i32::MAX as i64,
+                )? as u64),
+                min_session_timeout_ms: raw.int(
+                    "group.min.session.timeout.ms",
+                    6000,
+                    0,
+                    i32::MAX as i64,
+                )? as i32,
+                max_session_timeout_ms: raw.int(
+                    "group.max.session.timeout.ms",
+                    1_800_000,
+                    0,
+                    i32::MAX as i64,
+                )? as i32,
+                max_size: raw.int("group.max.size", i32::MAX as i64, 1, i32::MAX as i64)? as usize,
+                offsets_retention: Duration::from_secs(
+                    60 * raw.int("offsets.retention.minutes", 10080, 1, i32::MAX as i64)? as u64,
+                ),
+                offsets_topic_partitions: raw.int("offsets.topic.num.partitions", 50, 1, 1000)?
+                    as i32,
+                offset_metadata_max_bytes: raw.int(
+                    "offset.metadata.max.bytes",
+                    4096,
+                    0,
+                    i32::MAX as i64,
+                )? as usize,
+            },
             log: log_defaults,
         })
     }
@@ -185,6 +221,13 @@ const KNOWN_KEYS: &[&str] = &[
     "log.flush.interval.ms",
     "log.flush.offset.checkpoint.interval.ms",
     "log.message.timestamp.type",
+    "group.initial.rebalance.delay.ms",
+    "group.min.session.timeout.ms",
+    "group.max.session.timeout.ms",
+    "group.max.size",
+    "offsets.retention.minutes",
+    "offsets.topic.num.partitions",
+    "offset.metadata.max.bytes",
 ];
 
 fn parse_listeners(key: &str, value: &str) -> Result<Vec<Listener>, ConfigError> {

@@ -300,6 +300,114 @@ pub fn first_record_with_timestamp(
         .find(|r| r.timestamp == timestamp)
 }
 
+fn write_varint(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8 & 0x7f) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
+fn write_varbytes(out: &mut Vec<u8>, b: Option<&[u8]>) {
+    match b {
+        None => write_varint(out, -1),
+        Some(b) => {
+            write_varint(out, b.len() as i64);
+            out.extend_from_slice(b);
+        }
+    }
+}
+
+/// Encodes an uncompressed v2 batch of `(key, value)` records at `timestamp`, for the
+/// broker's own internal topics. The base offset is 0 (assigned at append).
+/// A record to encode: optional key, optional value (None = tombstone).
+pub type RawRecord<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
+pub fn encode_batch(records: &[RawRecord<'_>], timestamp: i64) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (i, (key, value)) in records.iter().enumerate() {
+        let mut r = Vec::new();
+        r.push(0); // attributes
+        write_varint(&mut r, 0); // timestamp delta
+        write_varint(&mut r, i as i64); // offset delta
+        write_varbytes(&mut r, *key);
+        write_varbytes(&mut r, *value);
+        write_varint(&mut r, 0); // no headers
+        write_varint(&mut body, r.len() as i64);
+        body.extend_from_slice(&r);
+    }
+    let n = records.len() as i32;
+    let mut b = Vec::with_capacity(HEADER_SIZE + body.len());
+    b.extend_from_slice(&0i64.to_be_bytes());
+    b.extend_from_slice(&((HEADER_SIZE - LOG_OVERHEAD + body.len()) as i32).to_be_bytes());
+    b.extend_from_slice(&(-1i32).to_be_bytes());
+    b.push(2);
+    b.extend_from_slice(&[0, 0, 0, 0]);
+    b.extend_from_slice(&0i16.to_be_bytes());
+    b.extend_from_slice(&(n - 1).to_be_bytes());
+    b.extend_from_slice(&timestamp.to_be_bytes());
+    b.extend_from_slice(&timestamp.to_be_bytes());
+    b.extend_from_slice(&(-1i64).to_be_bytes());
+    b.extend_from_slice(&(-1i16).to_be_bytes());
+    b.extend_from_slice(&(-1i32).to_be_bytes());
+    b.extend_from_slice(&n.to_be_bytes());
+    b.extend_from_slice(&body);
+    let crc = crc32c::crc32c(&b[ATTRIBUTES_OFFSET..]);
+    b[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+/// A record read back from an internal topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyValue {
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+}
+
+fn read_varbytes(buf: &[u8], at: &mut usize) -> Option<Option<Vec<u8>>> {
+    let len = read_varint(buf, at)?;
+    if len < 0 {
+        return Some(None);
+    }
+    let end = at.checked_add(len as usize)?;
+    let bytes = buf.get(*at..end)?.to_vec();
+    *at = end;
+    Some(Some(bytes))
+}
+
+/// The keys and values of an uncompressed batch (internal topics only; `None` if the batch
+/// is compressed or malformed).
+pub fn decode_key_values(batch: &[u8]) -> Option<Vec<KeyValue>> {
+    let h = BatchHeader::parse(batch)?;
+    if h.compression() != 0 || h.is_control() {
+        return None;
+    }
+    let end = h.size().min(batch.len());
+    let mut at = HEADER_SIZE;
+    let mut out = Vec::new();
+    for _ in 0..h.records_count.max(0) {
+        let len = read_varint(batch, &mut at)?;
+        let record_end = at.checked_add(usize::try_from(len).ok()?)?;
+        if record_end > end {
+            return None;
+        }
+        let mut p = at + 1;
+        read_varint(batch, &mut p)?; // timestamp delta
+        let offset_delta = read_varint(batch, &mut p)?;
+        let key = read_varbytes(&batch[..record_end], &mut p)?;
+        let value = read_varbytes(&batch[..record_end], &mut p)?;
+        out.push(KeyValue {
+            offset: h.base_offset + offset_delta,
+            key,
+            value,
+        });
+        at = record_end;
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 pub mod test_support {
     //! Builds valid uncompressed batches for tests, without a client library.
@@ -410,6 +518,18 @@ mod tests {
         assert!(first_record_at_or_after(&b, 500).is_none());
         let r = first_record_with_timestamp(&b, 102).unwrap();
         assert_eq!(r.offset, 12);
+    }
+
+    #[test]
+    fn internal_batches_round_trip() {
+        let mut b = encode_batch(&[(Some(b"k1"), Some(b"v1")), (Some(b"k2"), None)], 42);
+        assign_offset(&mut b, 7, 0);
+        let h = check_batch(&b).unwrap();
+        assert_eq!(h.records_count, 2);
+        let kvs = decode_key_values(&b).unwrap();
+        assert_eq!(kvs[0].offset, 7);
+        assert_eq!(kvs[0].key.as_deref(), Some(&b"k1"[..]));
+        assert_eq!(kvs[1].value, None);
     }
 
     #[test]

@@ -22,9 +22,10 @@ use crate::broker::Broker;
 const MAX_IN_FLIGHT: usize = 32;
 
 pub async fn serve(broker: Arc<Broker>, socket: TcpStream, mut shutdown: watch::Receiver<bool>) {
-    let peer = socket
-        .peer_addr()
-        .map(|a| a.to_string())
+    let peer_addr = socket.peer_addr().ok();
+    let peer = peer_addr.map(|a| a.to_string()).unwrap_or_default();
+    let client_host = peer_addr
+        .map(|a| format!("/{}", a.ip()))
         .unwrap_or_default();
     let _ = socket.set_nodelay(true);
     let (mut reader, writer) = socket.into_split();
@@ -46,7 +47,7 @@ pub async fn serve(broker: Arc<Broker>, socket: TcpStream, mut shutdown: watch::
                 break;
             }
         };
-        match api::dispatch(&broker, frame) {
+        match api::dispatch(&broker, frame, &client_host) {
             Ok(dispatched) => {
                 let response = if dispatched.may_overlap {
                     dispatched.response

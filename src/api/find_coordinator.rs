@@ -1,0 +1,81 @@
+//! FindCoordinator (key 10): this broker coordinates every group. v4+ asks for several
+//! keys at once. Looking up a group coordinator creates `__consumer_offsets` if needed, as
+//! Kafka does. Transaction coordinators do not exist here yet (COORDINATOR_NOT_AVAILABLE).
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use super::RequestContext;
+use crate::broker::Broker;
+
+const GROUP: i8 = 0;
+const TRANSACTION: i8 = 1;
+
+fn lookup(broker: &Broker, key_type: i8, key: &str) -> Result<(), (ResponseError, &'static str)> {
+    match key_type {
+        GROUP => broker
+            .groups
+            .ensure_offsets_topic(key)
+            .map_err(|e| (e, "the group coordinator is not available")),
+        TRANSACTION => Err((
+            ResponseError::CoordinatorNotAvailable,
+            "transactions are not supported by this broker",
+        )),
+        _ => Err((
+            ResponseError::InvalidRequest,
+            "unknown coordinator key type",
+        )),
+    }
+}
+
+pub async fn handle(
+    broker: Arc<Broker>,
+    ctx: RequestContext,
+    request: FindCoordinatorRequest,
+) -> FindCoordinatorResponse {
+    let host = StrBytes::from_string(broker.advertised_host.clone());
+    let port = broker.advertised_port as i32;
+    let node = BrokerId(broker.node_id());
+    if ctx.version >= 4 {
+        let coordinators = request
+            .coordinator_keys
+            .iter()
+            .map(
+                |key| match lookup(&broker, request.key_type, key.as_str()) {
+                    Ok(()) => Coordinator::default()
+                        .with_key(key.clone())
+                        .with_node_id(node)
+                        .with_host(host.clone())
+                        .with_port(port),
+                    Err((e, message)) => Coordinator::default()
+                        .with_key(key.clone())
+                        .with_node_id(BrokerId(-1))
+                        .with_port(-1)
+                        .with_error_code(e.code())
+                        .with_error_message(Some(StrBytes::from_static_str(message))),
+                },
+            )
+            .collect();
+        return FindCoordinatorResponse::default().with_coordinators(coordinators);
+    }
+    let key_type = if ctx.version >= 1 {
+        request.key_type
+    } else {
+        GROUP
+    };
+    match lookup(&broker, key_type, request.key.as_str()) {
+        Ok(()) => FindCoordinatorResponse::default()
+            .with_node_id(node)
+            .with_host(host)
+            .with_port(port),
+        Err((e, message)) => FindCoordinatorResponse::default()
+            .with_error_code(e.code())
+            .with_error_message((ctx.version >= 1).then(|| StrBytes::from_static_str(message)))
+            .with_node_id(BrokerId(-1))
+            .with_port(-1),
+    }
+}

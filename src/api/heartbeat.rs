@@ -1,0 +1,23 @@
+//! Heartbeat (key 12): keeps a member's session alive; REBALANCE_IN_PROGRESS tells it to
+//! rejoin.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
+
+use super::RequestContext;
+use crate::broker::Broker;
+
+pub async fn handle(
+    broker: Arc<Broker>,
+    _ctx: RequestContext,
+    request: HeartbeatRequest,
+) -> HeartbeatResponse {
+    let result = broker.groups.heartbeat(
+        request.group_id.as_str(),
+        request.member_id.as_str(),
+        request.group_instance_id.as_ref().map(|s| s.as_str()),
+        request.generation_id,
+    );
+    HeartbeatResponse::default().with_error_code(result.err().map_or(0, |e| e.code()))
+}

@@ -1,0 +1,78 @@
+//! JoinGroup (key 11): joins a member to a group and, once the rebalance completes, tells
+//! it the generation, the chosen protocol and the leader (the leader also gets every
+//! member's metadata). v4+ new members first get MEMBER_ID_REQUIRED with their id.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use super::RequestContext;
+use crate::broker::Broker;
+use crate::coordinator::{JoinRequest, Outcome};
+
+pub async fn handle(
+    broker: Arc<Broker>,
+    ctx: RequestContext,
+    request: JoinGroupRequest,
+) -> JoinGroupResponse {
+    let join = JoinRequest {
+        group_id: request.group_id.to_string(),
+        member_id: request.member_id.to_string(),
+        group_instance_id: request.group_instance_id.map(|s| s.to_string()),
+        client_id: ctx.client_id.clone().unwrap_or_default(),
+        client_host: ctx.client_host.clone(),
+        session_timeout_ms: request.session_timeout_ms,
+        rebalance_timeout_ms: if ctx.version >= 1 {
+            request.rebalance_timeout_ms
+        } else {
+            request.session_timeout_ms
+        },
+        protocol_type: request.protocol_type.to_string(),
+        protocols: request
+            .protocols
+            .into_iter()
+            .map(|p| (p.name.to_string(), p.metadata))
+            .collect(),
+        require_known_member_id: ctx.version >= 4,
+    };
+    let result = match broker.groups.join(join) {
+        Outcome::Now(r) => r,
+        Outcome::Wait(rx) => match rx.await {
+            Ok(r) => r,
+            Err(_) => {
+                return JoinGroupResponse::default()
+                    .with_error_code(ResponseError::RebalanceInProgress.code())
+                    .with_generation_id(-1)
+                    .with_protocol_name(Some(StrBytes::default()))
+            }
+        },
+    };
+    let members = result
+        .members
+        .into_iter()
+        .map(|(id, instance, metadata)| {
+            JoinGroupResponseMember::default()
+                .with_member_id(StrBytes::from_string(id))
+                .with_group_instance_id(instance.map(StrBytes::from_string))
+                .with_metadata(metadata)
+        })
+        .collect();
+    // protocol_name is nullable only from v7 on.
+    let protocol_name = match result.protocol_name {
+        Some(p) => Some(StrBytes::from_string(p)),
+        None if ctx.version < 7 => Some(StrBytes::default()),
+        None => None,
+    };
+    JoinGroupResponse::default()
+        .with_error_code(result.error)
+        .with_generation_id(result.generation_id)
+        .with_protocol_type(result.protocol_type.map(StrBytes::from_string))
+        .with_protocol_name(protocol_name)
+        .with_leader(StrBytes::from_string(result.leader_id))
+        .with_skip_assignment(result.skip_assignment && ctx.version >= 9)
+        .with_member_id(StrBytes::from_string(result.member_id))
+        .with_members(members)
+}

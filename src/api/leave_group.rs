@@ -1,0 +1,53 @@
+//! LeaveGroup (key 13): removes members (v3+: several at once, by member id or by
+//! group.instance.id) and starts a rebalance for the rest.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
+
+use super::RequestContext;
+use crate::broker::Broker;
+use crate::coordinator::Leaving;
+
+pub async fn handle(
+    broker: Arc<Broker>,
+    ctx: RequestContext,
+    request: LeaveGroupRequest,
+) -> LeaveGroupResponse {
+    let leaving: Vec<Leaving> = if ctx.version >= 3 {
+        request
+            .members
+            .iter()
+            .map(|m| Leaving {
+                member_id: m.member_id.to_string(),
+                group_instance_id: m.group_instance_id.as_ref().map(|s| s.to_string()),
+            })
+            .collect()
+    } else {
+        vec![Leaving {
+            member_id: request.member_id.to_string(),
+            group_instance_id: None,
+        }]
+    };
+    match broker.groups.leave(request.group_id.as_str(), &leaving) {
+        Err(e) => LeaveGroupResponse::default().with_error_code(e.code()),
+        Ok(codes) if ctx.version >= 3 => {
+            let members = request
+                .members
+                .into_iter()
+                .zip(codes)
+                .map(|(m, code)| {
+                    MemberResponse::default()
+                        .with_member_id(m.member_id)
+                        .with_group_instance_id(m.group_instance_id)
+                        .with_error_code(code)
+                })
+                .collect();
+            LeaveGroupResponse::default().with_members(members)
+        }
+        Ok(codes) => {
+            LeaveGroupResponse::default().with_error_code(codes.first().copied().unwrap_or(0))
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! ListGroups (key 16): every group with its protocol type and state (v4+: filtered by
+//! state, v5+: by type; all groups here are "classic").
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::RequestContext;
+use crate::broker::Broker;
+
+pub async fn handle(
+    broker: Arc<Broker>,
+    ctx: RequestContext,
+    request: ListGroupsRequest,
+) -> ListGroupsResponse {
+    let states: Vec<String> = request
+        .states_filter
+        .iter()
+        .map(|s| s.to_ascii_lowercase())
+        .collect();
+    let types: Vec<String> = request
+        .types_filter
+        .iter()
+        .map(|s| s.to_ascii_lowercase())
+        .collect();
+    let groups = broker
+        .groups
+        .list_groups()
+        .into_iter()
+        .filter(|(_, _, state)| {
+            states.is_empty() || states.contains(&state.name().to_ascii_lowercase())
+        })
+        .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
+        .map(|(id, protocol_type, state)| {
+            let g = ListedGroup::default()
+                .with_group_id(GroupId(StrBytes::from_string(id)))
+                .with_protocol_type(StrBytes::from_string(protocol_type));
+            let g = if ctx.version >= 4 {
+                g.with_group_state(StrBytes::from_static_str(state.name()))
+            } else {
+                g
+            };
+            if ctx.version >= 5 {
+                g.with_group_type(StrBytes::from_static_str("classic"))
+            } else {
+                g
+            }
+        })
+        .collect();
+    ListGroupsResponse::default().with_groups(groups)
+}

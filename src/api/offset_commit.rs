@@ -1,0 +1,68 @@
+//! OffsetCommit (key 8): stores committed offsets durably in `__consumer_offsets`. Members
+//! commit with their generation; simple consumers (no group membership) commit with
+//! generation -1 to a group that has no members, as in Kafka.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+
+use super::RequestContext;
+use crate::broker::Broker;
+use crate::coordinator::OffsetCommitEntry;
+
+pub async fn handle(
+    broker: Arc<Broker>,
+    ctx: RequestContext,
+    request: OffsetCommitRequest,
+) -> OffsetCommitResponse {
+    let mut entries = Vec::new();
+    for t in &request.topics {
+        for p in &t.partitions {
+            entries.push(OffsetCommitEntry {
+                topic: t.name.to_string(),
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: if ctx.version >= 6 {
+                    p.committed_leader_epoch
+                } else {
+                    -1
+                },
+                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+            });
+        }
+    }
+    let codes = broker
+        .groups
+        .commit(
+            request.group_id.as_str(),
+            request.member_id.as_str(),
+            request.group_instance_id.as_ref().map(|s| s.as_str()),
+            request.generation_id_or_member_epoch,
+            entries,
+        )
+        .await;
+    let mut codes = codes.into_iter();
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    OffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(codes.next().unwrap_or(0))
+                })
+                .collect();
+            OffsetCommitResponseTopic::default()
+                .with_name(t.name)
+                .with_topic_id(t.topic_id)
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(topics)
+}

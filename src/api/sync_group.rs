@@ -1,0 +1,48 @@
+//! SyncGroup (key 14): the leader hands in the assignment; every member gets its share.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use super::RequestContext;
+use crate::broker::Broker;
+use crate::coordinator::{Outcome, SyncRequest};
+
+pub async fn handle(
+    broker: Arc<Broker>,
+    _ctx: RequestContext,
+    request: SyncGroupRequest,
+) -> SyncGroupResponse {
+    let assignments: HashMap<String, bytes::Bytes> = request
+        .assignments
+        .into_iter()
+        .map(|a| (a.member_id.to_string(), a.assignment))
+        .collect();
+    let outcome = broker.groups.sync(SyncRequest {
+        group_id: request.group_id.as_str(),
+        member_id: request.member_id.as_str(),
+        group_instance_id: request.group_instance_id.as_ref().map(|s| s.as_str()),
+        generation_id: request.generation_id,
+        protocol_type: request.protocol_type.as_ref().map(|s| s.as_str()),
+        protocol_name: request.protocol_name.as_ref().map(|s| s.as_str()),
+        assignments,
+    });
+    let result = match outcome {
+        Outcome::Now(r) => r,
+        Outcome::Wait(rx) => match rx.await {
+            Ok(r) => r,
+            Err(_) => {
+                return SyncGroupResponse::default()
+                    .with_error_code(ResponseError::RebalanceInProgress.code())
+            }
+        },
+    };
+    SyncGroupResponse::default()
+        .with_error_code(result.error)
+        .with_protocol_type(result.protocol_type.map(StrBytes::from_string))
+        .with_protocol_name(result.protocol_name.map(StrBytes::from_string))
+        .with_assignment(result.assignment)
+}

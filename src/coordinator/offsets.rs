@@ -1,0 +1,198 @@
+//! Committed offsets on disk: records in the internal `__consumer_offsets` topic, in Kafka's
+//! own key/value schema, so that they live in the same segment store (and its recovery)
+//! as everything else, and are replayed at start-up.
+//!
+//! ```text
+//! key   (version 1): i16 version | string group | string topic | i32 partition
+//! value (version 3): i16 version | i64 offset | i32 leader_epoch | string metadata | i64 commit_timestamp
+//! string: i16 length + UTF-8 bytes. A null value (tombstone) deletes the offset.
+//! ```
+
+use super::group::CommittedOffset;
+use crate::log::record_batch::decode_key_values;
+use crate::log::Log;
+
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// Kafka's partitioning of groups over `__consumer_offsets`: `abs(groupId.hashCode) % n`,
+/// with Java's `String.hashCode` over UTF-16 code units.
+pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
+    let mut h: i32 = 0;
+    for unit in group_id.encode_utf16() {
+        h = h.wrapping_mul(31).wrapping_add(unit as i32);
+    }
+    // Kafka's Utils.abs maps i32::MIN to 0.
+    let abs = if h == i32::MIN { 0 } else { h.abs() };
+    abs % partitions.max(1)
+}
+
+fn put_string(out: &mut Vec<u8>, s: &str) {
+    let b = s.as_bytes();
+    let len = b.len().min(i16::MAX as usize);
+    out.extend_from_slice(&(len as i16).to_be_bytes());
+    out.extend_from_slice(&b[..len]);
+}
+
+pub fn encode_key(group: &str, topic: &str, partition: i32) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&1i16.to_be_bytes());
+    put_string(&mut out, group);
+    put_string(&mut out, topic);
+    out.extend_from_slice(&partition.to_be_bytes());
+    out
+}
+
+pub fn encode_value(o: &CommittedOffset) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&3i16.to_be_bytes());
+    out.extend_from_slice(&o.offset.to_be_bytes());
+    out.extend_from_slice(&o.leader_epoch.to_be_bytes());
+    put_string(&mut out, &o.metadata);
+    out.extend_from_slice(&o.commit_timestamp.to_be_bytes());
+    out
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        let s = self.b.get(self.at..self.at.checked_add(n)?)?;
+        self.at += n;
+        Some(s)
+    }
+    fn i16(&mut self) -> Option<i16> {
+        self.take(2).map(|s| i16::from_be_bytes([s[0], s[1]]))
+    }
+    fn i32(&mut self) -> Option<i32> {
+        self.take(4)
+            .map(|s| i32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+    }
+    fn i64(&mut self) -> Option<i64> {
+        let s = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(s);
+        Some(i64::from_be_bytes(a))
+    }
+    fn string(&mut self) -> Option<String> {
+        let len = self.i16()?;
+        if len < 0 {
+            return Some(String::new());
+        }
+        self.take(len as usize)
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+    }
+}
+
+/// One replayed record: an offset commit (or its deletion).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetRecord {
+    pub group: String,
+    pub topic: String,
+    pub partition: i32,
+    pub value: Option<CommittedOffset>,
+}
+
+/// Decodes an offset commit record; `None` for other record kinds (group metadata).
+pub fn decode(key: &[u8], value: Option<&[u8]>) -> Option<OffsetRecord> {
+    let mut k = Reader { b: key, at: 0 };
+    let version = k.i16()?;
+    if !(0..=1).contains(&version) {
+        return None;
+    }
+    let group = k.string()?;
+    let topic = k.string()?;
+    let partition = k.i32()?;
+    let value = match value {
+        None => None,
+        Some(v) => {
+            let mut r = Reader { b: v, at: 0 };
+            let version = r.i16()?;
+            let offset = r.i64()?;
+            let leader_epoch = if version >= 3 { r.i32()? } else { -1 };
+            let metadata = r.string()?;
+            let commit_timestamp = r.i64()?;
+            Some(CommittedOffset {
+                offset,
+                leader_epoch,
+                metadata,
+                commit_timestamp,
+            })
+        }
+    };
+    Some(OffsetRecord {
+        group,
+        topic,
+        partition,
+        value,
+    })
+}
+
+/// Every offset record of one `__consumer_offsets` partition, in log order.
+pub fn replay(log: &Log) -> Vec<OffsetRecord> {
+    let mut out = Vec::new();
+    let mut offset = log.log_start_offset();
+    let end = log.high_watermark();
+    while offset < end {
+        let Ok(read) = log.read(offset, 4 << 20, true) else {
+            break;
+        };
+        if read.records.is_empty() {
+            break;
+        }
+        let mut at = 0;
+        let bytes = &read.records[..];
+        while at < bytes.len() {
+            let Some(h) = crate::log::record_batch::BatchHeader::parse(&bytes[at..]) else {
+                break;
+            };
+            let size = h.size();
+            if at + size > bytes.len() {
+                break;
+            }
+            for kv in decode_key_values(&bytes[at..at + size]).unwrap_or_default() {
+                if let Some(key) = &kv.key {
+                    if let Some(record) = decode(key, kv.value.as_deref()) {
+                        out.push(record);
+                    }
+                }
+            }
+            offset = h.next_offset();
+            at += size;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitioning_matches_java_string_hashcode() {
+        // "hello".hashCode() == 99162322 in Java.
+        assert_eq!(partition_for("hello", 50), 99162322 % 50);
+        assert_eq!(partition_for("", 50), 0);
+    }
+
+    #[test]
+    fn records_round_trip() {
+        let o = CommittedOffset {
+            offset: 42,
+            leader_epoch: 0,
+            metadata: "meta".into(),
+            commit_timestamp: 1234,
+        };
+        let key = encode_key("g", "t", 3);
+        let value = encode_value(&o);
+        let r = decode(&key, Some(&value)).unwrap();
+        assert_eq!(
+            (r.group.as_str(), r.topic.as_str(), r.partition),
+            ("g", "t", 3)
+        );
+        assert_eq!(r.value, Some(o));
+        assert_eq!(decode(&key, None).unwrap().value, None);
+    }
+}

@@ -1,0 +1,223 @@
+//! Group coordinator tests with controlled time: the join/sync protocol, session expiry,
+//! generation and static-member fencing, and offset commit rules.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::config::{BrokerConfig, RawConfig, DEFAULT_CONFIG_YAML};
+
+fn coordinator(dir: &std::path::Path, initial_delay_ms: u64) -> GroupCoordinator {
+    let mut raw = RawConfig::from_yaml(DEFAULT_CONFIG_YAML).unwrap();
+    raw.set("log.dirs", dir.to_str().unwrap());
+    raw.set("offsets.topic.num.partitions", "3");
+    raw.set("group.initial.rebalance.delay.ms", &initial_delay_ms.to_string());
+    let config = Arc::new(BrokerConfig::from_raw(&raw).unwrap());
+    let logs = Arc::new(LogManager::open(config.clone()).unwrap());
+    GroupCoordinator::load(config.coordinator.clone(), logs)
+}
+
+fn join_req(member_id: &str, instance: Option<&str>) -> JoinRequest {
+    JoinRequest {
+        group_id: "g".into(),
+        member_id: member_id.into(),
+        group_instance_id: instance.map(String::from),
+        client_id: "client".into(),
+        client_host: "/127.0.0.1".into(),
+        session_timeout_ms: 10_000,
+        rebalance_timeout_ms: 30_000,
+        protocol_type: "consumer".into(),
+        protocols: vec![("range".into(), Bytes::from_static(b"meta"))],
+        require_known_member_id: true,
+    }
+}
+
+async fn resolve<T>(o: Outcome<T>) -> T {
+    match o {
+        Outcome::Now(t) => t,
+        Outcome::Wait(rx) => rx.await.expect("answered"),
+    }
+}
+
+/// Joins a new dynamic member through the MEMBER_ID_REQUIRED round; returns its id and
+/// the parked join.
+fn join_new(c: &GroupCoordinator) -> (String, Outcome<JoinResult>) {
+    let first = match c.join(join_req("", None)) {
+        Outcome::Now(r) => r,
+        Outcome::Wait(_) => panic!("a new member first gets MEMBER_ID_REQUIRED"),
+    };
+    assert_eq!(first.error, ResponseError::MemberIdRequired.code());
+    let id = first.member_id.clone();
+    let outcome = c.join(join_req(&id, None));
+    (id, outcome)
+}
+
+fn sync_req<'a>(member: &'a str, generation: i32, assignments: HashMap<String, Bytes>) -> SyncRequest<'a> {
+    SyncRequest {
+        group_id: "g",
+        member_id: member,
+        group_instance_id: None,
+        generation_id: generation,
+        protocol_type: Some("consumer"),
+        protocol_name: Some("range"),
+        assignments,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_members_join_sync_and_get_the_leaders_assignment() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = coordinator(dir.path(), 0);
+    let (a, join_a) = join_new(&c);
+    // A alone completes the first rebalance at once.
+    let ra = resolve(join_a).await;
+    assert_eq!((ra.error, ra.generation_id, ra.leader_id.as_str()), (0, 1, a.as_str()));
+    assert_eq!(ra.members.len(), 1);
+    // B joins: A must rejoin (heartbeat says so), then both get generation 2.
+    let (b, join_b) = join_new(&c);
+    assert_eq!(c.heartbeat("g", &a, None, 1), Err(ResponseError::RebalanceInProgress));
+    let ra = resolve(c.join(join_req(&a, None))).await;
+    let rb = resolve(join_b).await;
+    assert_eq!((ra.generation_id, rb.generation_id), (2, 2));
+    assert_eq!(ra.leader_id, a, "the leader stays the leader");
+    assert_eq!(ra.members.len(), 2, "the leader sees every member");
+    assert!(rb.members.is_empty(), "followers see none");
+    assert_eq!(ra.protocol_name.as_deref(), Some("range"));
+
+    let follower = c.sync(sync_req(&b, 2, HashMap::new()));
+    let mut plan = HashMap::new();
+    plan.insert(a.clone(), Bytes::from_static(b"for-a"));
+    plan.insert(b.clone(), Bytes::from_static(b"for-b"));
+    let leader = resolve(c.sync(sync_req(&a, 2, plan))).await;
+    assert_eq!(&leader.assignment[..], b"for-a");
+    assert_eq!(&resolve(follower).await.assignment[..], b"for-b");
+    assert_eq!(c.describe("g").unwrap().state, GroupState::Stable);
+    assert_eq!(c.heartbeat("g", &b, None, 2), Ok(()));
+    assert_eq!(c.heartbeat("g", &b, None, 1), Err(ResponseError::IllegalGeneration));
+    assert_eq!(c.heartbeat("g", "nobody", None, 2), Err(ResponseError::UnknownMemberId));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_member_that_stops_heartbeating_is_removed_after_its_session_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = coordinator(dir.path(), 0);
+    let (a, ja) = join_new(&c);
+    resolve(ja).await;
+    let (b, jb) = join_new(&c);
+    let ra = resolve(c.join(join_req(&a, None))).await;
+    resolve(jb).await;
+    let mut plan = HashMap::new();
+    plan.insert(a.clone(), Bytes::from_static(b"x"));
+    let fb = c.sync(sync_req(&b, ra.generation_id, HashMap::new()));
+    resolve(c.sync(sync_req(&a, ra.generation_id, plan))).await;
+    resolve(fb).await;
+    // A keeps heartbeating; B goes silent for longer than its 10 s session.
+    for _ in 0..12 {
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let _ = c.heartbeat("g", &a, None, ra.generation_id);
+        c.tick(Instant::now());
+    }
+    assert_eq!(c.heartbeat("g", &b, None, ra.generation_id), Err(ResponseError::UnknownMemberId));
+    assert_eq!(
+        c.heartbeat("g", &a, None, ra.generation_id),
+        Err(ResponseError::RebalanceInProgress),
+        "the survivor is told to rejoin"
+    );
+    let again = resolve(c.join(join_req(&a, None))).await;
+    assert_eq!(again.generation_id, ra.generation_id + 1);
+    assert_eq!(again.members.len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restarted_static_member_gets_its_assignment_back_without_a_rebalance() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = coordinator(dir.path(), 0);
+    let first = resolve(c.join(join_req("", Some("instance-1")))).await;
+    assert_eq!(first.error, 0, "static members skip MEMBER_ID_REQUIRED");
+    let old_id = first.member_id.clone();
+    let mut plan = HashMap::new();
+    plan.insert(old_id.clone(), Bytes::from_static(b"mine"));
+    resolve(c.sync(sync_req(&old_id, first.generation_id, plan))).await;
+
+    // The process restarts: same instance id, no member id.
+    let again = resolve(c.join(join_req("", Some("instance-1")))).await;
+    assert_eq!(again.error, 0);
+    assert_eq!(again.generation_id, first.generation_id, "no rebalance");
+    assert_ne!(again.member_id, old_id);
+    let sync = resolve(c.sync(SyncRequest {
+        group_instance_id: Some("instance-1"),
+        ..sync_req(&again.member_id, again.generation_id, HashMap::new())
+    }))
+    .await;
+    assert_eq!(&sync.assignment[..], b"mine");
+    // The old incarnation is fenced.
+    assert_eq!(
+        c.heartbeat("g", &old_id, Some("instance-1"), first.generation_id),
+        Err(ResponseError::FencedInstanceId)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn protocol_mismatch_and_bad_session_timeouts_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = coordinator(dir.path(), 0);
+    let (_a, ja) = join_new(&c);
+    resolve(ja).await;
+    let mut other = join_req("", None);
+    other.protocols = vec![("roundrobin".into(), Bytes::new())];
+    let r = resolve(c.join(other)).await;
+    assert_eq!(r.error, ResponseError::InconsistentGroupProtocol.code());
+    let mut short = join_req("", None);
+    short.session_timeout_ms = 10;
+    assert_eq!(resolve(c.join(short)).await.error, ResponseError::InvalidSessionTimeout.code());
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_initial_rebalance_delay_gathers_members() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = coordinator(dir.path(), 3000);
+    let (_a, ja) = join_new(&c);
+    tokio::time::advance(Duration::from_millis(500)).await;
+    let (_b, jb) = join_new(&c);
+    tokio::time::advance(Duration::from_millis(2600)).await;
+    c.tick(Instant::now());
+    let (ra, rb) = (resolve(ja).await, resolve(jb).await);
+    assert_eq!((ra.generation_id, rb.generation_id), (1, 1), "one rebalance for both");
+}
+
+#[tokio::test]
+async fn offsets_commit_fetch_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let c = coordinator(dir.path(), 0);
+        c.logs.create_topic("t", 2, 1, BTreeMap::new()).unwrap();
+        // A simple consumer commits with generation -1 to a group without members.
+        let codes = c
+            .commit(
+                "simple",
+                "",
+                None,
+                -1,
+                vec![
+                    OffsetCommitEntry { topic: "t".into(), partition: 0, offset: 42, leader_epoch: 0, metadata: Some("m".into()) },
+                    OffsetCommitEntry { topic: "t".into(), partition: 9, offset: 1, leader_epoch: -1, metadata: None },
+                ],
+            )
+            .await;
+        assert_eq!(codes, vec![0, ResponseError::UnknownTopicOrPartition.code()]);
+        let fetched = c.fetch_offsets("simple", Some(vec![("t".into(), vec![0, 1])]));
+        assert_eq!(fetched[0].1[0].1.as_ref().unwrap().offset, 42);
+        assert!(fetched[0].1[1].1.is_none());
+        c.logs.shutdown();
+    }
+    let c = coordinator(dir.path(), 0);
+    let all = c.fetch_offsets("simple", None);
+    assert_eq!(all.len(), 1);
+    let o = all[0].1[0].1.clone().unwrap();
+    assert_eq!((o.offset, o.metadata.as_str()), (42, "m"));
+    // Deleting the group deletes its offsets, also on disk.
+    assert_eq!(c.delete_group("simple"), Ok(()));
+    assert_eq!(c.delete_group("simple"), Err(ResponseError::GroupIdNotFound));
+    c.logs.shutdown();
+    let c = coordinator(dir.path(), 0);
+    assert!(c.fetch_offsets("simple", None).is_empty());
+}
