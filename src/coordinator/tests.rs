@@ -10,7 +10,10 @@ fn coordinator(dir: &std::path::Path, initial_delay_ms: u64) -> GroupCoordinator
     let mut raw = RawConfig::from_yaml(DEFAULT_CONFIG_YAML).unwrap();
     raw.set("log.dirs", dir.to_str().unwrap());
     raw.set("offsets.topic.num.partitions", "3");
-    raw.set("group.initial.rebalance.delay.ms", &initial_delay_ms.to_string());
+    raw.set(
+        "group.initial.rebalance.delay.ms",
+        &initial_delay_ms.to_string(),
+    );
     let config = Arc::new(BrokerConfig::from_raw(&raw).unwrap());
     let logs = Arc::new(LogManager::open(config.clone()).unwrap());
     GroupCoordinator::load(config.coordinator.clone(), logs)
@@ -51,7 +54,11 @@ fn join_new(c: &GroupCoordinator) -> (String, Outcome<JoinResult>) {
     (id, outcome)
 }
 
-fn sync_req<'a>(member: &'a str, generation: i32, assignments: HashMap<String, Bytes>) -> SyncRequest<'a> {
+fn sync_req<'a>(
+    member: &'a str,
+    generation: i32,
+    assignments: HashMap<String, Bytes>,
+) -> SyncRequest<'a> {
     SyncRequest {
         group_id: "g",
         member_id: member,
@@ -70,11 +77,17 @@ async fn two_members_join_sync_and_get_the_leaders_assignment() {
     let (a, join_a) = join_new(&c);
     // A alone completes the first rebalance at once.
     let ra = resolve(join_a).await;
-    assert_eq!((ra.error, ra.generation_id, ra.leader_id.as_str()), (0, 1, a.as_str()));
+    assert_eq!(
+        (ra.error, ra.generation_id, ra.leader_id.as_str()),
+        (0, 1, a.as_str())
+    );
     assert_eq!(ra.members.len(), 1);
     // B joins: A must rejoin (heartbeat says so), then both get generation 2.
     let (b, join_b) = join_new(&c);
-    assert_eq!(c.heartbeat("g", &a, None, 1), Err(ResponseError::RebalanceInProgress));
+    assert_eq!(
+        c.heartbeat("g", &a, None, 1),
+        Err(ResponseError::RebalanceInProgress)
+    );
     let ra = resolve(c.join(join_req(&a, None))).await;
     let rb = resolve(join_b).await;
     assert_eq!((ra.generation_id, rb.generation_id), (2, 2));
@@ -92,8 +105,14 @@ async fn two_members_join_sync_and_get_the_leaders_assignment() {
     assert_eq!(&resolve(follower).await.assignment[..], b"for-b");
     assert_eq!(c.describe("g").unwrap().state, GroupState::Stable);
     assert_eq!(c.heartbeat("g", &b, None, 2), Ok(()));
-    assert_eq!(c.heartbeat("g", &b, None, 1), Err(ResponseError::IllegalGeneration));
-    assert_eq!(c.heartbeat("g", "nobody", None, 2), Err(ResponseError::UnknownMemberId));
+    assert_eq!(
+        c.heartbeat("g", &b, None, 1),
+        Err(ResponseError::IllegalGeneration)
+    );
+    assert_eq!(
+        c.heartbeat("g", "nobody", None, 2),
+        Err(ResponseError::UnknownMemberId)
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -116,7 +135,10 @@ async fn a_member_that_stops_heartbeating_is_removed_after_its_session_timeout()
         let _ = c.heartbeat("g", &a, None, ra.generation_id);
         c.tick(Instant::now());
     }
-    assert_eq!(c.heartbeat("g", &b, None, ra.generation_id), Err(ResponseError::UnknownMemberId));
+    assert_eq!(
+        c.heartbeat("g", &b, None, ra.generation_id),
+        Err(ResponseError::UnknownMemberId)
+    );
     assert_eq!(
         c.heartbeat("g", &a, None, ra.generation_id),
         Err(ResponseError::RebalanceInProgress),
@@ -168,7 +190,10 @@ async fn protocol_mismatch_and_bad_session_timeouts_are_refused() {
     assert_eq!(r.error, ResponseError::InconsistentGroupProtocol.code());
     let mut short = join_req("", None);
     short.session_timeout_ms = 10;
-    assert_eq!(resolve(c.join(short)).await.error, ResponseError::InvalidSessionTimeout.code());
+    assert_eq!(
+        resolve(c.join(short)).await.error,
+        ResponseError::InvalidSessionTimeout.code()
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -181,7 +206,11 @@ async fn the_initial_rebalance_delay_gathers_members() {
     tokio::time::advance(Duration::from_millis(2600)).await;
     c.tick(Instant::now());
     let (ra, rb) = (resolve(ja).await, resolve(jb).await);
-    assert_eq!((ra.generation_id, rb.generation_id), (1, 1), "one rebalance for both");
+    assert_eq!(
+        (ra.generation_id, rb.generation_id),
+        (1, 1),
+        "one rebalance for both"
+    );
 }
 
 #[tokio::test]
@@ -198,12 +227,27 @@ async fn offsets_commit_fetch_and_survive_a_restart() {
                 None,
                 -1,
                 vec![
-                    OffsetCommitEntry { topic: "t".into(), partition: 0, offset: 42, leader_epoch: 0, metadata: Some("m".into()) },
-                    OffsetCommitEntry { topic: "t".into(), partition: 9, offset: 1, leader_epoch: -1, metadata: None },
+                    OffsetCommitEntry {
+                        topic: "t".into(),
+                        partition: 0,
+                        offset: 42,
+                        leader_epoch: 0,
+                        metadata: Some("m".into()),
+                    },
+                    OffsetCommitEntry {
+                        topic: "t".into(),
+                        partition: 9,
+                        offset: 1,
+                        leader_epoch: -1,
+                        metadata: None,
+                    },
                 ],
             )
             .await;
-        assert_eq!(codes, vec![0, ResponseError::UnknownTopicOrPartition.code()]);
+        assert_eq!(
+            codes,
+            vec![0, ResponseError::UnknownTopicOrPartition.code()]
+        );
         let fetched = c.fetch_offsets("simple", Some(vec![("t".into(), vec![0, 1])]));
         assert_eq!(fetched[0].1[0].1.as_ref().unwrap().offset, 42);
         assert!(fetched[0].1[1].1.is_none());
@@ -216,7 +260,10 @@ async fn offsets_commit_fetch_and_survive_a_restart() {
     assert_eq!((o.offset, o.metadata.as_str()), (42, "m"));
     // Deleting the group deletes its offsets, also on disk.
     assert_eq!(c.delete_group("simple"), Ok(()));
-    assert_eq!(c.delete_group("simple"), Err(ResponseError::GroupIdNotFound));
+    assert_eq!(
+        c.delete_group("simple"),
+        Err(ResponseError::GroupIdNotFound)
+    );
     c.logs.shutdown();
     let c = coordinator(dir.path(), 0);
     assert!(c.fetch_offsets("simple", None).is_empty());

@@ -3,5 +3,6 @@
 
 mod bad_input;
 mod clients;
+mod groups;
 mod kcat;
 mod support;
