@@ -19,8 +19,8 @@ use uuid::Uuid;
 use crate::config::topic::validate_topic_config;
 use crate::config::{BrokerConfig, ConfigError, LogConfig};
 use crate::log::file_names::{
-    self, CLEAN_SHUTDOWN_FILE, DELETE_DIR_SUFFIX, METADATA_DIR, META_PROPERTIES,
-    PARTITION_METADATA, RECOVERY_POINT_CHECKPOINT,
+    self, CLEAN_SHUTDOWN_FILE, DELETE_DIR_SUFFIX, LOG_START_OFFSET_CHECKPOINT, METADATA_DIR,
+    META_PROPERTIES, PARTITION_METADATA, RECOVERY_POINT_CHECKPOINT,
 };
 use crate::log::loader::{load_log, RecoveryStart};
 use crate::log::{Log, LogError, TopicPartition};
@@ -152,6 +152,9 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     fs::File::open(dir)?.sync_all()
 }
 
+/// Which offset of a log a checkpoint file records.
+type OffsetOf = fn(&Log) -> i64;
+
 /// Writes `partition.metadata` (Kafka's format) into a partition directory.
 fn write_partition_metadata(dir: &Path, id: Uuid) -> Result<(), TopicError> {
     let path = dir.join(PARTITION_METADATA);
@@ -248,7 +251,8 @@ impl LogManager {
         };
         let metadata_dir = manager.topics_dir();
         fs::create_dir_all(&metadata_dir).map_err(io_err(&metadata_dir))?;
-        let recovery_points = manager.read_recovery_points();
+        let recovery_points = manager.read_checkpoint(RECOVERY_POINT_CHECKPOINT);
+        let log_start_offsets = manager.read_checkpoint(LOG_START_OFFSET_CHECKPOINT);
         let mut table = TopicTable::default();
         for entry in fs::read_dir(&metadata_dir).map_err(io_err(&metadata_dir))? {
             let path = entry.map_err(io_err(&metadata_dir))?.path();
@@ -280,8 +284,15 @@ impl LogManager {
                 } else {
                     RecoveryStart::From(*recovery_points.get(&tp).unwrap_or(&0))
                 };
-                let (log, report) = load_log(tp.clone(), dir.clone(), log_config.clone(), recovery)
-                    .map_err(TopicError::Log)?;
+                let log_start = *log_start_offsets.get(&tp).unwrap_or(&0);
+                let (log, report) = load_log(
+                    tp.clone(),
+                    dir.clone(),
+                    log_config.clone(),
+                    recovery,
+                    log_start,
+                )
+                .map_err(TopicError::Log)?;
                 if read_partition_metadata(&dir) != Some(id) {
                     write_partition_metadata(&dir, id)?;
                 }
@@ -530,46 +541,10 @@ impl LogManager {
                 break id;
             }
         };
-        let file = TopicFile {
-            name: name.to_string(),
-            topic_id: id.to_string(),
-            partitions,
-            configs: configs.clone(),
-        };
-        let text = serde_yaml::to_string(&file).map_err(|e| TopicError::Io {
-            path: self.topics_dir(),
-            source: io::Error::other(e.to_string()),
-        })?;
-        let path = self.topics_dir().join(format!("{name}.yaml"));
-        write_atomically(&path, text.as_bytes()).map_err(io_err(&path))?;
+        self.write_topic_file(name, id, partitions, &configs)?;
         let mut logs = Vec::new();
         for p in 0..partitions {
-            let tp = TopicPartition {
-                topic: name.to_string(),
-                partition: p,
-            };
-            let (_, dir) = self.partition_dir(&tp);
-            if dir.exists() {
-                // Left by a deletion interrupted by a crash (a different topic id), or not ours.
-                if read_partition_metadata(&dir).is_some() {
-                    fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
-                } else {
-                    return Err(TopicError::Io {
-                        path: dir.clone(),
-                        source: io::Error::other(
-                            "a directory that is not a Gregor partition is in the way",
-                        ),
-                    });
-                }
-            }
-            fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-            write_partition_metadata(&dir, id)?;
-            let (log, _) = load_log(tp, dir.clone(), log_config.clone(), RecoveryStart::From(0))
-                .map_err(TopicError::Log)?;
-            if let Some(parent) = dir.parent() {
-                sync_dir(parent).map_err(io_err(parent))?;
-            }
-            logs.push(Arc::new(log));
+            logs.push(self.create_partition_log(name, p, id, &log_config)?);
         }
         let topic = Arc::new(Topic {
             name: name.to_string(),
@@ -585,6 +560,168 @@ impl LogManager {
         self.checkpoint_recovery_points();
         tracing::info!(topic = name, partitions, "created topic");
         Ok(topic)
+    }
+
+    /// Writes `__gregor_metadata/topics/<name>.yaml` atomically.
+    fn write_topic_file(
+        &self,
+        name: &str,
+        id: Uuid,
+        partitions: i32,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<(), TopicError> {
+        let file = TopicFile {
+            name: name.to_string(),
+            topic_id: id.to_string(),
+            partitions,
+            configs: configs.clone(),
+        };
+        let text = serde_yaml::to_string(&file).map_err(|e| TopicError::Io {
+            path: self.topics_dir(),
+            source: io::Error::other(e.to_string()),
+        })?;
+        let path = self.topics_dir().join(format!("{name}.yaml"));
+        write_atomically(&path, text.as_bytes()).map_err(io_err(&path))
+    }
+
+    /// Creates one new partition's directory (with its `partition.metadata`) and log.
+    fn create_partition_log(
+        &self,
+        topic: &str,
+        partition: i32,
+        id: Uuid,
+        log_config: &LogConfig,
+    ) -> Result<Arc<Log>, TopicError> {
+        let tp = TopicPartition {
+            topic: topic.to_string(),
+            partition,
+        };
+        let (_, dir) = self.partition_dir(&tp);
+        if dir.exists() {
+            // Left by a deletion interrupted by a crash (a different topic id), or not ours.
+            if read_partition_metadata(&dir).is_some() {
+                fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
+            } else {
+                return Err(TopicError::Io {
+                    path: dir.clone(),
+                    source: io::Error::other(
+                        "a directory that is not a Gregor partition is in the way",
+                    ),
+                });
+            }
+        }
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        write_partition_metadata(&dir, id)?;
+        let (log, _) = load_log(
+            tp,
+            dir.clone(),
+            log_config.clone(),
+            RecoveryStart::From(0),
+            0,
+        )
+        .map_err(TopicError::Log)?;
+        if let Some(parent) = dir.parent() {
+            sync_dir(parent).map_err(io_err(parent))?;
+        }
+        Ok(Arc::new(log))
+    }
+
+    fn replace_topic(&self, topic: Topic) -> Arc<Topic> {
+        let topic = Arc::new(topic);
+        let mut table = self.topics.write().unwrap_or_else(|e| e.into_inner());
+        table.by_name.insert(topic.name.clone(), topic.clone());
+        topic
+    }
+
+    /// Replaces a topic's config overrides (AlterConfigs semantics; IncrementalAlterConfigs
+    /// computes the full set first). Validated, written durably, applied to every log.
+    pub fn alter_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let topic = self.topic(name).ok_or(TopicError::UnknownTopic)?;
+        for (key, value) in &configs {
+            validate_topic_config(key, value).map_err(TopicError::InvalidConfig)?;
+        }
+        let log_config = self
+            .config
+            .log
+            .with_overrides(&configs)
+            .map_err(TopicError::InvalidConfig)?;
+        if validate_only {
+            return Ok(());
+        }
+        self.write_topic_file(name, topic.id, topic.partitions.len() as i32, &configs)?;
+        for log in &topic.partitions {
+            log.set_config(log_config.clone());
+        }
+        self.replace_topic(Topic {
+            name: topic.name.clone(),
+            id: topic.id,
+            configs,
+            partitions: topic.partitions.clone(),
+        });
+        tracing::info!(topic = name, "altered topic configs");
+        Ok(())
+    }
+
+    /// Grows a topic to `count` partitions (CreatePartitions); shrinking is refused.
+    pub fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let topic = self.topic(name).ok_or(TopicError::UnknownTopic)?;
+        let current = topic.partitions.len() as i32;
+        if count < current {
+            return Err(TopicError::InvalidPartitions(format!(
+                "Topic currently has {current} partitions, which is higher than the requested {count}."
+            )));
+        }
+        if count == current {
+            return Err(TopicError::InvalidPartitions(format!(
+                "Topic already has {current} partitions."
+            )));
+        }
+        if count > 100_000 {
+            return Err(TopicError::InvalidPartitions(format!(
+                "Number of partitions {count} is larger than this broker supports (100000)."
+            )));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let log_config = self
+            .config
+            .log
+            .with_overrides(&topic.configs)
+            .map_err(TopicError::InvalidConfig)?;
+        self.write_topic_file(name, topic.id, count, &topic.configs)?;
+        let mut partitions = topic.partitions.clone();
+        for p in current..count {
+            partitions.push(self.create_partition_log(name, p, topic.id, &log_config)?);
+        }
+        self.replace_topic(Topic {
+            name: topic.name.clone(),
+            id: topic.id,
+            configs: topic.configs.clone(),
+            partitions,
+        });
+        self.checkpoint_recovery_points();
+        tracing::info!(topic = name, from = current, to = count, "added partitions");
+        Ok(())
+    }
+
+    /// DeleteRecords: advances a partition's log_start_offset (durably, before returning).
+    pub fn delete_records(&self, log: &Arc<Log>, offset: i64) -> Result<i64, LogError> {
+        let low = log.delete_records_before(offset)?;
+        self.checkpoint_recovery_points();
+        Ok(low)
     }
 
     /// Deletes a topic: the metadata file goes first (so a crash can't bring it back), then
@@ -618,10 +755,10 @@ impl LogManager {
         Ok(topic)
     }
 
-    fn read_recovery_points(&self) -> HashMap<TopicPartition, i64> {
+    fn read_checkpoint(&self, file: &str) -> HashMap<TopicPartition, i64> {
         let mut points = HashMap::new();
         for dir in &self.config.log_dirs {
-            let Ok(text) = fs::read_to_string(dir.join(RECOVERY_POINT_CHECKPOINT)) else {
+            let Ok(text) = fs::read_to_string(dir.join(file)) else {
                 continue;
             };
             for line in text.lines().skip(2) {
@@ -644,8 +781,9 @@ impl LogManager {
         points
     }
 
-    /// Writes each data directory's `recovery-point-offset-checkpoint` (Kafka's format:
-    /// version, count, then `topic partition offset` lines).
+    /// Writes each data directory's `recovery-point-offset-checkpoint` and
+    /// `log-start-offset-checkpoint` (Kafka's format: version, count, then
+    /// `topic partition offset` lines).
     pub fn checkpoint_recovery_points(&self) {
         let logs = self.all_logs();
         for dir in &self.config.log_dirs {
@@ -653,19 +791,25 @@ impl LogManager {
                 .iter()
                 .filter(|l| l.dir().parent() == Some(dir.as_path()))
                 .collect();
-            let mut text = format!("0\n{}\n", mine.len());
-            for log in mine {
-                let tp = log.topic_partition();
-                text.push_str(&format!(
-                    "{} {} {}\n",
-                    tp.topic,
-                    tp.partition,
-                    log.recovery_point()
-                ));
-            }
-            let path = dir.join(RECOVERY_POINT_CHECKPOINT);
-            if let Err(e) = write_atomically(&path, text.as_bytes()) {
-                tracing::error!(path = %path.display(), error = %e, "writing the recovery point checkpoint failed");
+            let checkpoints: [(&str, OffsetOf); 2] = [
+                (RECOVERY_POINT_CHECKPOINT, Log::recovery_point),
+                (LOG_START_OFFSET_CHECKPOINT, Log::log_start_offset),
+            ];
+            for (file, offset_of) in checkpoints {
+                let mut text = format!("0\n{}\n", mine.len());
+                for log in &mine {
+                    let tp = log.topic_partition();
+                    text.push_str(&format!(
+                        "{} {} {}\n",
+                        tp.topic,
+                        tp.partition,
+                        offset_of(log)
+                    ));
+                }
+                let path = dir.join(file);
+                if let Err(e) = write_atomically(&path, text.as_bytes()) {
+                    tracing::error!(path = %path.display(), error = %e, "writing a checkpoint failed");
+                }
             }
         }
     }

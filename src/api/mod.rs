@@ -8,15 +8,24 @@
 //! that may overlap later requests (so pipelined produces share one fsync). Responses are
 //! written in request order.
 
+pub mod alter_configs;
 pub mod api_versions;
+pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
+pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_log_dirs;
+pub mod describe_producers;
+pub mod elect_leaders;
 pub mod errors;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
+pub mod incremental_alter_configs;
 pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
@@ -77,6 +86,15 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::DescribeGroups, 0, 6),
     api(ApiKey::DeleteGroups, 0, 2),
     api(ApiKey::OffsetDelete, 0, 0),
+    api(ApiKey::DescribeConfigs, 1, 4),
+    api(ApiKey::AlterConfigs, 0, 2),
+    api(ApiKey::IncrementalAlterConfigs, 0, 1),
+    api(ApiKey::CreatePartitions, 0, 3),
+    api(ApiKey::DeleteRecords, 0, 2),
+    api(ApiKey::DescribeLogDirs, 1, 4),
+    api(ApiKey::DescribeCluster, 0, 2),
+    api(ApiKey::DescribeProducers, 0, 0),
+    api(ApiKey::ElectLeaders, 0, 2),
 ];
 
 pub fn supported(key: ApiKey) -> Option<&'static SupportedApi> {
@@ -273,6 +291,17 @@ pub fn dispatch(
         ApiKey::DescribeGroups => deferred(broker, ctx, &mut body, describe_groups::handle),
         ApiKey::DeleteGroups => deferred(broker, ctx, &mut body, delete_groups::handle),
         ApiKey::OffsetDelete => deferred(broker, ctx, &mut body, offset_delete::handle),
+        ApiKey::DescribeConfigs => deferred(broker, ctx, &mut body, describe_configs::handle),
+        ApiKey::AlterConfigs => deferred(broker, ctx, &mut body, alter_configs::handle),
+        ApiKey::IncrementalAlterConfigs => {
+            deferred(broker, ctx, &mut body, incremental_alter_configs::handle)
+        }
+        ApiKey::CreatePartitions => deferred(broker, ctx, &mut body, create_partitions::handle),
+        ApiKey::DeleteRecords => deferred(broker, ctx, &mut body, delete_records::handle),
+        ApiKey::DescribeLogDirs => deferred(broker, ctx, &mut body, describe_log_dirs::handle),
+        ApiKey::DescribeCluster => deferred(broker, ctx, &mut body, describe_cluster::handle),
+        ApiKey::DescribeProducers => deferred(broker, ctx, &mut body, describe_producers::handle),
+        ApiKey::ElectLeaders => deferred(broker, ctx, &mut body, elect_leaders::handle),
         other => Err(RequestError(format!("API {other:?} has no handler"))),
     }?;
     Ok(Dispatched::in_order(response))

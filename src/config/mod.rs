@@ -80,6 +80,9 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: usize,
     pub max_connections: usize,
     pub log_flush_offset_checkpoint_interval: Duration,
+    /// The keys set explicitly (file or command line), as given: DescribeConfigs reports
+    /// them as STATIC_BROKER_CONFIG.
+    pub explicit: std::collections::BTreeMap<String, String>,
     /// `group.*` and `offsets.*`: the group coordinator's settings.
     pub coordinator: CoordinatorConfig,
     /// Defaults for every topic's log, overridable per topic.
@@ -90,7 +93,7 @@ impl BrokerConfig {
     /// Validates every key of `raw`; the first bad or unknown key is the error.
     pub fn from_raw(raw: &RawConfig) -> Result<BrokerConfig, ConfigError> {
         for key in raw.keys() {
-            if !KNOWN_KEYS.contains(&key.as_str()) {
+            if !is_known_key(key) {
                 return Err(ConfigError::new(key, "unknown configuration key"));
             }
         }
@@ -160,6 +163,7 @@ impl BrokerConfig {
                 1,
                 i32::MAX as i64,
             )? as u64),
+            explicit: raw.entries().clone(),
             coordinator: CoordinatorConfig {
                 initial_rebalance_delay: Duration::from_millis(raw.int(
                     "group.initial.rebalance.delay.ms",
@@ -202,33 +206,61 @@ impl BrokerConfig {
     }
 }
 
-/// Every broker key this version understands.
-const KNOWN_KEYS: &[&str] = &[
-    "node.id",
-    "listeners",
-    "advertised.listeners",
-    "log.dirs",
-    "num.partitions",
-    "default.replication.factor",
-    "auto.create.topics.enable",
-    "message.max.bytes",
-    "socket.request.max.bytes",
-    "max.connections",
-    "log.segment.bytes",
-    "log.roll.ms",
-    "log.index.interval.bytes",
-    "log.flush.interval.messages",
-    "log.flush.interval.ms",
-    "log.flush.offset.checkpoint.interval.ms",
-    "log.message.timestamp.type",
-    "group.initial.rebalance.delay.ms",
-    "group.min.session.timeout.ms",
-    "group.max.session.timeout.ms",
-    "group.max.size",
-    "offsets.retention.minutes",
-    "offsets.topic.num.partitions",
-    "offset.metadata.max.bytes",
+/// A broker setting: name, default (as Kafka would print it), Kafka `ConfigDef.Type` code
+/// (see `topic::config_type`), documentation.
+pub struct BrokerConfigDef {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub config_type: i8,
+    pub doc: &'static str,
+}
+
+const fn broker(
+    name: &'static str,
+    default: &'static str,
+    config_type: i8,
+    doc: &'static str,
+) -> BrokerConfigDef {
+    BrokerConfigDef {
+        name,
+        default,
+        config_type,
+        doc,
+    }
+}
+
+/// Every broker key this version understands, with the defaults `from_raw` applies.
+#[rustfmt::skip]
+pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
+    broker("node.id", "1", 3, "The node id of this broker."),
+    broker("listeners", "PLAINTEXT://127.0.0.1:9092", 7, "The listener: NAME://HOST:PORT (PLAINTEXT only)."),
+    broker("advertised.listeners", "", 7, "The address clients are told to use; empty: the listener."),
+    broker("log.dirs", "./data", 2, "Comma-separated data directories."),
+    broker("num.partitions", "1", 3, "Partitions of a topic created without a count."),
+    broker("default.replication.factor", "1", 3, "Replication factor of new topics (only 1)."),
+    broker("auto.create.topics.enable", "true", 1, "Create unknown topics requested through Metadata."),
+    broker("message.max.bytes", "1048588", 3, "Largest record batch a producer may send."),
+    broker("socket.request.max.bytes", "104857600", 3, "Largest request the broker reads."),
+    broker("max.connections", "2147483647", 3, "Most client connections at once."),
+    broker("log.segment.bytes", "1073741824", 3, "Size at which a segment is rolled."),
+    broker("log.roll.ms", "604800000", 5, "Age at which a non-empty segment is rolled."),
+    broker("log.index.interval.bytes", "4096", 3, "Bytes between two offset index entries."),
+    broker("log.flush.interval.messages", "1", 5, "Messages written before an fsync; 1 fsyncs before every acknowledgement."),
+    broker("log.flush.interval.ms", "", 5, "Longest time unflushed data waits for an fsync; empty: none."),
+    broker("log.flush.offset.checkpoint.interval.ms", "60000", 3, "How often recovery points are checkpointed."),
+    broker("log.message.timestamp.type", "CreateTime", 2, "CreateTime or LogAppendTime."),
+    broker("group.initial.rebalance.delay.ms", "3000", 3, "Delay of the first rebalance of an empty group."),
+    broker("group.min.session.timeout.ms", "6000", 3, "Smallest session timeout a member may ask for."),
+    broker("group.max.session.timeout.ms", "1800000", 3, "Largest session timeout a member may ask for."),
+    broker("group.max.size", "2147483647", 3, "Most members in a group."),
+    broker("offsets.retention.minutes", "10080", 3, "Committed offsets of groups without members expire after this."),
+    broker("offsets.topic.num.partitions", "50", 3, "Partitions of __consumer_offsets."),
+    broker("offset.metadata.max.bytes", "4096", 3, "Longest metadata of an offset commit."),
 ];
+
+fn is_known_key(key: &str) -> bool {
+    BROKER_CONFIGS.iter().any(|d| d.name == key)
+}
 
 fn parse_listeners(key: &str, value: &str) -> Result<Vec<Listener>, ConfigError> {
     let mut out = Vec::new();
@@ -271,6 +303,26 @@ mod tests {
         assert_eq!(config.log_dirs, vec![PathBuf::from("./data")]);
         assert_eq!(config.log.flush_messages, 1);
         assert!(config.auto_create_topics_enable);
+    }
+
+    #[test]
+    fn the_table_of_defaults_matches_what_from_raw_applies() {
+        let empty = BrokerConfig::from_raw(&RawConfig::from_yaml("").unwrap()).unwrap();
+        let mut raw = RawConfig::from_yaml("").unwrap();
+        for d in BROKER_CONFIGS {
+            raw.set(d.name, d.default);
+        }
+        let explicit = BrokerConfig::from_raw(&raw).unwrap();
+        let strip = |c: &BrokerConfig| {
+            format!(
+                "{:?}",
+                BrokerConfig {
+                    explicit: Default::default(),
+                    ..c.clone()
+                }
+            )
+        };
+        assert_eq!(strip(&empty), strip(&explicit));
     }
 
     #[test]

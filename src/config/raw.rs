@@ -54,6 +54,10 @@ impl RawConfig {
         self.values.insert(key.to_string(), value.to_string());
     }
 
+    pub fn entries(&self) -> &BTreeMap<String, String> {
+        &self.values
+    }
+
     pub fn keys(&self) -> impl Iterator<Item = &String> {
         self.values.keys()
     }

@@ -74,6 +74,7 @@ impl LogConfig {
 }
 
 /// The kind of value a topic config takes, for validation.
+#[derive(Debug, Clone, Copy)]
 enum Kind {
     Int { min: i64, max: i64 },
     Bool,
@@ -83,167 +84,86 @@ enum Kind {
     Text,
 }
 
-/// Topic configs Kafka defines, with their value kind. Gregor acts on the ones `LogConfig`
-/// has fields for; the rest are validated, stored and reported (see the README).
-const TOPIC_CONFIGS: &[(&str, Kind)] = &[
-    (
-        "segment.bytes",
-        Kind::Int {
-            min: 14,
-            max: i32::MAX as i64,
-        },
-    ),
-    (
-        "segment.ms",
-        Kind::Int {
-            min: 1,
-            max: i64::MAX,
-        },
-    ),
-    (
-        "segment.jitter.ms",
-        Kind::Int {
-            min: 0,
-            max: i64::MAX,
-        },
-    ),
-    (
-        "segment.index.bytes",
-        Kind::Int {
-            min: 4,
-            max: i32::MAX as i64,
-        },
-    ),
-    (
-        "index.interval.bytes",
-        Kind::Int {
-            min: 0,
-            max: i32::MAX as i64,
-        },
-    ),
-    (
-        "flush.messages",
-        Kind::Int {
-            min: 1,
-            max: i64::MAX,
-        },
-    ),
-    (
-        "flush.ms",
-        Kind::Int {
-            min: 0,
-            max: i64::MAX,
-        },
-    ),
-    (
-        "max.message.bytes",
-        Kind::Int {
-            min: 0,
-            max: i32::MAX as i64,
-        },
-    ),
-    (
-        "message.timestamp.type",
-        Kind::OneOf(&["CreateTime", "LogAppendTime"]),
-    ),
-    (
-        "message.timestamp.before.max.ms",
-        Kind::Int {
-            min: 0,
-            max: i64::MAX,
-        },
-    ),
-    (
-        "message.timestamp.after.max.ms",
-        Kind::Int {
-            min: 0,
-            max: i64::MAX,
-        },
-    ),
-    (
-        "retention.ms",
-        Kind::Int {
-            min: -1,
-            max: i64::MAX,
-        },
-    ),
-    (
-        "retention.bytes",
-        Kind::Int {
-            min: -1,
-            max: i64::MAX,
-        },
-    ),
-    (
-        "local.retention.ms",
-        Kind::Int {
-            min: -2,
-            max: i64::MAX,
-        },
-    ),
-    (
-        "local.retention.bytes",
-        Kind::Int {
-            min: -2,
-            max: i64::MAX,
-        },
-    ),
-    (
-        "delete.retention.ms",
-        Kind::Int {
-            min: 0,
-            max: i64::MAX,
-        },
-    ),
-    (
-        "file.delete.delay.ms",
-        Kind::Int {
-            min: 0,
-            max: i64::MAX,
-        },
-    ),
-    (
-        "min.compaction.lag.ms",
-        Kind::Int {
-            min: 0,
-            max: i64::MAX,
-        },
-    ),
-    (
-        "max.compaction.lag.ms",
-        Kind::Int {
-            min: 1,
-            max: i64::MAX,
-        },
-    ),
-    ("min.cleanable.dirty.ratio", Kind::Ratio),
-    ("cleanup.policy", Kind::CleanupPolicy),
-    (
-        "compression.type",
-        Kind::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]),
-    ),
-    ("compression.gzip.level", Kind::Int { min: -1, max: 9 }),
-    ("compression.lz4.level", Kind::Int { min: 1, max: 17 }),
-    (
-        "compression.zstd.level",
-        Kind::Int {
-            min: -131072,
-            max: 22,
-        },
-    ),
-    (
-        "min.insync.replicas",
-        Kind::Int {
-            min: 1,
-            max: i32::MAX as i64,
-        },
-    ),
-    ("unclean.leader.election.enable", Kind::Bool),
-    ("preallocate", Kind::Bool),
-    ("remote.storage.enable", Kind::Bool),
-    ("leader.replication.throttled.replicas", Kind::Text),
-    ("follower.replication.throttled.replicas", Kind::Text),
+/// Kafka's `ConfigDef.Type` codes, as DescribeConfigs v3+ reports them.
+pub mod config_type {
+    pub const BOOLEAN: i8 = 1;
+    pub const STRING: i8 = 2;
+    pub const INT: i8 = 3;
+    pub const LONG: i8 = 5;
+    pub const DOUBLE: i8 = 6;
+    pub const LIST: i8 = 7;
+}
+
+/// A Kafka topic config: its value kind and type, the broker setting it defaults to, and
+/// its documentation.
+#[derive(Debug, Clone, Copy)]
+pub struct TopicConfigDef {
+    pub name: &'static str,
+    kind: Kind,
+    pub config_type: i8,
+    pub broker_synonym: &'static str,
+    pub doc: &'static str,
+}
+
+const fn int(min: i64, max: i64) -> Kind {
+    Kind::Int { min, max }
+}
+
+const I32: i64 = i32::MAX as i64;
+const I64: i64 = i64::MAX;
+
+macro_rules! def {
+    ($name:expr, $kind:expr, $ty:ident, $broker:expr, $doc:expr) => {
+        TopicConfigDef {
+            name: $name,
+            kind: $kind,
+            config_type: config_type::$ty,
+            broker_synonym: $broker,
+            doc: $doc,
+        }
+    };
+}
+
+/// Topic configs Kafka defines. Gregor acts on the ones `LogConfig` has fields for; the rest
+/// are validated, stored and reported (see the README).
+#[rustfmt::skip]
+pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
+    def!("cleanup.policy", Kind::CleanupPolicy, LIST, "log.cleanup.policy", "The retention policy of old log segments: delete and/or compact (stored; Gregor does not act on it yet)."),
+    def!("compression.type", Kind::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]), STRING, "compression.type", "Final compression of the topic's data; producer keeps the producer's codec (Gregor always stores batches as produced)."),
+    def!("compression.gzip.level", int(-1, 9), INT, "compression.gzip.level", "Compression level for gzip."),
+    def!("compression.lz4.level", int(1, 17), INT, "compression.lz4.level", "Compression level for lz4."),
+    def!("compression.zstd.level", int(-131072, 22), INT, "compression.zstd.level", "Compression level for zstd."),
+    def!("delete.retention.ms", int(0, I64), LONG, "log.cleaner.delete.retention.ms", "How long delete tombstones are kept in compacted topics (stored only)."),
+    def!("file.delete.delay.ms", int(0, I64), LONG, "log.segment.delete.delay.ms", "Time to wait before deleting a file from the filesystem (stored only)."),
+    def!("flush.messages", int(1, I64), LONG, "log.flush.interval.messages", "Messages written before an fsync; 1 means every produce is fsynced before it is acknowledged."),
+    def!("flush.ms", int(0, I64), LONG, "log.flush.interval.ms", "Longest time unflushed data may wait for an fsync."),
+    def!("follower.replication.throttled.replicas", Kind::Text, LIST, "follower.replication.throttled.replicas", "Replicas to throttle on the follower side (no replication here; stored only)."),
+    def!("index.interval.bytes", int(0, I32), INT, "log.index.interval.bytes", "Bytes of log between two offset index entries."),
+    def!("leader.replication.throttled.replicas", Kind::Text, LIST, "leader.replication.throttled.replicas", "Replicas to throttle on the leader side (no replication here; stored only)."),
+    def!("local.retention.bytes", int(-2, I64), LONG, "log.local.retention.bytes", "Local retention size with tiered storage (stored only)."),
+    def!("local.retention.ms", int(-2, I64), LONG, "log.local.retention.ms", "Local retention time with tiered storage (stored only)."),
+    def!("max.compaction.lag.ms", int(1, I64), LONG, "log.cleaner.max.compaction.lag.ms", "Longest time a message stays ineligible for compaction (stored only)."),
+    def!("max.message.bytes", int(0, I32), INT, "message.max.bytes", "Largest record batch size allowed in this topic."),
+    def!("message.timestamp.after.max.ms", int(0, I64), LONG, "log.message.timestamp.after.max.ms", "Largest allowed difference of a message timestamp ahead of the broker's clock (stored only)."),
+    def!("message.timestamp.before.max.ms", int(0, I64), LONG, "log.message.timestamp.before.max.ms", "Largest allowed difference of a message timestamp behind the broker's clock (stored only)."),
+    def!("message.timestamp.type", Kind::OneOf(&["CreateTime", "LogAppendTime"]), STRING, "log.message.timestamp.type", "Whether stored timestamps are the producer's (CreateTime) or the broker's (LogAppendTime)."),
+    def!("min.cleanable.dirty.ratio", Kind::Ratio, DOUBLE, "log.cleaner.min.cleanable.ratio", "Dirty ratio that makes a compacted log eligible for cleaning (stored only)."),
+    def!("min.compaction.lag.ms", int(0, I64), LONG, "log.cleaner.min.compaction.lag.ms", "Shortest time a message stays uncompacted (stored only)."),
+    def!("min.insync.replicas", int(1, I32), INT, "min.insync.replicas", "Replicas that must acknowledge an acks=all write (one node: always satisfied)."),
+    def!("preallocate", Kind::Bool, BOOLEAN, "log.preallocate", "Preallocate segment files (stored only)."),
+    def!("remote.storage.enable", Kind::Bool, BOOLEAN, "remote.log.storage.system.enable", "Tiered storage for this topic (not supported; stored only)."),
+    def!("retention.bytes", int(-1, I64), LONG, "log.retention.bytes", "Largest size a partition may grow to before old segments are deleted (stored; not enforced yet)."),
+    def!("retention.ms", int(-1, I64), LONG, "log.retention.ms", "How long a segment is kept before it is deleted (stored; not enforced yet)."),
+    def!("segment.bytes", int(14, I32), INT, "log.segment.bytes", "Size at which a segment file is rolled."),
+    def!("segment.index.bytes", int(4, I32), INT, "log.index.size.max.bytes", "Largest offset index size (stored only; Gregor's indexes grow as needed)."),
+    def!("segment.jitter.ms", int(0, I64), LONG, "log.roll.jitter.ms", "Random jitter subtracted from segment.ms (stored only)."),
+    def!("segment.ms", int(1, I64), LONG, "log.roll.ms", "Age at which a non-empty segment is rolled."),
+    def!("unclean.leader.election.enable", Kind::Bool, BOOLEAN, "unclean.leader.election.enable", "Allow out-of-sync replicas to become leader (one node: no effect)."),
 ];
+
+pub fn topic_config_def(name: &str) -> Option<&'static TopicConfigDef> {
+    TOPIC_CONFIGS.iter().find(|d| d.name == name)
+}
 
 /// Every topic config with its effective value for a topic: `(name, value, overridden)`.
 /// Values Gregor acts on come from `defaults` (the broker's `log.*` settings); the others
@@ -254,17 +174,16 @@ pub fn effective_topic_configs(
 ) -> Vec<(&'static str, String, bool)> {
     TOPIC_CONFIGS
         .iter()
-        .map(|(name, _)| {
-            let value = match overrides.get(*name) {
-                Some(v) => return (*name, v.clone(), true),
-                None => default_value(defaults, name),
-            };
-            (*name, value, false)
+        .map(|d| match overrides.get(d.name) {
+            Some(v) => (d.name, v.clone(), true),
+            None => (d.name, default_value(defaults, d.name), false),
         })
         .collect()
 }
 
-fn default_value(d: &LogConfig, name: &str) -> String {
+/// The value a topic gets without an override: the broker's setting for what Gregor acts
+/// on, Kafka's default for the rest.
+pub fn default_value(d: &LogConfig, name: &str) -> String {
     match name {
         "segment.bytes" => d.segment_bytes.to_string(),
         "segment.ms" => d.segment_ms.to_string(),
@@ -301,14 +220,12 @@ fn default_value(d: &LogConfig, name: &str) -> String {
 
 /// Checks that `key` is a Kafka topic config and `value` fits it.
 pub fn validate_topic_config(key: &str, value: &str) -> Result<(), ConfigError> {
-    let kind = TOPIC_CONFIGS
-        .iter()
-        .find(|(name, _)| *name == key)
-        .map(|(_, kind)| kind)
+    let kind = topic_config_def(key)
+        .map(|d| d.kind)
         .ok_or_else(|| ConfigError::new(key, "unknown topic configuration"))?;
     let value = value.trim();
     match kind {
-        Kind::Int { min, max } => parse_int(key, value, *min, *max).map(|_| ()),
+        Kind::Int { min, max } => parse_int(key, value, min, max).map(|_| ()),
         Kind::Bool => match value {
             "true" | "false" => Ok(()),
             _ => Err(ConfigError::new(

@@ -11,6 +11,8 @@ pub const TIME_INDEX_SUFFIX: &str = ".timeindex";
 pub const DELETE_DIR_SUFFIX: &str = "-delete";
 /// Per-directory checkpoint of each partition's recovery point.
 pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
+/// Per-directory checkpoint of each partition's log_start_offset (DeleteRecords).
+pub const LOG_START_OFFSET_CHECKPOINT: &str = "log-start-offset-checkpoint";
 /// Marker written by a clean shutdown, removed at start-up.
 pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
 /// Directory (inside the first log dir) holding topic metadata files.

@@ -44,6 +44,7 @@ pub fn load_log(
     dir: PathBuf,
     config: LogConfig,
     recovery: RecoveryStart,
+    checkpointed_log_start: i64,
 ) -> Result<(Log, LoadReport), LogError> {
     fs::create_dir_all(&dir).map_err(io_err(&dir))?;
     let mut bases = Vec::new();
@@ -130,7 +131,8 @@ pub fn load_log(
         segments.insert(0, segment);
     }
     report.segments = segments.len();
-    let log_start_offset = *segments.keys().next().unwrap_or(&0);
+    // DeleteRecords may have moved the start past the first segment's base.
+    let log_start_offset = (*segments.keys().next().unwrap_or(&0)).max(checkpointed_log_start);
     Ok((
         Log::from_segments(tp, dir, config, segments, log_start_offset),
         report,

@@ -248,6 +248,11 @@ impl Log {
         self.lock().recovery_point
     }
 
+    /// Size in bytes of all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.lock().segments.values().map(|s| s.size()).sum()
+    }
+
     /// Woken whenever the high watermark moves (long-polling fetches wait on it).
     pub fn data_arrived(&self) -> &Notify {
         &self.data_arrived
@@ -672,6 +677,51 @@ impl Log {
             timestamp: ts,
             offset: batch_offset,
         })))
+    }
+
+    /// Applies a changed topic config (AlterConfigs); takes effect with the next append.
+    pub fn set_config(&self, config: LogConfig) {
+        self.lock().config = config;
+    }
+
+    /// DeleteRecords: moves log_start_offset to `offset` (-1: the high watermark) and
+    /// deletes the segments that now lie entirely before it. Returns the new
+    /// log_start_offset. The caller checkpoints it durably.
+    pub fn delete_records_before(&self, offset: i64) -> Result<i64, LogError> {
+        let mut state = self.lock();
+        let hw = state.high_watermark.offset;
+        let target = if offset == -1 { hw } else { offset };
+        if target < 0 || target > hw {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                start: state.log_start_offset,
+                end: hw,
+            });
+        }
+        if target <= state.log_start_offset {
+            return Ok(state.log_start_offset);
+        }
+        state.log_start_offset = target;
+        let bases: Vec<i64> = state.segments.keys().copied().collect();
+        for pair in bases.windows(2) {
+            let (base, next_base) = (pair[0], pair[1]);
+            if next_base > target {
+                break;
+            }
+            if let Some(segment) = state.segments.remove(&base) {
+                for path in [
+                    file_names::log_file(&self.dir, base),
+                    file_names::index_file(&self.dir, base),
+                    file_names::time_index_file(&self.dir, base),
+                ] {
+                    if let Err(e) = std::fs::remove_file(&path) {
+                        tracing::warn!(path = %path.display(), error = %e, "removing a deleted segment failed");
+                    }
+                }
+                drop(segment);
+            }
+        }
+        Ok(target)
     }
 
     /// Stops further appends and flushes everything (clean shutdown or deletion).

@@ -28,7 +28,7 @@ fn tp() -> TopicPartition {
 }
 
 fn open(dir: &std::path::Path, cfg: LogConfig, recovery: RecoveryStart) -> Arc<Log> {
-    let (log, _) = load_log(tp(), dir.join("t-0"), cfg, recovery).unwrap();
+    let (log, _) = load_log(tp(), dir.join("t-0"), cfg, recovery, 0).unwrap();
     Arc::new(log)
 }
 
@@ -150,7 +150,8 @@ fn recovery_truncates_a_garbage_tail_and_drops_later_segments() {
         *b ^= 0x5a;
     }
     std::fs::write(victim, &bytes).unwrap();
-    let (log, report) = load_log(tp(), pdir.clone(), config(300), RecoveryStart::From(0)).unwrap();
+    let (log, report) =
+        load_log(tp(), pdir.clone(), config(300), RecoveryStart::From(0), 0).unwrap();
     assert!(report.truncated_bytes > 0);
     assert_eq!(report.deleted_segments, logs.len() - 2);
     let end = log.log_end_offset();

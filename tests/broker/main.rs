@@ -1,8 +1,10 @@
 //! Integration tests: real `gregor` processes on 127.0.0.1 with temp data directories,
 //! driven by real clients (the rdkafka crate, Debian's kcat) and by raw sockets.
 
+mod admin;
 mod bad_input;
 mod clients;
 mod groups;
 mod kcat;
+mod raw;
 mod support;

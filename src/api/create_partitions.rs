@@ -1,0 +1,74 @@
+//! CreatePartitions (key 37): grows a topic's partition count (never shrinks it:
+//! INVALID_PARTITIONS). Manual assignments may only name this broker.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use super::errors::topic_error_code;
+use super::RequestContext;
+use crate::broker::Broker;
+
+pub async fn handle(
+    broker: Arc<Broker>,
+    _ctx: RequestContext,
+    request: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
+    let mut seen = HashSet::new();
+    let duplicates: HashSet<String> = request
+        .topics
+        .iter()
+        .filter(|t| !seen.insert(t.name.to_string()))
+        .map(|t| t.name.to_string())
+        .collect();
+    let results = request
+        .topics
+        .into_iter()
+        .map(|t| {
+            let name = t.name.to_string();
+            let outcome = if duplicates.contains(&name) {
+                Err((
+                    ResponseError::InvalidRequest,
+                    format!("Duplicate topic in request: {name}"),
+                ))
+            } else if let Some(assignments) = &t.assignments {
+                let current = broker
+                    .logs
+                    .topic(&name)
+                    .map_or(0, |t| t.partitions.len() as i32);
+                let ok = assignments.len() as i32 == t.count - current
+                    && assignments
+                        .iter()
+                        .all(|a| a.broker_ids.len() == 1 && *a.broker_ids[0] == broker.node_id());
+                if ok {
+                    Ok(())
+                } else {
+                    Err((
+                        ResponseError::InvalidReplicaAssignment,
+                        "Each new partition must be assigned to this broker only".to_string(),
+                    ))
+                }
+            } else {
+                Ok(())
+            }
+            .and_then(|()| {
+                broker
+                    .logs
+                    .create_partitions(&name, t.count, request.validate_only)
+                    .map_err(|e| (topic_error_code(&e), e.to_string()))
+            });
+            let result = CreatePartitionsTopicResult::default().with_name(t.name);
+            match outcome {
+                Ok(()) => result,
+                Err((e, message)) => result
+                    .with_error_code(e.code())
+                    .with_error_message(Some(StrBytes::from_string(message))),
+            }
+        })
+        .collect();
+    CreatePartitionsResponse::default().with_results(results)
+}

@@ -1,0 +1,50 @@
+//! DeleteRecords (key 21): moves partitions' log_start_offset forward (-1: to the high
+//! watermark), durably; whole segments before it are deleted. Fetch and ListOffsets honour
+//! the new start.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
+use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
+use kafka_protocol::ResponseError;
+
+use super::errors::log_error_code;
+use super::RequestContext;
+use crate::broker::Broker;
+
+pub async fn handle(
+    broker: Arc<Broker>,
+    _ctx: RequestContext,
+    request: DeleteRecordsRequest,
+) -> DeleteRecordsResponse {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|t| {
+            let topic = broker.logs.topic(t.name.as_str());
+            let partitions =
+                t.partitions
+                    .iter()
+                    .map(|p| {
+                        let result = DeleteRecordsPartitionResult::default()
+                            .with_partition_index(p.partition_index)
+                            .with_low_watermark(-1);
+                        match topic.as_ref().and_then(|t| t.partition(p.partition_index)) {
+                            None => result
+                                .with_error_code(ResponseError::UnknownTopicOrPartition.code()),
+                            Some(log) => match broker.logs.delete_records(log, p.offset) {
+                                Ok(low) => result.with_low_watermark(low),
+                                Err(e) => result.with_error_code(log_error_code(&e).code()),
+                            },
+                        }
+                    })
+                    .collect();
+            DeleteRecordsTopicResult::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    DeleteRecordsResponse::default().with_topics(topics)
+}

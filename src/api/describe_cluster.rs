@@ -1,0 +1,43 @@
+//! DescribeCluster (key 60): the cluster id, the controller and the brokers (this one).
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use super::metadata::cluster_operations;
+use super::RequestContext;
+use crate::broker::Broker;
+
+const BROKERS: i8 = 1;
+
+pub async fn handle(
+    broker: Arc<Broker>,
+    ctx: RequestContext,
+    request: DescribeClusterRequest,
+) -> DescribeClusterResponse {
+    if ctx.version >= 1 && request.endpoint_type != BROKERS {
+        return DescribeClusterResponse::default()
+            .with_error_code(ResponseError::UnsupportedEndpointType.code())
+            .with_error_message(Some(StrBytes::from_static_str(
+                "This broker only describes broker endpoints",
+            )))
+            .with_endpoint_type(request.endpoint_type);
+    }
+    let node = BrokerId(broker.node_id());
+    DescribeClusterResponse::default()
+        .with_endpoint_type(BROKERS)
+        .with_cluster_id(StrBytes::from_string(broker.logs.cluster_id().to_string()))
+        .with_controller_id(node)
+        .with_brokers(vec![DescribeClusterBroker::default()
+            .with_broker_id(node)
+            .with_host(StrBytes::from_string(broker.advertised_host.clone()))
+            .with_port(broker.advertised_port as i32)])
+        .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
+            cluster_operations()
+        } else {
+            i32::MIN
+        })
+}

@@ -1,0 +1,136 @@
+//! IncrementalAlterConfigs (key 44): SET, DELETE, APPEND and SUBTRACT on a topic's configs
+//! (APPEND/SUBTRACT only for list configs), validated and applied live to its logs.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig;
+use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use super::alter_configs::not_a_topic;
+use super::describe_configs::TOPIC;
+use super::errors::topic_error_code;
+use super::RequestContext;
+use crate::broker::Broker;
+use crate::config::topic::{config_type, default_value, topic_config_def};
+
+const SET: i8 = 0;
+const DELETE: i8 = 1;
+const APPEND: i8 = 2;
+const SUBTRACT: i8 = 3;
+
+/// The topic's overrides after applying `ops` to `current`.
+fn apply(
+    broker: &Broker,
+    current: &BTreeMap<String, String>,
+    ops: &[AlterableConfig],
+) -> Result<BTreeMap<String, String>, (ResponseError, String)> {
+    let mut seen = HashSet::new();
+    let mut configs = current.clone();
+    for op in ops {
+        let key = op.name.to_string();
+        if !seen.insert(key.clone()) {
+            return Err((
+                ResponseError::InvalidRequest,
+                format!("Error due to duplicate config keys: {key}"),
+            ));
+        }
+        let def = topic_config_def(&key).ok_or_else(|| {
+            (
+                ResponseError::InvalidConfig,
+                format!("Unknown topic config name: {key}"),
+            )
+        })?;
+        let value = op.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
+        match op.config_operation {
+            SET => {
+                configs.insert(key, value);
+            }
+            DELETE => {
+                configs.remove(&key);
+            }
+            APPEND | SUBTRACT => {
+                if def.config_type != config_type::LIST {
+                    let what = if op.config_operation == APPEND {
+                        "append"
+                    } else {
+                        "subtract"
+                    };
+                    return Err((
+                        ResponseError::InvalidConfig,
+                        format!("Config value {what} is not allowed for config key: {key}"),
+                    ));
+                }
+                let existing = configs
+                    .get(&key)
+                    .cloned()
+                    .unwrap_or_else(|| default_value(&broker.config.log, &key));
+                let mut items: Vec<String> = existing
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                for v in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    if op.config_operation == APPEND {
+                        if !items.iter().any(|i| i == v) {
+                            items.push(v.to_string());
+                        }
+                    } else {
+                        items.retain(|i| i != v);
+                    }
+                }
+                configs.insert(key, items.join(","));
+            }
+            other => {
+                return Err((
+                    ResponseError::InvalidRequest,
+                    format!("Unknown config operation {other}"),
+                ));
+            }
+        }
+    }
+    Ok(configs)
+}
+
+pub async fn handle(
+    broker: Arc<Broker>,
+    _ctx: RequestContext,
+    request: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
+    let responses = request
+        .resources
+        .into_iter()
+        .map(|r| {
+            let name = r.resource_name.as_str();
+            let outcome = if r.resource_type != TOPIC {
+                Err(not_a_topic(r.resource_type))
+            } else {
+                match broker.logs.topic(name) {
+                    None => Err((
+                        ResponseError::UnknownTopicOrPartition,
+                        format!("Topic '{name}' does not exist."),
+                    )),
+                    Some(topic) => apply(&broker, &topic.configs, &r.configs).and_then(|configs| {
+                        broker
+                            .logs
+                            .alter_topic_configs(name, configs, request.validate_only)
+                            .map_err(|e| (topic_error_code(&e), e.to_string()))
+                    }),
+                }
+            };
+            let response = AlterConfigsResourceResponse::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone());
+            match outcome {
+                Ok(()) => response,
+                Err((e, message)) => response
+                    .with_error_code(e.code())
+                    .with_error_message(Some(StrBytes::from_string(message))),
+            }
+        })
+        .collect();
+    IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
