@@ -6,12 +6,14 @@ use std::sync::Arc;
 use crate::config::BrokerConfig;
 use crate::coordinator::GroupCoordinator;
 use crate::log_manager::LogManager;
+use crate::producer_ids::ProducerIdManager;
 
 #[derive(Clone)]
 pub struct Broker {
     pub config: Arc<BrokerConfig>,
     pub logs: Arc<LogManager>,
     pub groups: Arc<GroupCoordinator>,
+    pub producer_ids: Arc<ProducerIdManager>,
     /// Host and port given to clients in Metadata (the bound port when configured as 0).
     pub advertised_host: String,
     pub advertised_port: u16,

@@ -136,7 +136,7 @@ pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
 }
 
 /// Writes `bytes` to `path` atomically: temp file, fsync, rename, fsync of the directory.
-fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = path.with_extension("tmp");
     {
@@ -401,6 +401,11 @@ impl LogManager {
         );
         write_atomically(&path, text.as_bytes()).map_err(io_err(&path))?;
         Ok(cluster_id)
+    }
+
+    /// Where broker-wide metadata files live (`<first log dir>/__gregor_metadata`).
+    pub fn metadata_dir(&self) -> PathBuf {
+        self.config.log_dirs[0].join(METADATA_DIR)
     }
 
     fn topics_dir(&self) -> PathBuf {
@@ -830,6 +835,10 @@ impl LogManager {
                     }
                 }
                 _ = checkpoint_tick.tick() => {
+                    let cutoff = crate::log::now_ms() - self.config.producer_id_expiration_ms;
+                    for log in self.all_logs() {
+                        log.expire_producers(cutoff);
+                    }
                     let manager = self.clone();
                     let _ = tokio::task::spawn_blocking(move || manager.checkpoint_recovery_points()).await;
                 }

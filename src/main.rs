@@ -10,6 +10,7 @@ mod coordinator;
 mod log;
 mod log_manager;
 mod network;
+mod producer_ids;
 mod server;
 mod shutdown;
 

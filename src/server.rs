@@ -14,6 +14,7 @@ use crate::config::BrokerConfig;
 use crate::coordinator::GroupCoordinator;
 use crate::log_manager::LogManager;
 use crate::network::connection;
+use crate::producer_ids::ProducerIdManager;
 
 /// How long in-flight requests get to finish at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -64,8 +65,12 @@ where
             .map(Arc::new)
             .map_err(|e| ServerError::Storage(e.to_string()))?
     };
+    let producer_ids = ProducerIdManager::open(logs.metadata_dir().join("producer-id-block"))
+        .map(Arc::new)
+        .map_err(|e| ServerError::Storage(e.to_string()))?;
     let advertised = config.advertised();
     let broker = Arc::new(Broker {
+        producer_ids,
         config: config.clone(),
         logs: logs.clone(),
         groups: groups.clone(),

@@ -1,11 +1,13 @@
-//! DescribeProducers (key 61): the active idempotent/transactional producers of each
-//! partition. This broker does not serve InitProducerId yet, so no partition has any: the
-//! answer is an honest empty list for every existing partition.
+//! DescribeProducers (key 61): the active idempotent producers of each partition, with
+//! their epoch, last sequence and last timestamp (no transactions yet: no coordinator
+//! epoch or open transaction).
 
 use std::sync::Arc;
 
-use kafka_protocol::messages::describe_producers_response::{PartitionResponse, TopicResponse};
-use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse};
+use kafka_protocol::messages::describe_producers_response::{
+    PartitionResponse, ProducerState, TopicResponse,
+};
+use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse, ProducerId};
 use kafka_protocol::ResponseError;
 
 use super::RequestContext;
@@ -26,8 +28,21 @@ pub async fn handle(
                 .iter()
                 .map(|&p| {
                     let r = PartitionResponse::default().with_partition_index(p);
-                    if topic.as_ref().and_then(|t| t.partition(p)).is_some() {
-                        r
+                    if let Some(log) = topic.as_ref().and_then(|t| t.partition(p)) {
+                        r.with_active_producers(
+                            log.producers()
+                                .into_iter()
+                                .map(|(id, e)| {
+                                    ProducerState::default()
+                                        .with_producer_id(ProducerId(id))
+                                        .with_producer_epoch(e.epoch as i32)
+                                        .with_last_sequence(e.last_seq().unwrap_or(-1))
+                                        .with_last_timestamp(e.last_timestamp)
+                                        .with_coordinator_epoch(-1)
+                                        .with_current_txn_start_offset(-1)
+                                })
+                                .collect(),
+                        )
                     } else {
                         r.with_error_code(ResponseError::UnknownTopicOrPartition.code())
                     }

@@ -2,6 +2,7 @@
 
 use kafka_protocol::ResponseError;
 
+use crate::log::producer_state::ProducerError;
 use crate::log::record_batch::BatchError;
 use crate::log::LogError;
 use crate::log_manager::TopicError;
@@ -12,6 +13,10 @@ pub fn log_error_code(e: &LogError) -> ResponseError {
         LogError::Batch(BatchError::Corrupt(_)) => ResponseError::CorruptMessage,
         LogError::Batch(BatchError::Invalid(_)) => ResponseError::InvalidRecord,
         LogError::Batch(BatchError::TooLarge { .. }) => ResponseError::MessageTooLarge,
+        LogError::Producer(ProducerError::StaleEpoch { .. }) => ResponseError::InvalidProducerEpoch,
+        LogError::Producer(ProducerError::OutOfOrder { .. }) => {
+            ResponseError::OutOfOrderSequenceNumber
+        }
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         LogError::Io { .. } => ResponseError::KafkaStorageError,
         LogError::BatchTooLargeForSegment { .. } => ResponseError::RecordListTooLarge,

@@ -26,6 +26,7 @@ pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
 pub mod incremental_alter_configs;
+pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
@@ -95,6 +96,7 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::DescribeCluster, 0, 2),
     api(ApiKey::DescribeProducers, 0, 0),
     api(ApiKey::ElectLeaders, 0, 2),
+    api(ApiKey::InitProducerId, 0, 5),
 ];
 
 pub fn supported(key: ApiKey) -> Option<&'static SupportedApi> {
@@ -302,6 +304,7 @@ pub fn dispatch(
         ApiKey::DescribeCluster => deferred(broker, ctx, &mut body, describe_cluster::handle),
         ApiKey::DescribeProducers => deferred(broker, ctx, &mut body, describe_producers::handle),
         ApiKey::ElectLeaders => deferred(broker, ctx, &mut body, elect_leaders::handle),
+        ApiKey::InitProducerId => deferred(broker, ctx, &mut body, init_producer_id::handle),
         other => Err(RequestError(format!("API {other:?} has no handler"))),
     }?;
     Ok(Dispatched::in_order(response))

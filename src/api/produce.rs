@@ -126,9 +126,24 @@ fn append_partition(
         );
     };
     let config = log.config();
-    let result = validate_produce_batches(records, config.max_message_bytes)
-        .map_err(LogError::Batch)
-        .and_then(|headers| log.append(records, &headers));
+    let headers = match validate_produce_batches(records, config.max_message_bytes) {
+        Ok(headers) => headers,
+        Err(e) => {
+            return error_partition(
+                index,
+                log_error_code(&LogError::Batch(e.clone())),
+                Some(e.to_string()),
+            )
+        }
+    };
+    if headers.iter().any(|h| h.is_transactional()) {
+        return error_partition(
+            index,
+            ResponseError::InvalidTxnState,
+            Some("transactions are not supported by this broker yet".into()),
+        );
+    }
+    let result = log.append(records, &headers);
     match result {
         Ok(info) => {
             let wait =

@@ -80,6 +80,8 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: usize,
     pub max_connections: usize,
     pub log_flush_offset_checkpoint_interval: Duration,
+    /// Idle time after which an idempotent producer's state is forgotten.
+    pub producer_id_expiration_ms: i64,
     /// The keys set explicitly (file or command line), as given: DescribeConfigs reports
     /// them as STATIC_BROKER_CONFIG.
     pub explicit: std::collections::BTreeMap<String, String>,
@@ -163,6 +165,12 @@ impl BrokerConfig {
                 1,
                 i32::MAX as i64,
             )? as u64),
+            producer_id_expiration_ms: raw.int(
+                "producer.id.expiration.ms",
+                86_400_000,
+                1,
+                i64::MAX,
+            )?,
             explicit: raw.entries().clone(),
             coordinator: CoordinatorConfig {
                 initial_rebalance_delay: Duration::from_millis(raw.int(
@@ -256,6 +264,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker("offsets.retention.minutes", "10080", 3, "Committed offsets of groups without members expire after this."),
     broker("offsets.topic.num.partitions", "50", 3, "Partitions of __consumer_offsets."),
     broker("offset.metadata.max.bytes", "4096", 3, "Longest metadata of an offset commit."),
+    broker("producer.id.expiration.ms", "86400000", 3, "Idle time after which an idempotent producer's state is forgotten."),
 ];
 
 fn is_known_key(key: &str) -> bool {

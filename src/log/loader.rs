@@ -9,7 +9,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::file_names::{self, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
-use super::segment::LogSegment;
+use super::producer_state::{self, ProducerStateManager};
+use super::segment::{read_header_at, LogSegment};
 use super::{now_ms, Log, LogError, TopicPartition};
 use crate::config::LogConfig;
 
@@ -29,6 +30,51 @@ pub enum RecoveryStart {
     CleanShutdown,
     /// After a crash: rescan segments that may hold offsets at or past this point.
     From(i64),
+}
+
+/// Producer state: the newest valid snapshot at or below the log end, then every batch
+/// header after it (Kafka's snapshot + replay).
+fn rebuild_producer_state(
+    dir: &Path,
+    segments: &BTreeMap<i64, LogSegment>,
+) -> ProducerStateManager {
+    let log_end = segments.values().next_back().map_or(0, |s| s.next_offset());
+    let mut state = ProducerStateManager::default();
+    let mut from = segments.keys().next().copied().unwrap_or(0);
+    let snapshots = producer_state::list_snapshots(dir).unwrap_or_default();
+    for (offset, path) in snapshots.iter().rev() {
+        if *offset > log_end {
+            // The log was truncated below this snapshot: it describes data that is gone.
+            let _ = fs::remove_file(path);
+            continue;
+        }
+        if let Some((o, s)) = fs::read(path)
+            .ok()
+            .and_then(|b| ProducerStateManager::decode(&b))
+        {
+            state = s;
+            from = o;
+            break;
+        }
+    }
+    for segment in segments.values() {
+        if segment.next_offset() <= from {
+            continue;
+        }
+        let file = segment.file();
+        let mut pos = if from > segment.base_offset() {
+            segment.offset_index().lookup(from).1 as u64
+        } else {
+            0
+        };
+        while let Ok(Some(h)) = read_header_at(&file, pos, segment.size()) {
+            if h.base_offset >= from {
+                state.update(&h);
+            }
+            pos += h.size() as u64;
+        }
+    }
+    state
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LogError + '_ {
@@ -133,8 +179,9 @@ pub fn load_log(
     report.segments = segments.len();
     // DeleteRecords may have moved the start past the first segment's base.
     let log_start_offset = (*segments.keys().next().unwrap_or(&0)).max(checkpointed_log_start);
+    let producers = rebuild_producer_state(&dir, &segments);
     Ok((
-        Log::from_segments(tp, dir, config, segments, log_start_offset),
+        Log::from_segments(tp, dir, config, segments, log_start_offset, producers),
         report,
     ))
 }

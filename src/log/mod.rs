@@ -12,6 +12,7 @@
 pub mod file_names;
 pub mod index;
 pub mod loader;
+pub mod producer_state;
 pub mod record_batch;
 pub mod segment;
 
@@ -26,6 +27,7 @@ use bytes::Bytes;
 use tokio::sync::{watch, Notify};
 
 use crate::config::{LogConfig, TimestampType};
+use producer_state::{Check, ProducerEntry, ProducerError, ProducerStateManager};
 use record_batch::{assign_offset, set_log_append_time, BatchError, BatchHeader};
 use segment::{read_bytes_at, read_header_at, LogSegment};
 
@@ -50,6 +52,8 @@ impl std::fmt::Display for TopicPartition {
 pub enum LogError {
     /// A batch failed validation.
     Batch(BatchError),
+    /// An idempotent batch out of sequence or from a fenced epoch.
+    Producer(ProducerError),
     /// The requested offset is outside [log_start_offset, log_end_offset].
     OffsetOutOfRange { offset: i64, start: i64, end: i64 },
     /// The disk said no (write, read or fsync); the path says where.
@@ -64,6 +68,7 @@ impl std::fmt::Display for LogError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             LogError::Batch(e) => write!(f, "{e}"),
+            LogError::Producer(e) => write!(f, "{e}"),
             LogError::OffsetOutOfRange { offset, start, end } => {
                 write!(
                     f,
@@ -156,6 +161,7 @@ struct LogState {
     /// Set when an fsync failed: what the kernel dropped can't be known, so the log takes
     /// no more appends until a restart recovers it (as Kafka takes the log dir offline).
     offline: bool,
+    producers: ProducerStateManager,
 }
 
 pub struct Log {
@@ -180,6 +186,7 @@ impl Log {
         config: LogConfig,
         segments: BTreeMap<i64, LogSegment>,
         log_start_offset: i64,
+        producers: ProducerStateManager,
     ) -> Log {
         let active = segments.values().next_back().expect("at least one segment");
         let end = OffsetPosition {
@@ -200,6 +207,7 @@ impl Log {
             flush_running: false,
             closed: false,
             offline: false,
+            producers,
         };
         let (durable, _) = watch::channel(Durability {
             offset: end.offset,
@@ -286,6 +294,28 @@ impl Log {
                 segment_bytes: state.config.segment_bytes,
             });
         }
+        // Idempotent producers: a retried batch is acknowledged with its original offsets.
+        for h in headers {
+            match state.producers.check(h).map_err(LogError::Producer)? {
+                Check::Append => {}
+                Check::Duplicate {
+                    first_offset,
+                    last_offset,
+                } if headers.len() == 1 => {
+                    return Ok(AppendInfo {
+                        base_offset: first_offset,
+                        last_offset,
+                        log_append_time: -1,
+                        log_start_offset: state.log_start_offset,
+                    });
+                }
+                Check::Duplicate { .. } => {
+                    return Err(LogError::Batch(BatchError::Invalid(
+                        "a retried idempotent batch must come alone".into(),
+                    )))
+                }
+            }
+        }
         let rolled = self.maybe_roll(&mut state, size as u64, now)?;
         // Assign offsets (and LogAppendTime) on a private copy of the client's bytes.
         let mut bytes = records.to_vec();
@@ -334,6 +364,9 @@ impl Log {
         };
         state.log_end_offset = next;
         state.unflushed_messages += messages;
+        for h in &assigned {
+            state.producers.update(h);
+        }
         let info = AppendInfo {
             base_offset,
             last_offset: next - 1,
@@ -375,6 +408,8 @@ impl Log {
         let segment = LogSegment::create(&self.dir, base).map_err(io_err(&self.dir))?;
         tracing::debug!(partition = %self.tp, base_offset = base, "rolled a new segment");
         state.pending_sync.extend(handles);
+        // Producer state as of the roll, so start-up replays at most one segment.
+        self.write_producer_snapshot(state, base);
         state
             .pending_sync
             .push(Arc::new(File::open(&self.dir).map_err(io_err(&self.dir))?));
@@ -679,6 +714,38 @@ impl Log {
         })))
     }
 
+    /// Writes `<offset>.snapshot` (producer state up to `offset`) and keeps the latest three.
+    fn write_producer_snapshot(&self, state: &LogState, offset: i64) {
+        let path = producer_state::snapshot_file(&self.dir, offset);
+        if let Err(e) = std::fs::write(&path, state.producers.encode(offset)) {
+            tracing::warn!(path = %path.display(), error = %e, "writing a producer snapshot failed");
+            return;
+        }
+        if let Ok(all) = producer_state::list_snapshots(&self.dir) {
+            for (_, old) in all.iter().rev().skip(3) {
+                let _ = std::fs::remove_file(old);
+            }
+        }
+    }
+
+    /// The idempotent producers of this partition (DescribeProducers).
+    pub fn producers(&self) -> Vec<(i64, ProducerEntry)> {
+        let state = self.lock();
+        let mut out: Vec<_> = state
+            .producers
+            .producers()
+            .iter()
+            .map(|(id, e)| (*id, e.clone()))
+            .collect();
+        out.sort_by_key(|(id, _)| *id);
+        out
+    }
+
+    /// Forgets producers idle since before `cutoff_ms` (`producer.id.expiration.ms`).
+    pub fn expire_producers(&self, cutoff_ms: i64) {
+        self.lock().producers.expire(cutoff_ms);
+    }
+
     /// Applies a changed topic config (AlterConfigs); takes effect with the next append.
     pub fn set_config(&self, config: LogConfig) {
         self.lock().config = config;
@@ -727,7 +794,11 @@ impl Log {
     /// Stops further appends and flushes everything (clean shutdown or deletion).
     pub fn close(&self) -> Result<(), LogError> {
         // Closed first, so no append can slip in after the final flush.
-        self.lock().closed = true;
+        let mut state = self.lock();
+        state.closed = true;
+        let end = state.log_end_offset;
+        self.write_producer_snapshot(&state, end);
+        drop(state);
         self.flush(true)
     }
 }

@@ -128,6 +128,10 @@ impl BatchHeader {
         self.attributes & TIMESTAMP_TYPE_BIT != 0
     }
 
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & (1 << 4) != 0
+    }
+
     pub fn is_control(&self) -> bool {
         self.attributes & CONTROL_BIT != 0
     }

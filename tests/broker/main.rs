@@ -5,6 +5,7 @@ mod admin;
 mod bad_input;
 mod clients;
 mod groups;
+mod idempotence;
 mod kcat;
 mod raw;
 mod support;

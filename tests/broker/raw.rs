@@ -44,3 +44,46 @@ pub fn call<Req: Encodable, Resp: Decodable>(
     }
     Resp::decode(&mut buf, version).expect("decode response")
 }
+
+fn varint(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8 & 0x7f) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
+/// An uncompressed v2 batch of `values` from producer `pid`/`epoch` starting at `seq`.
+pub fn batch(values: &[&[u8]], pid: i64, epoch: i16, seq: i32) -> Bytes {
+    let mut records = Vec::new();
+    for (i, v) in values.iter().enumerate() {
+        let mut r = vec![0u8];
+        varint(&mut r, 0);
+        varint(&mut r, i as i64);
+        varint(&mut r, -1);
+        varint(&mut r, v.len() as i64);
+        r.extend_from_slice(v);
+        varint(&mut r, 0);
+        varint(&mut records, r.len() as i64);
+        records.extend_from_slice(&r);
+    }
+    let mut b = BytesMut::new();
+    b.put_i64(0);
+    b.put_i32((49 + records.len()) as i32);
+    b.put_i32(-1);
+    b.put_i8(2);
+    b.put_u32(0);
+    b.put_i16(0);
+    b.put_i32(values.len() as i32 - 1);
+    b.put_i64(1_700_000_000_000);
+    b.put_i64(1_700_000_000_000);
+    b.put_i64(pid);
+    b.put_i16(epoch);
+    b.put_i32(seq);
+    b.put_i32(values.len() as i32);
+    b.put_slice(&records);
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b.freeze()
+}

@@ -1,0 +1,67 @@
+//! Producer ids for idempotent producers (Kafka's `ProducerIdManager`): handed out from
+//! blocks whose upper bound is written durably before the first id of the block is used,
+//! so an id is never handed out twice, also across crashes.
+//!
+//! File `__gregor_metadata/producer-id-block`: the first id of the next block, as text.
+//!
+//! Synchronisation: a `Mutex` around the current block; allocation is rare (one per
+//! producer start).
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+const BLOCK_SIZE: i64 = 1000;
+
+pub struct ProducerIdManager {
+    path: PathBuf,
+    /// (next id to hand out, end of the block reserved on disk)
+    block: Mutex<(i64, i64)>,
+}
+
+impl ProducerIdManager {
+    pub fn open(path: PathBuf) -> io::Result<ProducerIdManager> {
+        let reserved = match std::fs::read_to_string(&path) {
+            Ok(text) => text
+                .trim()
+                .parse::<i64>()
+                .map_err(|e| io::Error::other(format!("{}: {e}", path.display())))?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(e),
+        };
+        Ok(ProducerIdManager {
+            path,
+            block: Mutex::new((reserved, reserved)),
+        })
+    }
+
+    /// A producer id never handed out before.
+    pub fn next_id(&self) -> io::Result<i64> {
+        let mut block = self.block.lock().unwrap_or_else(|e| e.into_inner());
+        if block.0 >= block.1 {
+            let end = block.1 + BLOCK_SIZE;
+            crate::log_manager::write_atomically(&self.path, end.to_string().as_bytes())?;
+            *block = (block.1, end);
+        }
+        let id = block.0;
+        block.0 += 1;
+        Ok(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_never_reused_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("producer-id-block");
+        let m = ProducerIdManager::open(path.clone()).unwrap();
+        assert_eq!(m.next_id().unwrap(), 0);
+        assert_eq!(m.next_id().unwrap(), 1);
+        drop(m);
+        let m = ProducerIdManager::open(path).unwrap();
+        assert_eq!(m.next_id().unwrap(), BLOCK_SIZE);
+    }
+}
