@@ -7,6 +7,7 @@ use crate::config::BrokerConfig;
 use crate::coordinator::GroupCoordinator;
 use crate::log_manager::LogManager;
 use crate::producer_ids::ProducerIdManager;
+use crate::transaction::TransactionCoordinator;
 
 #[derive(Clone)]
 pub struct Broker {
@@ -14,6 +15,7 @@ pub struct Broker {
     pub logs: Arc<LogManager>,
     pub groups: Arc<GroupCoordinator>,
     pub producer_ids: Arc<ProducerIdManager>,
+    pub txns: Arc<TransactionCoordinator>,
     /// Host and port given to clients in Metadata (the bound port when configured as 0).
     pub advertised_host: String,
     pub advertised_port: u16,

@@ -13,6 +13,7 @@ mod network;
 mod producer_ids;
 mod server;
 mod shutdown;
+mod transaction;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

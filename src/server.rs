@@ -15,6 +15,7 @@ use crate::coordinator::GroupCoordinator;
 use crate::log_manager::LogManager;
 use crate::network::connection;
 use crate::producer_ids::ProducerIdManager;
+use crate::transaction::TransactionCoordinator;
 
 /// How long in-flight requests get to finish at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -68,9 +69,19 @@ where
     let producer_ids = ProducerIdManager::open(logs.metadata_dir().join("producer-id-block"))
         .map(Arc::new)
         .map_err(|e| ServerError::Storage(e.to_string()))?;
+    let txns = Arc::new(
+        TransactionCoordinator::load(
+            config.transactions.clone(),
+            logs.clone(),
+            groups.clone(),
+            producer_ids.clone(),
+        )
+        .await,
+    );
     let advertised = config.advertised();
     let broker = Arc::new(Broker {
         producer_ids,
+        txns: txns.clone(),
         config: config.clone(),
         logs: logs.clone(),
         groups: groups.clone(),
@@ -92,6 +103,7 @@ where
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let background = tokio::spawn(logs.clone().run_background(shutdown_rx.clone()));
     let group_timers = tokio::spawn(groups.run_timers(shutdown_rx.clone()));
+    let txn_timers = tokio::spawn(txns.run_timers(shutdown_rx.clone()));
     let permits = Arc::new(Semaphore::new(
         config.max_connections.min(Semaphore::MAX_PERMITS),
     ));
@@ -139,6 +151,7 @@ where
     }
     let _ = background.await;
     let _ = group_timers.await;
+    let _ = txn_timers.await;
     let _ = tokio::task::spawn_blocking(move || logs.shutdown()).await;
     tracing::info!("shutdown complete");
     Ok(())

@@ -13,8 +13,10 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
 use kafka_protocol::ResponseError;
 use tokio::sync::futures::Notified;
 
@@ -174,12 +176,26 @@ fn read_all(
         };
         let remaining = max_bytes.saturating_sub(total);
         let limit = w.partition_max_bytes.min(remaining);
-        match log.read(w.fetch_offset, limit, total == 0) {
+        match log.read(w.fetch_offset, limit, total == 0, read_committed) {
             Ok(r) => {
                 total += r.records.len();
+                let base = if read_committed {
+                    base.with_aborted_transactions(Some(
+                        r.aborted
+                            .iter()
+                            .map(|a| {
+                                AbortedTransaction::default()
+                                    .with_producer_id(ProducerId(a.producer_id))
+                                    .with_first_offset(a.first_offset)
+                            })
+                            .collect(),
+                    ))
+                } else {
+                    base
+                };
                 out.push(
                     base.with_high_watermark(r.high_watermark)
-                        .with_last_stable_offset(r.high_watermark)
+                        .with_last_stable_offset(r.last_stable_offset)
                         .with_log_start_offset(r.log_start_offset)
                         .with_records(Some(r.records)),
                 );
@@ -189,7 +205,7 @@ fn read_all(
                 out.push(
                     base.with_error_code(log_error_code(&e).code())
                         .with_high_watermark(log.high_watermark())
-                        .with_last_stable_offset(log.high_watermark())
+                        .with_last_stable_offset(log.last_stable_offset())
                         .with_log_start_offset(log.log_start_offset()),
                 );
             }

@@ -1,6 +1,6 @@
-//! FindCoordinator (key 10): this broker coordinates every group. v4+ asks for several
-//! keys at once. Looking up a group coordinator creates `__consumer_offsets` if needed, as
-//! Kafka does. Transaction coordinators do not exist here yet (COORDINATOR_NOT_AVAILABLE).
+//! FindCoordinator (key 10): this broker coordinates every group and every transactional
+//! id. v4+ asks for several keys at once. A lookup creates `__consumer_offsets` or
+//! `__transaction_state` if needed, as Kafka does.
 
 use std::sync::Arc;
 
@@ -21,10 +21,10 @@ fn lookup(broker: &Broker, key_type: i8, key: &str) -> Result<(), (ResponseError
             .groups
             .ensure_offsets_topic(key)
             .map_err(|e| (e, "the group coordinator is not available")),
-        TRANSACTION => Err((
-            ResponseError::CoordinatorNotAvailable,
-            "transactions are not supported by this broker",
-        )),
+        TRANSACTION => broker
+            .txns
+            .ensure_state_topic(key)
+            .map_err(|e| (e, "the transaction coordinator is not available")),
         _ => Err((
             ResponseError::InvalidRequest,
             "unknown coordinator key type",

@@ -1,6 +1,6 @@
 //! InitProducerId (key 22): a new producer id (epoch 0) for an idempotent producer, from a
-//! durable id counter. Transactional ids need a transaction coordinator, which this broker
-//! does not have yet (COORDINATOR_NOT_AVAILABLE, as FindCoordinator says for them).
+//! durable id counter; for a transactional id, the transaction coordinator's producer id
+//! with a bumped epoch (which fences older producers and aborts their open transaction).
 
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use crate::broker::Broker;
 
 pub async fn handle(
     broker: Arc<Broker>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     request: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
     let failed = |e: ResponseError| {
@@ -21,11 +21,19 @@ pub async fn handle(
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)
     };
-    match request.transactional_id.as_ref().map(|t| t.as_str()) {
-        // Kafka refuses an empty transactional id.
-        Some("") => return failed(ResponseError::InvalidRequest),
-        Some(_) => return failed(ResponseError::CoordinatorNotAvailable),
-        None => {}
+    if let Some(id) = request.transactional_id.as_ref() {
+        let expected = (ctx.version >= 3 && *request.producer_id >= 0)
+            .then_some((*request.producer_id, request.producer_epoch));
+        return match broker
+            .txns
+            .init_producer_id(id.as_str(), request.transaction_timeout_ms, expected)
+            .await
+        {
+            Ok((pid, epoch)) => InitProducerIdResponse::default()
+                .with_producer_id(ProducerId(pid))
+                .with_producer_epoch(epoch),
+            Err(e) => failed(e),
+        };
     }
     // As Kafka does for idempotent producers (also for a KIP-360 epoch bump request): a
     // fresh producer id, epoch 0.

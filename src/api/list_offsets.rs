@@ -29,11 +29,15 @@ const UNKNOWN: TimestampOffset = TimestampOffset {
     offset: -1,
 };
 
-fn lookup(log: &Log, timestamp: i64) -> Result<TimestampOffset, LogError> {
+fn lookup(log: &Log, timestamp: i64, read_committed: bool) -> Result<TimestampOffset, LogError> {
     Ok(match timestamp {
         LATEST => TimestampOffset {
             timestamp: -1,
-            offset: log.high_watermark(),
+            offset: if read_committed {
+                log.last_stable_offset()
+            } else {
+                log.high_watermark()
+            },
         },
         EARLIEST | EARLIEST_LOCAL => TimestampOffset {
             timestamp: -1,
@@ -82,7 +86,7 @@ pub async fn handle(
                         .with_timestamp(-1)
                         .with_offset(-1);
                 }
-                match lookup(log, p.timestamp) {
+                match lookup(log, p.timestamp, request.isolation_level == 1) {
                     Ok(found) => response
                         .with_timestamp(found.timestamp)
                         .with_offset(found.offset)

@@ -8,6 +8,8 @@
 //! that may overlap later requests (so pipelined produces share one fsync). Responses are
 //! written in request order.
 
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
@@ -20,7 +22,9 @@ pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
+pub mod describe_transactions;
 pub mod elect_leaders;
+pub mod end_txn;
 pub mod errors;
 pub mod fetch;
 pub mod find_coordinator;
@@ -31,6 +35,7 @@ pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -38,6 +43,7 @@ pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sync_group;
+pub mod txn_offset_commit;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -97,6 +103,12 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::DescribeProducers, 0, 0),
     api(ApiKey::ElectLeaders, 0, 2),
     api(ApiKey::InitProducerId, 0, 5),
+    api(ApiKey::AddPartitionsToTxn, 0, 5),
+    api(ApiKey::AddOffsetsToTxn, 0, 4),
+    api(ApiKey::TxnOffsetCommit, 0, 5),
+    api(ApiKey::EndTxn, 0, 4),
+    api(ApiKey::DescribeTransactions, 0, 0),
+    api(ApiKey::ListTransactions, 0, 1),
 ];
 
 pub fn supported(key: ApiKey) -> Option<&'static SupportedApi> {
@@ -305,6 +317,16 @@ pub fn dispatch(
         ApiKey::DescribeProducers => deferred(broker, ctx, &mut body, describe_producers::handle),
         ApiKey::ElectLeaders => deferred(broker, ctx, &mut body, elect_leaders::handle),
         ApiKey::InitProducerId => deferred(broker, ctx, &mut body, init_producer_id::handle),
+        ApiKey::AddPartitionsToTxn => {
+            deferred(broker, ctx, &mut body, add_partitions_to_txn::handle)
+        }
+        ApiKey::AddOffsetsToTxn => deferred(broker, ctx, &mut body, add_offsets_to_txn::handle),
+        ApiKey::TxnOffsetCommit => deferred(broker, ctx, &mut body, txn_offset_commit::handle),
+        ApiKey::EndTxn => deferred(broker, ctx, &mut body, end_txn::handle),
+        ApiKey::DescribeTransactions => {
+            deferred(broker, ctx, &mut body, describe_transactions::handle)
+        }
+        ApiKey::ListTransactions => deferred(broker, ctx, &mut body, list_transactions::handle),
         other => Err(RequestError(format!("API {other:?} has no handler"))),
     }?;
     Ok(Dispatched::in_order(response))

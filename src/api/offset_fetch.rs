@@ -9,6 +9,7 @@ use kafka_protocol::messages::offset_fetch_response::{
 };
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
 
 use super::RequestContext;
 use crate::broker::Broker;
@@ -21,11 +22,28 @@ fn values(o: Option<CommittedOffset>) -> (i64, i32, String) {
     }
 }
 
+/// With require_stable, a partition whose offset waits for a transaction to finish
+/// answers UNSTABLE_OFFSET_COMMIT (the client retries).
+fn stability(
+    broker: &Broker,
+    require_stable: bool,
+    group: &str,
+    topic: &str,
+    partition: i32,
+) -> i16 {
+    if require_stable && broker.groups.has_pending_offsets(group, topic, partition) {
+        ResponseError::UnstableOffsetCommit.code()
+    } else {
+        0
+    }
+}
+
 pub async fn handle(
     broker: Arc<Broker>,
     ctx: RequestContext,
     request: OffsetFetchRequest,
 ) -> OffsetFetchResponse {
+    let require_stable = request.require_stable;
     if ctx.version >= 8 {
         let groups = request
             .groups
@@ -46,6 +64,13 @@ pub async fn handle(
                             .map(|(p, o)| {
                                 let (offset, epoch, metadata) = values(o);
                                 OffsetFetchResponsePartitions::default()
+                                    .with_error_code(stability(
+                                        &broker,
+                                        require_stable,
+                                        g.group_id.as_str(),
+                                        &topic,
+                                        p,
+                                    ))
                                     .with_partition_index(p)
                                     .with_committed_offset(offset)
                                     .with_committed_leader_epoch(epoch)
@@ -79,6 +104,13 @@ pub async fn handle(
                 .map(|(p, o)| {
                     let (offset, epoch, metadata) = values(o);
                     OffsetFetchResponsePartition::default()
+                        .with_error_code(stability(
+                            &broker,
+                            require_stable,
+                            request.group_id.as_str(),
+                            &topic,
+                            p,
+                        ))
                         .with_partition_index(p)
                         .with_committed_offset(offset)
                         .with_committed_leader_epoch(if ctx.version >= 5 { epoch } else { -1 })

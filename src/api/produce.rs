@@ -136,13 +136,6 @@ fn append_partition(
             )
         }
     };
-    if headers.iter().any(|h| h.is_transactional()) {
-        return error_partition(
-            index,
-            ResponseError::InvalidTxnState,
-            Some("transactions are not supported by this broker yet".into()),
-        );
-    }
     let result = log.append(records, &headers);
     match result {
         Ok(info) => {

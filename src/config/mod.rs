@@ -12,6 +12,7 @@ use std::time::Duration;
 pub use raw::RawConfig;
 
 use crate::coordinator::CoordinatorConfig;
+use crate::transaction::TransactionConfig;
 pub use topic::{LogConfig, TimestampType};
 
 /// The default configuration, as shipped in `config/gregor.yaml`.
@@ -85,6 +86,8 @@ pub struct BrokerConfig {
     /// The keys set explicitly (file or command line), as given: DescribeConfigs reports
     /// them as STATIC_BROKER_CONFIG.
     pub explicit: std::collections::BTreeMap<String, String>,
+    /// `transaction.*`: the transaction coordinator's settings.
+    pub transactions: TransactionConfig,
     /// `group.*` and `offsets.*`: the group coordinator's settings.
     pub coordinator: CoordinatorConfig,
     /// Defaults for every topic's log, overridable per topic.
@@ -172,6 +175,16 @@ impl BrokerConfig {
                 i64::MAX,
             )?,
             explicit: raw.entries().clone(),
+            transactions: TransactionConfig {
+                max_timeout_ms: raw.int(
+                    "transaction.max.timeout.ms",
+                    900_000,
+                    1,
+                    i32::MAX as i64,
+                )? as i32,
+                state_partitions: raw.int("transaction.state.log.num.partitions", 50, 1, 1000)?
+                    as i32,
+            },
             coordinator: CoordinatorConfig {
                 initial_rebalance_delay: Duration::from_millis(raw.int(
                     "group.initial.rebalance.delay.ms",
@@ -264,6 +277,8 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker("offsets.retention.minutes", "10080", 3, "Committed offsets of groups without members expire after this."),
     broker("offsets.topic.num.partitions", "50", 3, "Partitions of __consumer_offsets."),
     broker("offset.metadata.max.bytes", "4096", 3, "Longest metadata of an offset commit."),
+    broker("transaction.max.timeout.ms", "900000", 3, "Longest transaction timeout a producer may ask for."),
+    broker("transaction.state.log.num.partitions", "50", 3, "Partitions of __transaction_state."),
     broker("producer.id.expiration.ms", "86400000", 3, "Idle time after which an idempotent producer's state is forgotten."),
 ];
 

@@ -130,6 +130,9 @@ pub struct Group {
     /// When CompletingRebalance gives up on members that have not synced.
     pub sync_deadline: Option<Instant>,
     pub offsets: HashMap<(String, i32), CommittedOffset>,
+    /// Offsets committed inside open transactions (TxnOffsetCommit), by producer id: they
+    /// take effect when the transaction commits.
+    pub pending_txn_offsets: HashMap<i64, HashMap<(String, i32), CommittedOffset>>,
     pub next_join_order: u64,
 }
 
@@ -149,6 +152,7 @@ impl Group {
             initial_delay_until: None,
             sync_deadline: None,
             offsets: HashMap::new(),
+            pending_txn_offsets: HashMap::new(),
             next_join_order: 0,
         }
     }

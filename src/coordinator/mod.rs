@@ -136,7 +136,22 @@ impl GroupCoordinator {
         let mut groups: HashMap<String, Group> = HashMap::new();
         if let Some(topic) = logs.topic(OFFSETS_TOPIC) {
             for log in &topic.partitions {
-                for record in offsets::replay(log) {
+                let (records, pending) = offsets::replay(log);
+                for (producer_id, records) in pending {
+                    for r in records {
+                        let group = groups
+                            .entry(r.group.clone())
+                            .or_insert_with(|| Group::new(&r.group));
+                        if let Some(v) = r.value {
+                            group
+                                .pending_txn_offsets
+                                .entry(producer_id)
+                                .or_default()
+                                .insert((r.topic, r.partition), v);
+                        }
+                    }
+                }
+                for record in records {
                     let group = groups
                         .entry(record.group.clone())
                         .or_insert_with(|| Group::new(&record.group));
@@ -151,7 +166,7 @@ impl GroupCoordinator {
                     }
                 }
             }
-            groups.retain(|_, g| !g.offsets.is_empty());
+            groups.retain(|_, g| !g.offsets.is_empty() || !g.pending_txn_offsets.is_empty());
             tracing::info!(groups = groups.len(), "loaded committed offsets");
         }
         GroupCoordinator {
@@ -941,6 +956,128 @@ impl GroupCoordinator {
         codes
     }
 
+    /// TxnOffsetCommit: offsets written as part of a producer's transaction, pending until
+    /// its commit marker. Member and generation are checked when given (v3+).
+    pub async fn txn_commit(
+        &self,
+        group_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        member: Option<(&str, Option<&str>, i32)>,
+        entries: Vec<OffsetCommitEntry>,
+    ) -> Vec<i16> {
+        if group_id.is_empty() {
+            return vec![ResponseError::InvalidGroupId.code(); entries.len()];
+        }
+        if let Some((member_id, instance, generation)) = member {
+            let groups = self.lock();
+            if let Some(group) = groups.get(group_id) {
+                if !group.members.is_empty() {
+                    if let Err(e) = Self::check_member(group, member_id, instance, generation) {
+                        return vec![e.code(); entries.len()];
+                    }
+                }
+            }
+        }
+        let timestamp = now_ms();
+        let mut codes = vec![0i16; entries.len()];
+        let mut records = Vec::new();
+        let mut accepted = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            let known = self
+                .logs
+                .topic(&e.topic)
+                .is_some_and(|t| t.partition(e.partition).is_some());
+            let metadata = e.metadata.clone().unwrap_or_default();
+            if !known {
+                codes[i] = ResponseError::UnknownTopicOrPartition.code();
+            } else if metadata.len() > self.config.offset_metadata_max_bytes {
+                codes[i] = ResponseError::OffsetMetadataTooLarge.code();
+            } else {
+                let value = CommittedOffset {
+                    offset: e.offset,
+                    leader_epoch: e.leader_epoch,
+                    metadata,
+                    commit_timestamp: timestamp,
+                };
+                records.push((
+                    offsets::encode_key(group_id, &e.topic, e.partition),
+                    Some(offsets::encode_value(&value)),
+                ));
+                accepted.push((e.topic.clone(), e.partition, value));
+            }
+        }
+        if let Err(err) = self
+            .persist_transactional(group_id, producer_id, producer_epoch, records)
+            .await
+        {
+            return vec![err.code(); entries.len()];
+        }
+        let mut groups = self.lock();
+        let group = groups
+            .entry(group_id.to_string())
+            .or_insert_with(|| Group::new(group_id));
+        let pending = group.pending_txn_offsets.entry(producer_id).or_default();
+        for (topic, partition, value) in accepted {
+            pending.insert((topic, partition), value);
+        }
+        codes
+    }
+
+    /// Writes transactional offset records (producer id and epoch, no sequence), durably.
+    async fn persist_transactional(
+        &self,
+        group_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        records: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    ) -> Result<(), ResponseError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let log = self.offsets_log(group_id)?;
+        let refs: Vec<RawRecord<'_>> = records
+            .iter()
+            .map(|(k, v)| (Some(k.as_slice()), v.as_deref()))
+            .collect();
+        let mut batch = encode_batch(&refs, now_ms());
+        mark_transactional(&mut batch, producer_id, producer_epoch);
+        let header = check_batch(&batch).map_err(|_| ResponseError::UnknownServerError)?;
+        let info = log
+            .append(&batch, &[header])
+            .map_err(|_| ResponseError::KafkaStorageError)?;
+        if log.config().is_durable() {
+            log.wait_durable(info.last_offset + 1)
+                .await
+                .map_err(|_| ResponseError::KafkaStorageError)?;
+        }
+        Ok(())
+    }
+
+    /// A transaction ended (its marker is on the offsets partition): its pending offsets
+    /// become committed offsets, or are dropped.
+    pub fn complete_transaction(&self, producer_id: i64, commit: bool) {
+        let mut groups = self.lock();
+        for group in groups.values_mut() {
+            if let Some(pending) = group.pending_txn_offsets.remove(&producer_id) {
+                if commit {
+                    group.offsets.extend(pending);
+                }
+            }
+        }
+    }
+
+    /// Whether any partition in `partitions` has offsets waiting for a transaction
+    /// (OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT then).
+    pub fn has_pending_offsets(&self, group_id: &str, topic: &str, partition: i32) -> bool {
+        let groups = self.lock();
+        groups.get(group_id).is_some_and(|g| {
+            g.pending_txn_offsets
+                .values()
+                .any(|p| p.contains_key(&(topic.to_string(), partition)))
+        })
+    }
+
     /// OffsetFetch for one group: `None` topics means every committed offset.
     pub fn fetch_offsets(
         &self,
@@ -1140,6 +1277,17 @@ impl GroupCoordinator {
             }
         }
     }
+}
+
+/// Sets the producer id, epoch and transactional bit of a freshly encoded batch (the
+/// sequence stays -1: the coordinator's own writes are not sequenced), and its CRC.
+fn mark_transactional(batch: &mut [u8], producer_id: i64, producer_epoch: i16) {
+    let attributes = i16::from_be_bytes([batch[21], batch[22]]) | (1 << 4);
+    batch[21..23].copy_from_slice(&attributes.to_be_bytes());
+    batch[43..51].copy_from_slice(&producer_id.to_be_bytes());
+    batch[51..53].copy_from_slice(&producer_epoch.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[21..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
 }
 
 /// Removes a member (left, expired, or replaced); parked requests are dropped.

@@ -9,7 +9,9 @@
 //! ```
 
 use super::group::CommittedOffset;
-use crate::log::record_batch::decode_key_values;
+use std::collections::HashMap;
+
+use crate::log::record_batch::{control_marker, decode_key_values, BatchHeader};
 use crate::log::Log;
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -130,13 +132,16 @@ pub fn decode(key: &[u8], value: Option<&[u8]>) -> Option<OffsetRecord> {
     })
 }
 
-/// Every offset record of one `__consumer_offsets` partition, in log order.
-pub fn replay(log: &Log) -> Vec<OffsetRecord> {
+/// The offset records of one `__consumer_offsets` partition that took effect, in log
+/// order: transactional commits count only once their commit marker follows.
+/// Also returns, by producer id, the transactional records still waiting for a marker.
+pub fn replay(log: &Log) -> (Vec<OffsetRecord>, HashMap<i64, Vec<OffsetRecord>>) {
     let mut out = Vec::new();
+    let mut pending: HashMap<i64, Vec<OffsetRecord>> = HashMap::new();
     let mut offset = log.log_start_offset();
     let end = log.high_watermark();
     while offset < end {
-        let Ok(read) = log.read(offset, 4 << 20, true) else {
+        let Ok(read) = log.read(offset, 4 << 20, true, false) else {
             break;
         };
         if read.records.is_empty() {
@@ -145,16 +150,28 @@ pub fn replay(log: &Log) -> Vec<OffsetRecord> {
         let mut at = 0;
         let bytes = &read.records[..];
         while at < bytes.len() {
-            let Some(h) = crate::log::record_batch::BatchHeader::parse(&bytes[at..]) else {
+            let Some(h) = BatchHeader::parse(&bytes[at..]) else {
                 break;
             };
             let size = h.size();
             if at + size > bytes.len() {
                 break;
             }
-            for kv in decode_key_values(&bytes[at..at + size]).unwrap_or_default() {
-                if let Some(key) = &kv.key {
-                    if let Some(record) = decode(key, kv.value.as_deref()) {
+            let batch = &bytes[at..at + size];
+            if h.is_control() {
+                let records = pending.remove(&h.producer_id).unwrap_or_default();
+                if control_marker(batch) == Some(true) {
+                    out.extend(records);
+                }
+            } else {
+                for kv in decode_key_values(batch).unwrap_or_default() {
+                    let Some(key) = &kv.key else { continue };
+                    let Some(record) = decode(key, kv.value.as_deref()) else {
+                        continue;
+                    };
+                    if h.is_transactional() {
+                        pending.entry(h.producer_id).or_default().push(record);
+                    } else {
                         out.push(record);
                     }
                 }
@@ -163,7 +180,7 @@ pub fn replay(log: &Log) -> Vec<OffsetRecord> {
             at += size;
         }
     }
-    out
+    (out, pending)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 pub const LOG_SUFFIX: &str = ".log";
 pub const INDEX_SUFFIX: &str = ".index";
 pub const TIME_INDEX_SUFFIX: &str = ".timeindex";
+pub const TXN_INDEX_SUFFIX: &str = ".txnindex";
 /// Suffix of a partition directory renamed for deletion; removed at start-up if left over.
 pub const DELETE_DIR_SUFFIX: &str = "-delete";
 /// Per-directory checkpoint of each partition's recovery point.
@@ -33,6 +34,10 @@ pub fn log_file(dir: &Path, base_offset: i64) -> PathBuf {
 
 pub fn index_file(dir: &Path, base_offset: i64) -> PathBuf {
     dir.join(format!("{}{INDEX_SUFFIX}", offset_prefix(base_offset)))
+}
+
+pub fn txn_index_file(dir: &Path, base_offset: i64) -> PathBuf {
+    dir.join(format!("{}{TXN_INDEX_SUFFIX}", offset_prefix(base_offset)))
 }
 
 pub fn time_index_file(dir: &Path, base_offset: i64) -> PathBuf {

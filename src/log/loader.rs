@@ -8,9 +8,10 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::file_names::{self, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
-use super::producer_state::{self, ProducerStateManager};
-use super::segment::{read_header_at, LogSegment};
+use super::file_names::{self, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX};
+use super::producer_state::{self, AbortedTxn, ProducerStateManager};
+use super::record_batch::control_marker;
+use super::segment::{read_bytes_at, read_header_at, LogSegment};
 use super::{now_ms, Log, LogError, TopicPartition};
 use crate::config::LogConfig;
 
@@ -32,14 +33,40 @@ pub enum RecoveryStart {
     From(i64),
 }
 
+/// The aborted transactions recorded in the segments' `.txnindex` files (entries whose
+/// marker is beyond the log end, after a truncation, are dropped).
+fn read_txn_indexes(dir: &Path, segments: &BTreeMap<i64, LogSegment>) -> Vec<AbortedTxn> {
+    let log_end = segments.values().next_back().map_or(0, |s| s.next_offset());
+    let mut out = Vec::new();
+    for base in segments.keys() {
+        let Ok(bytes) = fs::read(file_names::txn_index_file(dir, *base)) else {
+            continue;
+        };
+        for e in bytes.chunks_exact(34) {
+            let i64_at = |at: usize| i64::from_be_bytes(e[at..at + 8].try_into().unwrap_or([0; 8]));
+            let a = AbortedTxn {
+                producer_id: i64_at(2),
+                first_offset: i64_at(10),
+                last_offset: i64_at(18),
+            };
+            if a.last_offset < log_end && a.first_offset <= a.last_offset {
+                out.push(a);
+            }
+        }
+    }
+    out
+}
+
 /// Producer state: the newest valid snapshot at or below the log end, then every batch
-/// header after it (Kafka's snapshot + replay).
+/// header after it (Kafka's snapshot + replay). Also returns the transactions aborted in
+/// the replayed part.
 fn rebuild_producer_state(
     dir: &Path,
     segments: &BTreeMap<i64, LogSegment>,
-) -> ProducerStateManager {
+) -> (ProducerStateManager, Vec<AbortedTxn>) {
     let log_end = segments.values().next_back().map_or(0, |s| s.next_offset());
     let mut state = ProducerStateManager::default();
+    let mut aborted = Vec::new();
     let mut from = segments.keys().next().copied().unwrap_or(0);
     let snapshots = producer_state::list_snapshots(dir).unwrap_or_default();
     for (offset, path) in snapshots.iter().rev() {
@@ -69,12 +96,23 @@ fn rebuild_producer_state(
         };
         while let Ok(Some(h)) = read_header_at(&file, pos, segment.size()) {
             if h.base_offset >= from {
-                state.update(&h);
+                if h.is_control() {
+                    let marker = read_bytes_at(&file, pos, h.size())
+                        .ok()
+                        .and_then(|b| control_marker(&b));
+                    if let Some(commit) = marker {
+                        if let Some(a) = state.end_txn(&h, commit) {
+                            aborted.push(a);
+                        }
+                    }
+                } else {
+                    state.update(&h);
+                }
             }
             pos += h.size() as u64;
         }
     }
-    state
+    (state, aborted)
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LogError + '_ {
@@ -109,7 +147,8 @@ pub fn load_log(
         let name = entry.file_name().to_string_lossy().into_owned();
         let stem = name
             .strip_suffix(INDEX_SUFFIX)
-            .or_else(|| name.strip_suffix(TIME_INDEX_SUFFIX));
+            .or_else(|| name.strip_suffix(TIME_INDEX_SUFFIX))
+            .or_else(|| name.strip_suffix(TXN_INDEX_SUFFIX));
         if let Some(stem) = stem {
             let has_log = dir.join(format!("{stem}{LOG_SUFFIX}")).exists();
             if !has_log {
@@ -161,6 +200,7 @@ pub fn load_log(
                 file_names::log_file(&dir, base),
                 file_names::index_file(&dir, base),
                 file_names::time_index_file(&dir, base),
+                file_names::txn_index_file(&dir, base),
             ] {
                 if path.exists() {
                     fs::remove_file(&path).map_err(io_err(&path))?;
@@ -179,9 +219,25 @@ pub fn load_log(
     report.segments = segments.len();
     // DeleteRecords may have moved the start past the first segment's base.
     let log_start_offset = (*segments.keys().next().unwrap_or(&0)).max(checkpointed_log_start);
-    let producers = rebuild_producer_state(&dir, &segments);
+    let (producers, replayed_aborts) = rebuild_producer_state(&dir, &segments);
+    let mut aborted = read_txn_indexes(&dir, &segments);
+    for a in replayed_aborts {
+        if !aborted.contains(&a) {
+            aborted.push(a);
+        }
+    }
+    aborted.retain(|a| a.last_offset >= log_start_offset);
+    aborted.sort_by_key(|a| a.last_offset);
     Ok((
-        Log::from_segments(tp, dir, config, segments, log_start_offset, producers),
+        Log::from_segments(
+            tp,
+            dir,
+            config,
+            segments,
+            log_start_offset,
+            producers,
+            aborted,
+        ),
         report,
     ))
 }

@@ -27,8 +27,10 @@ use bytes::Bytes;
 use tokio::sync::{watch, Notify};
 
 use crate::config::{LogConfig, TimestampType};
-use producer_state::{Check, ProducerEntry, ProducerError, ProducerStateManager};
-use record_batch::{assign_offset, set_log_append_time, BatchError, BatchHeader};
+use producer_state::{AbortedTxn, Check, ProducerEntry, ProducerError, ProducerStateManager};
+use record_batch::{
+    assign_offset, check_batch, encode_control_batch, set_log_append_time, BatchError, BatchHeader,
+};
 use segment::{read_bytes_at, read_header_at, LogSegment};
 
 /// The only leader epoch of a single-node broker.
@@ -135,7 +137,10 @@ pub struct AppendInfo {
 pub struct ReadResult {
     pub records: Bytes,
     pub high_watermark: i64,
+    pub last_stable_offset: i64,
     pub log_start_offset: i64,
+    /// For read_committed: the aborted transactions overlapping the returned records.
+    pub aborted: Vec<AbortedTxn>,
 }
 
 /// A timestamp lookup's answer (ListOffsets).
@@ -162,6 +167,8 @@ struct LogState {
     /// no more appends until a restart recovers it (as Kafka takes the log dir offline).
     offline: bool,
     producers: ProducerStateManager,
+    /// Aborted transactions, by marker offset (also in the segments' `.txnindex` files).
+    aborted: Vec<AbortedTxn>,
 }
 
 pub struct Log {
@@ -187,6 +194,7 @@ impl Log {
         segments: BTreeMap<i64, LogSegment>,
         log_start_offset: i64,
         producers: ProducerStateManager,
+        aborted: Vec<AbortedTxn>,
     ) -> Log {
         let active = segments.values().next_back().expect("at least one segment");
         let end = OffsetPosition {
@@ -208,6 +216,7 @@ impl Log {
             closed: false,
             offline: false,
             producers,
+            aborted,
         };
         let (durable, _) = watch::channel(Durability {
             offset: end.offset,
@@ -273,6 +282,28 @@ impl Log {
         self: &Arc<Self>,
         records: &[u8],
         headers: &[BatchHeader],
+    ) -> Result<AppendInfo, LogError> {
+        self.append_with_marker(records, headers, None)
+    }
+
+    /// Appends a transaction marker (commit or abort) for a producer: the transaction
+    /// coordinator's write at the end of a transaction.
+    pub fn append_marker(
+        self: &Arc<Self>,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+    ) -> Result<AppendInfo, LogError> {
+        let batch = encode_control_batch(producer_id, producer_epoch, commit, 0, now_ms());
+        let header = check_batch(&batch).map_err(LogError::Batch)?;
+        self.append_with_marker(&batch, &[header], Some(commit))
+    }
+
+    fn append_with_marker(
+        self: &Arc<Self>,
+        records: &[u8],
+        headers: &[BatchHeader],
+        marker: Option<bool>,
     ) -> Result<AppendInfo, LogError> {
         let now = now_ms();
         let mut state = self.lock();
@@ -365,7 +396,15 @@ impl Log {
         state.log_end_offset = next;
         state.unflushed_messages += messages;
         for h in &assigned {
-            state.producers.update(h);
+            if h.is_control() {
+                let aborted = marker.and_then(|commit| state.producers.end_txn(h, commit));
+                if let Some(a) = aborted {
+                    self.write_txn_index(&state, &a);
+                    state.aborted.push(a);
+                }
+            } else {
+                state.producers.update(h);
+            }
         }
         let info = AppendInfo {
             base_offset,
@@ -404,7 +443,10 @@ impl Log {
             return Ok(false);
         }
         let base = state.log_end_offset;
-        let handles = active.sync_handles();
+        let mut handles = active.sync_handles();
+        if let Ok(f) = File::open(file_names::txn_index_file(&self.dir, active.base_offset())) {
+            handles.push(Arc::new(f));
+        }
         let segment = LogSegment::create(&self.dir, base).map_err(io_err(&self.dir))?;
         tracing::debug!(partition = %self.tp, base_offset = base, "rolled a new segment");
         state.pending_sync.extend(handles);
@@ -554,6 +596,7 @@ impl Log {
         offset: i64,
         max_bytes: usize,
         min_one_batch: bool,
+        read_committed: bool,
     ) -> Result<ReadResult, LogError> {
         struct Planned {
             file: Arc<File>,
@@ -561,7 +604,7 @@ impl Log {
             start: u64,
             limit: u64,
         }
-        let (plan, hw, start_offset) = {
+        let (plan, hw, start_offset, lso, aborted) = {
             let state = self.lock();
             let hw = state.high_watermark;
             if offset < state.log_start_offset || offset > state.log_end_offset {
@@ -601,13 +644,35 @@ impl Log {
                     });
                 }
             }
-            (plan, hw.offset, state.log_start_offset)
+            let lso = state
+                .producers
+                .first_unstable_offset()
+                .map_or(hw.offset, |o| o.min(hw.offset));
+            let aborted: Vec<AbortedTxn> = if read_committed {
+                state
+                    .aborted
+                    .iter()
+                    .filter(|a| a.last_offset >= offset && a.first_offset < lso)
+                    .copied()
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            (plan, hw.offset, state.log_start_offset, lso, aborted)
         };
+        // read_committed stops at the last stable offset.
+        let upper = if read_committed { lso } else { hw };
         let mut result = ReadResult {
             records: Bytes::new(),
             high_watermark: hw,
+            last_stable_offset: lso,
             log_start_offset: start_offset,
+            aborted,
         };
+        if offset >= upper {
+            result.aborted.clear();
+            return Ok(result);
+        }
         for p in plan {
             // Find the first batch that holds `offset` or comes after it.
             let mut pos = p.start;
@@ -619,6 +684,9 @@ impl Log {
                 }
             };
             let Some(first) = first else { continue };
+            if first.base_offset >= upper {
+                return Ok(result);
+            }
             let available = (p.limit - pos) as usize;
             if first.size() > max_bytes {
                 if min_one_batch {
@@ -632,7 +700,7 @@ impl Log {
             // Keep whole batches only.
             let mut keep = 0usize;
             while let Some(h) = BatchHeader::parse(&chunk[keep..]) {
-                if keep + h.size() > chunk.len() || h.batch_length < 0 {
+                if keep + h.size() > chunk.len() || h.batch_length < 0 || h.base_offset >= upper {
                     break;
                 }
                 keep += h.size();
@@ -706,12 +774,53 @@ impl Log {
         let Some((ts, batch_offset)) = best else {
             return Ok(None);
         };
-        let exact = self.read(batch_offset, 1, true)?;
+        let exact = self.read(batch_offset, 1, true, false)?;
         let found = record_batch::first_record_with_timestamp(&exact.records, ts);
         Ok(Some(found.unwrap_or(TimestampOffset {
             timestamp: ts,
             offset: batch_offset,
         })))
+    }
+
+    /// Appends an aborted transaction to the active segment's `.txnindex` (Kafka's entry:
+    /// i16 version 0, i64 producer id, i64 first offset, i64 last offset, i64 last stable
+    /// offset).
+    fn write_txn_index(&self, state: &LogState, a: &AbortedTxn) {
+        let Some(base) = state.segments.keys().next_back() else {
+            return;
+        };
+        let path = file_names::txn_index_file(&self.dir, *base);
+        let lso = state
+            .producers
+            .first_unstable_offset()
+            .unwrap_or(a.last_offset);
+        let mut entry = Vec::with_capacity(34);
+        entry.extend_from_slice(&0i16.to_be_bytes());
+        entry.extend_from_slice(&a.producer_id.to_be_bytes());
+        entry.extend_from_slice(&a.first_offset.to_be_bytes());
+        entry.extend_from_slice(&a.last_offset.to_be_bytes());
+        entry.extend_from_slice(&lso.to_be_bytes());
+        use std::io::Write;
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(&entry));
+        if let Err(e) = written {
+            // The marker itself is in the log: recovery replays it.
+            tracing::warn!(path = %path.display(), error = %e, "writing the transaction index failed");
+        }
+    }
+
+    /// The last stable offset: the high watermark, or the first offset of the oldest open
+    /// transaction if that is lower.
+    pub fn last_stable_offset(&self) -> i64 {
+        let state = self.lock();
+        let hw = state.high_watermark.offset;
+        state
+            .producers
+            .first_unstable_offset()
+            .map_or(hw, |o| o.min(hw))
     }
 
     /// Writes `<offset>.snapshot` (producer state up to `offset`) and keeps the latest three.
@@ -769,6 +878,7 @@ impl Log {
             return Ok(state.log_start_offset);
         }
         state.log_start_offset = target;
+        state.aborted.retain(|a| a.last_offset >= target);
         let bases: Vec<i64> = state.segments.keys().copied().collect();
         for pair in bases.windows(2) {
             let (base, next_base) = (pair[0], pair[1]);
@@ -780,9 +890,12 @@ impl Log {
                     file_names::log_file(&self.dir, base),
                     file_names::index_file(&self.dir, base),
                     file_names::time_index_file(&self.dir, base),
+                    file_names::txn_index_file(&self.dir, base),
                 ] {
-                    if let Err(e) = std::fs::remove_file(&path) {
-                        tracing::warn!(path = %path.display(), error = %e, "removing a deleted segment failed");
+                    if path.exists() {
+                        if let Err(e) = std::fs::remove_file(&path) {
+                            tracing::warn!(path = %path.display(), error = %e, "removing a deleted segment failed");
+                        }
                     }
                 }
                 drop(segment);

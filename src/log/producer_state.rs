@@ -6,10 +6,15 @@
 //! The state is rebuilt at start-up from a snapshot (`<offset>.snapshot`, written at clean
 //! shutdown and at every segment roll) plus the batch headers after it, as Kafka does.
 //!
+//! It also tracks each producer's open transaction on this partition (the offset of its
+//! first transactional batch since the last marker): the smallest of those is the last
+//! stable offset, and an abort marker yields an aborted transaction for read_committed
+//! fetches.
+//!
 //! ```text
-//! snapshot file: u32 magic "GPS1" | i64 offset | u32 count | count x entry | u32 crc32c (of all before)
-//! entry:         i64 producer_id | i16 epoch | i64 last_timestamp | u8 batches | batches x
-//!                (i32 first_seq | i32 last_seq | i64 first_offset | i64 last_offset)
+//! snapshot file: u32 magic "GPS2" | i64 offset | u32 count | count x entry | u32 crc32c (of all before)
+//! entry:         i64 producer_id | i16 epoch | i64 last_timestamp | i64 current_txn_first_offset (-1: none)
+//!                | u8 batches | batches x (i32 first_seq | i32 last_seq | i64 first_offset | i64 last_offset)
 //! ```
 //!
 //! Synchronisation: owned by the `Log`, used under its lock.
@@ -22,7 +27,7 @@ use super::record_batch::BatchHeader;
 
 /// Batches remembered per producer (Kafka's `NUM_BATCHES_TO_RETAIN`).
 const BATCHES_TO_RETAIN: usize = 5;
-const SNAPSHOT_MAGIC: &[u8; 4] = b"GPS1";
+const SNAPSHOT_MAGIC: &[u8; 4] = b"GPS2";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchMetadata {
@@ -37,6 +42,17 @@ pub struct ProducerEntry {
     pub epoch: i16,
     pub last_timestamp: i64,
     pub batches: VecDeque<BatchMetadata>,
+    /// First offset of the producer's open transaction on this partition.
+    pub current_txn_first_offset: Option<i64>,
+}
+
+/// A transaction aborted on this partition: read_committed consumers drop the producer's
+/// records in `first_offset..=last_offset` (the abort marker).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    pub last_offset: i64,
 }
 
 impl ProducerEntry {
@@ -99,7 +115,8 @@ impl ProducerStateManager {
 
     /// Checks a client batch (Kafka's `ProducerAppendInfo` rules).
     pub fn check(&self, h: &BatchHeader) -> Result<Check, ProducerError> {
-        if h.producer_id < 0 {
+        // Control batches and the coordinators' own transactional writes (no sequence).
+        if h.producer_id < 0 || h.is_control() || h.base_sequence < 0 {
             return Ok(Check::Append);
         }
         let last_seq = next_seq(h.base_sequence, h.last_offset_delta);
@@ -154,12 +171,16 @@ impl ProducerStateManager {
                 epoch: h.producer_epoch,
                 last_timestamp: h.max_timestamp,
                 batches: VecDeque::new(),
+                current_txn_first_offset: None,
             });
         if h.producer_epoch != entry.epoch {
             entry.epoch = h.producer_epoch;
             entry.batches.clear();
         }
         entry.last_timestamp = h.max_timestamp;
+        if h.is_transactional() && entry.current_txn_first_offset.is_none() {
+            entry.current_txn_first_offset = Some(h.base_offset);
+        }
         entry.batches.push_back(BatchMetadata {
             first_seq: h.base_sequence,
             last_seq: next_seq(h.base_sequence, h.last_offset_delta),
@@ -171,9 +192,44 @@ impl ProducerStateManager {
         }
     }
 
-    /// Forgets producers idle since before `cutoff_ms` (`producer.id.expiration.ms`).
+    /// A transaction marker (control batch at `h`): closes the producer's open
+    /// transaction; an abort returns the aborted range.
+    pub fn end_txn(&mut self, h: &BatchHeader, commit: bool) -> Option<AbortedTxn> {
+        let entry = self
+            .producers
+            .entry(h.producer_id)
+            .or_insert_with(|| ProducerEntry {
+                epoch: h.producer_epoch,
+                last_timestamp: h.max_timestamp,
+                batches: VecDeque::new(),
+                current_txn_first_offset: None,
+            });
+        if h.producer_epoch > entry.epoch {
+            entry.epoch = h.producer_epoch;
+            entry.batches.clear();
+        }
+        entry.last_timestamp = h.max_timestamp;
+        let first = entry.current_txn_first_offset.take()?;
+        (!commit).then_some(AbortedTxn {
+            producer_id: h.producer_id,
+            first_offset: first,
+            last_offset: h.base_offset,
+        })
+    }
+
+    /// The first offset of the oldest open transaction, if any.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.producers
+            .values()
+            .filter_map(|e| e.current_txn_first_offset)
+            .min()
+    }
+
+    /// Forgets producers idle since before `cutoff_ms` (`producer.id.expiration.ms`);
+    /// producers with an open transaction are kept.
     pub fn expire(&mut self, cutoff_ms: i64) {
-        self.producers.retain(|_, e| e.last_timestamp >= cutoff_ms);
+        self.producers
+            .retain(|_, e| e.last_timestamp >= cutoff_ms || e.current_txn_first_offset.is_some());
     }
 
     pub fn encode(&self, offset: i64) -> Vec<u8> {
@@ -188,6 +244,7 @@ impl ProducerStateManager {
             out.extend_from_slice(&id.to_be_bytes());
             out.extend_from_slice(&e.epoch.to_be_bytes());
             out.extend_from_slice(&e.last_timestamp.to_be_bytes());
+            out.extend_from_slice(&e.current_txn_first_offset.unwrap_or(-1).to_be_bytes());
             out.push(e.batches.len() as u8);
             for b in &e.batches {
                 out.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -225,6 +282,7 @@ impl ProducerStateManager {
             let id = i64_of(take(8)?);
             let epoch = i16::from_be_bytes(take(2)?.try_into().ok()?);
             let last_timestamp = i64_of(take(8)?);
+            let txn_first = i64_of(take(8)?);
             let n = take(1)?[0];
             let mut batches = VecDeque::new();
             for _ in 0..n {
@@ -241,6 +299,7 @@ impl ProducerStateManager {
                     epoch,
                     last_timestamp,
                     batches,
+                    current_txn_first_offset: (txn_first >= 0).then_some(txn_first),
                 },
             );
         }

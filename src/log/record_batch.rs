@@ -29,6 +29,7 @@ const ATTRIBUTES_OFFSET: usize = 21;
 const MAX_TIMESTAMP_OFFSET: usize = 35;
 
 const TIMESTAMP_TYPE_BIT: i16 = 1 << 3;
+const TRANSACTIONAL_BIT: i16 = 1 << 4;
 const CONTROL_BIT: i16 = 1 << 5;
 
 /// Why a batch was refused; each maps to one Kafka error code at the API boundary.
@@ -129,7 +130,7 @@ impl BatchHeader {
     }
 
     pub fn is_transactional(&self) -> bool {
-        self.attributes & (1 << 4) != 0
+        self.attributes & TRANSACTIONAL_BIT != 0
     }
 
     pub fn is_control(&self) -> bool {
@@ -360,6 +361,48 @@ pub fn encode_batch(records: &[RawRecord<'_>], timestamp: i64) -> Vec<u8> {
     let crc = crc32c::crc32c(&b[ATTRIBUTES_OFFSET..]);
     b[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
     b
+}
+
+/// A transaction marker: a control batch of one record whose key is (version 0, type:
+/// 0 abort, 1 commit) and whose value is (version 0, coordinator epoch).
+pub fn encode_control_batch(
+    producer_id: i64,
+    producer_epoch: i16,
+    commit: bool,
+    coordinator_epoch: i32,
+    timestamp: i64,
+) -> Vec<u8> {
+    let key = [0u8, 0, 0, commit as u8];
+    let mut value = vec![0u8, 0];
+    value.extend_from_slice(&coordinator_epoch.to_be_bytes());
+    let mut b = encode_batch(&[(Some(&key), Some(&value))], timestamp);
+    let attributes: i16 = TRANSACTIONAL_BIT | CONTROL_BIT;
+    b[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
+    b[43..51].copy_from_slice(&producer_id.to_be_bytes());
+    b[51..53].copy_from_slice(&producer_epoch.to_be_bytes());
+    let crc = crc32c::crc32c(&b[ATTRIBUTES_OFFSET..]);
+    b[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+/// For a control batch: `Some(true)` for a commit marker, `Some(false)` for an abort.
+pub fn control_marker(batch: &[u8]) -> Option<bool> {
+    let h = BatchHeader::parse(batch)?;
+    if !h.is_control() {
+        return None;
+    }
+    let mut at = HEADER_SIZE;
+    let len = read_varint(batch, &mut at)?;
+    let end = at.checked_add(usize::try_from(len).ok()?)?.min(batch.len());
+    let mut p = at + 1;
+    read_varint(batch, &mut p)?;
+    read_varint(batch, &mut p)?;
+    let key = read_varbytes(&batch[..end], &mut p)??;
+    match key.get(2..4)? {
+        [0, 0] => Some(false),
+        [0, 1] => Some(true),
+        _ => None,
+    }
 }
 
 /// A record read back from an internal topic.

@@ -68,20 +68,20 @@ fn appends_roll_segments_and_reads_cross_them() {
     assert!(segments > 3, "expected several segments, got {segments}");
     // Every offset is readable, from the batch that holds it.
     for offset in 0..40 {
-        let r = log.read(offset, 1 << 20, true).unwrap();
+        let r = log.read(offset, 1 << 20, true, false).unwrap();
         let hs = batches(&r.records);
         assert!(!hs.is_empty(), "offset {offset}");
         assert!(hs[0].base_offset <= offset && offset <= hs[0].last_offset());
     }
     // max_bytes is respected in whole batches, but one batch is always returned.
-    let r = log.read(0, 1, true).unwrap();
+    let r = log.read(0, 1, true, false).unwrap();
     assert_eq!(batches(&r.records).len(), 1);
-    let r = log.read(0, 1, false).unwrap();
+    let r = log.read(0, 1, false, false).unwrap();
     assert!(r.records.is_empty());
     // At the end: empty; past it: out of range.
-    assert!(log.read(40, 1000, true).unwrap().records.is_empty());
+    assert!(log.read(40, 1000, true, false).unwrap().records.is_empty());
     assert!(matches!(
-        log.read(41, 1000, true),
+        log.read(41, 1000, true, false),
         Err(LogError::OffsetOutOfRange { .. })
     ));
 }
@@ -121,7 +121,7 @@ fn restart_after_clean_close_and_after_crash_keeps_everything() {
     drop(log);
     let log = open(dir.path(), config(500), RecoveryStart::From(0));
     assert_eq!(log.log_end_offset(), 26);
-    let r = log.read(25, 1000, true).unwrap();
+    let r = log.read(25, 1000, true, false).unwrap();
     assert_eq!(batches(&r.records)[0].base_offset, 25);
 }
 
@@ -158,7 +158,7 @@ fn recovery_truncates_a_garbage_tail_and_drops_later_segments() {
     assert!(end > 0 && end < 12, "end {end}");
     // Every remaining offset reads back with a valid CRC.
     for offset in 0..end {
-        let r = log.read(offset, 1 << 20, true).unwrap();
+        let r = log.read(offset, 1 << 20, true, false).unwrap();
         assert!(!batches(&r.records).is_empty());
     }
 }
@@ -171,7 +171,7 @@ fn log_append_time_rewrites_the_stored_timestamp() {
     let log = open(dir.path(), cfg, RecoveryStart::From(0));
     let info = produce(&log, &[b"a"], 5);
     assert!(info.log_append_time > 1_600_000_000_000);
-    let r = log.read(0, 1000, true).unwrap();
+    let r = log.read(0, 1000, true, false).unwrap();
     let h = batches(&r.records)[0];
     assert!(h.is_log_append_time());
     assert_eq!(h.max_timestamp, info.log_append_time);
@@ -199,4 +199,97 @@ async fn concurrent_durable_appends_share_fsyncs_and_all_complete() {
     offsets.sort();
     assert_eq!(offsets, (0..50).collect::<Vec<_>>());
     assert_eq!(log.high_watermark(), 50);
+}
+
+/// A transactional batch of `values` from producer `pid` (sequence numbers from `seq`).
+fn txn_batch(values: &[&[u8]], pid: i64, seq: i32) -> Vec<u8> {
+    let mut b = batch(values, 1);
+    let attributes = i16::from_be_bytes([b[21], b[22]]) | (1 << 4);
+    b[21..23].copy_from_slice(&attributes.to_be_bytes());
+    b[43..51].copy_from_slice(&pid.to_be_bytes());
+    b[51..53].copy_from_slice(&0i16.to_be_bytes());
+    b[53..57].copy_from_slice(&seq.to_be_bytes());
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+#[test]
+fn open_transactions_bound_read_committed_and_aborts_are_listed_and_recovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), config(1 << 20), RecoveryStart::From(0));
+    let append = |b: Vec<u8>| {
+        let h = check_batch(&b).unwrap();
+        let info = log.append(&b, &[h]).unwrap();
+        log.flush_once().unwrap();
+        info
+    };
+    append(batch(&[b"plain"], 1)); // offset 0
+    append(txn_batch(&[b"t1", b"t2"], 7, 0)); // offsets 1-2, open
+    assert_eq!(log.last_stable_offset(), 1);
+    let r = log.read(0, 1 << 20, true, true).unwrap();
+    assert_eq!(
+        batches(&r.records).len(),
+        1,
+        "read_committed stops at the open transaction"
+    );
+    assert!(log.read(0, 1 << 20, true, false).unwrap().records.len() > r.records.len());
+    // Abort it: the marker takes offset 3, the range 1..=3 is reported to read_committed.
+    assert_eq!(log.append_marker(7, 0, false).unwrap().base_offset, 3);
+    log.flush_once().unwrap();
+    assert_eq!(log.last_stable_offset(), 4);
+    let r = log.read(0, 1 << 20, true, true).unwrap();
+    assert_eq!(r.aborted.len(), 1);
+    assert_eq!(
+        (
+            r.aborted[0].producer_id,
+            r.aborted[0].first_offset,
+            r.aborted[0].last_offset
+        ),
+        (7, 1, 3)
+    );
+    // A committed transaction is not listed.
+    append(txn_batch(&[b"t3"], 7, 2));
+    log.append_marker(7, 0, true).unwrap();
+    log.flush_once().unwrap();
+    assert_eq!(log.read(0, 1 << 20, true, true).unwrap().aborted.len(), 1);
+    // After a crash (no snapshot): replay finds the same state.
+    drop(log);
+    let log = open(dir.path(), config(1 << 20), RecoveryStart::From(0));
+    assert_eq!(log.last_stable_offset(), log.high_watermark());
+    assert_eq!(log.read(0, 1 << 20, true, true).unwrap().aborted.len(), 1);
+}
+
+#[test]
+fn idempotent_producer_state_is_rebuilt_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let idem = |values: &[&[u8]], seq: i32| {
+        let mut b = txn_batch(values, 9, seq);
+        let attributes = i16::from_be_bytes([b[21], b[22]]) & !(1 << 4);
+        b[21..23].copy_from_slice(&attributes.to_be_bytes());
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    };
+    {
+        let log = open(dir.path(), config(1 << 20), RecoveryStart::From(0));
+        for (values, seq) in [(&[&b"a"[..], b"b", b"c"][..], 0), (&[&b"d"[..]][..], 3)] {
+            let b = idem(values, seq);
+            log.append(&b, &[check_batch(&b).unwrap()]).unwrap();
+        }
+        log.flush_once().unwrap();
+    }
+    let log = open(dir.path(), config(1 << 20), RecoveryStart::From(0));
+    let gap = idem(&[b"x"], 10);
+    assert!(matches!(
+        log.append(&gap, &[check_batch(&gap).unwrap()]),
+        Err(LogError::Producer(_))
+    ));
+    let dup = idem(&[b"d"], 3);
+    assert_eq!(
+        log.append(&dup, &[check_batch(&dup).unwrap()])
+            .unwrap()
+            .base_offset,
+        3
+    );
 }

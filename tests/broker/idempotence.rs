@@ -91,7 +91,8 @@ async fn retried_batches_are_stored_once_and_gaps_are_refused_across_a_crash() {
         (0, 3),
         "still a duplicate after kill -9"
     );
-    assert_eq!(produce(&broker.addr, batch(&[b"x"], pid, 0, 10)).0, 45);
+    let gap = produce(&broker.addr, batch(&[b"x"], pid, 0, 10));
+    assert_eq!(gap.0, 45, "gap after restart: {gap:?}");
     assert_eq!(produce(&broker.addr, batch(&[b"e"], pid, 0, 4)), (0, 4));
     // And a clean restart (snapshot at shutdown).
     let broker = broker.restart_after(Broker::stop, &[]);

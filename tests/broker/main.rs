@@ -9,3 +9,4 @@ mod idempotence;
 mod kcat;
 mod raw;
 mod support;
+mod transactions;

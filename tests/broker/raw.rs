@@ -76,8 +76,13 @@ pub fn batch(values: &[&[u8]], pid: i64, epoch: i16, seq: i32) -> Bytes {
     b.put_u32(0);
     b.put_i16(0);
     b.put_i32(values.len() as i32 - 1);
-    b.put_i64(1_700_000_000_000);
-    b.put_i64(1_700_000_000_000);
+    // Now: producer state expires by batch timestamp (producer.id.expiration.ms).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    b.put_i64(now);
+    b.put_i64(now);
     b.put_i64(pid);
     b.put_i16(epoch);
     b.put_i32(seq);

@@ -1,0 +1,58 @@
+//! DescribeTransactions (key 65): state, producer, timeout and partitions of transactional ids.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
+use kafka_protocol::messages::{
+    DescribeTransactionsRequest, DescribeTransactionsResponse, ProducerId, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use super::RequestContext;
+use crate::broker::Broker;
+
+pub async fn handle(
+    broker: Arc<Broker>,
+    _ctx: RequestContext,
+    request: DescribeTransactionsRequest,
+) -> DescribeTransactionsResponse {
+    let mut states = Vec::new();
+    for id in request.transactional_ids {
+        let state = TransactionState::default().with_transactional_id(id.clone());
+        let state = match broker.txns.describe(id.as_str()).await {
+            None => state
+                .with_error_code(ResponseError::TransactionalIdNotFound.code())
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+            Some(t) => {
+                let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+                for tp in &t.partitions {
+                    by_topic
+                        .entry(tp.topic.clone())
+                        .or_default()
+                        .push(tp.partition);
+                }
+                state
+                    .with_transaction_state(StrBytes::from_static_str(t.state.name()))
+                    .with_transaction_timeout_ms(t.timeout_ms)
+                    .with_transaction_start_time_ms(t.start_ms)
+                    .with_producer_id(ProducerId(t.producer_id))
+                    .with_producer_epoch(t.producer_epoch)
+                    .with_topics(
+                        by_topic
+                            .into_iter()
+                            .map(|(topic, partitions)| {
+                                TopicData::default()
+                                    .with_topic(TopicName(StrBytes::from_string(topic)))
+                                    .with_partitions(partitions)
+                            })
+                            .collect(),
+                    )
+            }
+        };
+        states.push(state);
+    }
+    DescribeTransactionsResponse::default().with_transaction_states(states)
+}

@@ -1,0 +1,29 @@
+//! EndTxn (key 26): commits or aborts a producer's transaction: the decision is written
+//! durably, then a marker goes to every partition of the transaction.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse, ProducerId};
+
+use super::RequestContext;
+use crate::broker::Broker;
+
+pub async fn handle(
+    broker: Arc<Broker>,
+    _ctx: RequestContext,
+    request: EndTxnRequest,
+) -> EndTxnResponse {
+    let result = broker
+        .txns
+        .end_txn(
+            request.transactional_id.as_str(),
+            *request.producer_id,
+            request.producer_epoch,
+            request.committed,
+        )
+        .await;
+    EndTxnResponse::default()
+        .with_error_code(result.err().map_or(0, |e| e.code()))
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1)
+}

@@ -1,0 +1,87 @@
+//! TxnOffsetCommit (key 28): offsets committed inside a transaction; OffsetFetch shows
+//! them only after the transaction commits (and never if it aborts).
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
+
+use super::RequestContext;
+use crate::broker::Broker;
+use crate::coordinator::OffsetCommitEntry;
+
+pub async fn handle(
+    broker: Arc<Broker>,
+    ctx: RequestContext,
+    request: TxnOffsetCommitRequest,
+) -> TxnOffsetCommitResponse {
+    let entries: Vec<OffsetCommitEntry> = request
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| OffsetCommitEntry {
+                topic: t.name.to_string(),
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: if ctx.version >= 2 {
+                    p.committed_leader_epoch
+                } else {
+                    -1
+                },
+                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+            })
+        })
+        .collect();
+    let check = broker
+        .txns
+        .check_offset_commit(
+            request.transactional_id.as_str(),
+            *request.producer_id,
+            request.producer_epoch,
+        )
+        .await;
+    let codes = match check {
+        Err(e) => vec![e.code(); entries.len()],
+        Ok(()) => {
+            let member = (ctx.version >= 3 && request.generation_id >= 0).then(|| {
+                (
+                    request.member_id.as_str(),
+                    request.group_instance_id.as_ref().map(|s| s.as_str()),
+                    request.generation_id,
+                )
+            });
+            broker
+                .groups
+                .txn_commit(
+                    request.group_id.as_str(),
+                    *request.producer_id,
+                    request.producer_epoch,
+                    member,
+                    entries,
+                )
+                .await
+        }
+    };
+    let mut codes = codes.into_iter();
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    TxnOffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(codes.next().unwrap_or(0))
+                })
+                .collect();
+            TxnOffsetCommitResponseTopic::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    TxnOffsetCommitResponse::default().with_topics(topics)
+}

@@ -1,0 +1,493 @@
+//! The transaction coordinator (Kafka's `TransactionCoordinator`): this broker coordinates
+//! every transactional id. It hands out producer ids and epochs (fencing older producers),
+//! records which partitions a transaction touched, and ends transactions by writing
+//! commit/abort markers to every one of them. Its state lives durably in the internal
+//! `__transaction_state` topic and is replayed at start-up.
+//!
+//! Synchronisation: one `tokio::sync::Mutex` over all transactional ids, held across the
+//! writes (state record, markers, their fsyncs) of an operation so each transaction moves
+//! through its states in order. These are control requests, not the data path.
+
+pub mod state;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::ResponseError;
+use tokio::sync::Mutex;
+
+use crate::coordinator::offsets::{partition_for, OFFSETS_TOPIC};
+use crate::coordinator::GroupCoordinator;
+use crate::log::record_batch::{check_batch, decode_key_values, encode_batch};
+use crate::log::{now_ms, Log, TopicPartition};
+use crate::log_manager::{LogManager, TopicError};
+use crate::producer_ids::ProducerIdManager;
+use state::{TxnMetadata, TxnState};
+
+pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
+
+#[derive(Debug, Clone)]
+pub struct TransactionConfig {
+    /// `transaction.max.timeout.ms`: the longest timeout a producer may ask for.
+    pub max_timeout_ms: i32,
+    /// `transaction.state.log.num.partitions`.
+    pub state_partitions: i32,
+}
+
+pub struct TransactionCoordinator {
+    config: TransactionConfig,
+    logs: Arc<LogManager>,
+    groups: Arc<GroupCoordinator>,
+    producer_ids: Arc<ProducerIdManager>,
+    txns: Mutex<HashMap<String, TxnMetadata>>,
+}
+
+/// A transaction as DescribeTransactions / ListTransactions report it.
+pub type TxnSummary = TxnMetadata;
+
+impl TransactionCoordinator {
+    /// Replays `__transaction_state`, then finishes what a crash interrupted: Prepare
+    /// states are completed, Ongoing transactions aborted with a bumped epoch.
+    pub async fn load(
+        config: TransactionConfig,
+        logs: Arc<LogManager>,
+        groups: Arc<GroupCoordinator>,
+        producer_ids: Arc<ProducerIdManager>,
+    ) -> TransactionCoordinator {
+        let mut txns = HashMap::new();
+        if let Some(topic) = logs.topic(TRANSACTION_STATE_TOPIC) {
+            for log in &topic.partitions {
+                for (key, value) in replay(log) {
+                    if let Some((id, meta)) = state::decode(&key, value.as_deref()) {
+                        match meta {
+                            Some(m) => {
+                                txns.insert(id, m);
+                            }
+                            None => {
+                                txns.remove(&id);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let coordinator = TransactionCoordinator {
+            config,
+            logs,
+            groups,
+            producer_ids,
+            txns: Mutex::new(HashMap::new()),
+        };
+        let mut recovered = HashMap::new();
+        for (id, mut t) in txns {
+            let outcome = match t.state {
+                TxnState::PrepareCommit => coordinator.complete(&mut t, true).await,
+                TxnState::PrepareAbort => coordinator.complete(&mut t, false).await,
+                TxnState::Ongoing => {
+                    tracing::info!(transactional_id = %id, "aborting a transaction interrupted by a restart");
+                    coordinator.abort_with_bumped_epoch(&mut t).await
+                }
+                _ => Ok(()),
+            };
+            if let Err(e) = outcome {
+                tracing::error!(transactional_id = %id, error = %e, "recovering a transaction failed");
+            }
+            recovered.insert(id, t);
+        }
+        if !recovered.is_empty() {
+            tracing::info!(
+                transactional_ids = recovered.len(),
+                "loaded transaction state"
+            );
+        }
+        *coordinator.txns.lock().await = recovered;
+        coordinator
+    }
+
+    fn state_log(&self, transactional_id: &str) -> Result<Arc<Log>, ResponseError> {
+        let topic = match self.logs.topic(TRANSACTION_STATE_TOPIC) {
+            Some(t) => t,
+            None => {
+                let mut configs = BTreeMap::new();
+                configs.insert("cleanup.policy".to_string(), "compact".to_string());
+                configs.insert("segment.bytes".to_string(), "104857600".to_string());
+                match self.logs.create_topic(
+                    TRANSACTION_STATE_TOPIC,
+                    self.config.state_partitions,
+                    1,
+                    configs,
+                ) {
+                    Ok(t) => t,
+                    Err(TopicError::AlreadyExists(_)) => {
+                        self.logs
+                            .topic(TRANSACTION_STATE_TOPIC)
+                            .ok_or(ResponseError::CoordinatorNotAvailable)?
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "creating __transaction_state failed");
+                        return Err(ResponseError::CoordinatorNotAvailable);
+                    }
+                }
+            }
+        };
+        let p = partition_for(transactional_id, topic.partitions.len() as i32);
+        topic
+            .partition(p)
+            .cloned()
+            .ok_or(ResponseError::CoordinatorNotAvailable)
+    }
+
+    /// Makes sure `__transaction_state` exists (FindCoordinator does this).
+    pub fn ensure_state_topic(&self, transactional_id: &str) -> Result<(), ResponseError> {
+        self.state_log(transactional_id).map(|_| ())
+    }
+
+    /// Writes a transaction's state durably.
+    async fn persist(&self, t: &TxnMetadata) -> Result<(), ResponseError> {
+        let log = self.state_log(&t.transactional_id)?;
+        let key = state::encode_key(&t.transactional_id);
+        let value = state::encode_value(t);
+        let batch = encode_batch(&[(Some(&key), Some(&value))], now_ms());
+        let header = check_batch(&batch).map_err(|_| ResponseError::UnknownServerError)?;
+        let info = log
+            .append(&batch, &[header])
+            .map_err(|_| ResponseError::KafkaStorageError)?;
+        if log.config().is_durable() {
+            log.wait_durable(info.last_offset + 1)
+                .await
+                .map_err(|_| ResponseError::KafkaStorageError)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the markers of a decided transaction to all its partitions and completes it.
+    async fn complete(&self, t: &mut TxnMetadata, commit: bool) -> Result<(), ResponseError> {
+        t.state = if commit {
+            TxnState::PrepareCommit
+        } else {
+            TxnState::PrepareAbort
+        };
+        t.last_update_ms = now_ms();
+        self.persist(t).await?;
+        for tp in &t.partitions {
+            let Some(log) = self
+                .logs
+                .topic(&tp.topic)
+                .and_then(|topic| topic.partition(tp.partition).cloned())
+            else {
+                continue; // the topic was deleted: nothing to mark
+            };
+            let info = log
+                .append_marker(t.producer_id, t.producer_epoch, commit)
+                .map_err(|e| {
+                    tracing::error!(partition = %tp, error = %e, "writing a transaction marker failed");
+                    ResponseError::KafkaStorageError
+                })?;
+            if log.config().is_durable() {
+                log.wait_durable(info.last_offset + 1)
+                    .await
+                    .map_err(|_| ResponseError::KafkaStorageError)?;
+            }
+            if tp.topic == OFFSETS_TOPIC {
+                self.groups.complete_transaction(t.producer_id, commit);
+            }
+        }
+        t.state = if commit {
+            TxnState::CompleteCommit
+        } else {
+            TxnState::CompleteAbort
+        };
+        t.partitions.clear();
+        t.last_update_ms = now_ms();
+        self.persist(t).await
+    }
+
+    /// Aborts an open transaction after bumping the epoch, so its producer is fenced.
+    async fn abort_with_bumped_epoch(&self, t: &mut TxnMetadata) -> Result<(), ResponseError> {
+        self.bump_epoch(t)?;
+        self.complete(t, false).await
+    }
+
+    fn bump_epoch(&self, t: &mut TxnMetadata) -> Result<(), ResponseError> {
+        if t.producer_epoch >= i16::MAX - 1 {
+            t.producer_id = self
+                .producer_ids
+                .next_id()
+                .map_err(|_| ResponseError::KafkaStorageError)?;
+            t.producer_epoch = 0;
+        } else {
+            t.producer_epoch += 1;
+        }
+        Ok(())
+    }
+
+    /// InitProducerId with a transactional id.
+    pub async fn init_producer_id(
+        &self,
+        transactional_id: &str,
+        timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+    ) -> Result<(i64, i16), ResponseError> {
+        if transactional_id.is_empty() {
+            return Err(ResponseError::InvalidRequest);
+        }
+        if timeout_ms <= 0 || timeout_ms > self.config.max_timeout_ms {
+            return Err(ResponseError::InvalidTransactionTimeout);
+        }
+        let mut txns = self.txns.lock().await;
+        let now = now_ms();
+        let t = match txns.get_mut(transactional_id) {
+            None => {
+                let producer_id = self
+                    .producer_ids
+                    .next_id()
+                    .map_err(|_| ResponseError::KafkaStorageError)?;
+                let t = TxnMetadata {
+                    transactional_id: transactional_id.to_string(),
+                    producer_id,
+                    producer_epoch: 0,
+                    timeout_ms,
+                    state: TxnState::Empty,
+                    partitions: BTreeSet::new(),
+                    start_ms: -1,
+                    last_update_ms: now,
+                };
+                self.persist(&t).await?;
+                let out = (t.producer_id, t.producer_epoch);
+                txns.insert(transactional_id.to_string(), t);
+                return Ok(out);
+            }
+            Some(t) => t,
+        };
+        if let Some((pid, epoch)) = expected {
+            // KIP-360: the producer says who it is; only the current incarnation may bump.
+            if pid != t.producer_id || epoch != t.producer_epoch {
+                return Err(ResponseError::ProducerFenced);
+            }
+        }
+        if t.state == TxnState::Ongoing {
+            // A new incarnation fences the old one: its transaction is aborted.
+            self.abort_with_bumped_epoch(t).await?;
+        } else {
+            self.bump_epoch(t)?;
+        }
+        t.timeout_ms = timeout_ms;
+        t.state = TxnState::Empty;
+        t.last_update_ms = now;
+        self.persist(t).await?;
+        Ok((t.producer_id, t.producer_epoch))
+    }
+
+    /// Checks the producer id and epoch of a request against the transaction.
+    fn check<'a>(
+        txns: &'a mut HashMap<String, TxnMetadata>,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+    ) -> Result<&'a mut TxnMetadata, ResponseError> {
+        let t = txns
+            .get_mut(transactional_id)
+            .ok_or(ResponseError::InvalidProducerIdMapping)?;
+        if t.producer_id != producer_id {
+            return Err(ResponseError::InvalidProducerIdMapping);
+        }
+        if producer_epoch != t.producer_epoch {
+            return Err(ResponseError::ProducerFenced);
+        }
+        Ok(t)
+    }
+
+    /// AddPartitionsToTxn / AddOffsetsToTxn: the partitions join the (possibly new)
+    /// transaction. With `verify_only`, only checks that they are already in it.
+    pub async fn add_partitions(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: &[TopicPartition],
+        verify_only: bool,
+    ) -> Result<Vec<i16>, ResponseError> {
+        let mut txns = self.txns.lock().await;
+        let t = Self::check(&mut txns, transactional_id, producer_id, producer_epoch)?;
+        if matches!(t.state, TxnState::PrepareCommit | TxnState::PrepareAbort) {
+            return Err(ResponseError::ConcurrentTransactions);
+        }
+        if verify_only {
+            return Ok(partitions
+                .iter()
+                .map(|tp| {
+                    if t.state == TxnState::Ongoing && t.partitions.contains(tp) {
+                        0
+                    } else {
+                        ResponseError::InvalidTxnState.code()
+                    }
+                })
+                .collect());
+        }
+        let unknown: Vec<bool> = partitions
+            .iter()
+            .map(|tp| {
+                self.logs
+                    .topic(&tp.topic)
+                    .and_then(|t| t.partition(tp.partition).cloned())
+                    .is_none()
+            })
+            .collect();
+        if unknown.iter().any(|u| *u) {
+            // Nothing is added when any partition is unknown, as in Kafka.
+            return Ok(unknown
+                .iter()
+                .map(|u| {
+                    if *u {
+                        ResponseError::UnknownTopicOrPartition.code()
+                    } else {
+                        ResponseError::OperationNotAttempted.code()
+                    }
+                })
+                .collect());
+        }
+        let mut updated = t.clone();
+        if updated.state != TxnState::Ongoing {
+            updated.state = TxnState::Ongoing;
+            updated.start_ms = now_ms();
+        }
+        updated.partitions.extend(partitions.iter().cloned());
+        updated.last_update_ms = now_ms();
+        if updated != *t {
+            self.persist(&updated).await?;
+            *t = updated;
+        }
+        Ok(vec![0; partitions.len()])
+    }
+
+    /// AddOffsetsToTxn: the group's `__consumer_offsets` partition joins the transaction.
+    pub async fn add_offsets(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        group_id: &str,
+    ) -> Result<(), ResponseError> {
+        self.groups.ensure_offsets_topic(group_id)?;
+        let partitions = self
+            .logs
+            .topic(OFFSETS_TOPIC)
+            .map_or(1, |t| t.partitions.len() as i32);
+        let tp = TopicPartition {
+            topic: OFFSETS_TOPIC.to_string(),
+            partition: partition_for(group_id, partitions),
+        };
+        let codes = self
+            .add_partitions(transactional_id, producer_id, producer_epoch, &[tp], false)
+            .await?;
+        match codes.first().copied().unwrap_or(0) {
+            0 => Ok(()),
+            _ => Err(ResponseError::CoordinatorNotAvailable),
+        }
+    }
+
+    /// EndTxn: commits or aborts the transaction (markers on every partition).
+    pub async fn end_txn(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+    ) -> Result<(), ResponseError> {
+        let mut txns = self.txns.lock().await;
+        let t = Self::check(&mut txns, transactional_id, producer_id, producer_epoch)?;
+        match (t.state, commit) {
+            (TxnState::Ongoing, _) => self.complete(t, commit).await,
+            // A retried EndTxn whose first attempt completed.
+            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => Ok(()),
+            (TxnState::PrepareCommit, _) | (TxnState::PrepareAbort, _) => {
+                Err(ResponseError::ConcurrentTransactions)
+            }
+            _ => Err(ResponseError::InvalidTxnState),
+        }
+    }
+
+    /// Checks that a TxnOffsetCommit comes from the producer of a transaction that added
+    /// the group's offsets partition.
+    pub async fn check_offset_commit(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+    ) -> Result<(), ResponseError> {
+        let mut txns = self.txns.lock().await;
+        let t = Self::check(&mut txns, transactional_id, producer_id, producer_epoch)?;
+        if t.state != TxnState::Ongoing || !t.partitions.iter().any(|tp| tp.topic == OFFSETS_TOPIC)
+        {
+            return Err(ResponseError::InvalidTxnState);
+        }
+        Ok(())
+    }
+
+    /// Aborts transactions open for longer than their timeout (`transaction.timeout.ms`).
+    pub async fn abort_timed_out(&self) {
+        let now = now_ms();
+        let mut txns = self.txns.lock().await;
+        for t in txns.values_mut() {
+            if t.state == TxnState::Ongoing && now - t.start_ms > t.timeout_ms as i64 {
+                tracing::info!(transactional_id = %t.transactional_id, "aborting a timed-out transaction");
+                if let Err(e) = self.abort_with_bumped_epoch(t).await {
+                    tracing::error!(transactional_id = %t.transactional_id, error = %e, "aborting failed");
+                }
+            }
+        }
+    }
+
+    pub async fn describe(&self, transactional_id: &str) -> Option<TxnSummary> {
+        self.txns.lock().await.get(transactional_id).cloned()
+    }
+
+    pub async fn list(&self) -> Vec<TxnSummary> {
+        let mut all: Vec<TxnSummary> = self.txns.lock().await.values().cloned().collect();
+        all.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
+        all
+    }
+
+    /// Checks transaction timeouts every second until shutdown.
+    pub async fn run_timers(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut interval = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = interval.tick() => self.abort_timed_out().await,
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+/// Every key/value of an internal topic partition, in log order.
+fn replay(log: &Log) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    let mut out = Vec::new();
+    let mut offset = log.log_start_offset();
+    let end = log.high_watermark();
+    while offset < end {
+        let Ok(read) = log.read(offset, 4 << 20, true, false) else {
+            break;
+        };
+        if read.records.is_empty() {
+            break;
+        }
+        let bytes = &read.records[..];
+        let mut at = 0;
+        while let Some(h) = crate::log::record_batch::BatchHeader::parse(&bytes[at..]) {
+            let size = h.size();
+            if at + size > bytes.len() {
+                break;
+            }
+            for kv in decode_key_values(&bytes[at..at + size]).unwrap_or_default() {
+                if let Some(key) = kv.key {
+                    out.push((key, kv.value));
+                }
+            }
+            offset = h.next_offset();
+            at += size;
+        }
+    }
+    out
+}
