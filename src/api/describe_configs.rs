@@ -28,10 +28,20 @@ fn text(s: &str) -> Option<StrBytes> {
     (!s.is_empty()).then(|| StrBytes::from_string(s.to_string()))
 }
 
-fn synonym(name: &str, value: &str, source: i8) -> DescribeConfigsSynonym {
+/// Topic config values are never null (an empty list is ""), as Kafka reports them;
+/// broker settings without a value (e.g. an unset `log.flush.interval.ms`) are null.
+fn value_of(value: &str, nullable: bool) -> Option<StrBytes> {
+    if nullable {
+        text(value)
+    } else {
+        Some(StrBytes::from_string(value.to_string()))
+    }
+}
+
+fn synonym(name: &str, value: &str, source: i8, nullable: bool) -> DescribeConfigsSynonym {
     DescribeConfigsSynonym::default()
         .with_name(StrBytes::from_string(name.to_string()))
-        .with_value(text(value))
+        .with_value(value_of(value, nullable))
         .with_source(source)
 }
 
@@ -47,6 +57,7 @@ struct Described<'a> {
     value: &'a str,
     source: i8,
     read_only: bool,
+    nullable: bool,
     config_type: i8,
     doc: &'a str,
     synonyms: Vec<DescribeConfigsSynonym>,
@@ -58,13 +69,14 @@ fn entry(o: &Options, d: Described<'_>) -> DescribeConfigsResourceResult {
         value,
         source,
         read_only,
+        nullable,
         config_type,
         doc,
         synonyms,
     } = d;
     let e = DescribeConfigsResourceResult::default()
         .with_name(StrBytes::from_string(name.to_string()))
-        .with_value(text(value))
+        .with_value(value_of(value, nullable))
         .with_read_only(read_only)
         .with_config_source(source)
         .with_synonyms(if o.synonyms { synonyms } else { Vec::new() });
@@ -102,12 +114,12 @@ fn topic_configs(
             let default = default_value(defaults, d.name);
             let mut synonyms = Vec::new();
             if let Some(v) = topic.configs.get(d.name) {
-                synonyms.push(synonym(d.name, v, DYNAMIC_TOPIC_CONFIG));
+                synonyms.push(synonym(d.name, v, DYNAMIC_TOPIC_CONFIG, false));
             }
             if let Some(v) = broker_value {
-                synonyms.push(synonym(d.broker_synonym, v, STATIC_BROKER_CONFIG));
+                synonyms.push(synonym(d.broker_synonym, v, STATIC_BROKER_CONFIG, false));
             }
-            synonyms.push(synonym(d.broker_synonym, &default, DEFAULT_CONFIG));
+            synonyms.push(synonym(d.broker_synonym, &default, DEFAULT_CONFIG, false));
             let (value, source) = match (topic.configs.get(d.name), broker_value) {
                 (Some(v), _) => (v.clone(), DYNAMIC_TOPIC_CONFIG),
                 (None, Some(_)) => (default, STATIC_BROKER_CONFIG),
@@ -120,6 +132,7 @@ fn topic_configs(
                     value: &value,
                     source,
                     read_only: false,
+                    nullable: false,
                     config_type: d.config_type,
                     doc: d.doc,
                     synonyms,
@@ -152,7 +165,7 @@ fn broker_configs(
                 Some(v) => (v.clone(), STATIC_BROKER_CONFIG),
                 None => (d.default.to_string(), DEFAULT_CONFIG),
             };
-            let synonyms = vec![synonym(d.name, &value, source)];
+            let synonyms = vec![synonym(d.name, &value, source, true)];
             // Broker settings are static: they come from the file or the command line.
             entry(
                 o,
@@ -161,6 +174,7 @@ fn broker_configs(
                     value: &value,
                     source,
                     read_only: true,
+                    nullable: true,
                     config_type: d.config_type,
                     doc: d.doc,
                     synonyms,

@@ -146,6 +146,8 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     def!("max.message.bytes", int(0, I32), INT, "message.max.bytes", "Largest record batch size allowed in this topic."),
     def!("message.timestamp.after.max.ms", int(0, I64), LONG, "log.message.timestamp.after.max.ms", "Largest allowed difference of a message timestamp ahead of the broker's clock (stored only)."),
     def!("message.timestamp.before.max.ms", int(0, I64), LONG, "log.message.timestamp.before.max.ms", "Largest allowed difference of a message timestamp behind the broker's clock (stored only)."),
+    def!("message.downconversion.enable", Kind::Bool, BOOLEAN, "log.message.downconversion.enable", "Down-conversion for old consumers (removed in Kafka 4; accepted and ignored)."),
+    def!("message.format.version", Kind::Text, STRING, "log.message.format.version", "Message format version (deprecated in Kafka 3, removed in 4; accepted and ignored: always v2)."),
     def!("message.timestamp.type", Kind::OneOf(&["CreateTime", "LogAppendTime"]), STRING, "log.message.timestamp.type", "Whether stored timestamps are the producer's (CreateTime) or the broker's (LogAppendTime)."),
     def!("min.cleanable.dirty.ratio", Kind::Ratio, DOUBLE, "log.cleaner.min.cleanable.ratio", "Dirty ratio that makes a compacted log eligible for cleaning (stored only)."),
     def!("min.compaction.lag.ms", int(0, I64), LONG, "log.cleaner.min.compaction.lag.ms", "Shortest time a message stays uncompacted (stored only)."),
@@ -214,6 +216,8 @@ pub fn default_value(d: &LogConfig, name: &str) -> String {
         "unclean.leader.election.enable" | "preallocate" | "remote.storage.enable" => {
             "false".into()
         }
+        "message.downconversion.enable" => "true".into(),
+        "message.format.version" => "3.0-IV1".into(),
         _ => String::new(),
     }
 }
