@@ -722,6 +722,15 @@ impl LogManager {
         Ok(())
     }
 
+    /// Applies retention to every log; checkpoints the new log start offsets if it deleted anything.
+    pub fn apply_retention(&self) {
+        let now = crate::log::now_ms();
+        let deleted: usize = self.all_logs().iter().map(|l| l.apply_retention(now)).sum();
+        if deleted > 0 {
+            self.checkpoint_recovery_points();
+        }
+    }
+
     /// DeleteRecords: advances a partition's log_start_offset (durably, before returning).
     pub fn delete_records(&self, log: &Arc<Log>, offset: i64) -> Result<i64, LogError> {
         let low = log.delete_records_before(offset)?;
@@ -825,6 +834,7 @@ impl LogManager {
         let mut flush_tick = tokio::time::interval(Duration::from_millis(100));
         let mut checkpoint_tick =
             tokio::time::interval(self.config.log_flush_offset_checkpoint_interval);
+        let mut retention_tick = tokio::time::interval(self.config.log_retention_check_interval);
         loop {
             tokio::select! {
                 _ = flush_tick.tick() => {
@@ -841,6 +851,10 @@ impl LogManager {
                     }
                     let manager = self.clone();
                     let _ = tokio::task::spawn_blocking(move || manager.checkpoint_recovery_points()).await;
+                }
+                _ = retention_tick.tick() => {
+                    let manager = self.clone();
+                    let _ = tokio::task::spawn_blocking(move || manager.apply_retention()).await;
                 }
                 _ = shutdown.changed() => return,
             }

@@ -81,6 +81,8 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: usize,
     pub max_connections: usize,
     pub log_flush_offset_checkpoint_interval: Duration,
+    /// How often retention is applied (`log.retention.check.interval.ms`).
+    pub log_retention_check_interval: Duration,
     /// Idle time after which an idempotent producer's state is forgotten.
     pub producer_id_expiration_ms: i64,
     /// The keys set explicitly (file or command line), as given: DescribeConfigs reports
@@ -145,6 +147,14 @@ impl BrokerConfig {
                 "log.message.timestamp.type",
                 &raw.string("log.message.timestamp.type", "CreateTime"),
             )?,
+            retention_ms: raw.int("log.retention.ms", 604_800_000, -1, i64::MAX)?,
+            retention_bytes: raw.int("log.retention.bytes", -1, -1, i64::MAX)?,
+            cleanup_delete: {
+                let policy = raw.string("log.cleanup.policy", "delete");
+                crate::config::topic::validate_topic_config("cleanup.policy", &policy)
+                    .map_err(|e| ConfigError::new("log.cleanup.policy", e.message))?;
+                policy.split(',').any(|p| p.trim() == "delete")
+            },
         };
         Ok(BrokerConfig {
             node_id: raw.int("node.id", 1, 0, i32::MAX as i64)? as i32,
@@ -167,6 +177,12 @@ impl BrokerConfig {
                 60_000,
                 1,
                 i32::MAX as i64,
+            )? as u64),
+            log_retention_check_interval: Duration::from_millis(raw.int(
+                "log.retention.check.interval.ms",
+                300_000,
+                1,
+                i64::MAX,
             )? as u64),
             producer_id_expiration_ms: raw.int(
                 "producer.id.expiration.ms",
@@ -270,6 +286,10 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker("log.flush.interval.ms", "", 5, "Longest time unflushed data waits for an fsync; empty: none."),
     broker("log.flush.offset.checkpoint.interval.ms", "60000", 3, "How often recovery points are checkpointed."),
     broker("log.message.timestamp.type", "CreateTime", 2, "CreateTime or LogAppendTime."),
+    broker("log.retention.ms", "604800000", 5, "Segments whose newest record is older than this are deleted (-1: never)."),
+    broker("log.retention.bytes", "-1", 5, "Partitions larger than this lose their oldest segments (-1: no limit)."),
+    broker("log.retention.check.interval.ms", "300000", 5, "How often retention is applied."),
+    broker("log.cleanup.policy", "delete", 7, "Default cleanup.policy of topics (compaction is not implemented)."),
     broker("group.initial.rebalance.delay.ms", "3000", 3, "Delay of the first rebalance of an empty group."),
     broker("group.min.session.timeout.ms", "6000", 3, "Smallest session timeout a member may ask for."),
     broker("group.max.session.timeout.ms", "1800000", 3, "Largest session timeout a member may ask for."),

@@ -37,6 +37,12 @@ pub struct LogConfig {
     pub flush_ms: Option<i64>,
     pub max_message_bytes: usize,
     pub message_timestamp_type: TimestampType,
+    /// Segments whose newest record is older than this are deleted (-1: never).
+    pub retention_ms: i64,
+    /// Oldest segments are deleted while the partition is larger than this (-1: no limit).
+    pub retention_bytes: i64,
+    /// `cleanup.policy` includes `delete` (retention applies).
+    pub cleanup_delete: bool,
 }
 
 impl LogConfig {
@@ -65,6 +71,11 @@ impl LogConfig {
                 "max.message.bytes" => config.max_message_bytes = int(0, i32::MAX as i64)? as usize,
                 "message.timestamp.type" => {
                     config.message_timestamp_type = TimestampType::parse(key, value)?
+                }
+                "retention.ms" => config.retention_ms = int(-1, i64::MAX)?,
+                "retention.bytes" => config.retention_bytes = int(-1, i64::MAX)?,
+                "cleanup.policy" => {
+                    config.cleanup_delete = value.split(',').any(|p| p.trim() == "delete")
                 }
                 _ => {}
             }
@@ -128,7 +139,7 @@ macro_rules! def {
 /// are validated, stored and reported (see the README).
 #[rustfmt::skip]
 pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
-    def!("cleanup.policy", Kind::CleanupPolicy, LIST, "log.cleanup.policy", "The retention policy of old log segments: delete and/or compact (stored; Gregor does not act on it yet)."),
+    def!("cleanup.policy", Kind::CleanupPolicy, LIST, "log.cleanup.policy", "The retention policy of old log segments: delete (retention applies) and/or compact (compaction is not implemented: stored only)."),
     def!("compression.type", Kind::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]), STRING, "compression.type", "Final compression of the topic's data; producer keeps the producer's codec (Gregor always stores batches as produced)."),
     def!("compression.gzip.level", int(-1, 9), INT, "compression.gzip.level", "Compression level for gzip."),
     def!("compression.lz4.level", int(1, 17), INT, "compression.lz4.level", "Compression level for lz4."),
@@ -154,8 +165,8 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     def!("min.insync.replicas", int(1, I32), INT, "min.insync.replicas", "Replicas that must acknowledge an acks=all write (one node: always satisfied)."),
     def!("preallocate", Kind::Bool, BOOLEAN, "log.preallocate", "Preallocate segment files (stored only)."),
     def!("remote.storage.enable", Kind::Bool, BOOLEAN, "remote.log.storage.system.enable", "Tiered storage for this topic (not supported; stored only)."),
-    def!("retention.bytes", int(-1, I64), LONG, "log.retention.bytes", "Largest size a partition may grow to before old segments are deleted (stored; not enforced yet)."),
-    def!("retention.ms", int(-1, I64), LONG, "log.retention.ms", "How long a segment is kept before it is deleted (stored; not enforced yet)."),
+    def!("retention.bytes", int(-1, I64), LONG, "log.retention.bytes", "Largest size a partition may grow to before its oldest segments are deleted."),
+    def!("retention.ms", int(-1, I64), LONG, "log.retention.ms", "How long a segment is kept (after its newest record) before it is deleted."),
     def!("segment.bytes", int(14, I32), INT, "log.segment.bytes", "Size at which a segment file is rolled."),
     def!("segment.index.bytes", int(4, I32), INT, "log.index.size.max.bytes", "Largest offset index size (stored only; Gregor's indexes grow as needed)."),
     def!("segment.jitter.ms", int(0, I64), LONG, "log.roll.jitter.ms", "Random jitter subtracted from segment.ms (stored only)."),
@@ -201,13 +212,19 @@ pub fn default_value(d: &LogConfig, name: &str) -> String {
         "segment.index.bytes" => "10485760".into(),
         "message.timestamp.before.max.ms" | "max.compaction.lag.ms" => i64::MAX.to_string(),
         "message.timestamp.after.max.ms" => "3600000".into(),
-        "retention.ms" => "604800000".into(),
-        "retention.bytes" => "-1".into(),
+        "retention.ms" => d.retention_ms.to_string(),
+        "retention.bytes" => d.retention_bytes.to_string(),
         "local.retention.ms" | "local.retention.bytes" => "-2".into(),
         "delete.retention.ms" => "86400000".into(),
         "file.delete.delay.ms" => "60000".into(),
         "min.cleanable.dirty.ratio" => "0.5".into(),
-        "cleanup.policy" => "delete".into(),
+        "cleanup.policy" => {
+            if d.cleanup_delete {
+                "delete".into()
+            } else {
+                "compact".into()
+            }
+        }
         "compression.type" => "producer".into(),
         "compression.gzip.level" => "-1".into(),
         "compression.lz4.level" => "9".into(),
@@ -285,6 +302,9 @@ mod tests {
             flush_ms: None,
             max_message_bytes: 1_048_588,
             message_timestamp_type: TimestampType::CreateTime,
+            retention_ms: 604_800_000,
+            retention_bytes: -1,
+            cleanup_delete: true,
         }
     }
 

@@ -53,6 +53,16 @@ pub fn parse_log_file_name(name: &str) -> Option<i64> {
     stem.parse().ok()
 }
 
+/// Suffix of a segment file being deleted; leftovers are removed at start-up.
+pub const DELETED_SUFFIX: &str = ".deleted";
+
+/// `<path>.deleted`.
+pub fn deleted(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(DELETED_SUFFIX);
+    PathBuf::from(name)
+}
+
 /// `<topic>-<partition>`.
 pub fn partition_dir_name(topic: &str, partition: i32) -> String {
     format!("{topic}-{partition}")

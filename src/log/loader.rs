@@ -141,6 +141,13 @@ pub fn load_log(
         }
     }
     bases.sort_unstable();
+    // Files of a segment deletion interrupted by a crash.
+    for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
+        let path = entry.map_err(io_err(&dir))?.path();
+        if path.to_string_lossy().ends_with(file_names::DELETED_SUFFIX) {
+            fs::remove_file(&path).map_err(io_err(&path))?;
+        }
+    }
     // Index files without their log are leftovers of an interrupted roll or delete.
     for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
         let entry = entry.map_err(io_err(&dir))?;

@@ -17,6 +17,9 @@ fn config(segment_bytes: u64) -> LogConfig {
         flush_ms: None,
         max_message_bytes: 1 << 20,
         message_timestamp_type: TimestampType::CreateTime,
+        retention_ms: -1,
+        retention_bytes: -1,
+        cleanup_delete: true,
     }
 }
 
@@ -291,5 +294,52 @@ fn idempotent_producer_state_is_rebuilt_after_a_crash() {
             .unwrap()
             .base_offset,
         3
+    );
+}
+
+#[test]
+fn retention_deletes_old_and_excess_segments_but_never_the_active_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(300);
+    cfg.retention_ms = 1000;
+    let log = open(dir.path(), cfg.clone(), RecoveryStart::From(0));
+    // Old data (timestamps 0..), then recent data.
+    for i in 0..10 {
+        produce(&log, &[b"0123456789012345678901234567890123456789"], i);
+    }
+    let now = now_ms();
+    for i in 0..10 {
+        produce(
+            &log,
+            &[b"0123456789012345678901234567890123456789"],
+            now + i,
+        );
+    }
+    let deleted = log.apply_retention(now);
+    assert!(deleted > 0);
+    let start = log.log_start_offset();
+    assert!(start > 0 && start <= 10, "old segments went: start {start}");
+    assert!(matches!(
+        log.read(0, 100, true, false),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    assert!(!log
+        .read(start, 1 << 20, true, false)
+        .unwrap()
+        .records
+        .is_empty());
+    // Size: keep at most ~600 bytes; the active segment always stays.
+    cfg.retention_ms = -1;
+    cfg.retention_bytes = 600;
+    log.set_config(cfg);
+    log.apply_retention(now);
+    assert!(log.size_bytes() <= 600 + 300);
+    assert_eq!(log.log_end_offset(), 20);
+    assert!(
+        !std::fs::read_dir(dir.path().join("t-0")).unwrap().any(|e| e
+            .unwrap()
+            .path()
+            .to_string_lossy()
+            .ends_with(".deleted"))
     );
 }
