@@ -42,6 +42,10 @@ compat: deps
 compat-quick: deps
 	compat-tests/run.sh quick
 
+## Throughput, latency, CPU and memory with librdkafka's rdkafka_performance (see docs/benchmarks.md).
+bench:
+	compat-tests/bench.sh
+
 clean:
 	$(CARGO) clean
 	rm -rf compat-tests/.work

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# make bench: librdkafka's rdkafka_performance (built from the rdkafka-sys crate's bundled
+# source, cached with the compat suite's build) against a release Gregor on a temp data dir,
+# driven by the team harness ../shared/bench/kafka-bench.sh. Prints the harness's RESULT
+# lines (figures, broker CPU and RSS) and the start-up time and binary size.
+# Knobs: everything kafka-bench.sh takes (N_1K, N_100B, LAT_RATES, ...), HARNESS=path.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+harness=${HARNESS:-../shared/bench/kafka-bench.sh}
+[ -x "$harness" ] || [ -f "$harness" ] || { echo "bench: no harness at $harness" >&2; exit 2; }
+
+src=$(python3 compat-tests/librdkafka/runner.py build | tail -n 1)
+perf="$src/examples/rdkafka_performance"
+if [ ! -x "$perf" ]; then
+  make -C "$src/examples" rdkafka_performance >/dev/null
+fi
+cargo build --release --quiet --bin gregor
+bin=target/release/gregor
+
+dir=$(mktemp -d)
+trap 'kill -TERM "${pid:-0}" 2>/dev/null || true; wait "${pid:-0}" 2>/dev/null || true; rm -rf "$dir"' EXIT
+start_ns=$(date +%s%N)
+"$bin" serve --listen 127.0.0.1:0 --data-dir "$dir/data" --log-level warn > "$dir/out" 2> "$dir/err" &
+pid=$!
+for _ in $(seq 1 500); do grep -q "listening on" "$dir/out" 2>/dev/null && break; sleep 0.01; done
+ready_ns=$(date +%s%N)
+addr=$(sed -n 's/^gregor listening on //p' "$dir/out")
+echo "RESULT startup_to_listening ms=$(( (ready_ns - start_ns) / 1000000 )) (includes this script's polling, 10 ms steps)"
+echo "RESULT binary_size bytes=$(stat -c %s "$bin")"
+echo "RESULT broker_idle_rss kB=$(awk '/VmRSS/{print $2}' /proc/$pid/status)"
+LD_LIBRARY_PATH="$src/src:$src/src-cpp" BROKER_PID=$pid bash "$harness" "$addr" "$perf"
+echo "RESULT broker_after_rss kB=$(awk '/VmRSS/{print $2}' /proc/$pid/status)"
