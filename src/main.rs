@@ -7,6 +7,7 @@ mod api;
 mod broker;
 mod config;
 mod coordinator;
+mod internal_topic;
 mod log;
 mod log_manager;
 mod network;

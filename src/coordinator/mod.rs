@@ -21,9 +21,10 @@ use kafka_protocol::ResponseError;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use crate::internal_topic::{append_durably, partition_log};
 use crate::log::record_batch::{check_batch, encode_batch, RawRecord};
 use crate::log::{now_ms, Log};
-use crate::log_manager::{LogManager, TopicError};
+use crate::log_manager::LogManager;
 use group::{CommittedOffset, Group, GroupState, JoinResult, Member, SyncResult};
 use offsets::OFFSETS_TOPIC;
 
@@ -76,6 +77,13 @@ pub struct OffsetCommitEntry {
     pub leader_epoch: i32,
     pub metadata: Option<String>,
 }
+
+/// Validated commit entries: codes per entry, records to write, accepted values.
+type OffsetRecords = (
+    Vec<i16>,
+    Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    Vec<(usize, String, i32, CommittedOffset)>,
+);
 
 /// One topic's committed offsets: (topic, [(partition, offset if committed)]).
 pub type TopicOffsets = (String, Vec<(i32, Option<CommittedOffset>)>);
@@ -778,35 +786,12 @@ impl GroupCoordinator {
 
     /// The `__consumer_offsets` partition of a group, creating the topic on first use.
     fn offsets_log(&self, group_id: &str) -> Result<Arc<Log>, ResponseError> {
-        let topic = match self.logs.topic(OFFSETS_TOPIC) {
-            Some(t) => t,
-            None => {
-                let mut configs = BTreeMap::new();
-                configs.insert("cleanup.policy".to_string(), "compact".to_string());
-                configs.insert("segment.bytes".to_string(), "104857600".to_string());
-                match self.logs.create_topic(
-                    OFFSETS_TOPIC,
-                    self.config.offsets_topic_partitions,
-                    1,
-                    configs,
-                ) {
-                    Ok(t) => t,
-                    Err(TopicError::AlreadyExists(_)) => self
-                        .logs
-                        .topic(OFFSETS_TOPIC)
-                        .ok_or(ResponseError::CoordinatorNotAvailable)?,
-                    Err(e) => {
-                        tracing::error!(error = %e, "creating __consumer_offsets failed");
-                        return Err(ResponseError::CoordinatorNotAvailable);
-                    }
-                }
-            }
-        };
-        let p = offsets::partition_for(group_id, topic.partitions.len() as i32);
-        topic
-            .partition(p)
-            .cloned()
-            .ok_or(ResponseError::CoordinatorNotAvailable)
+        partition_log(
+            &self.logs,
+            OFFSETS_TOPIC,
+            self.config.offsets_topic_partitions,
+            group_id,
+        )
     }
 
     /// Makes sure `__consumer_offsets` exists (FindCoordinator does this, as Kafka does).
@@ -828,18 +813,7 @@ impl GroupCoordinator {
             .iter()
             .map(|(k, v)| (Some(k.as_slice()), v.as_deref()))
             .collect();
-        let batch = encode_batch(&refs, now_ms());
-        let header = check_batch(&batch).map_err(|_| ResponseError::UnknownServerError)?;
-        let info = log.append(&batch, &[header]).map_err(|e| {
-            tracing::error!(error = %e, "writing to __consumer_offsets failed");
-            ResponseError::KafkaStorageError
-        })?;
-        if log.config().is_durable() {
-            log.wait_durable(info.last_offset + 1)
-                .await
-                .map_err(|_| ResponseError::KafkaStorageError)?;
-        }
-        Ok(())
+        append_durably(&log, &refs, |_| {}).await
     }
 
     fn write_tombstones(&self, group_id: &str, partitions: &[(String, i32)]) {
@@ -900,18 +874,10 @@ impl GroupCoordinator {
         Ok(())
     }
 
-    /// OffsetCommit: returns one error code per entry.
-    pub async fn commit(
-        &self,
-        group_id: &str,
-        member_id: &str,
-        instance: Option<&str>,
-        generation: i32,
-        entries: Vec<OffsetCommitEntry>,
-    ) -> Vec<i16> {
-        if let Err(e) = self.check_commit(group_id, member_id, instance, generation) {
-            return vec![e.code(); entries.len()];
-        }
+    /// Validates commit entries (known partition, metadata size) and encodes the valid
+    /// ones: error codes per entry, records to write, and (index, topic, partition, value)
+    /// of what will be committed.
+    fn offset_records(&self, group_id: &str, entries: &[OffsetCommitEntry]) -> OffsetRecords {
         let timestamp = now_ms();
         let mut codes = vec![0i16; entries.len()];
         let mut records = Vec::new();
@@ -940,6 +906,22 @@ impl GroupCoordinator {
                 accepted.push((i, e.topic.clone(), e.partition, value));
             }
         }
+        (codes, records, accepted)
+    }
+
+    /// OffsetCommit: returns one error code per entry.
+    pub async fn commit(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance: Option<&str>,
+        generation: i32,
+        entries: Vec<OffsetCommitEntry>,
+    ) -> Vec<i16> {
+        if let Err(e) = self.check_commit(group_id, member_id, instance, generation) {
+            return vec![e.code(); entries.len()];
+        }
+        let (mut codes, records, accepted) = self.offset_records(group_id, &entries);
         if let Err(err) = self.persist(group_id, records).await {
             for (i, ..) in &accepted {
                 codes[*i] = err.code();
@@ -979,34 +961,7 @@ impl GroupCoordinator {
                 }
             }
         }
-        let timestamp = now_ms();
-        let mut codes = vec![0i16; entries.len()];
-        let mut records = Vec::new();
-        let mut accepted = Vec::new();
-        for (i, e) in entries.iter().enumerate() {
-            let known = self
-                .logs
-                .topic(&e.topic)
-                .is_some_and(|t| t.partition(e.partition).is_some());
-            let metadata = e.metadata.clone().unwrap_or_default();
-            if !known {
-                codes[i] = ResponseError::UnknownTopicOrPartition.code();
-            } else if metadata.len() > self.config.offset_metadata_max_bytes {
-                codes[i] = ResponseError::OffsetMetadataTooLarge.code();
-            } else {
-                let value = CommittedOffset {
-                    offset: e.offset,
-                    leader_epoch: e.leader_epoch,
-                    metadata,
-                    commit_timestamp: timestamp,
-                };
-                records.push((
-                    offsets::encode_key(group_id, &e.topic, e.partition),
-                    Some(offsets::encode_value(&value)),
-                ));
-                accepted.push((e.topic.clone(), e.partition, value));
-            }
-        }
+        let (codes, records, accepted) = self.offset_records(group_id, &entries);
         if let Err(err) = self
             .persist_transactional(group_id, producer_id, producer_epoch, records)
             .await
@@ -1018,7 +973,7 @@ impl GroupCoordinator {
             .entry(group_id.to_string())
             .or_insert_with(|| Group::new(group_id));
         let pending = group.pending_txn_offsets.entry(producer_id).or_default();
-        for (topic, partition, value) in accepted {
+        for (_, topic, partition, value) in accepted {
             pending.insert((topic, partition), value);
         }
         codes
@@ -1040,18 +995,10 @@ impl GroupCoordinator {
             .iter()
             .map(|(k, v)| (Some(k.as_slice()), v.as_deref()))
             .collect();
-        let mut batch = encode_batch(&refs, now_ms());
-        mark_transactional(&mut batch, producer_id, producer_epoch);
-        let header = check_batch(&batch).map_err(|_| ResponseError::UnknownServerError)?;
-        let info = log
-            .append(&batch, &[header])
-            .map_err(|_| ResponseError::KafkaStorageError)?;
-        if log.config().is_durable() {
-            log.wait_durable(info.last_offset + 1)
-                .await
-                .map_err(|_| ResponseError::KafkaStorageError)?;
-        }
-        Ok(())
+        append_durably(&log, &refs, |batch| {
+            mark_transactional(batch, producer_id, producer_epoch)
+        })
+        .await
     }
 
     /// A transaction ended (its marker is on the offsets partition): its pending offsets

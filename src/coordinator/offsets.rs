@@ -16,18 +16,6 @@ use crate::log::Log;
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
-/// Kafka's partitioning of groups over `__consumer_offsets`: `abs(groupId.hashCode) % n`,
-/// with Java's `String.hashCode` over UTF-16 code units.
-pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
-    let mut h: i32 = 0;
-    for unit in group_id.encode_utf16() {
-        h = h.wrapping_mul(31).wrapping_add(unit as i32);
-    }
-    // Kafka's Utils.abs maps i32::MIN to 0.
-    let abs = if h == i32::MIN { 0 } else { h.abs() };
-    abs % partitions.max(1)
-}
-
 fn put_string(out: &mut Vec<u8>, s: &str) {
     let b = s.as_bytes();
     let len = b.len().min(i16::MAX as usize);
@@ -186,13 +174,6 @@ pub fn replay(log: &Log) -> (Vec<OffsetRecord>, HashMap<i64, Vec<OffsetRecord>>)
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn partitioning_matches_java_string_hashcode() {
-        // "hello".hashCode() == 99162322 in Java.
-        assert_eq!(partition_for("hello", 50), 99162322 % 50);
-        assert_eq!(partition_for("", 50), 0);
-    }
 
     #[test]
     fn records_round_trip() {

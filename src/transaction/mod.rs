@@ -10,18 +10,19 @@
 
 pub mod state;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::ResponseError;
 use tokio::sync::Mutex;
 
-use crate::coordinator::offsets::{partition_for, OFFSETS_TOPIC};
+use crate::coordinator::offsets::OFFSETS_TOPIC;
 use crate::coordinator::GroupCoordinator;
-use crate::log::record_batch::{check_batch, decode_key_values, encode_batch};
+use crate::internal_topic::{append_durably, partition_for, partition_log};
+use crate::log::record_batch::decode_key_values;
 use crate::log::{now_ms, Log, TopicPartition};
-use crate::log_manager::{LogManager, TopicError};
+use crate::log_manager::LogManager;
 use crate::producer_ids::ProducerIdManager;
 use state::{TxnMetadata, TxnState};
 
@@ -106,36 +107,12 @@ impl TransactionCoordinator {
     }
 
     fn state_log(&self, transactional_id: &str) -> Result<Arc<Log>, ResponseError> {
-        let topic = match self.logs.topic(TRANSACTION_STATE_TOPIC) {
-            Some(t) => t,
-            None => {
-                let mut configs = BTreeMap::new();
-                configs.insert("cleanup.policy".to_string(), "compact".to_string());
-                configs.insert("segment.bytes".to_string(), "104857600".to_string());
-                match self.logs.create_topic(
-                    TRANSACTION_STATE_TOPIC,
-                    self.config.state_partitions,
-                    1,
-                    configs,
-                ) {
-                    Ok(t) => t,
-                    Err(TopicError::AlreadyExists(_)) => {
-                        self.logs
-                            .topic(TRANSACTION_STATE_TOPIC)
-                            .ok_or(ResponseError::CoordinatorNotAvailable)?
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "creating __transaction_state failed");
-                        return Err(ResponseError::CoordinatorNotAvailable);
-                    }
-                }
-            }
-        };
-        let p = partition_for(transactional_id, topic.partitions.len() as i32);
-        topic
-            .partition(p)
-            .cloned()
-            .ok_or(ResponseError::CoordinatorNotAvailable)
+        partition_log(
+            &self.logs,
+            TRANSACTION_STATE_TOPIC,
+            self.config.state_partitions,
+            transactional_id,
+        )
     }
 
     /// Makes sure `__transaction_state` exists (FindCoordinator does this).
@@ -148,17 +125,7 @@ impl TransactionCoordinator {
         let log = self.state_log(&t.transactional_id)?;
         let key = state::encode_key(&t.transactional_id);
         let value = state::encode_value(t);
-        let batch = encode_batch(&[(Some(&key), Some(&value))], now_ms());
-        let header = check_batch(&batch).map_err(|_| ResponseError::UnknownServerError)?;
-        let info = log
-            .append(&batch, &[header])
-            .map_err(|_| ResponseError::KafkaStorageError)?;
-        if log.config().is_durable() {
-            log.wait_durable(info.last_offset + 1)
-                .await
-                .map_err(|_| ResponseError::KafkaStorageError)?;
-        }
-        Ok(())
+        append_durably(&log, &[(Some(&key), Some(&value))], |_| {}).await
     }
 
     /// Writes the markers of a decided transaction to all its partitions and completes it.

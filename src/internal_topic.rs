@@ -1,0 +1,93 @@
+//! What the coordinators share about their internal topics (`__consumer_offsets`,
+//! `__transaction_state`): created on first use (compacted, 100 MB segments, as Kafka
+//! does), a key's partition by Kafka's `abs(String.hashCode) % partitions`, and durable
+//! appends of the broker's own record batches.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::ResponseError;
+
+use crate::log::record_batch::{check_batch, encode_batch, RawRecord};
+use crate::log::{now_ms, Log};
+use crate::log_manager::{LogManager, TopicError};
+
+/// Kafka's partitioning of coordinator keys: `abs(key.hashCode) % n`, with Java's
+/// `String.hashCode` over UTF-16 code units.
+pub fn partition_for(key: &str, partitions: i32) -> i32 {
+    let mut h: i32 = 0;
+    for unit in key.encode_utf16() {
+        h = h.wrapping_mul(31).wrapping_add(unit as i32);
+    }
+    // Kafka's Utils.abs maps i32::MIN to 0.
+    let abs = if h == i32::MIN { 0 } else { h.abs() };
+    abs % partitions.max(1)
+}
+
+/// The partition of `topic` that holds `key`, creating the topic on first use.
+pub fn partition_log(
+    logs: &LogManager,
+    topic: &str,
+    partitions: i32,
+    key: &str,
+) -> Result<Arc<Log>, ResponseError> {
+    let t = match logs.topic(topic) {
+        Some(t) => t,
+        None => {
+            let mut configs = BTreeMap::new();
+            configs.insert("cleanup.policy".to_string(), "compact".to_string());
+            configs.insert("segment.bytes".to_string(), "104857600".to_string());
+            match logs.create_topic(topic, partitions, 1, configs) {
+                Ok(t) => t,
+                Err(TopicError::AlreadyExists(_)) => logs
+                    .topic(topic)
+                    .ok_or(ResponseError::CoordinatorNotAvailable)?,
+                Err(e) => {
+                    tracing::error!(topic, error = %e, "creating an internal topic failed");
+                    return Err(ResponseError::CoordinatorNotAvailable);
+                }
+            }
+        }
+    };
+    let p = partition_for(key, t.partitions.len() as i32);
+    t.partition(p)
+        .cloned()
+        .ok_or(ResponseError::CoordinatorNotAvailable)
+}
+
+/// Encodes `records` as one batch, lets `adjust` mark it (e.g. transactional), appends it
+/// and waits until it is durable.
+pub async fn append_durably(
+    log: &Arc<Log>,
+    records: &[RawRecord<'_>],
+    adjust: impl FnOnce(&mut Vec<u8>),
+) -> Result<(), ResponseError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let mut batch = encode_batch(records, now_ms());
+    adjust(&mut batch);
+    let header = check_batch(&batch).map_err(|_| ResponseError::UnknownServerError)?;
+    let info = log.append(&batch, &[header]).map_err(|e| {
+        tracing::error!(partition = %log.topic_partition(), error = %e, "writing an internal record failed");
+        ResponseError::KafkaStorageError
+    })?;
+    if log.config().is_durable() {
+        log.wait_durable(info.last_offset + 1)
+            .await
+            .map_err(|_| ResponseError::KafkaStorageError)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitioning_matches_java_string_hashcode() {
+        // "hello".hashCode() == 99162322 in Java.
+        assert_eq!(partition_for("hello", 50), 99162322 % 50);
+        assert_eq!(partition_for("", 50), 0);
+    }
+}
