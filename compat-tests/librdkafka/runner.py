@@ -7,8 +7,8 @@
 2. Builds librdkafka and its `test-runner` once into compat-tests/.work (rebuilt only when
    the version changes).
 3. For each selected test number: starts a fresh Gregor on a free loopback port with a temp
-   data directory (topics auto-created with 4 partitions, like the suite's upstream
-   cluster), writes test.conf, runs `test-runner -L -p1 NNNN` under a per-test timeout,
+   data directory (topics auto-created with 4 partitions and Kafka's 3 s initial rebalance
+   delay, like the suite's upstream clusters), writes test.conf, runs `test-runner -L -p1 NNNN` under a per-test timeout,
    and stops the broker.
 4. Prints `PASS|FAIL|SKIP id name seconds` per test and `N passed, N failed, N skipped`.
 
@@ -132,7 +132,9 @@ class Gregor:
         self.stderr = open(os.path.join(self.dir, "broker.log"), "w")
         self.proc = subprocess.Popen(
             [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", os.path.join(self.dir, "data"),
-             "--log-level", "warn", "-o", "num.partitions=4"],
+             "--log-level", "warn", "-o", "num.partitions=4",
+             # Kafka's built-in default (the upstream suite's clusters run with it).
+             "-o", "group.initial.rebalance.delay.ms=3000"],
             stdout=subprocess.PIPE, stderr=self.stderr, text=True)
         line = self.proc.stdout.readline()
         if not line.startswith("gregor listening on "):
