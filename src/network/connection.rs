@@ -52,8 +52,13 @@ pub async fn serve(broker: Arc<Broker>, socket: TcpStream, mut shutdown: watch::
                 let response = if dispatched.may_overlap {
                     dispatched.response
                 } else {
-                    // Finish this request before reading the next, so effects keep their order.
-                    let done = dispatched.response.await;
+                    // Finish this request before reading the next, so effects keep their
+                    // order. A request parked for long (JoinGroup, a long-polling Fetch) is
+                    // abandoned when the broker shuts down.
+                    let done = tokio::select! {
+                        done = dispatched.response => done,
+                        _ = shutdown.changed() => break,
+                    };
                     Box::pin(std::future::ready(done))
                 };
                 if tx.send(response).await.is_err() {

@@ -322,3 +322,43 @@ async fn a_static_member_restarts_without_a_rebalance() {
     drop(b);
     broker.stop();
 }
+
+#[test]
+fn shutdown_does_not_wait_for_a_parked_join_group() {
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    use kafka_protocol::messages::{ApiKey, GroupId, JoinGroupRequest};
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+    use std::io::Write;
+
+    let dir = tempfile::tempdir().unwrap();
+    // The first join of a group waits 60 s for more members.
+    let broker = Broker::start(dir.path(), &["group.initial.rebalance.delay.ms=60000"]);
+    let request = JoinGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("parked")))
+        .with_session_timeout_ms(30_000)
+        .with_rebalance_timeout_ms(120_000)
+        .with_protocol_type(StrBytes::from_static_str("consumer"))
+        .with_protocols(vec![JoinGroupRequestProtocol::default()
+            .with_name(StrBytes::from_static_str("range"))
+            .with_metadata(bytes::Bytes::from_static(b"x"))]);
+    let mut body = bytes::BytesMut::new();
+    let header = kafka_protocol::messages::RequestHeader::default()
+        .with_request_api_key(ApiKey::JoinGroup as i16)
+        .with_request_api_version(1)
+        .with_correlation_id(1);
+    header.encode(&mut body, 1).unwrap();
+    request.encode(&mut body, 1).unwrap();
+    let mut socket = std::net::TcpStream::connect(&broker.addr).unwrap();
+    socket
+        .write_all(&(body.len() as i32).to_be_bytes())
+        .unwrap();
+    socket.write_all(&body).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    broker.stop();
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "shutdown waited for the parked JoinGroup: {:?}",
+        started.elapsed()
+    );
+}
