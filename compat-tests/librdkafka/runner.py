@@ -269,10 +269,21 @@ def main():
     passed = sum(1 for w, _, _ in all_results.values() if w == "PASS")
     failed = sum(1 for w, _, _ in all_results.values() if w == "FAIL")
     skipped = sum(1 for w, _, _ in all_results.values() if w == "SKIP")
-    if args.mode == "full":
-        with open(os.path.join(HERE, "results.tsv"), "w") as f:
+    if args.mode in ("full", "only"):
+        # A full run replaces results.tsv; a run of named tests updates their rows.
+        path = os.path.join(HERE, "results.tsv")
+        merged = {}
+        if args.mode == "only" and os.path.exists(path):
+            with open(path) as f:
+                next(f, None)
+                for line in f:
+                    parts = line.rstrip("\n").split("\t")
+                    if len(parts) == 4 and parts[0][:4] not in numbers:
+                        merged[parts[0]] = (parts[1], float(parts[2]), parts[3])
+        merged.update(all_results)
+        with open(path, "w") as f:
             f.write("name\tresult\tseconds\treason\n")
-            for name, (word, secs, reason) in sorted(all_results.items()):
+            for name, (word, secs, reason) in sorted(merged.items()):
                 f.write(f"{name}\t{word}\t{secs:.1f}\t{reason}\n")
     regressions = sorted(n for n in expected if n[:4] in numbers and all_results.get(n, ("FAIL",))[0] != "PASS")
     for name in regressions:
