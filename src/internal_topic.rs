@@ -80,6 +80,45 @@ pub async fn append_durably(
     Ok(())
 }
 
+/// Appends a Kafka string: i16 length, then the UTF-8 bytes.
+pub fn put_string(out: &mut Vec<u8>, s: &str) {
+    let b = s.as_bytes();
+    let len = b.len().min(i16::MAX as usize);
+    out.extend_from_slice(&(len as i16).to_be_bytes());
+    out.extend_from_slice(&b[..len]);
+}
+
+/// Reads big-endian fields of an internal record; every read is `None` past the end.
+pub struct Reader<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(b: &'a [u8]) -> Reader<'a> {
+        Reader { b, at: 0 }
+    }
+    pub fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let s = self.b.get(self.at..self.at.checked_add(n)?)?;
+        self.at += n;
+        Some(s)
+    }
+    pub fn i16(&mut self) -> Option<i16> {
+        Some(i16::from_be_bytes(self.take(2)?.try_into().ok()?))
+    }
+    pub fn i32(&mut self) -> Option<i32> {
+        Some(i32::from_be_bytes(self.take(4)?.try_into().ok()?))
+    }
+    pub fn i64(&mut self) -> Option<i64> {
+        Some(i64::from_be_bytes(self.take(8)?.try_into().ok()?))
+    }
+    /// A Kafka string (a negative length reads as empty).
+    pub fn string(&mut self) -> Option<String> {
+        let len = self.i16()?.max(0) as usize;
+        Some(String::from_utf8_lossy(self.take(len)?).into_owned())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

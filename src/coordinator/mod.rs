@@ -487,19 +487,7 @@ impl GroupCoordinator {
             .unwrap_or(0);
         group.sync_deadline = Some(now + Duration::from_millis(sync_timeout));
         let protocol = group.protocol_name.clone().unwrap_or_default();
-        let all: Vec<(String, Option<String>, Bytes)> = {
-            let mut ms: Vec<&Member> = group.members.values().collect();
-            ms.sort_by_key(|m| m.join_order);
-            ms.iter()
-                .map(|m| {
-                    (
-                        m.member_id.clone(),
-                        m.group_instance_id.clone(),
-                        m.metadata(&protocol),
-                    )
-                })
-                .collect()
-        };
+        let all = member_list(group, &protocol);
         let leader = group.leader_id.clone().unwrap_or_default();
         let generation = group.generation_id;
         let protocol_type = group.protocol_type.clone();
@@ -1257,21 +1245,27 @@ fn remove_member(group: &mut Group, member_id: &str) {
     }
 }
 
+/// Every member in join order: (member id, instance id, metadata for `protocol`), as the
+/// leader's JoinGroup answer lists them.
+fn member_list(group: &Group, protocol: &str) -> Vec<(String, Option<String>, Bytes)> {
+    let mut ms: Vec<&Member> = group.members.values().collect();
+    ms.sort_by_key(|m| m.join_order);
+    ms.iter()
+        .map(|m| {
+            (
+                m.member_id.clone(),
+                m.group_instance_id.clone(),
+                m.metadata(protocol),
+            )
+        })
+        .collect()
+}
+
 /// A JoinGroup answer with the group's current generation (no rebalance).
 fn current_generation(group: &Group, member_id: &str, with_members: bool) -> JoinResult {
     let protocol = group.protocol_name.clone().unwrap_or_default();
     let members = if with_members {
-        let mut ms: Vec<&Member> = group.members.values().collect();
-        ms.sort_by_key(|m| m.join_order);
-        ms.iter()
-            .map(|m| {
-                (
-                    m.member_id.clone(),
-                    m.group_instance_id.clone(),
-                    m.metadata(&protocol),
-                )
-            })
-            .collect()
+        member_list(group, &protocol)
     } else {
         Vec::new()
     };

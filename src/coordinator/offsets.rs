@@ -9,19 +9,13 @@
 //! ```
 
 use super::group::CommittedOffset;
+use crate::internal_topic::{put_string, Reader};
 use std::collections::HashMap;
 
 use crate::log::record_batch::{control_marker, decode_key_values, BatchHeader};
 use crate::log::Log;
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
-
-fn put_string(out: &mut Vec<u8>, s: &str) {
-    let b = s.as_bytes();
-    let len = b.len().min(i16::MAX as usize);
-    out.extend_from_slice(&(len as i16).to_be_bytes());
-    out.extend_from_slice(&b[..len]);
-}
 
 pub fn encode_key(group: &str, topic: &str, partition: i32) -> Vec<u8> {
     let mut out = Vec::new();
@@ -42,40 +36,6 @@ pub fn encode_value(o: &CommittedOffset) -> Vec<u8> {
     out
 }
 
-struct Reader<'a> {
-    b: &'a [u8],
-    at: usize,
-}
-
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Option<&[u8]> {
-        let s = self.b.get(self.at..self.at.checked_add(n)?)?;
-        self.at += n;
-        Some(s)
-    }
-    fn i16(&mut self) -> Option<i16> {
-        self.take(2).map(|s| i16::from_be_bytes([s[0], s[1]]))
-    }
-    fn i32(&mut self) -> Option<i32> {
-        self.take(4)
-            .map(|s| i32::from_be_bytes([s[0], s[1], s[2], s[3]]))
-    }
-    fn i64(&mut self) -> Option<i64> {
-        let s = self.take(8)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(s);
-        Some(i64::from_be_bytes(a))
-    }
-    fn string(&mut self) -> Option<String> {
-        let len = self.i16()?;
-        if len < 0 {
-            return Some(String::new());
-        }
-        self.take(len as usize)
-            .map(|s| String::from_utf8_lossy(s).into_owned())
-    }
-}
-
 /// One replayed record: an offset commit (or its deletion).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OffsetRecord {
@@ -87,7 +47,7 @@ pub struct OffsetRecord {
 
 /// Decodes an offset commit record; `None` for other record kinds (group metadata).
 pub fn decode(key: &[u8], value: Option<&[u8]>) -> Option<OffsetRecord> {
-    let mut k = Reader { b: key, at: 0 };
+    let mut k = Reader::new(key);
     let version = k.i16()?;
     if !(0..=1).contains(&version) {
         return None;
@@ -98,7 +58,7 @@ pub fn decode(key: &[u8], value: Option<&[u8]>) -> Option<OffsetRecord> {
     let value = match value {
         None => None,
         Some(v) => {
-            let mut r = Reader { b: v, at: 0 };
+            let mut r = Reader::new(v);
             let version = r.i16()?;
             let offset = r.i64()?;
             let leader_epoch = if version >= 3 { r.i32()? } else { -1 };

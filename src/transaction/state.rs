@@ -23,6 +23,7 @@
 
 use std::collections::BTreeSet;
 
+use crate::internal_topic::{put_string, Reader};
 use crate::log::TopicPartition;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,13 +84,6 @@ pub struct TxnMetadata {
     pub last_update_ms: i64,
 }
 
-fn put_string(out: &mut Vec<u8>, s: &str) {
-    let b = s.as_bytes();
-    let len = b.len().min(i16::MAX as usize);
-    out.extend_from_slice(&(len as i16).to_be_bytes());
-    out.extend_from_slice(&b[..len]);
-}
-
 pub fn encode_key(transactional_id: &str) -> Vec<u8> {
     let mut out = 0i16.to_be_bytes().to_vec();
     put_string(&mut out, transactional_id);
@@ -112,35 +106,9 @@ pub fn encode_value(t: &TxnMetadata) -> Vec<u8> {
     out
 }
 
-struct Reader<'a> {
-    b: &'a [u8],
-    at: usize,
-}
-
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Option<&[u8]> {
-        let s = self.b.get(self.at..self.at.checked_add(n)?)?;
-        self.at += n;
-        Some(s)
-    }
-    fn i16(&mut self) -> Option<i16> {
-        Some(i16::from_be_bytes(self.take(2)?.try_into().ok()?))
-    }
-    fn i32(&mut self) -> Option<i32> {
-        Some(i32::from_be_bytes(self.take(4)?.try_into().ok()?))
-    }
-    fn i64(&mut self) -> Option<i64> {
-        Some(i64::from_be_bytes(self.take(8)?.try_into().ok()?))
-    }
-    fn string(&mut self) -> Option<String> {
-        let len = self.i16()?.max(0) as usize;
-        Some(String::from_utf8_lossy(self.take(len)?).into_owned())
-    }
-}
-
 /// Decodes a `__transaction_state` record: the id, and its state (`None`: deleted).
 pub fn decode(key: &[u8], value: Option<&[u8]>) -> Option<(String, Option<TxnMetadata>)> {
-    let mut k = Reader { b: key, at: 0 };
+    let mut k = Reader::new(key);
     if k.i16()? != 0 {
         return None;
     }
@@ -148,7 +116,7 @@ pub fn decode(key: &[u8], value: Option<&[u8]>) -> Option<(String, Option<TxnMet
     let Some(value) = value else {
         return Some((id, None));
     };
-    let mut r = Reader { b: value, at: 0 };
+    let mut r = Reader::new(value);
     r.i16()?;
     let producer_id = r.i64()?;
     let producer_epoch = r.i16()?;
