@@ -98,10 +98,17 @@ async fn topic_configs_are_described_altered_validated_applied_and_durable() {
     let broker = Broker::start(dir.path(), &[]);
     create_topic(&broker.addr, "conf", 1).await;
 
+    // Set in the embedded config file (log.retention.ms): a static broker config, as Kafka
+    // reports keys set in server.properties; a key the file does not set: a default.
     let (value, source) = topic_config(&broker.addr, "conf", "retention.ms").await;
     assert_eq!(
         (value.as_deref(), source.as_str()),
-        (Some("604800000"), "Default")
+        (Some("604800000"), "StaticBroker")
+    );
+    let (value, source) = topic_config(&broker.addr, "conf", "delete.retention.ms").await;
+    assert_eq!(
+        (value.as_deref(), source.as_str()),
+        (Some("86400000"), "Default")
     );
     let (value, _) = topic_config(&broker.addr, "conf", "segment.bytes").await;
     assert_eq!(value.as_deref(), Some("1073741824"));
@@ -204,10 +211,11 @@ async fn topic_configs_are_described_altered_validated_applied_and_durable() {
     );
     let (value, _) = topic_config(&broker.addr, "conf", "cleanup.policy").await;
     assert_eq!(value.as_deref(), Some("delete,compact"));
+    // The override is gone: back to the broker's setting.
     let (value, source) = topic_config(&broker.addr, "conf", "retention.ms").await;
     assert_eq!(
         (value.as_deref(), source.as_str()),
-        (Some("604800000"), "Default")
+        (Some("604800000"), "StaticBroker")
     );
     let r: IncrementalAlterConfigsResponse = call(
         &broker.addr,
