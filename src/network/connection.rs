@@ -7,6 +7,7 @@
 //! connection's write task, and the read loop notices and stops.
 
 use std::sync::Arc;
+use std::task::Poll;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncWriteExt, BufWriter};
@@ -78,8 +79,20 @@ pub async fn serve(broker: Arc<Broker>, socket: TcpStream, mut shutdown: watch::
 
 async fn write_responses(writer: OwnedWriteHalf, mut rx: mpsc::Receiver<ResponseFuture>) {
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
-    while let Some(pending) = rx.recv().await {
-        match pending.await {
+    while let Some(mut pending) = rx.recv().await {
+        // Responses already written must not wait in the buffer while this one waits
+        // (e.g. for its fsync): flush first unless it is ready right away.
+        let ready = std::future::poll_fn(|cx| Poll::Ready(pending.as_mut().poll(cx))).await;
+        let response = match ready {
+            Poll::Ready(response) => response,
+            Poll::Pending => {
+                if !writer.buffer().is_empty() && writer.flush().await.is_err() {
+                    return;
+                }
+                pending.await
+            }
+        };
+        match response {
             Response::Frame(bytes) => {
                 if writer.write_all(&bytes).await.is_err() {
                     return;
