@@ -788,10 +788,13 @@ impl GroupCoordinator {
     }
 
     /// Appends records to the group's offsets partition and waits until they are durable.
+    /// With a producer (id, epoch) they are written as a transactional batch (no sequence),
+    /// pending until that transaction's marker.
     async fn persist(
         &self,
         group_id: &str,
         records: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+        producer: Option<(i64, i16)>,
     ) -> Result<(), ResponseError> {
         if records.is_empty() {
             return Ok(());
@@ -801,7 +804,12 @@ impl GroupCoordinator {
             .iter()
             .map(|(k, v)| (Some(k.as_slice()), v.as_deref()))
             .collect();
-        append_durably(&log, &refs, |_| {}).await
+        append_durably(&log, &refs, |batch| {
+            if let Some((producer_id, producer_epoch)) = producer {
+                mark_transactional(batch, producer_id, producer_epoch)
+            }
+        })
+        .await
     }
 
     fn write_tombstones(&self, group_id: &str, partitions: &[(String, i32)]) {
@@ -910,7 +918,7 @@ impl GroupCoordinator {
             return vec![e.code(); entries.len()];
         }
         let (mut codes, records, accepted) = self.offset_records(group_id, &entries);
-        if let Err(err) = self.persist(group_id, records).await {
+        if let Err(err) = self.persist(group_id, records, None).await {
             for (i, ..) in &accepted {
                 codes[*i] = err.code();
             }
@@ -951,7 +959,7 @@ impl GroupCoordinator {
         }
         let (codes, records, accepted) = self.offset_records(group_id, &entries);
         if let Err(err) = self
-            .persist_transactional(group_id, producer_id, producer_epoch, records)
+            .persist(group_id, records, Some((producer_id, producer_epoch)))
             .await
         {
             return vec![err.code(); entries.len()];
@@ -965,28 +973,6 @@ impl GroupCoordinator {
             pending.insert((topic, partition), value);
         }
         codes
-    }
-
-    /// Writes transactional offset records (producer id and epoch, no sequence), durably.
-    async fn persist_transactional(
-        &self,
-        group_id: &str,
-        producer_id: i64,
-        producer_epoch: i16,
-        records: Vec<(Vec<u8>, Option<Vec<u8>>)>,
-    ) -> Result<(), ResponseError> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        let log = self.offsets_log(group_id)?;
-        let refs: Vec<RawRecord<'_>> = records
-            .iter()
-            .map(|(k, v)| (Some(k.as_slice()), v.as_deref()))
-            .collect();
-        append_durably(&log, &refs, |batch| {
-            mark_transactional(batch, producer_id, producer_epoch)
-        })
-        .await
     }
 
     /// A transaction ended (its marker is on the offsets partition): its pending offsets
