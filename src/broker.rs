@@ -1,12 +1,14 @@
 //! The state every request handler shares: configuration, the log manager, and the address
 //! this broker advertises. Immutable after start-up; shared as `Arc<Broker>`.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::config::BrokerConfig;
 use crate::coordinator::GroupCoordinator;
 use crate::log_manager::LogManager;
 use crate::producer_ids::ProducerIdManager;
+use crate::storage::Storage;
 use crate::transaction::TransactionCoordinator;
 
 #[derive(Clone)]
@@ -22,6 +24,64 @@ pub struct Broker {
 }
 
 impl Broker {
+    /// Opens the data directories on `storage` (recovering after a crash), then loads the
+    /// group and transaction coordinators from their internal topics. `local` is the
+    /// address the listener is bound to. An error says which part failed and why.
+    pub async fn open(
+        config: Arc<BrokerConfig>,
+        storage: Arc<dyn Storage>,
+        local: SocketAddr,
+    ) -> Result<Broker, String> {
+        let logs = {
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || LogManager::open(config, storage))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())
+                .map(Arc::new)?
+        };
+        let groups = {
+            let (coordinator_config, logs) = (config.coordinator.clone(), logs.clone());
+            tokio::task::spawn_blocking(move || GroupCoordinator::load(coordinator_config, logs))
+                .await
+                .map(Arc::new)
+                .map_err(|e| e.to_string())?
+        };
+        let producer_ids = ProducerIdManager::open(
+            logs.storage().clone(),
+            logs.metadata_dir().join("producer-id-block"),
+        )
+        .map(Arc::new)
+        .map_err(|e| format!("producer-id-block: {e}"))?;
+        let txns = Arc::new(
+            TransactionCoordinator::load(
+                config.transactions.clone(),
+                logs.clone(),
+                groups.clone(),
+                producer_ids.clone(),
+            )
+            .await,
+        );
+        let advertised = config.advertised();
+        Ok(Broker {
+            producer_ids,
+            txns,
+            logs,
+            groups,
+            advertised_host: if advertised.host.is_empty() {
+                local.ip().to_string()
+            } else {
+                advertised.host.clone()
+            },
+            advertised_port: if advertised.port == 0 {
+                local.port()
+            } else {
+                advertised.port
+            },
+            config,
+        })
+    }
+
     pub fn node_id(&self) -> i32 {
         self.config.node_id
     }

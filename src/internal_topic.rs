@@ -73,7 +73,7 @@ pub async fn append_durably(
         ResponseError::KafkaStorageError
     })?;
     if log.config().is_durable() {
-        log.wait_durable(info.last_offset + 1)
+        log.wait_durable(&info)
             .await
             .map_err(|_| ResponseError::KafkaStorageError)?;
     }

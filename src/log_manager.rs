@@ -7,8 +7,7 @@
 //! `admin` so their multi-file updates don't interleave. No lock is held across an await.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -24,6 +23,7 @@ use crate::log::file_names::{
 };
 use crate::log::loader::{load_log, RecoveryStart};
 use crate::log::{Log, LogError, TopicPartition};
+use crate::storage::Storage;
 
 /// Errors of topic administration, converted to Kafka codes in `api/`.
 #[derive(Debug)]
@@ -102,6 +102,7 @@ struct TopicTable {
 
 pub struct LogManager {
     config: Arc<BrokerConfig>,
+    storage: Arc<dyn Storage>,
     cluster_id: String,
     topics: RwLock<TopicTable>,
     admin: Mutex<()>,
@@ -135,36 +136,21 @@ pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
     Ok(())
 }
 
-/// Writes `bytes` to `path` atomically: temp file, fsync, rename, fsync of the directory.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, path)?;
-    fs::File::open(dir)?.sync_all()
-}
-
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    fs::File::open(dir)?.sync_all()
-}
-
 /// Which offset of a log a checkpoint file records.
 type OffsetOf = fn(&Log) -> i64;
 
 /// Writes `partition.metadata` (Kafka's format) into a partition directory.
-fn write_partition_metadata(dir: &Path, id: Uuid) -> Result<(), TopicError> {
+fn write_partition_metadata(storage: &dyn Storage, dir: &Path, id: Uuid) -> Result<(), TopicError> {
     let path = dir.join(PARTITION_METADATA);
     let text = format!("version: 0\ntopic_id: {}\n", base64url(id.as_bytes()));
-    write_atomically(&path, text.as_bytes()).map_err(io_err(&path))
+    storage
+        .write_atomically(&path, text.as_bytes())
+        .map_err(io_err(&path))
 }
 
 /// The topic id in a partition directory's `partition.metadata`, if it has one.
-fn read_partition_metadata(dir: &Path) -> Option<Uuid> {
-    let text = fs::read_to_string(dir.join(PARTITION_METADATA)).ok()?;
+fn read_partition_metadata(storage: &dyn Storage, dir: &Path) -> Option<Uuid> {
+    let text = storage.read_to_string(&dir.join(PARTITION_METADATA)).ok()?;
     let encoded = text
         .lines()
         .find_map(|l| l.strip_prefix("topic_id: "))?
@@ -215,12 +201,20 @@ fn base64url(bytes: &[u8]) -> String {
 impl LogManager {
     /// Opens every data directory: identity, topic metadata, and every partition's log
     /// (recovering after a crash).
-    pub fn open(config: Arc<BrokerConfig>) -> Result<LogManager, TopicError> {
+    pub fn open(
+        config: Arc<BrokerConfig>,
+        storage: Arc<dyn Storage>,
+    ) -> Result<LogManager, TopicError> {
         let mut cluster_id = None;
         let mut clean = Vec::new();
         for dir in &config.log_dirs {
-            fs::create_dir_all(dir).map_err(io_err(dir))?;
-            let id = Self::read_or_write_meta_properties(dir, config.node_id, cluster_id.clone())?;
+            storage.create_dir_durably(dir).map_err(io_err(dir))?;
+            let id = Self::read_or_write_meta_properties(
+                storage.as_ref(),
+                dir,
+                config.node_id,
+                cluster_id.clone(),
+            )?;
             if let Some(known) = cluster_id.as_ref().filter(|known| **known != id) {
                 return Err(TopicError::Io {
                     path: dir.join(META_PROPERTIES),
@@ -230,16 +224,11 @@ impl LogManager {
                 });
             }
             cluster_id = Some(id);
-            clean.push(dir.join(CLEAN_SHUTDOWN_FILE).exists());
+            clean.push(storage.exists(&dir.join(CLEAN_SHUTDOWN_FILE)));
             // Leftovers of deletions interrupted by a crash.
-            for entry in fs::read_dir(dir).map_err(io_err(dir))? {
-                let entry = entry.map_err(io_err(dir))?;
-                if entry
-                    .file_name()
-                    .to_string_lossy()
-                    .ends_with(DELETE_DIR_SUFFIX)
-                {
-                    fs::remove_dir_all(entry.path()).map_err(io_err(&entry.path()))?;
+            for path in storage.list(dir).map_err(io_err(dir))? {
+                if path.to_string_lossy().ends_with(DELETE_DIR_SUFFIX) {
+                    storage.remove_dir_all(&path).map_err(io_err(&path))?;
                 }
             }
         }
@@ -248,18 +237,23 @@ impl LogManager {
             topics: RwLock::new(TopicTable::default()),
             admin: Mutex::new(()),
             config: config.clone(),
+            storage: storage.clone(),
         };
         let metadata_dir = manager.topics_dir();
-        fs::create_dir_all(&metadata_dir).map_err(io_err(&metadata_dir))?;
+        storage
+            .create_dir_durably(&manager.metadata_dir())
+            .map_err(io_err(&metadata_dir))?;
+        storage
+            .create_dir_durably(&metadata_dir)
+            .map_err(io_err(&metadata_dir))?;
         let recovery_points = manager.read_checkpoint(RECOVERY_POINT_CHECKPOINT);
         let log_start_offsets = manager.read_checkpoint(LOG_START_OFFSET_CHECKPOINT);
         let mut table = TopicTable::default();
-        for entry in fs::read_dir(&metadata_dir).map_err(io_err(&metadata_dir))? {
-            let path = entry.map_err(io_err(&metadata_dir))?.path();
+        for path in storage.list(&metadata_dir).map_err(io_err(&metadata_dir))? {
             if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
                 continue;
             }
-            let text = fs::read_to_string(&path).map_err(io_err(&path))?;
+            let text = storage.read_to_string(&path).map_err(io_err(&path))?;
             let file: TopicFile = serde_yaml::from_str(&text).map_err(|e| TopicError::Io {
                 path: path.clone(),
                 source: io::Error::other(e.to_string()),
@@ -286,6 +280,7 @@ impl LogManager {
                 };
                 let log_start = *log_start_offsets.get(&tp).unwrap_or(&0);
                 let (log, report) = load_log(
+                    &storage,
                     tp.clone(),
                     dir.clone(),
                     log_config.clone(),
@@ -293,8 +288,8 @@ impl LogManager {
                     log_start,
                 )
                 .map_err(TopicError::Log)?;
-                if read_partition_metadata(&dir) != Some(id) {
-                    write_partition_metadata(&dir, id)?;
+                if read_partition_metadata(storage.as_ref(), &dir) != Some(id) {
+                    write_partition_metadata(storage.as_ref(), &dir, id)?;
                 }
                 if report.recovered_segments > 0 {
                     tracing::info!(
@@ -322,17 +317,18 @@ impl LogManager {
         // exists: a deletion interrupted after its metadata file was removed. Directories
         // without that file are not Gregor's and are left alone.
         for dir in &config.log_dirs {
-            for entry in fs::read_dir(dir).map_err(io_err(dir))? {
-                let entry = entry.map_err(io_err(dir))?;
-                let path = entry.path();
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if file_names::parse_partition_dir_name(&name).is_none() || !path.is_dir() {
+            for path in storage.list(dir).map_err(io_err(dir))? {
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                if file_names::parse_partition_dir_name(&name).is_none() || !storage.is_dir(&path) {
                     continue;
                 }
-                match read_partition_metadata(&path) {
+                match read_partition_metadata(storage.as_ref(), &path) {
                     Some(id) if !table.by_id.contains_key(&id) => {
                         tracing::warn!(dir = %path.display(), "removing the data of a deleted topic");
-                        fs::remove_dir_all(&path).map_err(io_err(&path))?;
+                        storage.remove_dir_all(&path).map_err(io_err(&path))?;
                     }
                     Some(_) => {}
                     None if !table
@@ -347,19 +343,18 @@ impl LogManager {
             }
         }
         // Leftovers of atomic writes interrupted by a crash.
-        for entry in fs::read_dir(&metadata_dir).map_err(io_err(&metadata_dir))? {
-            let path = entry.map_err(io_err(&metadata_dir))?.path();
+        for path in storage.list(&metadata_dir).map_err(io_err(&metadata_dir))? {
             if path.extension().and_then(|e| e.to_str()) == Some("tmp") {
-                fs::remove_file(&path).map_err(io_err(&path))?;
+                storage.remove_file(&path).map_err(io_err(&path))?;
             }
         }
         *manager.topics.write().unwrap_or_else(|e| e.into_inner()) = table;
         // From now on a crash is an unclean shutdown again.
         for dir in &config.log_dirs {
             let marker = dir.join(CLEAN_SHUTDOWN_FILE);
-            if marker.exists() {
-                fs::remove_file(&marker).map_err(io_err(&marker))?;
-                sync_dir(dir).map_err(io_err(dir))?;
+            if storage.exists(&marker) {
+                storage.remove_file(&marker).map_err(io_err(&marker))?;
+                storage.sync_dir(dir).map_err(io_err(dir))?;
             }
         }
         manager.checkpoint_recovery_points();
@@ -367,12 +362,13 @@ impl LogManager {
     }
 
     fn read_or_write_meta_properties(
+        storage: &dyn Storage,
         dir: &Path,
         node_id: i32,
         known_cluster: Option<String>,
     ) -> Result<String, TopicError> {
         let path = dir.join(META_PROPERTIES);
-        if let Ok(text) = fs::read_to_string(&path) {
+        if let Ok(text) = storage.read_to_string(&path) {
             let stored_node = text
                 .lines()
                 .find_map(|l| l.strip_prefix("node.id="))
@@ -399,11 +395,18 @@ impl LogManager {
         let text = format!(
             "#\n#Written by Gregor\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\ndirectory.id={directory_id}\n"
         );
-        write_atomically(&path, text.as_bytes()).map_err(io_err(&path))?;
+        storage
+            .write_atomically(&path, text.as_bytes())
+            .map_err(io_err(&path))?;
         Ok(cluster_id)
     }
 
     /// Where broker-wide metadata files live (`<first log dir>/__gregor_metadata`).
+    /// The storage every log and metadata file goes through.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
     pub fn metadata_dir(&self) -> PathBuf {
         self.config.log_dirs[0].join(METADATA_DIR)
     }
@@ -418,7 +421,7 @@ impl LogManager {
         let name = file_names::partition_dir_name(&tp.topic, tp.partition);
         for (i, dir) in self.config.log_dirs.iter().enumerate() {
             let candidate = dir.join(&name);
-            if candidate.is_dir() {
+            if self.storage.is_dir(&candidate) {
                 return (i, candidate);
             }
         }
@@ -428,12 +431,9 @@ impl LogManager {
             .iter()
             .enumerate()
             .min_by_key(|(_, d)| {
-                fs::read_dir(d)
-                    .map(|rd| {
-                        rd.filter_map(Result::ok)
-                            .filter(|e| e.path().is_dir())
-                            .count()
-                    })
+                self.storage
+                    .list(d)
+                    .map(|entries| entries.iter().filter(|e| self.storage.is_dir(e)).count())
                     .unwrap_or(0)
             })
             .unwrap_or((0, &self.config.log_dirs[0]));
@@ -586,7 +586,9 @@ impl LogManager {
             source: io::Error::other(e.to_string()),
         })?;
         let path = self.topics_dir().join(format!("{name}.yaml"));
-        write_atomically(&path, text.as_bytes()).map_err(io_err(&path))
+        self.storage
+            .write_atomically(&path, text.as_bytes())
+            .map_err(io_err(&path))
     }
 
     /// Creates one new partition's directory (with its `partition.metadata`) and log.
@@ -602,10 +604,11 @@ impl LogManager {
             partition,
         };
         let (_, dir) = self.partition_dir(&tp);
-        if dir.exists() {
+        let storage = self.storage.as_ref();
+        if storage.exists(&dir) {
             // Left by a deletion interrupted by a crash (a different topic id), or not ours.
-            if read_partition_metadata(&dir).is_some() {
-                fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
+            if read_partition_metadata(storage, &dir).is_some() {
+                storage.remove_dir_all(&dir).map_err(io_err(&dir))?;
             } else {
                 return Err(TopicError::Io {
                     path: dir.clone(),
@@ -615,9 +618,10 @@ impl LogManager {
                 });
             }
         }
-        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        write_partition_metadata(&dir, id)?;
+        storage.create_dir_durably(&dir).map_err(io_err(&dir))?;
+        write_partition_metadata(storage, &dir, id)?;
         let (log, _) = load_log(
+            &self.storage,
             tp,
             dir.clone(),
             log_config.clone(),
@@ -625,9 +629,6 @@ impl LogManager {
             0,
         )
         .map_err(TopicError::Log)?;
-        if let Some(parent) = dir.parent() {
-            sync_dir(parent).map_err(io_err(parent))?;
-        }
         Ok(Arc::new(log))
     }
 
@@ -744,8 +745,10 @@ impl LogManager {
         let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
         let topic = self.topic(name).ok_or(TopicError::UnknownTopic)?;
         let path = self.topics_dir().join(format!("{name}.yaml"));
-        fs::remove_file(&path).map_err(io_err(&path))?;
-        sync_dir(&self.topics_dir()).map_err(io_err(&self.topics_dir()))?;
+        self.storage.remove_file(&path).map_err(io_err(&path))?;
+        self.storage
+            .sync_dir(&self.topics_dir())
+            .map_err(io_err(&self.topics_dir()))?;
         {
             let mut table = self.topics.write().unwrap_or_else(|e| e.into_inner());
             table.by_name.remove(name);
@@ -761,8 +764,10 @@ impl LogManager {
                 dir.file_name().unwrap_or_default().to_string_lossy(),
                 topic.id.simple()
             ));
-            fs::rename(&dir, &doomed).map_err(io_err(&dir))?;
-            fs::remove_dir_all(&doomed).map_err(io_err(&doomed))?;
+            self.storage.rename(&dir, &doomed).map_err(io_err(&dir))?;
+            self.storage
+                .remove_dir_all(&doomed)
+                .map_err(io_err(&doomed))?;
         }
         self.checkpoint_recovery_points();
         tracing::info!(topic = name, "deleted topic");
@@ -772,7 +777,7 @@ impl LogManager {
     fn read_checkpoint(&self, file: &str) -> HashMap<TopicPartition, i64> {
         let mut points = HashMap::new();
         for dir in &self.config.log_dirs {
-            let Ok(text) = fs::read_to_string(dir.join(file)) else {
+            let Ok(text) = self.storage.read_to_string(&dir.join(file)) else {
                 continue;
             };
             for line in text.lines().skip(2) {
@@ -821,7 +826,7 @@ impl LogManager {
                     ));
                 }
                 let path = dir.join(file);
-                if let Err(e) = write_atomically(&path, text.as_bytes()) {
+                if let Err(e) = self.storage.write_atomically(&path, text.as_bytes()) {
                     tracing::error!(path = %path.display(), error = %e, "writing a checkpoint failed");
                 }
             }
@@ -876,7 +881,7 @@ impl LogManager {
         }
         for dir in &self.config.log_dirs {
             let marker = dir.join(CLEAN_SHUTDOWN_FILE);
-            if let Err(e) = write_atomically(&marker, b"") {
+            if let Err(e) = self.storage.write_atomically(&marker, b"") {
                 tracing::error!(path = %marker.display(), error = %e, "writing the clean shutdown marker failed");
             }
         }
@@ -887,11 +892,16 @@ impl LogManager {
 mod tests {
     use super::*;
     use crate::config::{RawConfig, DEFAULT_CONFIG_YAML};
+    use std::fs;
 
     fn manager(dir: &Path) -> LogManager {
         let mut raw = RawConfig::from_yaml(DEFAULT_CONFIG_YAML).unwrap();
         raw.set("log.dirs", dir.to_str().unwrap());
-        LogManager::open(Arc::new(BrokerConfig::from_raw(&raw).unwrap())).unwrap()
+        LogManager::open(
+            Arc::new(BrokerConfig::from_raw(&raw).unwrap()),
+            crate::storage::file_system(),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -962,13 +972,18 @@ mod tests {
         fs::write(dir.path().join("backup-2024/file"), b"precious").unwrap();
         // A deletion interrupted after its metadata file went: a known-format orphan.
         fs::create_dir_all(dir.path().join("gone-0")).unwrap();
-        write_partition_metadata(&dir.path().join("gone-0"), Uuid::new_v4()).unwrap();
+        write_partition_metadata(
+            &crate::storage::FileSystem,
+            &dir.path().join("gone-0"),
+            Uuid::new_v4(),
+        )
+        .unwrap();
         let m = manager(dir.path());
         assert!(dir.path().join("backup-2024/file").exists());
         assert!(!dir.path().join("gone-0").exists());
         let id = m.topic("kept").unwrap().id;
         assert_eq!(
-            read_partition_metadata(&dir.path().join("kept-0")),
+            read_partition_metadata(&crate::storage::FileSystem, &dir.path().join("kept-0")),
             Some(id)
         );
     }

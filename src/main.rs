@@ -14,6 +14,7 @@ mod network;
 mod producer_ids;
 mod server;
 mod shutdown;
+mod storage;
 mod transaction;
 
 use std::path::PathBuf;

@@ -9,19 +9,22 @@
 
 use std::io;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use crate::storage::Storage;
 
 const BLOCK_SIZE: i64 = 1000;
 
 pub struct ProducerIdManager {
+    storage: Arc<dyn Storage>,
     path: PathBuf,
     /// (next id to hand out, end of the block reserved on disk)
     block: Mutex<(i64, i64)>,
 }
 
 impl ProducerIdManager {
-    pub fn open(path: PathBuf) -> io::Result<ProducerIdManager> {
-        let reserved = match std::fs::read_to_string(&path) {
+    pub fn open(storage: Arc<dyn Storage>, path: PathBuf) -> io::Result<ProducerIdManager> {
+        let reserved = match storage.read_to_string(&path) {
             Ok(text) => text
                 .trim()
                 .parse::<i64>()
@@ -30,6 +33,7 @@ impl ProducerIdManager {
             Err(e) => return Err(e),
         };
         Ok(ProducerIdManager {
+            storage,
             path,
             block: Mutex::new((reserved, reserved)),
         })
@@ -40,7 +44,8 @@ impl ProducerIdManager {
         let mut block = self.block.lock().unwrap_or_else(|e| e.into_inner());
         if block.0 >= block.1 {
             let end = block.1 + BLOCK_SIZE;
-            crate::log_manager::write_atomically(&self.path, end.to_string().as_bytes())?;
+            self.storage
+                .write_atomically(&self.path, end.to_string().as_bytes())?;
             *block = (block.1, end);
         }
         let id = block.0;
@@ -57,11 +62,12 @@ mod tests {
     fn ids_are_never_reused_across_restarts() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("producer-id-block");
-        let m = ProducerIdManager::open(path.clone()).unwrap();
+        let fs = crate::storage::file_system();
+        let m = ProducerIdManager::open(fs.clone(), path.clone()).unwrap();
         assert_eq!(m.next_id().unwrap(), 0);
         assert_eq!(m.next_id().unwrap(), 1);
         drop(m);
-        let m = ProducerIdManager::open(path).unwrap();
+        let m = ProducerIdManager::open(fs, path).unwrap();
         assert_eq!(m.next_id().unwrap(), BLOCK_SIZE);
     }
 }

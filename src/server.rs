@@ -11,11 +11,8 @@ use tokio::task::JoinSet;
 
 use crate::broker::Broker;
 use crate::config::BrokerConfig;
-use crate::coordinator::GroupCoordinator;
-use crate::log_manager::LogManager;
 use crate::network::connection;
-use crate::producer_ids::ProducerIdManager;
-use crate::transaction::TransactionCoordinator;
+use crate::storage;
 
 /// How long in-flight requests get to finish at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -40,15 +37,6 @@ pub async fn run<F>(config: Arc<BrokerConfig>, stop: F) -> Result<(), ServerErro
 where
     F: std::future::Future<Output = ()>,
 {
-    let opened = {
-        let config = config.clone();
-        tokio::task::spawn_blocking(move || LogManager::open(config)).await
-    };
-    let logs = match opened {
-        Ok(Ok(logs)) => Arc::new(logs),
-        Ok(Err(e)) => return Err(ServerError::Storage(e.to_string())),
-        Err(e) => return Err(ServerError::Storage(e.to_string())),
-    };
     let listener_config = &config.listeners[0];
     let addr = listener_config
         .socket_addr()
@@ -59,43 +47,15 @@ where
     let local = listener
         .local_addr()
         .map_err(|e| ServerError::Listen(e.to_string()))?;
-    let groups = {
-        let (coordinator_config, logs) = (config.coordinator.clone(), logs.clone());
-        tokio::task::spawn_blocking(move || GroupCoordinator::load(coordinator_config, logs))
-            .await
-            .map(Arc::new)
-            .map_err(|e| ServerError::Storage(e.to_string()))?
-    };
-    let producer_ids = ProducerIdManager::open(logs.metadata_dir().join("producer-id-block"))
+    let broker = Broker::open(config.clone(), storage::file_system(), local)
+        .await
         .map(Arc::new)
-        .map_err(|e| ServerError::Storage(e.to_string()))?;
-    let txns = Arc::new(
-        TransactionCoordinator::load(
-            config.transactions.clone(),
-            logs.clone(),
-            groups.clone(),
-            producer_ids.clone(),
-        )
-        .await,
+        .map_err(ServerError::Storage)?;
+    let (logs, groups, txns) = (
+        broker.logs.clone(),
+        broker.groups.clone(),
+        broker.txns.clone(),
     );
-    let advertised = config.advertised();
-    let broker = Arc::new(Broker {
-        producer_ids,
-        txns: txns.clone(),
-        config: config.clone(),
-        logs: logs.clone(),
-        groups: groups.clone(),
-        advertised_host: if advertised.host.is_empty() {
-            local.ip().to_string()
-        } else {
-            advertised.host.clone()
-        },
-        advertised_port: if advertised.port == 0 {
-            local.port()
-        } else {
-            advertised.port
-        },
-    });
     // Tests and scripts read this line to find the port.
     println!("gregor listening on {local}");
     tracing::info!(address = %local, topics = logs.topics().len(), cluster_id = logs.cluster_id(), "broker started");

@@ -17,13 +17,13 @@ use super::errors::log_error_code;
 use super::{RequestContext, RequestError, Response, ResponseFuture};
 use crate::broker::Broker;
 use crate::log::record_batch::validate_produce_batches;
-use crate::log::{Log, LogError};
+use crate::log::{AppendInfo, Log, LogError};
 
 /// A partition's outcome before the durability wait.
 struct PartitionOutcome {
     response: PartitionProduceResponse,
-    /// Wait for this log to be durable up to this offset before answering.
-    wait: Option<(Arc<Log>, i64)>,
+    /// Wait for this append to be durable before answering.
+    wait: Option<(Arc<Log>, AppendInfo)>,
 }
 
 fn error_partition(index: i32, error: ResponseError, message: Option<String>) -> PartitionOutcome {
@@ -94,8 +94,8 @@ pub fn handle(
             let mut out = Vec::with_capacity(partitions.len());
             for outcome in partitions {
                 let mut response = outcome.response;
-                if let Some((log, end)) = outcome.wait {
-                    if let Err(e) = log.wait_durable(end).await {
+                if let Some((log, info)) = outcome.wait {
+                    if let Err(e) = log.wait_durable(&info).await {
                         response = PartitionProduceResponse::default()
                             .with_index(response.index)
                             .with_error_code(log_error_code(&e).code())
@@ -139,8 +139,7 @@ fn append_partition(
     let result = log.append(records, &headers);
     match result {
         Ok(info) => {
-            let wait =
-                (acks != 0 && config.is_durable()).then(|| (log.clone(), info.last_offset + 1));
+            let wait = (acks != 0 && config.is_durable()).then(|| (log.clone(), info));
             PartitionOutcome {
                 response: PartitionProduceResponse::default()
                     .with_index(index)

@@ -15,7 +15,7 @@ fn coordinator(dir: &std::path::Path, initial_delay_ms: u64) -> GroupCoordinator
         &initial_delay_ms.to_string(),
     );
     let config = Arc::new(BrokerConfig::from_raw(&raw).unwrap());
-    let logs = Arc::new(LogManager::open(config.clone()).unwrap());
+    let logs = Arc::new(LogManager::open(config.clone(), crate::storage::file_system()).unwrap());
     GroupCoordinator::load(config.coordinator.clone(), logs)
 }
 

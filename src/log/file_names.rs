@@ -44,6 +44,16 @@ pub fn time_index_file(dir: &Path, base_offset: i64) -> PathBuf {
     dir.join(format!("{}{TIME_INDEX_SUFFIX}", offset_prefix(base_offset)))
 }
 
+/// Every file of one segment: log, offset index, time index, transaction index.
+pub fn segment_files(dir: &Path, base_offset: i64) -> [PathBuf; 4] {
+    [
+        log_file(dir, base_offset),
+        index_file(dir, base_offset),
+        time_index_file(dir, base_offset),
+        txn_index_file(dir, base_offset),
+    ]
+}
+
 /// The base offset of a `.log` file name, if it is one.
 pub fn parse_log_file_name(name: &str) -> Option<i64> {
     let stem = name.strip_suffix(LOG_SUFFIX)?;

@@ -5,10 +5,10 @@
 //!
 //! Synchronisation: owned by a `LogSegment`, which is only touched under its `Log`'s lock.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read};
+use std::io;
 use std::path::Path;
-use std::sync::Arc;
+
+use crate::storage::{FileRef, OpenMode, Storage};
 
 /// `.index` entry: (offset - base_offset) as u32 BE, file position as u32 BE.
 pub const OFFSET_ENTRY_SIZE: usize = 8;
@@ -30,49 +30,51 @@ pub struct TimeEntry {
 /// Appends fixed-size entries to an index file.
 #[derive(Debug)]
 struct IndexFile {
-    file: Arc<File>,
+    file: FileRef,
     len: u64,
 }
 
 impl IndexFile {
-    fn create(path: &Path) -> io::Result<IndexFile> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .read(true)
-            .open(path)?;
+    fn create(storage: &dyn Storage, path: &Path) -> io::Result<IndexFile> {
         Ok(IndexFile {
-            file: Arc::new(file),
+            file: storage.open(path, OpenMode::Truncate)?,
             len: 0,
         })
     }
 
-    fn open(path: &Path) -> io::Result<(IndexFile, Vec<u8>)> {
-        let mut file = OpenOptions::new().write(true).read(true).open(path)?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)?;
-        Ok((
-            IndexFile {
-                file: Arc::new(file),
-                len: bytes.len() as u64,
-            },
-            bytes,
-        ))
+    fn open(storage: &dyn Storage, path: &Path) -> io::Result<(IndexFile, Vec<u8>)> {
+        let file = storage.open(path, OpenMode::Existing)?;
+        let len = file.len()?;
+        let mut bytes = vec![0u8; len as usize];
+        file.read_exact_at(&mut bytes, 0)?;
+        Ok((IndexFile { file, len }, bytes))
     }
 
     fn append(&mut self, entry: &[u8]) -> io::Result<()> {
-        use std::os::unix::fs::FileExt;
-        self.file.write_all_at(entry, self.len)?;
+        if let Err(e) = self.file.write_all_at(&[entry], self.len) {
+            // Don't leave half an entry behind (best effort: the load-time check also
+            // catches it).
+            let _ignored_secondary = self.file.set_len(self.len);
+            return Err(e);
+        }
         self.len += entry.len() as u64;
         Ok(())
     }
 
     fn rewrite(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.file.set_len(0)?;
-        use std::os::unix::fs::FileExt;
-        self.file.write_all_at(bytes, 0)?;
+        self.len = 0;
+        self.file.write_all_at(&[bytes], 0)?;
         self.len = bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Cuts the file back to `len` bytes (undoing appends of a failed log append).
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        if len < self.len {
+            self.file.set_len(len)?;
+            self.len = len;
+        }
         Ok(())
     }
 }
@@ -86,21 +88,26 @@ pub struct OffsetIndex {
 }
 
 impl OffsetIndex {
-    pub fn create(path: &Path, base_offset: i64) -> io::Result<OffsetIndex> {
+    pub fn create(storage: &dyn Storage, path: &Path, base_offset: i64) -> io::Result<OffsetIndex> {
         Ok(OffsetIndex {
             base_offset,
-            file: IndexFile::create(path)?,
+            file: IndexFile::create(storage, path)?,
             entries: Vec::new(),
         })
     }
 
     /// Loads an index file; `Ok(None)` if it is missing or fails a sanity check against a
     /// log of `log_size` bytes (then the caller rebuilds it).
-    pub fn load(path: &Path, base_offset: i64, log_size: u64) -> io::Result<Option<OffsetIndex>> {
-        if !path.exists() {
+    pub fn load(
+        storage: &dyn Storage,
+        path: &Path,
+        base_offset: i64,
+        log_size: u64,
+    ) -> io::Result<Option<OffsetIndex>> {
+        if !storage.exists(path) {
             return Ok(None);
         }
-        let (file, bytes) = IndexFile::open(path)?;
+        let (file, bytes) = IndexFile::open(storage, path)?;
         if bytes.len() % OFFSET_ENTRY_SIZE != 0 {
             return Ok(None);
         }
@@ -170,12 +177,19 @@ impl OffsetIndex {
     }
 
     /// A handle for an fsync outside the log's lock.
-    pub fn sync_handle(&self) -> Arc<File> {
+    pub fn sync_handle(&self) -> FileRef {
         self.file.file.clone()
     }
 
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// Keeps only the first `entries` entries (undoing a failed append).
+    pub fn truncate_entries(&mut self, entries: usize) -> io::Result<()> {
+        self.file.truncate((entries * OFFSET_ENTRY_SIZE) as u64)?;
+        self.entries.truncate(entries);
+        Ok(())
     }
 }
 
@@ -188,20 +202,25 @@ pub struct TimeIndex {
 }
 
 impl TimeIndex {
-    pub fn create(path: &Path, base_offset: i64) -> io::Result<TimeIndex> {
+    pub fn create(storage: &dyn Storage, path: &Path, base_offset: i64) -> io::Result<TimeIndex> {
         Ok(TimeIndex {
             base_offset,
-            file: IndexFile::create(path)?,
+            file: IndexFile::create(storage, path)?,
             entries: Vec::new(),
         })
     }
 
     /// Loads a time index; `Ok(None)` if missing or not monotonic.
-    pub fn load(path: &Path, base_offset: i64, next_offset: i64) -> io::Result<Option<TimeIndex>> {
-        if !path.exists() {
+    pub fn load(
+        storage: &dyn Storage,
+        path: &Path,
+        base_offset: i64,
+        next_offset: i64,
+    ) -> io::Result<Option<TimeIndex>> {
+        if !storage.exists(path) {
             return Ok(None);
         }
-        let (file, bytes) = IndexFile::open(path)?;
+        let (file, bytes) = IndexFile::open(storage, path)?;
         if bytes.len() % TIME_ENTRY_SIZE != 0 {
             return Ok(None);
         }
@@ -275,8 +294,19 @@ impl TimeIndex {
     }
 
     /// A handle for an fsync outside the log's lock.
-    pub fn sync_handle(&self) -> Arc<File> {
+    pub fn sync_handle(&self) -> FileRef {
         self.file.file.clone()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Keeps only the first `entries` entries (undoing a failed append).
+    pub fn truncate_entries(&mut self, entries: usize) -> io::Result<()> {
+        self.file.truncate((entries * TIME_ENTRY_SIZE) as u64)?;
+        self.entries.truncate(entries);
+        Ok(())
     }
 }
 
@@ -288,7 +318,8 @@ mod tests {
     fn offset_lookup_finds_floor_entry_and_survives_reload() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("00000000000000000100.index");
-        let mut idx = OffsetIndex::create(&path, 100).unwrap();
+        let fs = crate::storage::FileSystem;
+        let mut idx = OffsetIndex::create(&fs, &path, 100).unwrap();
         idx.append(100, 0).unwrap();
         idx.append(110, 4000).unwrap();
         idx.append(125, 9000).unwrap();
@@ -296,17 +327,18 @@ mod tests {
         assert_eq!(idx.lookup(109), (100, 0));
         assert_eq!(idx.lookup(110), (110, 4000));
         assert_eq!(idx.lookup(200), (125, 9000));
-        let loaded = OffsetIndex::load(&path, 100, 10_000).unwrap().unwrap();
+        let loaded = OffsetIndex::load(&fs, &path, 100, 10_000).unwrap().unwrap();
         assert_eq!(loaded.lookup(124), (110, 4000));
         // An entry pointing past the end of the log fails the sanity check.
-        assert!(OffsetIndex::load(&path, 100, 5000).unwrap().is_none());
+        assert!(OffsetIndex::load(&fs, &path, 100, 5000).unwrap().is_none());
     }
 
     #[test]
     fn time_lookup() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("00000000000000000000.timeindex");
-        let mut idx = TimeIndex::create(&path, 0).unwrap();
+        let fs = crate::storage::FileSystem;
+        let mut idx = TimeIndex::create(&fs, &path, 0).unwrap();
         idx.append(1000, 0).unwrap();
         idx.append(2000, 10).unwrap();
         idx.append(3000, 20).unwrap();
@@ -314,7 +346,7 @@ mod tests {
         assert_eq!(idx.lookup(1000), 0);
         assert_eq!(idx.lookup(2500), 10);
         assert_eq!(idx.lookup(9000), 20);
-        let loaded = TimeIndex::load(&path, 0, 30).unwrap().unwrap();
+        let loaded = TimeIndex::load(&fs, &path, 0, 30).unwrap().unwrap();
         assert_eq!(loaded.lookup(2001), 10);
     }
 }

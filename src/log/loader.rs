@@ -4,9 +4,9 @@
 //! kept so it is durable before anyone reads it.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::file_names::{self, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX};
 use super::producer_state::{self, AbortedTxn, ProducerStateManager};
@@ -14,6 +14,7 @@ use super::record_batch::control_marker;
 use super::segment::{read_bytes_at, read_header_at, LogSegment};
 use super::{now_ms, Log, LogError, TopicPartition};
 use crate::config::LogConfig;
+use crate::storage::Storage;
 
 /// What loading did, for the start-up log line.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +23,19 @@ pub struct LoadReport {
     pub recovered_segments: usize,
     pub truncated_bytes: u64,
     pub deleted_segments: usize,
+}
+
+/// Everything a `Log` is built from.
+pub(super) struct LoadedLog {
+    pub storage: Arc<dyn Storage>,
+    pub tp: TopicPartition,
+    pub dir: PathBuf,
+    pub config: LogConfig,
+    /// Never empty.
+    pub segments: BTreeMap<i64, LogSegment>,
+    pub log_start_offset: i64,
+    pub producers: ProducerStateManager,
+    pub aborted: Vec<AbortedTxn>,
 }
 
 /// Where recovery starts.
@@ -35,11 +49,15 @@ pub enum RecoveryStart {
 
 /// The aborted transactions recorded in the segments' `.txnindex` files (entries whose
 /// marker is beyond the log end, after a truncation, are dropped).
-fn read_txn_indexes(dir: &Path, segments: &BTreeMap<i64, LogSegment>) -> Vec<AbortedTxn> {
+fn read_txn_indexes(
+    storage: &dyn Storage,
+    dir: &Path,
+    segments: &BTreeMap<i64, LogSegment>,
+) -> Vec<AbortedTxn> {
     let log_end = segments.values().next_back().map_or(0, |s| s.next_offset());
     let mut out = Vec::new();
     for base in segments.keys() {
-        let Ok(bytes) = fs::read(file_names::txn_index_file(dir, *base)) else {
+        let Ok(bytes) = storage.read(&file_names::txn_index_file(dir, *base)) else {
             continue;
         };
         for e in bytes.chunks_exact(34) {
@@ -60,7 +78,8 @@ fn read_txn_indexes(dir: &Path, segments: &BTreeMap<i64, LogSegment>) -> Vec<Abo
 /// Producer state: the newest valid snapshot at or below the log end, then every batch
 /// header after it (Kafka's snapshot + replay). Also returns the transactions aborted in
 /// the replayed part.
-fn rebuild_producer_state(
+pub(super) fn rebuild_producer_state(
+    storage: &dyn Storage,
     dir: &Path,
     segments: &BTreeMap<i64, LogSegment>,
 ) -> (ProducerStateManager, Vec<AbortedTxn>) {
@@ -68,14 +87,15 @@ fn rebuild_producer_state(
     let mut state = ProducerStateManager::default();
     let mut aborted = Vec::new();
     let mut from = segments.keys().next().copied().unwrap_or(0);
-    let snapshots = producer_state::list_snapshots(dir).unwrap_or_default();
+    let snapshots = producer_state::list_snapshots(storage, dir).unwrap_or_default();
     for (offset, path) in snapshots.iter().rev() {
         if *offset > log_end {
             // The log was truncated below this snapshot: it describes data that is gone.
-            let _ = fs::remove_file(path);
+            let _ = storage.remove_file(path);
             continue;
         }
-        if let Some((o, s)) = fs::read(path)
+        if let Some((o, s)) = storage
+            .read(path)
             .ok()
             .and_then(|b| ProducerStateManager::decode(&b))
         {
@@ -94,10 +114,10 @@ fn rebuild_producer_state(
         } else {
             0
         };
-        while let Ok(Some(h)) = read_header_at(&file, pos, segment.size()) {
+        while let Ok(Some(h)) = read_header_at(file.as_ref(), pos, segment.size()) {
             if h.base_offset >= from {
                 if h.is_control() {
-                    let marker = read_bytes_at(&file, pos, h.size())
+                    let marker = read_bytes_at(file.as_ref(), pos, h.size())
                         .ok()
                         .and_then(|b| control_marker(&b));
                     if let Some(commit) = marker {
@@ -124,42 +144,40 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LogError + '_ {
 
 /// Opens (or creates) the log in `dir`.
 pub fn load_log(
+    storage: &Arc<dyn Storage>,
     tp: TopicPartition,
     dir: PathBuf,
     config: LogConfig,
     recovery: RecoveryStart,
     checkpointed_log_start: i64,
 ) -> Result<(Log, LoadReport), LogError> {
-    fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-    let mut bases = Vec::new();
-    for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
-        let entry = entry.map_err(io_err(&dir))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if let Some(base) = file_names::parse_log_file_name(name) {
-            bases.push(base);
-        }
-    }
+    storage.create_dir_all(&dir).map_err(io_err(&dir))?;
+    let entries = storage.list(&dir).map_err(io_err(&dir))?;
+    let name_of = |path: &Path| {
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let mut bases: Vec<i64> = entries
+        .iter()
+        .filter_map(|p| file_names::parse_log_file_name(&name_of(p)))
+        .collect();
     bases.sort_unstable();
-    // Files of a segment deletion interrupted by a crash.
-    for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
-        let path = entry.map_err(io_err(&dir))?.path();
-        if path.to_string_lossy().ends_with(file_names::DELETED_SUFFIX) {
-            fs::remove_file(&path).map_err(io_err(&path))?;
+    for path in &entries {
+        let name = name_of(path);
+        // Files of a segment deletion interrupted by a crash.
+        if name.ends_with(file_names::DELETED_SUFFIX) {
+            storage.remove_file(path).map_err(io_err(path))?;
+            continue;
         }
-    }
-    // Index files without their log are leftovers of an interrupted roll or delete.
-    for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
-        let entry = entry.map_err(io_err(&dir))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
+        // Index files without their log are leftovers of an interrupted roll or delete.
         let stem = name
             .strip_suffix(INDEX_SUFFIX)
             .or_else(|| name.strip_suffix(TIME_INDEX_SUFFIX))
             .or_else(|| name.strip_suffix(TXN_INDEX_SUFFIX));
         if let Some(stem) = stem {
-            let has_log = dir.join(format!("{stem}{LOG_SUFFIX}")).exists();
-            if !has_log {
-                fs::remove_file(entry.path()).map_err(io_err(&entry.path()))?;
+            if !storage.exists(&dir.join(format!("{stem}{LOG_SUFFIX}"))) {
+                storage.remove_file(path).map_err(io_err(path))?;
             }
         }
     }
@@ -174,9 +192,15 @@ pub fn load_log(
             RecoveryStart::CleanShutdown => false,
             RecoveryStart::From(point) => next_base > point,
         };
-        let (segment, result) =
-            LogSegment::open(&dir, base, recover, config.index_interval_bytes, now)
-                .map_err(io_err(&file_names::log_file(&dir, base)))?;
+        let (segment, result) = LogSegment::open(
+            storage.as_ref(),
+            &dir,
+            base,
+            recover,
+            config.index_interval_bytes,
+            now,
+        )
+        .map_err(io_err(&file_names::log_file(&dir, base)))?;
         if let Some(result) = result {
             report.recovered_segments += 1;
             report.truncated_bytes += result.truncated_bytes;
@@ -203,31 +227,25 @@ pub fn load_log(
     // Segments after a truncation follow a hole: remove them, as Kafka does.
     if let Some(i) = truncated_at {
         for &base in &bases[i + 1..] {
-            for path in [
-                file_names::log_file(&dir, base),
-                file_names::index_file(&dir, base),
-                file_names::time_index_file(&dir, base),
-                file_names::txn_index_file(&dir, base),
-            ] {
-                if path.exists() {
-                    fs::remove_file(&path).map_err(io_err(&path))?;
+            for path in file_names::segment_files(&dir, base) {
+                if storage.exists(&path) {
+                    storage.remove_file(&path).map_err(io_err(&path))?;
                 }
             }
             report.deleted_segments += 1;
         }
+        storage.sync_dir(&dir).map_err(io_err(&dir))?;
     }
     if segments.is_empty() {
-        let segment = LogSegment::create(&dir, 0).map_err(io_err(&dir))?;
-        fs::File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err(&dir))?;
+        let segment = LogSegment::create(storage.as_ref(), &dir, 0).map_err(io_err(&dir))?;
+        storage.sync_dir(&dir).map_err(io_err(&dir))?;
         segments.insert(0, segment);
     }
     report.segments = segments.len();
     // DeleteRecords may have moved the start past the first segment's base.
     let log_start_offset = (*segments.keys().next().unwrap_or(&0)).max(checkpointed_log_start);
-    let (producers, replayed_aborts) = rebuild_producer_state(&dir, &segments);
-    let mut aborted = read_txn_indexes(&dir, &segments);
+    let (producers, replayed_aborts) = rebuild_producer_state(storage.as_ref(), &dir, &segments);
+    let mut aborted = read_txn_indexes(storage.as_ref(), &dir, &segments);
     for a in replayed_aborts {
         if !aborted.contains(&a) {
             aborted.push(a);
@@ -236,7 +254,8 @@ pub fn load_log(
     aborted.retain(|a| a.last_offset >= log_start_offset);
     aborted.sort_by_key(|a| a.last_offset);
     Ok((
-        Log::from_segments(
+        Log::from_loaded(LoadedLog {
+            storage: storage.clone(),
             tp,
             dir,
             config,
@@ -244,7 +263,7 @@ pub fn load_log(
             log_start_offset,
             producers,
             aborted,
-        ),
+        }),
         report,
     ))
 }

@@ -3,8 +3,8 @@
 //! group-committed fsyncs, and reads of stored bytes.
 //!
 //! Synchronisation: all mutable state is in `LogState` behind one `std::sync::Mutex`, held
-//! only for in-memory work and the `pwrite` of an append; fsyncs and reads happen outside it
-//! on cloned file handles. Nothing under the lock panics, and `lock()` recovers a poisoned
+//! only for in-memory work and the `pwritev` of an append; fsyncs and reads happen outside
+//! it on cloned file handles. Nothing under the lock panics, and `lock()` recovers a poisoned
 //! mutex, so one failed request can't wedge the partition. Waiters are woken through
 //! `tokio::sync` primitives: `durable` (a watch of the fsynced offset) for producers and
 //! `data_arrived` (a `Notify`) for long-polling fetches.
@@ -17,7 +17,6 @@ pub mod record_batch;
 pub mod segment;
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -27,9 +26,11 @@ use bytes::Bytes;
 use tokio::sync::{watch, Notify};
 
 use crate::config::{LogConfig, TimestampType};
+use crate::storage::{FileRef, OpenMode, Storage};
 use producer_state::{AbortedTxn, Check, ProducerEntry, ProducerError, ProducerStateManager};
 use record_batch::{
     assign_offset, check_batch, encode_control_batch, set_log_append_time, BatchError, BatchHeader,
+    HEADER_SIZE,
 };
 use segment::{read_bytes_at, read_header_at, LogSegment};
 
@@ -130,6 +131,9 @@ pub struct AppendInfo {
     /// The broker time written into the batches, or -1 for CreateTime.
     pub log_append_time: i64,
     pub log_start_offset: i64,
+    /// Failed flushes before this append: if the count moves before the append is
+    /// durable, the append was cut off and must not be acknowledged.
+    pub flush_failures: u64,
 }
 
 /// Stored batches returned by a read, with the partition's offsets at that moment.
@@ -157,21 +161,25 @@ struct LogState {
     log_end_offset: i64,
     high_watermark: OffsetPosition,
     recovery_point: i64,
-    /// fsync handles of rolled segments and the directory, not yet synced.
-    pending_sync: Vec<Arc<File>>,
+    /// Where the last successful flush ended: everything before it is on disk.
+    durable_end: OffsetPosition,
+    /// fsync handles of rolled segments not yet synced, and whether the directory (which
+    /// names new segments) needs one.
+    pending_sync: Vec<FileRef>,
+    dir_sync_pending: bool,
+    /// Flushes that failed (each one cut the log back to `durable_end`).
+    flush_failures: u64,
     unflushed_messages: u64,
     last_flush: Instant,
     flush_running: bool,
     closed: bool,
-    /// Set when an fsync failed: what the kernel dropped can't be known, so the log takes
-    /// no more appends until a restart recovers it (as Kafka takes the log dir offline).
-    offline: bool,
     producers: ProducerStateManager,
     /// Aborted transactions, by marker offset (also in the segments' `.txnindex` files).
     aborted: Vec<AbortedTxn>,
 }
 
 pub struct Log {
+    storage: Arc<dyn Storage>,
     tp: TopicPartition,
     dir: PathBuf,
     state: Mutex<LogState>,
@@ -186,16 +194,18 @@ impl std::fmt::Debug for Log {
 }
 
 impl Log {
-    /// Builds a log from loaded segments (see `loader`). `segments` must not be empty.
-    fn from_segments(
-        tp: TopicPartition,
-        dir: PathBuf,
-        config: LogConfig,
-        segments: BTreeMap<i64, LogSegment>,
-        log_start_offset: i64,
-        producers: ProducerStateManager,
-        aborted: Vec<AbortedTxn>,
-    ) -> Log {
+    /// Builds a log from what the loader found. `segments` must not be empty.
+    fn from_loaded(loaded: loader::LoadedLog) -> Log {
+        let loader::LoadedLog {
+            storage,
+            tp,
+            dir,
+            config,
+            segments,
+            log_start_offset,
+            producers,
+            aborted,
+        } = loaded;
         let active = segments.values().next_back().expect("at least one segment");
         let end = OffsetPosition {
             offset: active.next_offset(),
@@ -208,13 +218,15 @@ impl Log {
             log_end_offset: end.offset,
             high_watermark: end,
             recovery_point: end.offset,
+            durable_end: end,
             segments,
             pending_sync: Vec::new(),
+            dir_sync_pending: false,
+            flush_failures: 0,
             unflushed_messages: 0,
             last_flush: Instant::now(),
             flush_running: false,
             closed: false,
-            offline: false,
             producers,
             aborted,
         };
@@ -223,6 +235,7 @@ impl Log {
             failures: 0,
         });
         Log {
+            storage,
             tp,
             dir,
             state: Mutex::new(state),
@@ -310,14 +323,6 @@ impl Log {
         if state.closed {
             return Err(LogError::Closed);
         }
-        if state.offline {
-            return Err(LogError::Io {
-                path: self.dir.clone(),
-                source: io::Error::other(
-                    "the log is offline after an fsync failure; restart the broker to recover it",
-                ),
-            });
-        }
         let size = records.len();
         if size as u64 > state.config.segment_bytes {
             return Err(LogError::BatchTooLargeForSegment {
@@ -338,6 +343,7 @@ impl Log {
                         last_offset,
                         log_append_time: -1,
                         log_start_offset: state.log_start_offset,
+                        flush_failures: state.flush_failures,
                     });
                 }
                 Check::Duplicate { .. } => {
@@ -348,29 +354,46 @@ impl Log {
             }
         }
         let rolled = self.maybe_roll(&mut state, size as u64, now)?;
-        // Assign offsets (and LogAppendTime) on a private copy of the client's bytes.
-        let mut bytes = records.to_vec();
+        // Offsets go into a patched copy of each batch's header; the client's bytes after
+        // it are written as they are (the CRC does not cover the patched fields). Only
+        // LogAppendTime, which changes CRC-covered fields, copies whole batches.
         let base_offset = state.log_end_offset;
         let log_append_time = match state.config.message_timestamp_type {
             TimestampType::LogAppendTime => now,
             TimestampType::CreateTime => -1,
         };
+        let mut patched: Vec<Vec<u8>> = Vec::with_capacity(headers.len());
         let mut assigned = Vec::with_capacity(headers.len());
         let mut at = 0usize;
         let mut next = base_offset;
         let mut messages = 0u64;
         for h in headers {
-            let batch = &mut bytes[at..at + h.size()];
-            assign_offset(batch, next, LEADER_EPOCH);
+            let batch = &records[at..at + h.size()];
+            let mut copy = if log_append_time >= 0 {
+                batch.to_vec()
+            } else {
+                batch[..HEADER_SIZE].to_vec()
+            };
+            assign_offset(&mut copy, next, LEADER_EPOCH);
             let mut stored = *h;
             stored.base_offset = next;
             if log_append_time >= 0 {
-                set_log_append_time(batch, log_append_time);
+                set_log_append_time(&mut copy, log_append_time);
                 stored.max_timestamp = log_append_time;
             }
+            patched.push(copy);
             assigned.push(stored);
             next = stored.next_offset();
             messages += h.records_count.max(0) as u64;
+            at += h.size();
+        }
+        let mut bufs: Vec<&[u8]> = Vec::with_capacity(2 * headers.len());
+        let mut at = 0usize;
+        for (h, copy) in headers.iter().zip(&patched) {
+            bufs.push(copy);
+            if copy.len() < h.size() {
+                bufs.push(&records[at + copy.len()..at + h.size()]);
+            }
             at += h.size();
         }
         let index_interval = state.config.index_interval_bytes;
@@ -379,10 +402,8 @@ impl Log {
             .values_mut()
             .next_back()
             .ok_or(LogError::Closed)?;
-        let before = segment.size();
-        if let Err(source) = segment.append(&bytes, &assigned, index_interval, now) {
-            // Leave no partial batch behind: cut the file back to where it was.
-            let _ignored_secondary = segment.truncate_to_size(before);
+        if let Err(source) = segment.append(&bufs, &assigned, index_interval, now) {
+            // The segment has cut itself back: nothing of this append remains.
             return Err(LogError::Io {
                 path: segment.path().to_path_buf(),
                 source,
@@ -411,6 +432,7 @@ impl Log {
             last_offset: next - 1,
             log_append_time,
             log_start_offset: state.log_start_offset,
+            flush_failures: state.flush_failures,
         };
         if !state.config.is_durable() {
             // Kafka's default semantics: visible (and acknowledged) before the fsync.
@@ -444,17 +466,21 @@ impl Log {
         }
         let base = state.log_end_offset;
         let mut handles = active.sync_handles();
-        if let Ok(f) = File::open(file_names::txn_index_file(&self.dir, active.base_offset())) {
-            handles.push(Arc::new(f));
+        let txn_index = file_names::txn_index_file(&self.dir, active.base_offset());
+        if self.storage.exists(&txn_index) {
+            handles.push(
+                self.storage
+                    .open(&txn_index, OpenMode::Existing)
+                    .map_err(io_err(&txn_index))?,
+            );
         }
-        let segment = LogSegment::create(&self.dir, base).map_err(io_err(&self.dir))?;
+        let segment = LogSegment::create(self.storage.as_ref(), &self.dir, base)
+            .map_err(io_err(&self.dir))?;
         tracing::debug!(partition = %self.tp, base_offset = base, "rolled a new segment");
         state.pending_sync.extend(handles);
         // Producer state as of the roll, so start-up replays at most one segment.
         self.write_producer_snapshot(state, base);
-        state
-            .pending_sync
-            .push(Arc::new(File::open(&self.dir).map_err(io_err(&self.dir))?));
+        state.dir_sync_pending = true;
         state.segments.insert(base, segment);
         Ok(true)
     }
@@ -492,7 +518,7 @@ impl Log {
             let mut state = self.lock();
             let caught_up = self.durable.borrow().offset >= state.log_end_offset
                 && state.pending_sync.is_empty();
-            if caught_up || state.closed || state.offline || !matches!(result, Ok(Ok(()))) {
+            if caught_up || state.closed || !matches!(result, Ok(Ok(()))) {
                 state.flush_running = false;
                 return;
             }
@@ -509,7 +535,7 @@ impl Log {
     /// A flush round; with `with_indexes` the active segment's index files are synced too
     /// (at close, so a clean shutdown leaves indexes that are safe to trust).
     fn flush(&self, with_indexes: bool) -> Result<(), LogError> {
-        let (handles, end) = {
+        let (handles, sync_dir, end, failures) = {
             let mut state = self.lock();
             let Some(active) = state.segments.values().next_back() else {
                 return Ok(());
@@ -526,23 +552,29 @@ impl Log {
             };
             let mut handles = std::mem::take(&mut state.pending_sync);
             handles.append(&mut active_files);
-            (handles, end)
+            let sync_dir = std::mem::take(&mut state.dir_sync_pending);
+            (handles, sync_dir, end, state.flush_failures)
         };
-        for file in &handles {
-            if let Err(source) = file.sync_data() {
-                // A failed fsync may have dropped dirty pages: retrying could report lost
-                // data as durable. Stop taking appends; recovery at restart rescans.
-                self.lock().offline = true;
-                tracing::error!(partition = %self.tp, error = %source, "fsync failed; the log is offline until restart");
-                self.durable.send_modify(|d| d.failures += 1);
-                return Err(LogError::Io {
-                    path: self.dir.clone(),
-                    source,
-                });
-            }
+        let mut synced = handles.iter().try_for_each(|file| file.sync_data());
+        if synced.is_ok() && sync_dir {
+            synced = self.storage.sync_dir(&self.dir);
+        }
+        if let Err(source) = synced {
+            self.cut_back_after_failed_flush(failures, &source);
+            return Err(LogError::Io {
+                path: self.dir.clone(),
+                source,
+            });
         }
         let mut state = self.lock();
+        if state.flush_failures != failures {
+            // Another flush failed meanwhile and cut the log back below `end`.
+            return Ok(());
+        }
         state.recovery_point = state.recovery_point.max(end.offset);
+        if end.offset >= state.durable_end.offset {
+            state.durable_end = end;
+        }
         state.last_flush = Instant::now();
         state.unflushed_messages = 0;
         let durable_mode = state.config.is_durable();
@@ -558,20 +590,95 @@ impl Log {
         Ok(())
     }
 
-    /// Waits until everything before `end_offset` is fsynced. Fails if a flush fails.
-    pub async fn wait_durable(self: &Arc<Self>, end_offset: i64) -> Result<(), LogError> {
+    /// After a failed fsync nothing written since the last good flush can be trusted (the
+    /// kernel may have dropped those pages and will not say so again), so the log is cut
+    /// back to `durable_end` and producers waiting on anything after it get an error. The
+    /// log keeps taking appends: the next flush tells whether the disk works again.
+    fn cut_back_after_failed_flush(&self, failures_seen: u64, cause: &io::Error) {
+        let mut state = self.lock();
+        if state.flush_failures != failures_seen {
+            return; // another failed flush already cut back
+        }
+        state.flush_failures += 1;
+        let keep = state.durable_end;
+        let lost = state.log_end_offset - keep.offset;
+        let outcome = self.truncate_to(&mut state, keep);
+        state.pending_sync.clear();
+        // The directory may name segments that are now gone: sync it with the next flush.
+        state.dir_sync_pending = true;
+        drop(state);
+        match outcome {
+            Ok(()) => {
+                tracing::error!(partition = %self.tp, error = %cause, end_offset = keep.offset, lost_offsets = lost, "fsync failed; cut the log back to its last durable offset")
+            }
+            Err(e) => {
+                tracing::error!(partition = %self.tp, error = %cause, truncate_error = %e, "fsync failed and cutting the log back failed too; recovery at restart will cut it")
+            }
+        }
+        self.durable.send_modify(|d| {
+            d.failures += 1;
+            d.offset = d.offset.min(keep.offset);
+        });
+    }
+
+    /// Cuts the log back to `end` (a batch boundary at or below the log end): later
+    /// segments go, the segment holding `end` is truncated and re-indexed, producer state
+    /// and aborted transactions are rebuilt from what remains.
+    fn truncate_to(&self, state: &mut LogState, end: OffsetPosition) -> Result<(), LogError> {
+        let later: Vec<i64> = state
+            .segments
+            .range(end.segment_base + 1..)
+            .map(|(b, _)| *b)
+            .collect();
+        for base in later {
+            state.segments.remove(&base);
+            for path in file_names::segment_files(&self.dir, base) {
+                if self.storage.exists(&path) {
+                    self.storage.remove_file(&path).map_err(io_err(&path))?;
+                }
+            }
+        }
+        let interval = state.config.index_interval_bytes;
+        if let Some(segment) = state.segments.get_mut(&end.segment_base) {
+            segment
+                .truncate_to(end.position, interval)
+                .map_err(io_err(&self.dir))?;
+        }
+        state.log_end_offset = end.offset;
+        if state.high_watermark.offset > end.offset {
+            state.high_watermark = end;
+        }
+        state.log_start_offset = state.log_start_offset.min(end.offset);
+        let (producers, aborted) =
+            loader::rebuild_producer_state(self.storage.as_ref(), &self.dir, &state.segments);
+        state.producers = producers;
+        state.aborted.retain(|a| a.last_offset < end.offset);
+        for a in aborted {
+            if !state.aborted.contains(&a) {
+                state.aborted.push(a);
+            }
+        }
+        state.aborted.sort_by_key(|a| a.last_offset);
+        Ok(())
+    }
+
+    /// Waits until the append described by `info` is fsynced. Fails if a flush fails
+    /// before that (the append was then cut off the log).
+    pub async fn wait_durable(self: &Arc<Self>, info: &AppendInfo) -> Result<(), LogError> {
+        let end_offset = info.last_offset + 1;
         let mut rx = self.durable.subscribe();
-        let failures_before = rx.borrow().failures;
         self.request_flush();
         let outcome = rx
-            .wait_for(|d| d.offset >= end_offset || d.failures != failures_before)
+            .wait_for(|d| d.offset >= end_offset || d.failures != info.flush_failures)
             .await
             .map(|d| *d);
         match outcome {
-            Ok(d) if d.offset >= end_offset => Ok(()),
+            Ok(d) if d.failures == info.flush_failures => Ok(()),
             Ok(_) => Err(LogError::Io {
                 path: self.dir.clone(),
-                source: io::Error::other("fsync failed"),
+                source: io::Error::other(
+                    "fsync failed; the append was not made durable (retry it)",
+                ),
             }),
             Err(_) => Err(LogError::Closed),
         }
@@ -599,7 +706,7 @@ impl Log {
         read_committed: bool,
     ) -> Result<ReadResult, LogError> {
         struct Planned {
-            file: Arc<File>,
+            file: FileRef,
             path: PathBuf,
             start: u64,
             limit: u64,
@@ -677,7 +784,7 @@ impl Log {
             // Find the first batch that holds `offset` or comes after it.
             let mut pos = p.start;
             let first = loop {
-                match read_header_at(&p.file, pos, p.limit).map_err(io_err(&p.path))? {
+                match read_header_at(p.file.as_ref(), pos, p.limit).map_err(io_err(&p.path))? {
                     Some(h) if h.last_offset() < offset => pos += h.size() as u64,
                     Some(h) => break Some(h),
                     None => break None,
@@ -690,13 +797,13 @@ impl Log {
             let available = (p.limit - pos) as usize;
             if first.size() > max_bytes {
                 if min_one_batch {
-                    result.records =
-                        read_bytes_at(&p.file, pos, first.size()).map_err(io_err(&p.path))?;
+                    result.records = read_bytes_at(p.file.as_ref(), pos, first.size())
+                        .map_err(io_err(&p.path))?;
                 }
                 return Ok(result);
             }
             let len = available.min(max_bytes);
-            let chunk = read_bytes_at(&p.file, pos, len).map_err(io_err(&p.path))?;
+            let chunk = read_bytes_at(p.file.as_ref(), pos, len).map_err(io_err(&p.path))?;
             // Keep whole batches only.
             let mut keep = 0usize;
             while let Some(h) = BatchHeader::parse(&chunk[keep..]) {
@@ -716,7 +823,7 @@ impl Log {
         &self,
         timestamp: i64,
     ) -> Result<Option<TimestampOffset>, LogError> {
-        let candidates: Vec<(Arc<File>, PathBuf, u64, u64)> = {
+        let candidates: Vec<(FileRef, PathBuf, u64, u64)> = {
             let state = self.lock();
             let hw = state.high_watermark;
             state
@@ -738,9 +845,10 @@ impl Log {
         let log_start = self.log_start_offset();
         for (file, path, start, limit) in candidates {
             let mut pos = start;
-            while let Some(h) = read_header_at(&file, pos, limit).map_err(io_err(&path))? {
+            while let Some(h) = read_header_at(file.as_ref(), pos, limit).map_err(io_err(&path))? {
                 if h.max_timestamp >= timestamp && h.last_offset() >= log_start {
-                    let batch = read_bytes_at(&file, pos, h.size()).map_err(io_err(&path))?;
+                    let batch =
+                        read_bytes_at(file.as_ref(), pos, h.size()).map_err(io_err(&path))?;
                     let found = record_batch::first_record_at_or_after(&batch, timestamp)
                         .unwrap_or(TimestampOffset {
                             timestamp: h.max_timestamp,
@@ -800,12 +908,13 @@ impl Log {
         entry.extend_from_slice(&a.first_offset.to_be_bytes());
         entry.extend_from_slice(&a.last_offset.to_be_bytes());
         entry.extend_from_slice(&lso.to_be_bytes());
-        use std::io::Write;
-        let written = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .and_then(|mut f| f.write_all(&entry));
+        let written = self
+            .storage
+            .open(&path, OpenMode::CreateOrOpen)
+            .and_then(|f| {
+                let end = f.len()?;
+                f.write_all_at(&[&entry], end)
+            });
         if let Err(e) = written {
             // The marker itself is in the log: recovery replays it.
             tracing::warn!(path = %path.display(), error = %e, "writing the transaction index failed");
@@ -826,13 +935,19 @@ impl Log {
     /// Writes `<offset>.snapshot` (producer state up to `offset`) and keeps the latest three.
     fn write_producer_snapshot(&self, state: &LogState, offset: i64) {
         let path = producer_state::snapshot_file(&self.dir, offset);
-        if let Err(e) = std::fs::write(&path, state.producers.encode(offset)) {
+        // Not fsynced here: the snapshot is synced with the directory at the next flush or
+        // is lost in a crash, and a torn one fails its CRC and is skipped at load.
+        let written = self
+            .storage
+            .open(&path, OpenMode::Truncate)
+            .and_then(|f| f.write_all_at(&[&state.producers.encode(offset)], 0));
+        if let Err(e) = written {
             tracing::warn!(path = %path.display(), error = %e, "writing a producer snapshot failed");
             return;
         }
-        if let Ok(all) = producer_state::list_snapshots(&self.dir) {
+        if let Ok(all) = producer_state::list_snapshots(self.storage.as_ref(), &self.dir) {
             for (_, old) in all.iter().rev().skip(3) {
-                let _ = std::fs::remove_file(old);
+                let _ = self.storage.remove_file(old);
             }
         }
     }
@@ -899,16 +1014,11 @@ impl Log {
         let Some(segment) = state.segments.remove(&base) else {
             return;
         };
-        let paths = [
-            file_names::log_file(&self.dir, base),
-            file_names::index_file(&self.dir, base),
-            file_names::time_index_file(&self.dir, base),
-            file_names::txn_index_file(&self.dir, base),
-        ];
+        let paths = file_names::segment_files(&self.dir, base);
         let mut doomed = Vec::new();
-        for path in paths.iter().filter(|p| p.exists()) {
+        for path in paths.iter().filter(|p| self.storage.exists(p)) {
             let renamed = file_names::deleted(path);
-            match std::fs::rename(path, &renamed) {
+            match self.storage.rename(path, &renamed) {
                 Ok(()) => doomed.push(renamed),
                 Err(e) => {
                     tracing::warn!(path = %path.display(), error = %e, "renaming a deleted segment failed")
@@ -916,7 +1026,7 @@ impl Log {
             }
         }
         for path in doomed {
-            if let Err(e) = std::fs::remove_file(&path) {
+            if let Err(e) = self.storage.remove_file(&path) {
                 tracing::warn!(path = %path.display(), error = %e, "removing a deleted segment failed");
             }
         }

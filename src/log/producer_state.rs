@@ -313,10 +313,12 @@ pub fn snapshot_file(dir: &Path, offset: i64) -> PathBuf {
 }
 
 /// The snapshot files of a partition directory, by offset.
-pub fn list_snapshots(dir: &Path) -> io::Result<Vec<(i64, PathBuf)>> {
+pub fn list_snapshots(
+    storage: &dyn crate::storage::Storage,
+    dir: &Path,
+) -> io::Result<Vec<(i64, PathBuf)>> {
     let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
+    for path in storage.list(dir)? {
         let name = path
             .file_name()
             .and_then(|n| n.to_str())

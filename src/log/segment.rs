@@ -3,20 +3,18 @@
 //! (active) segment; reads use positional reads on a shared handle, outside the log's lock.
 //!
 //! Synchronisation: a `LogSegment` is owned by its `Log` and only mutated under the log's
-//! lock. Its `.log` file is an `Arc<File>`: readers clone it and read without the lock (a
-//! segment deleted meanwhile stays readable through the open handle).
+//! lock. Its `.log` file is a shared `FileRef`: readers clone it and read without the lock
+//! (a segment deleted meanwhile stays readable through the open handle).
 
-use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
 use super::file_names;
 use super::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
 use super::record_batch::{check_batch, BatchHeader, HEADER_SIZE};
+use crate::storage::{FileRef, OpenMode, Storage, StorageFile};
 
 /// The result of scanning a segment at recovery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +29,7 @@ pub struct RecoveryResult {
 pub struct LogSegment {
     base_offset: i64,
     path: PathBuf,
-    file: Arc<File>,
+    file: FileRef,
     size: u64,
     next_offset: i64,
     offset_index: OffsetIndex,
@@ -44,32 +42,24 @@ pub struct LogSegment {
     rolling_basis_ms: Option<i64>,
 }
 
-fn open_log_file(path: &Path, create: bool) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(create)
-        .truncate(false)
-        .open(path)
-}
-
 impl LogSegment {
     /// Creates an empty segment (its files must not exist or be empty).
-    pub fn create(dir: &Path, base_offset: i64) -> io::Result<LogSegment> {
+    pub fn create(storage: &dyn Storage, dir: &Path, base_offset: i64) -> io::Result<LogSegment> {
         let path = file_names::log_file(dir, base_offset);
-        let file = open_log_file(&path, true)?;
-        file.set_len(0)?;
+        let file = storage.open(&path, OpenMode::Truncate)?;
         Ok(LogSegment {
             base_offset,
             path,
-            file: Arc::new(file),
+            file,
             size: 0,
             next_offset: base_offset,
             offset_index: OffsetIndex::create(
+                storage,
                 &file_names::index_file(dir, base_offset),
                 base_offset,
             )?,
             time_index: TimeIndex::create(
+                storage,
                 &file_names::time_index_file(dir, base_offset),
                 base_offset,
             )?,
@@ -83,6 +73,7 @@ impl LogSegment {
     /// Opens an existing segment. With `recover`, or when an index file is missing or
     /// inconsistent, every batch is checked and the indexes rebuilt (see [`LogSegment::recover`]).
     pub fn open(
+        storage: &dyn Storage,
         dir: &Path,
         base_offset: i64,
         recover: bool,
@@ -90,15 +81,14 @@ impl LogSegment {
         now_ms: i64,
     ) -> io::Result<(LogSegment, Option<RecoveryResult>)> {
         let path = file_names::log_file(dir, base_offset);
-        let file = open_log_file(&path, false)?;
-        let size = file.metadata()?.len();
+        let file = storage.open(&path, OpenMode::Existing)?;
+        let size = file.len()?;
         let index_path = file_names::index_file(dir, base_offset);
         let time_path = file_names::time_index_file(dir, base_offset);
-        let file = Arc::new(file);
         let rolling_basis_ms = (size > 0).then_some(now_ms);
         if !recover {
-            let offset_index = OffsetIndex::load(&index_path, base_offset, size)?;
-            let time_index = TimeIndex::load(&time_path, base_offset, i64::MAX)?;
+            let offset_index = OffsetIndex::load(storage, &index_path, base_offset, size)?;
+            let time_index = TimeIndex::load(storage, &time_path, base_offset, i64::MAX)?;
             if let (Some(offset_index), Some(time_index)) = (offset_index, time_index) {
                 let mut segment = LogSegment {
                     base_offset,
@@ -124,8 +114,8 @@ impl LogSegment {
             file,
             size,
             next_offset: base_offset,
-            offset_index: OffsetIndex::create(&index_path, base_offset)?,
-            time_index: TimeIndex::create(&time_path, base_offset)?,
+            offset_index: OffsetIndex::create(storage, &index_path, base_offset)?,
+            time_index: TimeIndex::create(storage, &time_path, base_offset)?,
             bytes_since_last_index_entry: 0,
             max_timestamp: -1,
             offset_of_max_timestamp: -1,
@@ -147,7 +137,7 @@ impl LogSegment {
         let mut next = offset;
         let mut walked: Option<(i64, i64)> = None;
         while pos < self.size {
-            match read_header_at(&self.file, pos, self.size)? {
+            match read_header_at(self.file.as_ref(), pos, self.size)? {
                 Some(h)
                     if h.base_offset >= next || (walked.is_none() && h.base_offset == offset) =>
                 {
@@ -191,7 +181,7 @@ impl LogSegment {
     /// rebuilds both indexes, and truncates the file after the last valid batch. Returns
     /// how many bytes were cut.
     pub fn recover(&mut self, index_interval_bytes: u64) -> io::Result<RecoveryResult> {
-        let file_len = self.file.metadata()?.len();
+        let file_len = self.file.len()?;
         let mut pos = 0u64;
         let mut next = self.base_offset;
         let mut offset_entries: Vec<OffsetEntry> = Vec::new();
@@ -202,11 +192,12 @@ impl LogSegment {
         let mut batches = 0u64;
         let mut buf = Vec::new();
         while pos < file_len {
-            let header = match read_header_at(&self.file, pos, file_len)? {
+            let header = match read_header_at(self.file.as_ref(), pos, file_len)? {
                 Some(h) => h,
                 None => break,
             };
             if header.base_offset < next || header.last_offset_delta < 0 {
+                // Offsets must increase: a stale or foreign batch ends the valid log.
                 break;
             }
             let size = header.size();
@@ -258,16 +249,49 @@ impl LogSegment {
         })
     }
 
-    /// Appends batches whose offsets are already assigned. `headers` describes each batch of
-    /// `bytes`, in order.
+    /// Appends batches whose offsets are already assigned: `bufs` written back to back
+    /// (one vectored write) hold the batches `headers` describes, in order. On an error
+    /// nothing of the append remains, in the file or the indexes.
     pub fn append(
         &mut self,
-        bytes: &[u8],
+        bufs: &[&[u8]],
         headers: &[BatchHeader],
         index_interval_bytes: u64,
         now_ms: i64,
     ) -> io::Result<()> {
-        self.file.write_all_at(bytes, self.size)?;
+        let before = (
+            self.size,
+            self.next_offset,
+            self.max_timestamp,
+            self.offset_of_max_timestamp,
+            self.bytes_since_last_index_entry,
+            self.offset_index.len(),
+            self.time_index.len(),
+        );
+        let result = self.append_unchecked(bufs, headers, index_interval_bytes, now_ms);
+        if result.is_err() {
+            let (size, next, max_ts, max_ts_offset, since, offsets, times) = before;
+            // Best effort: a failure here leaves a tail that recovery cuts at restart.
+            let _ignored_secondary = self.file.set_len(size);
+            let _ignored_secondary = self.offset_index.truncate_entries(offsets);
+            let _ignored_secondary = self.time_index.truncate_entries(times);
+            self.size = size;
+            self.next_offset = next;
+            self.max_timestamp = max_ts;
+            self.offset_of_max_timestamp = max_ts_offset;
+            self.bytes_since_last_index_entry = since;
+        }
+        result
+    }
+
+    fn append_unchecked(
+        &mut self,
+        bufs: &[&[u8]],
+        headers: &[BatchHeader],
+        index_interval_bytes: u64,
+        now_ms: i64,
+    ) -> io::Result<()> {
+        self.file.write_all_at(bufs, self.size)?;
         let mut pos = self.size;
         for h in headers {
             if h.max_timestamp > self.max_timestamp {
@@ -301,10 +325,11 @@ impl LogSegment {
         Ok(())
     }
 
-    /// Cuts the segment back to `size` bytes (a failed append's partial write).
-    pub fn truncate_to_size(&mut self, size: u64) -> io::Result<()> {
+    /// Cuts the segment back to `size` bytes (a batch boundary) and rebuilds its indexes
+    /// from what is left.
+    pub fn truncate_to(&mut self, size: u64, index_interval_bytes: u64) -> io::Result<()> {
         self.file.set_len(size)?;
-        self.size = size;
+        self.recover(index_interval_bytes)?;
         Ok(())
     }
 
@@ -326,7 +351,7 @@ impl LogSegment {
     pub fn path(&self) -> &Path {
         &self.path
     }
-    pub fn file(&self) -> Arc<File> {
+    pub fn file(&self) -> FileRef {
         self.file.clone()
     }
     pub fn offset_index(&self) -> &OffsetIndex {
@@ -345,7 +370,7 @@ impl LogSegment {
     }
 
     /// Handles that must be fsynced for this segment to be durable (log and both indexes).
-    pub fn sync_handles(&self) -> Vec<Arc<File>> {
+    pub fn sync_handles(&self) -> Vec<FileRef> {
         vec![
             self.file.clone(),
             self.offset_index.sync_handle(),
@@ -356,7 +381,11 @@ impl LogSegment {
 
 /// Reads and sanity-checks the header of the batch at `pos`; `None` if no plausible batch
 /// header is there (end of data, torn write, garbage). Does not check the CRC.
-pub fn read_header_at(file: &File, pos: u64, limit: u64) -> io::Result<Option<BatchHeader>> {
+pub fn read_header_at(
+    file: &dyn StorageFile,
+    pos: u64,
+    limit: u64,
+) -> io::Result<Option<BatchHeader>> {
     if pos + HEADER_SIZE as u64 > limit {
         return Ok(None);
     }
@@ -375,7 +404,7 @@ pub fn read_header_at(file: &File, pos: u64, limit: u64) -> io::Result<Option<Ba
 }
 
 /// Reads `len` bytes at `pos` into a new buffer.
-pub fn read_bytes_at(file: &File, pos: u64, len: usize) -> io::Result<Bytes> {
+pub fn read_bytes_at(file: &dyn StorageFile, pos: u64, len: usize) -> io::Result<Bytes> {
     let mut buf = BytesMut::zeroed(len);
     file.read_exact_at(&mut buf, pos)?;
     Ok(buf.freeze())
@@ -385,18 +414,19 @@ pub fn read_bytes_at(file: &File, pos: u64, len: usize) -> io::Result<Bytes> {
 mod tests {
     use super::*;
     use crate::log::record_batch::{assign_offset, test_support::batch};
+    use crate::storage::FileSystem;
 
     fn append_batch(seg: &mut LogSegment, offset: i64, values: &[&[u8]], ts: i64) {
         let mut b = batch(values, ts);
         assign_offset(&mut b, offset, 0);
         let h = check_batch(&b).unwrap();
-        seg.append(&b, &[h], 100, 0).unwrap();
+        seg.append(&[&b], &[h], 100, 0).unwrap();
     }
 
     #[test]
     fn recovery_truncates_garbage_and_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
-        let mut seg = LogSegment::create(dir.path(), 0).unwrap();
+        let mut seg = LogSegment::create(&FileSystem, dir.path(), 0).unwrap();
         for i in 0..10 {
             append_batch(
                 &mut seg,
@@ -412,7 +442,7 @@ mod tests {
         let mut bytes = std::fs::read(&path).unwrap();
         bytes.extend_from_slice(&[0xAB; 100]);
         std::fs::write(&path, &bytes).unwrap();
-        let (seg, result) = LogSegment::open(dir.path(), 0, true, 100, 0).unwrap();
+        let (seg, result) = LogSegment::open(&FileSystem, dir.path(), 0, true, 100, 0).unwrap();
         let result = result.unwrap();
         assert_eq!(result.truncated_bytes, 100);
         assert_eq!(result.batches, 10);
@@ -422,7 +452,7 @@ mod tests {
         drop(seg);
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
-        let (seg, result) = LogSegment::open(dir.path(), 0, true, 100, 0).unwrap();
+        let (seg, result) = LogSegment::open(&FileSystem, dir.path(), 0, true, 100, 0).unwrap();
         assert_eq!(result.unwrap().batches, 9);
         assert_eq!(seg.next_offset(), 18);
         assert!(seg.offset_index().len() > 1);
@@ -431,7 +461,7 @@ mod tests {
     #[test]
     fn clean_open_uses_indexes_and_finds_the_end() {
         let dir = tempfile::tempdir().unwrap();
-        let mut seg = LogSegment::create(dir.path(), 100).unwrap();
+        let mut seg = LogSegment::create(&FileSystem, dir.path(), 100).unwrap();
         for i in 0..20 {
             append_batch(
                 &mut seg,
@@ -442,7 +472,7 @@ mod tests {
         }
         let entries = seg.offset_index().len();
         drop(seg);
-        let (seg, result) = LogSegment::open(dir.path(), 100, false, 100, 0).unwrap();
+        let (seg, result) = LogSegment::open(&FileSystem, dir.path(), 100, false, 100, 0).unwrap();
         assert!(result.is_none(), "a clean segment needs no recovery");
         assert_eq!(seg.next_offset(), 120);
         assert_eq!(seg.offset_index().len(), entries);
@@ -450,7 +480,7 @@ mod tests {
         // A corrupted index is detected and rebuilt.
         drop(seg);
         std::fs::write(file_names::index_file(dir.path(), 100), [1, 2, 3]).unwrap();
-        let (seg, result) = LogSegment::open(dir.path(), 100, false, 100, 0).unwrap();
+        let (seg, result) = LogSegment::open(&FileSystem, dir.path(), 100, false, 100, 0).unwrap();
         assert!(result.is_some());
         assert_eq!(seg.next_offset(), 120);
         assert_eq!(seg.offset_index().len(), entries);

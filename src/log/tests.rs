@@ -31,7 +31,15 @@ fn tp() -> TopicPartition {
 }
 
 fn open(dir: &std::path::Path, cfg: LogConfig, recovery: RecoveryStart) -> Arc<Log> {
-    let (log, _) = load_log(tp(), dir.join("t-0"), cfg, recovery, 0).unwrap();
+    let (log, _) = load_log(
+        &crate::storage::file_system(),
+        tp(),
+        dir.join("t-0"),
+        cfg,
+        recovery,
+        0,
+    )
+    .unwrap();
     Arc::new(log)
 }
 
@@ -153,8 +161,15 @@ fn recovery_truncates_a_garbage_tail_and_drops_later_segments() {
         *b ^= 0x5a;
     }
     std::fs::write(victim, &bytes).unwrap();
-    let (log, report) =
-        load_log(tp(), pdir.clone(), config(300), RecoveryStart::From(0), 0).unwrap();
+    let (log, report) = load_log(
+        &crate::storage::file_system(),
+        tp(),
+        pdir.clone(),
+        config(300),
+        RecoveryStart::From(0),
+        0,
+    )
+    .unwrap();
     assert!(report.truncated_bytes > 0);
     assert_eq!(report.deleted_segments, logs.len() - 2);
     let end = log.log_end_offset();
@@ -191,7 +206,7 @@ async fn concurrent_durable_appends_share_fsyncs_and_all_complete() {
             let b = batch(&[b"payload"], i);
             let h = check_batch(&b).unwrap();
             let info = log.append(&b, &[h]).unwrap();
-            log.wait_durable(info.last_offset + 1).await.unwrap();
+            log.wait_durable(&info).await.unwrap();
             info.base_offset
         }));
     }

@@ -152,7 +152,7 @@ impl TransactionCoordinator {
                     ResponseError::KafkaStorageError
                 })?;
             if log.config().is_durable() {
-                log.wait_durable(info.last_offset + 1)
+                log.wait_durable(&info)
                     .await
                     .map_err(|_| ResponseError::KafkaStorageError)?;
             }

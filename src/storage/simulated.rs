@@ -1,0 +1,654 @@
+//! An in-memory file system for crash and fault tests (after redb's crash backend).
+//!
+//! It keeps two views of everything: what the running process sees, and what is durable.
+//! A file's bytes become durable on `sync_data`; a directory's entries (creations, renames,
+//! removals) on `sync_dir` of that directory. Every mutating call is an *operation* with a
+//! number. Tests can:
+//! - stop the world at operation N ([`SimulatedStorage::crash_at`]): that call and every
+//!   later one fail, as if the process died there;
+//! - then lose power ([`SimulatedStorage::power_loss`]): every directory reverts to its
+//!   durable entries and every file to its durable bytes plus a random prefix of the writes
+//!   made since (the last of which may be torn), like a disk that wrote some of its queue;
+//! - fail the next operation of a kind with an errno ([`SimulatedStorage::fail_next`]);
+//! - make fsync lie ([`SimulatedStorage::forget_syncs`]): it succeeds and makes nothing
+//!   durable (to prove a test would notice);
+//! - cap the space ([`SimulatedStorage::set_capacity`]): a write past it writes what fits and
+//!   fails with ENOSPC.
+//!
+//! Synchronisation: one `std::sync::Mutex` around the whole simulated machine; handles hold
+//! an `Arc` to it. Nothing under the lock panics.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::{FileRef, OpenMode, Storage, StorageFile};
+
+/// Kinds of mutating operations, for targeted faults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Write,
+    SetLen,
+    SyncData,
+    SyncDir,
+    Create,
+    Rename,
+    Remove,
+    CreateDir,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Node {
+    File(usize),
+    Dir(usize),
+}
+
+#[derive(Debug, Clone)]
+enum Pending {
+    Write { pos: u64, bytes: Vec<u8> },
+    SetLen(u64),
+}
+
+#[derive(Debug, Default)]
+struct Inode {
+    data: Vec<u8>,
+    durable: Vec<u8>,
+    /// Changes since the last sync, in order (what a power loss may partly keep).
+    pending: Vec<Pending>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Dir {
+    current: BTreeMap<OsString, Node>,
+    durable: BTreeMap<OsString, Node>,
+}
+
+#[derive(Debug)]
+struct Machine {
+    inodes: Vec<Inode>,
+    dirs: Vec<Dir>,
+    /// Bumped by a power loss; handles from before it stop working.
+    boot: u64,
+    ops: u64,
+    crash_at: Option<u64>,
+    stopped: bool,
+    fail_next: Option<(Op, i32)>,
+    forget_syncs: bool,
+    capacity: Option<u64>,
+    rng: u64,
+}
+
+fn stopped_error() -> io::Error {
+    io::Error::other("simulated crash: the process is dead")
+}
+
+fn errno(code: i32) -> io::Error {
+    io::Error::from_raw_os_error(code)
+}
+
+fn apply(data: &mut Vec<u8>, op: &Pending) {
+    match op {
+        Pending::Write { pos, bytes } => {
+            let end = *pos as usize + bytes.len();
+            if data.len() < end {
+                data.resize(end, 0);
+            }
+            data[*pos as usize..end].copy_from_slice(bytes);
+        }
+        Pending::SetLen(len) => data.resize(*len as usize, 0),
+    }
+}
+
+impl Machine {
+    fn next_random(&mut self) -> u64 {
+        // xorshift64*
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Counts a mutating operation and decides whether it may happen.
+    fn operation(&mut self, op: Op) -> io::Result<()> {
+        if self.stopped {
+            return Err(stopped_error());
+        }
+        self.ops += 1;
+        if self.crash_at.is_some_and(|n| self.ops >= n) {
+            self.stopped = true;
+            return Err(stopped_error());
+        }
+        if let Some((kind, code)) = self.fail_next {
+            if kind == op {
+                self.fail_next = None;
+                return Err(errno(code));
+            }
+        }
+        Ok(())
+    }
+
+    fn alive(&self) -> io::Result<()> {
+        if self.stopped {
+            Err(stopped_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The names along an absolute path.
+    fn components(path: &Path) -> io::Result<Vec<OsString>> {
+        let mut out = Vec::new();
+        for c in path.components() {
+            match c {
+                Component::RootDir => {}
+                Component::Normal(name) => out.push(name.to_os_string()),
+                Component::CurDir => {}
+                _ => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("unsupported path {}", path.display()),
+                    ))
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn lookup(&self, path: &Path) -> io::Result<Node> {
+        let mut node = Node::Dir(0);
+        for name in Self::components(path)? {
+            let Node::Dir(d) = node else {
+                return Err(errno(libc::ENOTDIR));
+            };
+            node = *self.dirs[d]
+                .current
+                .get(&name)
+                .ok_or_else(|| errno(libc::ENOENT))?;
+        }
+        Ok(node)
+    }
+
+    /// The parent directory's id and the last name of `path`.
+    fn parent_of(&self, path: &Path) -> io::Result<(usize, OsString)> {
+        let name = path
+            .file_name()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+        match self.lookup(path.parent().unwrap_or(Path::new("/")))? {
+            Node::Dir(d) => Ok((d, name.to_os_string())),
+            Node::File(_) => Err(errno(libc::ENOTDIR)),
+        }
+    }
+
+    fn file(&self, path: &Path) -> io::Result<usize> {
+        match self.lookup(path)? {
+            Node::File(i) => Ok(i),
+            Node::Dir(_) => Err(errno(libc::EISDIR)),
+        }
+    }
+
+    fn dir(&self, path: &Path) -> io::Result<usize> {
+        match self.lookup(path)? {
+            Node::Dir(d) => Ok(d),
+            Node::File(_) => Err(errno(libc::ENOTDIR)),
+        }
+    }
+
+    /// Bytes held by files the running process can reach.
+    fn used_bytes(&self) -> u64 {
+        let mut total = 0;
+        let mut stack = vec![0usize];
+        while let Some(d) = stack.pop() {
+            for node in self.dirs[d].current.values() {
+                match node {
+                    Node::File(i) => total += self.inodes[*i].data.len() as u64,
+                    Node::Dir(sub) => stack.push(*sub),
+                }
+            }
+        }
+        total
+    }
+
+    fn write(&mut self, inode: usize, pos: u64, bytes: &[u8]) -> io::Result<()> {
+        let len = self.inodes[inode].data.len() as u64;
+        let end = pos + bytes.len() as u64;
+        let mut fits = bytes.len();
+        if let Some(capacity) = self.capacity {
+            let growth = end.saturating_sub(len);
+            let free = capacity.saturating_sub(self.used_bytes());
+            if growth > free {
+                fits = (len + free).saturating_sub(pos).min(bytes.len() as u64) as usize;
+            }
+        }
+        if fits > 0 {
+            let op = Pending::Write {
+                pos,
+                bytes: bytes[..fits].to_vec(),
+            };
+            let file = &mut self.inodes[inode];
+            apply(&mut file.data, &op);
+            file.pending.push(op);
+        }
+        if fits < bytes.len() {
+            return Err(errno(libc::ENOSPC));
+        }
+        Ok(())
+    }
+
+    fn set_len(&mut self, inode: usize, len: u64) -> io::Result<()> {
+        if let Some(capacity) = self.capacity {
+            let growth = len.saturating_sub(self.inodes[inode].data.len() as u64);
+            if growth > capacity.saturating_sub(self.used_bytes()) {
+                return Err(errno(libc::ENOSPC));
+            }
+        }
+        let op = Pending::SetLen(len);
+        let file = &mut self.inodes[inode];
+        apply(&mut file.data, &op);
+        file.pending.push(op);
+        Ok(())
+    }
+
+    fn power_loss(&mut self) {
+        self.boot += 1;
+        self.stopped = false;
+        self.crash_at = None;
+        self.fail_next = None;
+        for d in 0..self.dirs.len() {
+            self.dirs[d].current = self.dirs[d].durable.clone();
+        }
+        for i in 0..self.inodes.len() {
+            let pending = std::mem::take(&mut self.inodes[i].pending);
+            let kept = (self.next_random() % (pending.len() as u64 + 1)) as usize;
+            let mut data = self.inodes[i].durable.clone();
+            for op in &pending[..kept] {
+                apply(&mut data, op);
+            }
+            // The next write may have reached the disk in part.
+            if let Some(Pending::Write { pos, bytes }) = pending.get(kept) {
+                let torn = (self.next_random() % (bytes.len() as u64 + 1)) as usize;
+                apply(
+                    &mut data,
+                    &Pending::Write {
+                        pos: *pos,
+                        bytes: bytes[..torn].to_vec(),
+                    },
+                );
+            }
+            self.inodes[i].durable = data.clone();
+            self.inodes[i].data = data;
+        }
+    }
+}
+
+/// The simulated machine. Cloning shares it.
+#[derive(Debug, Clone)]
+pub struct SimulatedStorage {
+    machine: Arc<Mutex<Machine>>,
+}
+
+#[derive(Debug)]
+struct SimulatedFile {
+    machine: Arc<Mutex<Machine>>,
+    inode: usize,
+    boot: u64,
+}
+
+impl SimulatedStorage {
+    /// An empty file system with only `/`; `seed` drives which unsynced writes survive a
+    /// power loss.
+    pub fn new(seed: u64) -> SimulatedStorage {
+        SimulatedStorage {
+            machine: Arc::new(Mutex::new(Machine {
+                inodes: Vec::new(),
+                dirs: vec![Dir::default()],
+                boot: 0,
+                ops: 0,
+                crash_at: None,
+                stopped: false,
+                fail_next: None,
+                forget_syncs: false,
+                capacity: None,
+                rng: seed.max(1),
+            })),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Machine> {
+        self.machine.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Creates `dir` and its parents, durably (the test's starting point).
+    pub fn create_dir_all_durable(&self, dir: &Path) {
+        let _ = Storage::create_dir_all(self, dir);
+        let mut m = self.lock();
+        for d in 0..m.dirs.len() {
+            m.dirs[d].durable = m.dirs[d].current.clone();
+        }
+    }
+
+    /// Mutating operations so far.
+    pub fn ops(&self) -> u64 {
+        self.lock().ops
+    }
+
+    /// The process dies at the `n`-th mutating operation from the start (that call fails).
+    pub fn crash_at(&self, n: u64) {
+        self.lock().crash_at = Some(n);
+    }
+
+    /// Whether the world has stopped.
+    pub fn crashed(&self) -> bool {
+        self.lock().stopped
+    }
+
+    /// The power goes out: only durable state (plus a random part of the rest) survives.
+    /// Handles opened before stop working.
+    pub fn power_loss(&self) {
+        self.lock().power_loss();
+    }
+
+    /// The next operation of `kind` fails with `code` (an errno), once.
+    pub fn fail_next(&self, kind: Op, code: i32) {
+        self.lock().fail_next = Some((kind, code));
+    }
+
+    /// fsyncs (file and directory) succeed without making anything durable.
+    pub fn forget_syncs(&self, forget: bool) {
+        self.lock().forget_syncs = forget;
+    }
+
+    /// At most `bytes` in all reachable files (`None`: unlimited).
+    pub fn set_capacity(&self, bytes: Option<u64>) {
+        self.lock().capacity = bytes;
+    }
+
+    /// The file system as a shared `Storage`.
+    pub fn shared(&self) -> Arc<dyn Storage> {
+        Arc::new(self.clone())
+    }
+}
+
+impl SimulatedFile {
+    fn machine(&self) -> io::Result<MutexGuard<'_, Machine>> {
+        let m = self.machine.lock().unwrap_or_else(|p| p.into_inner());
+        if m.boot != self.boot {
+            return Err(io::Error::other(
+                "a file handle from before the simulated power loss",
+            ));
+        }
+        Ok(m)
+    }
+}
+
+impl StorageFile for SimulatedFile {
+    fn len(&self) -> io::Result<u64> {
+        let m = self.machine()?;
+        m.alive()?;
+        Ok(m.inodes[self.inode].data.len() as u64)
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], pos: u64) -> io::Result<()> {
+        let m = self.machine()?;
+        m.alive()?;
+        let data = &m.inodes[self.inode].data;
+        let end = pos as usize + buf.len();
+        if end > data.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "failed to fill whole buffer",
+            ));
+        }
+        buf.copy_from_slice(&data[pos as usize..end]);
+        Ok(())
+    }
+
+    fn write_all_at(&self, bufs: &[&[u8]], pos: u64) -> io::Result<()> {
+        let mut m = self.machine()?;
+        m.operation(Op::Write)?;
+        let mut at = pos;
+        for b in bufs {
+            m.write(self.inode, at, b)?;
+            at += b.len() as u64;
+        }
+        Ok(())
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        let mut m = self.machine()?;
+        m.operation(Op::SetLen)?;
+        m.set_len(self.inode, len)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        let mut m = self.machine()?;
+        m.operation(Op::SyncData)?;
+        if !m.forget_syncs {
+            let file = &mut m.inodes[self.inode];
+            file.durable = file.data.clone();
+            file.pending.clear();
+        }
+        Ok(())
+    }
+}
+
+impl Storage for SimulatedStorage {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<FileRef> {
+        let mut m = self.lock();
+        m.alive()?;
+        let inode = match (m.lookup(path), mode) {
+            (Ok(Node::Dir(_)), _) => return Err(errno(libc::EISDIR)),
+            (Ok(Node::File(i)), OpenMode::Truncate) => {
+                m.operation(Op::SetLen)?;
+                m.set_len(i, 0)?;
+                i
+            }
+            (Ok(Node::File(i)), _) => i,
+            (Err(e), OpenMode::Existing) => return Err(e),
+            (Err(_), _) => {
+                let (parent, name) = m.parent_of(path)?;
+                m.operation(Op::Create)?;
+                let i = m.inodes.len();
+                m.inodes.push(Inode::default());
+                m.dirs[parent].current.insert(name, Node::File(i));
+                i
+            }
+        };
+        Ok(Arc::new(SimulatedFile {
+            machine: self.machine.clone(),
+            inode,
+            boot: m.boot,
+        }))
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        let m = self.lock();
+        m.alive()?;
+        let i = m.file(path)?;
+        Ok(m.inodes[i].data.clone())
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        let m = self.lock();
+        !m.stopped && m.lookup(path).is_ok()
+    }
+
+    fn is_dir(&self, path: &Path) -> bool {
+        let m = self.lock();
+        !m.stopped && matches!(m.lookup(path), Ok(Node::Dir(_)))
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        let m = self.lock();
+        m.alive()?;
+        let d = m.dir(dir)?;
+        Ok(m.dirs[d]
+            .current
+            .keys()
+            .map(|name| dir.join(name))
+            .collect())
+    }
+
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        let mut m = self.lock();
+        m.alive()?;
+        let mut at = 0usize;
+        for name in Machine::components(dir)? {
+            at = match m.dirs[at].current.get(&name).copied() {
+                Some(Node::Dir(d)) => d,
+                Some(Node::File(_)) => return Err(errno(libc::ENOTDIR)),
+                None => {
+                    m.operation(Op::CreateDir)?;
+                    let d = m.dirs.len();
+                    m.dirs.push(Dir::default());
+                    m.dirs[at].current.insert(name, Node::Dir(d));
+                    d
+                }
+            };
+        }
+        Ok(())
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut m = self.lock();
+        m.alive()?;
+        let (from_dir, from_name) = m.parent_of(from)?;
+        let (to_dir, to_name) = m.parent_of(to)?;
+        if !m.dirs[from_dir].current.contains_key(&from_name) {
+            return Err(errno(libc::ENOENT));
+        }
+        m.operation(Op::Rename)?;
+        if let Some(node) = m.dirs[from_dir].current.remove(&from_name) {
+            m.dirs[to_dir].current.insert(to_name, node);
+        }
+        Ok(())
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        let mut m = self.lock();
+        m.alive()?;
+        m.file(path)?;
+        let (dir, name) = m.parent_of(path)?;
+        m.operation(Op::Remove)?;
+        m.dirs[dir].current.remove(&name);
+        Ok(())
+    }
+
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        let mut m = self.lock();
+        m.alive()?;
+        let d = m.dir(path)?;
+        let (parent, name) = m.parent_of(path)?;
+        m.operation(Op::Remove)?;
+        // The subtree's own entries go too, so a stale durable entry can't resurrect them
+        // once the parent's removal is durable; until then the parent's durable entry
+        // still points at the (durable) subtree.
+        m.dirs[d].current.clear();
+        m.dirs[parent].current.remove(&name);
+        Ok(())
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        let mut m = self.lock();
+        m.alive()?;
+        let d = m.dir(dir)?;
+        m.operation(Op::SyncDir)?;
+        if !m.forget_syncs {
+            m.dirs[d].durable = m.dirs[d].current.clone();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup() -> (SimulatedStorage, Arc<dyn Storage>) {
+        let sim = SimulatedStorage::new(7);
+        sim.create_dir_all_durable(Path::new("/data"));
+        let storage = sim.shared();
+        (sim, storage)
+    }
+
+    #[test]
+    fn only_synced_bytes_and_names_survive_a_power_loss() {
+        let (sim, storage) = setup();
+        let synced = storage
+            .open(Path::new("/data/a"), OpenMode::Truncate)
+            .unwrap();
+        synced.write_all_at(&[b"durable"], 0).unwrap();
+        synced.sync_data().unwrap();
+        storage.sync_dir(Path::new("/data")).unwrap();
+        synced.write_all_at(&[b" maybe"], 7).unwrap();
+        let unnamed = storage
+            .open(Path::new("/data/b"), OpenMode::Truncate)
+            .unwrap();
+        unnamed.write_all_at(&[b"x"], 0).unwrap();
+        unnamed.sync_data().unwrap();
+        sim.power_loss();
+        let a = storage.read(Path::new("/data/a")).unwrap();
+        assert!(a.starts_with(b"durable") && b"durable maybe".starts_with(&a));
+        assert!(!storage.exists(Path::new("/data/b")), "name never synced");
+        assert!(synced.len().is_err(), "old handles are dead");
+    }
+
+    #[test]
+    fn the_world_stops_at_the_chosen_operation() {
+        let (sim, storage) = setup();
+        let f = storage
+            .open(Path::new("/data/a"), OpenMode::Truncate)
+            .unwrap();
+        let start = sim.ops();
+        sim.crash_at(start + 2);
+        f.write_all_at(&[b"one"], 0).unwrap();
+        assert!(f.sync_data().is_err());
+        assert!(sim.crashed());
+        assert!(f.write_all_at(&[b"two"], 3).is_err());
+        assert!(storage.read(Path::new("/data/a")).is_err());
+    }
+
+    #[test]
+    fn a_full_disk_writes_what_fits_then_fails() {
+        let (sim, storage) = setup();
+        sim.set_capacity(Some(10));
+        let f = storage
+            .open(Path::new("/data/a"), OpenMode::Truncate)
+            .unwrap();
+        f.write_all_at(&[b"0123456"], 0).unwrap();
+        let e = f.write_all_at(&[b"789abc"], 7).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOSPC));
+        assert_eq!(f.len().unwrap(), 10);
+        f.set_len(7).unwrap();
+        sim.set_capacity(None);
+        f.write_all_at(&[b"789abc"], 7).unwrap();
+        assert_eq!(
+            storage.read(Path::new("/data/a")).unwrap(),
+            b"0123456789abc"
+        );
+    }
+
+    #[test]
+    fn a_renamed_directory_is_durable_only_after_its_parent_is_synced() {
+        let (sim, storage) = setup();
+        storage.create_dir_durably(Path::new("/data/p-0")).unwrap();
+        storage
+            .write_atomically(Path::new("/data/p-0/f"), b"hi")
+            .unwrap();
+        storage
+            .rename(Path::new("/data/p-0"), Path::new("/data/p-0-delete"))
+            .unwrap();
+        sim.power_loss();
+        assert_eq!(storage.read(Path::new("/data/p-0/f")).unwrap(), b"hi");
+        storage
+            .rename(Path::new("/data/p-0"), Path::new("/data/p-0-delete"))
+            .unwrap();
+        storage.sync_dir(Path::new("/data")).unwrap();
+        sim.power_loss();
+        assert!(!storage.exists(Path::new("/data/p-0")));
+        assert!(storage.exists(Path::new("/data/p-0-delete/f")));
+    }
+}
