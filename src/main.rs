@@ -7,6 +7,8 @@ mod api;
 mod broker;
 mod config;
 mod coordinator;
+#[cfg(test)]
+mod crash_consistency;
 mod internal_topic;
 mod log;
 mod log_manager;

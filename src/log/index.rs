@@ -185,6 +185,15 @@ impl OffsetIndex {
         self.entries.len()
     }
 
+    /// Every entry as (offset, position).
+    #[cfg(test)]
+    pub fn entries(&self) -> Vec<(i64, u32)> {
+        self.entries
+            .iter()
+            .map(|e| (self.base_offset + e.relative_offset as i64, e.position))
+            .collect()
+    }
+
     /// Keeps only the first `entries` entries (undoing a failed append).
     pub fn truncate_entries(&mut self, entries: usize) -> io::Result<()> {
         self.file.truncate((entries * OFFSET_ENTRY_SIZE) as u64)?;

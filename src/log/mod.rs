@@ -1087,6 +1087,58 @@ impl Log {
         doomed.len()
     }
 
+    /// Checks the whole log against itself: every batch passes its CRC, offsets are
+    /// contiguous across segments, every offset-index entry points at the start of the batch
+    /// with that offset, and the log end is where the last batch ends.
+    #[cfg(test)]
+    pub fn check_consistency(&self) -> Result<(), String> {
+        let state = self.lock();
+        let mut next: Option<i64> = None;
+        for (base, segment) in &state.segments {
+            let file = segment.file();
+            let mut starts = std::collections::HashMap::new();
+            let mut pos = 0u64;
+            while pos < segment.size() {
+                let h = read_header_at(file.as_ref(), pos, segment.size())
+                    .map_err(|e| e.to_string())?
+                    .ok_or(format!("segment {base}: no batch header at {pos}"))?;
+                let bytes =
+                    read_bytes_at(file.as_ref(), pos, h.size()).map_err(|e| e.to_string())?;
+                check_batch(&bytes).map_err(|e| format!("segment {base} at {pos}: {e}"))?;
+                if next.is_some_and(|n| n != h.base_offset) || h.base_offset < *base {
+                    return Err(format!(
+                        "segment {base} at {pos}: batch at offset {} after {next:?}",
+                        h.base_offset
+                    ));
+                }
+                starts.insert(pos as u32, h.base_offset);
+                next = Some(h.next_offset());
+                pos += h.size() as u64;
+            }
+            if segment.next_offset() != next.unwrap_or(*base) {
+                return Err(format!(
+                    "segment {base} thinks it ends at {} but its batches end at {next:?}",
+                    segment.next_offset()
+                ));
+            }
+            for (offset, position) in segment.offset_index().entries() {
+                if starts.get(&position) != Some(&offset) {
+                    return Err(format!(
+                        "segment {base}: index entry ({offset}, {position}) does not point at that batch"
+                    ));
+                }
+            }
+        }
+        let end = next.unwrap_or(state.log_end_offset);
+        if end != state.log_end_offset || state.high_watermark.offset > end {
+            return Err(format!(
+                "log end {} / high watermark {} but batches end at {end}",
+                state.log_end_offset, state.high_watermark.offset
+            ));
+        }
+        Ok(())
+    }
+
     /// Stops further appends and flushes everything (clean shutdown or deletion).
     pub fn close(&self) -> Result<(), LogError> {
         // Closed first, so no append can slip in after the final flush.

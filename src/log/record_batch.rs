@@ -509,6 +509,28 @@ pub mod test_support {
 }
 
 #[cfg(test)]
+pub mod idempotent_support {
+    //! Batches from an idempotent producer, for crash tests.
+
+    /// `test_support::batch` stamped with a producer id, epoch and base sequence.
+    pub fn idempotent_batch(
+        values: &[&[u8]],
+        ts: i64,
+        producer_id: i64,
+        epoch: i16,
+        base_sequence: i32,
+    ) -> Vec<u8> {
+        let mut b = super::test_support::batch(values, ts);
+        b[43..51].copy_from_slice(&producer_id.to_be_bytes());
+        b[51..53].copy_from_slice(&epoch.to_be_bytes());
+        b[53..57].copy_from_slice(&base_sequence.to_be_bytes());
+        let crc = crc32c::crc32c(&b[super::ATTRIBUTES_OFFSET..]);
+        b[super::CRC_OFFSET..super::CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::test_support::batch;
     use super::*;

@@ -15,8 +15,12 @@
 //! - cap the space ([`SimulatedStorage::set_capacity`]): a write past it writes what fits and
 //!   fails with ENOSPC.
 //!
-//! Synchronisation: one `std::sync::Mutex` around the whole simulated machine; handles hold
-//! an `Arc` to it. Nothing under the lock panics.
+//! The broker gets a [`Storage`] from [`SimulatedStorage::shared`]: a view bound to the
+//! current "boot". After a power loss every view and file handle from before stops working,
+//! so tasks of the dead broker that are still winding down can't touch the new world.
+//!
+//! Synchronisation: one `std::sync::Mutex` around the whole simulated machine; views and
+//! handles hold an `Arc` to it. Nothing under the lock panics.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -284,10 +288,21 @@ impl Machine {
     }
 }
 
-/// The simulated machine. Cloning shares it.
+/// The simulated machine, as the test controls it. Cloning shares it.
 #[derive(Debug, Clone)]
 pub struct SimulatedStorage {
     machine: Arc<Mutex<Machine>>,
+}
+
+/// The file system as one boot of the broker sees it.
+#[derive(Debug)]
+struct Process {
+    machine: Arc<Mutex<Machine>>,
+    boot: u64,
+}
+
+fn stale_error() -> io::Error {
+    io::Error::other("a handle from before the simulated power loss")
 }
 
 #[derive(Debug)]
@@ -323,7 +338,7 @@ impl SimulatedStorage {
 
     /// Creates `dir` and its parents, durably (the test's starting point).
     pub fn create_dir_all_durable(&self, dir: &Path) {
-        let _ = Storage::create_dir_all(self, dir);
+        let _ = self.shared().create_dir_all(dir);
         let mut m = self.lock();
         for d in 0..m.dirs.len() {
             m.dirs[d].durable = m.dirs[d].current.clone();
@@ -361,14 +376,33 @@ impl SimulatedStorage {
         self.lock().forget_syncs = forget;
     }
 
+    /// Bytes in all reachable files.
+    pub fn used_bytes(&self) -> u64 {
+        self.lock().used_bytes()
+    }
+
     /// At most `bytes` in all reachable files (`None`: unlimited).
     pub fn set_capacity(&self, bytes: Option<u64>) {
         self.lock().capacity = bytes;
     }
 
-    /// The file system as a shared `Storage`.
+    /// The file system as the broker of the current boot sees it.
     pub fn shared(&self) -> Arc<dyn Storage> {
-        Arc::new(self.clone())
+        let boot = self.lock().boot;
+        Arc::new(Process {
+            machine: self.machine.clone(),
+            boot,
+        })
+    }
+}
+
+impl Process {
+    fn lock(&self) -> io::Result<MutexGuard<'_, Machine>> {
+        let m = self.machine.lock().unwrap_or_else(|p| p.into_inner());
+        if m.boot != self.boot {
+            return Err(stale_error());
+        }
+        Ok(m)
     }
 }
 
@@ -376,9 +410,7 @@ impl SimulatedFile {
     fn machine(&self) -> io::Result<MutexGuard<'_, Machine>> {
         let m = self.machine.lock().unwrap_or_else(|p| p.into_inner());
         if m.boot != self.boot {
-            return Err(io::Error::other(
-                "a file handle from before the simulated power loss",
-            ));
+            return Err(stale_error());
         }
         Ok(m)
     }
@@ -435,9 +467,9 @@ impl StorageFile for SimulatedFile {
     }
 }
 
-impl Storage for SimulatedStorage {
+impl Storage for Process {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<FileRef> {
-        let mut m = self.lock();
+        let mut m = self.lock()?;
         m.alive()?;
         let inode = match (m.lookup(path), mode) {
             (Ok(Node::Dir(_)), _) => return Err(errno(libc::EISDIR)),
@@ -460,29 +492,29 @@ impl Storage for SimulatedStorage {
         Ok(Arc::new(SimulatedFile {
             machine: self.machine.clone(),
             inode,
-            boot: m.boot,
+            boot: self.boot,
         }))
     }
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        let m = self.lock();
+        let m = self.lock()?;
         m.alive()?;
         let i = m.file(path)?;
         Ok(m.inodes[i].data.clone())
     }
 
     fn exists(&self, path: &Path) -> bool {
-        let m = self.lock();
-        !m.stopped && m.lookup(path).is_ok()
+        self.lock()
+            .is_ok_and(|m| !m.stopped && m.lookup(path).is_ok())
     }
 
     fn is_dir(&self, path: &Path) -> bool {
-        let m = self.lock();
-        !m.stopped && matches!(m.lookup(path), Ok(Node::Dir(_)))
+        self.lock()
+            .is_ok_and(|m| !m.stopped && matches!(m.lookup(path), Ok(Node::Dir(_))))
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
-        let m = self.lock();
+        let m = self.lock()?;
         m.alive()?;
         let d = m.dir(dir)?;
         Ok(m.dirs[d]
@@ -493,7 +525,7 @@ impl Storage for SimulatedStorage {
     }
 
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        let mut m = self.lock();
+        let mut m = self.lock()?;
         m.alive()?;
         let mut at = 0usize;
         for name in Machine::components(dir)? {
@@ -513,7 +545,7 @@ impl Storage for SimulatedStorage {
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        let mut m = self.lock();
+        let mut m = self.lock()?;
         m.alive()?;
         let (from_dir, from_name) = m.parent_of(from)?;
         let (to_dir, to_name) = m.parent_of(to)?;
@@ -528,7 +560,7 @@ impl Storage for SimulatedStorage {
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
-        let mut m = self.lock();
+        let mut m = self.lock()?;
         m.alive()?;
         m.file(path)?;
         let (dir, name) = m.parent_of(path)?;
@@ -538,7 +570,7 @@ impl Storage for SimulatedStorage {
     }
 
     fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
-        let mut m = self.lock();
+        let mut m = self.lock()?;
         m.alive()?;
         let d = m.dir(path)?;
         let (parent, name) = m.parent_of(path)?;
@@ -552,7 +584,7 @@ impl Storage for SimulatedStorage {
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        let mut m = self.lock();
+        let mut m = self.lock()?;
         m.alive()?;
         let d = m.dir(dir)?;
         m.operation(Op::SyncDir)?;
@@ -590,6 +622,7 @@ mod tests {
         unnamed.write_all_at(&[b"x"], 0).unwrap();
         unnamed.sync_data().unwrap();
         sim.power_loss();
+        let storage = sim.shared();
         let a = storage.read(Path::new("/data/a")).unwrap();
         assert!(a.starts_with(b"durable") && b"durable maybe".starts_with(&a));
         assert!(!storage.exists(Path::new("/data/b")), "name never synced");
@@ -642,12 +675,14 @@ mod tests {
             .rename(Path::new("/data/p-0"), Path::new("/data/p-0-delete"))
             .unwrap();
         sim.power_loss();
+        let storage = sim.shared();
         assert_eq!(storage.read(Path::new("/data/p-0/f")).unwrap(), b"hi");
         storage
             .rename(Path::new("/data/p-0"), Path::new("/data/p-0-delete"))
             .unwrap();
         storage.sync_dir(Path::new("/data")).unwrap();
         sim.power_loss();
+        let storage = sim.shared();
         assert!(!storage.exists(Path::new("/data/p-0")));
         assert!(storage.exists(Path::new("/data/p-0-delete/f")));
     }
