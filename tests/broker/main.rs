@@ -4,6 +4,7 @@
 mod admin;
 mod bad_input;
 mod clients;
+mod durability;
 mod groups;
 mod idempotence;
 mod kcat;
