@@ -96,7 +96,7 @@ async fn round(
         if let Ok(Ok(d)) = delivery.await {
             acked.insert(k, (d.partition, d.offset));
             acked_now += 1;
-            if acked_now % 100 == 0 {
+            if acked_now.is_multiple_of(100) {
                 // Commit "consumed up to here" for the partition just acknowledged.
                 let mut tpl = TopicPartitionList::new();
                 tpl.add_partition_offset(TOPIC, d.partition, Offset::Offset(d.offset))
