@@ -18,7 +18,7 @@ cargo build --release --quiet --bin gregor
 bin=target/release/gregor
 
 dir=$(mktemp -d)
-trap 'kill -TERM "${pid:-0}" 2>/dev/null || true; wait "${pid:-0}" 2>/dev/null || true; rm -rf "$dir"' EXIT
+trap 'if [ -n "${pid:-}" ]; then kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; fi; rm -rf "$dir"' EXIT
 start_ns=$(date +%s%N)
 "$bin" serve --listen 127.0.0.1:0 --data-dir "$dir/data" --log-level warn > "$dir/out" 2> "$dir/err" &
 pid=$!

@@ -24,22 +24,37 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// Opens the data directories on `storage` (recovering after a crash), then loads the
-    /// group and transaction coordinators from their internal topics. `local` is the
-    /// address the listener is bound to. An error says which part failed and why.
+    /// Opens the data directories on `storage` (recovering after a crash), then the rest
+    /// (see [`Broker::load`]).
+    #[cfg(test)]
     pub async fn open(
         config: Arc<BrokerConfig>,
         storage: Arc<dyn Storage>,
         local: SocketAddr,
     ) -> Result<Broker, String> {
-        let logs = {
-            let config = config.clone();
-            tokio::task::spawn_blocking(move || LogManager::open(config, storage))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())
-                .map(Arc::new)?
-        };
+        let logs = Self::open_logs(config.clone(), storage).await?;
+        Self::load(config, logs, local).await
+    }
+
+    /// Opens the data directories on `storage`, recovering after a crash.
+    pub async fn open_logs(
+        config: Arc<BrokerConfig>,
+        storage: Arc<dyn Storage>,
+    ) -> Result<Arc<LogManager>, String> {
+        tokio::task::spawn_blocking(move || LogManager::open(config, storage))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+            .map(Arc::new)
+    }
+
+    /// Loads the group and transaction coordinators from their internal topics in `logs`.
+    /// `local` is the address the listener is bound to. An error says which part failed.
+    pub async fn load(
+        config: Arc<BrokerConfig>,
+        logs: Arc<LogManager>,
+        local: SocketAddr,
+    ) -> Result<Broker, String> {
         let groups = {
             let (coordinator_config, logs) = (config.coordinator.clone(), logs.clone());
             tokio::task::spawn_blocking(move || GroupCoordinator::load(coordinator_config, logs))

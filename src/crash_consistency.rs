@@ -446,7 +446,7 @@ async fn acknowledged_data_survives_a_crash_at_any_io_operation() {
     );
     assert!(ops > 100, "the workload does I/O ({ops} operations)");
     let mut rng = 0x9E37_79B9_7F4A_7C15u64;
-    let iterations = 100;
+    let iterations = 300;
     let mut acked_total = 0;
     for seed in 1..=iterations {
         rng ^= rng << 13;

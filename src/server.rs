@@ -37,6 +37,10 @@ pub async fn run<F>(config: Arc<BrokerConfig>, stop: F) -> Result<(), ServerErro
 where
     F: std::future::Future<Output = ()>,
 {
+    // Logs first, like Kafka: the port opens once the data is recovered.
+    let logs = Broker::open_logs(config.clone(), storage::file_system())
+        .await
+        .map_err(ServerError::Storage)?;
     let listener_config = &config.listeners[0];
     let addr = listener_config
         .socket_addr()
@@ -47,7 +51,7 @@ where
     let local = listener
         .local_addr()
         .map_err(|e| ServerError::Listen(e.to_string()))?;
-    let broker = Broker::open(config.clone(), storage::file_system(), local)
+    let broker = Broker::load(config.clone(), logs, local)
         .await
         .map(Arc::new)
         .map_err(ServerError::Storage)?;

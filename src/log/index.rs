@@ -194,6 +194,19 @@ impl OffsetIndex {
             .collect()
     }
 
+    pub fn raw_entries(&self) -> &[OffsetEntry] {
+        &self.entries
+    }
+
+    /// Keeps only the entries for offsets before `offset`.
+    pub fn keep_before(&mut self, offset: i64) -> io::Result<()> {
+        let rel = offset - self.base_offset;
+        let keep = self
+            .entries
+            .partition_point(|e| (e.relative_offset as i64) < rel);
+        self.truncate_entries(keep)
+    }
+
     /// Keeps only the first `entries` entries (undoing a failed append).
     pub fn truncate_entries(&mut self, entries: usize) -> io::Result<()> {
         self.file.truncate((entries * OFFSET_ENTRY_SIZE) as u64)?;
@@ -309,6 +322,19 @@ impl TimeIndex {
 
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    pub fn raw_entries(&self) -> &[TimeEntry] {
+        &self.entries
+    }
+
+    /// Keeps only the entries that point at offsets before `offset`.
+    pub fn keep_before(&mut self, offset: i64) -> io::Result<()> {
+        let rel = offset - self.base_offset;
+        let keep = self
+            .entries
+            .partition_point(|e| (e.relative_offset as i64) < rel);
+        self.truncate_entries(keep)
     }
 
     /// Keeps only the first `entries` entries (undoing a failed append).

@@ -188,15 +188,15 @@ pub fn load_log(
     let mut truncated_at: Option<usize> = None;
     for (i, &base) in bases.iter().enumerate() {
         let next_base = bases.get(i + 1).copied().unwrap_or(i64::MAX);
-        let recover = match recovery {
-            RecoveryStart::CleanShutdown => false,
-            RecoveryStart::From(point) => next_base > point,
+        let recover_from = match recovery {
+            RecoveryStart::CleanShutdown => None,
+            RecoveryStart::From(point) => (next_base > point).then_some(point),
         };
         let (segment, result) = LogSegment::open(
             storage.as_ref(),
             &dir,
             base,
-            recover,
+            recover_from,
             config.index_interval_bytes,
             now,
         )

@@ -70,13 +70,15 @@ impl LogSegment {
         })
     }
 
-    /// Opens an existing segment. With `recover`, or when an index file is missing or
-    /// inconsistent, every batch is checked and the indexes rebuilt (see [`LogSegment::recover`]).
+    /// Opens an existing segment. With `recover_from` (a recovery point), or when an index
+    /// file is missing or inconsistent, batches are checked and the indexes rebuilt: from
+    /// the last index entry at or before the recovery point when that entry checks out
+    /// (everything before it was fsynced), else from the start (see [`LogSegment::recover`]).
     pub fn open(
         storage: &dyn Storage,
         dir: &Path,
         base_offset: i64,
-        recover: bool,
+        recover_from: Option<i64>,
         index_interval_bytes: u64,
         now_ms: i64,
     ) -> io::Result<(LogSegment, Option<RecoveryResult>)> {
@@ -86,7 +88,7 @@ impl LogSegment {
         let index_path = file_names::index_file(dir, base_offset);
         let time_path = file_names::time_index_file(dir, base_offset);
         let rolling_basis_ms = (size > 0).then_some(now_ms);
-        if !recover {
+        if recover_from.is_none() {
             let offset_index = OffsetIndex::load(storage, &index_path, base_offset, size)?;
             let time_index = TimeIndex::load(storage, &time_path, base_offset, i64::MAX)?;
             if let (Some(offset_index), Some(time_index)) = (offset_index, time_index) {
@@ -108,21 +110,64 @@ impl LogSegment {
                 }
             }
         }
+        let resume = match recover_from {
+            Some(point) if point > base_offset => {
+                let offset_index = OffsetIndex::load(storage, &index_path, base_offset, size)?;
+                let time_index = TimeIndex::load(storage, &time_path, base_offset, i64::MAX)?;
+                match (offset_index, time_index) {
+                    (Some(o), Some(t)) => Self::resume_point(file.as_ref(), size, o, t, point)?,
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        let (offset_index, time_index, start) = match resume {
+            Some((offset_index, time_index, start)) => (offset_index, time_index, start),
+            None => (
+                OffsetIndex::create(storage, &index_path, base_offset)?,
+                TimeIndex::create(storage, &time_path, base_offset)?,
+                (base_offset, 0),
+            ),
+        };
         let mut segment = LogSegment {
             base_offset,
             path,
             file,
             size,
             next_offset: base_offset,
-            offset_index: OffsetIndex::create(storage, &index_path, base_offset)?,
-            time_index: TimeIndex::create(storage, &time_path, base_offset)?,
+            offset_index,
+            time_index,
             bytes_since_last_index_entry: 0,
             max_timestamp: -1,
             offset_of_max_timestamp: -1,
             rolling_basis_ms,
         };
-        let result = segment.recover(index_interval_bytes)?;
+        let result = segment.recover_from(start, index_interval_bytes)?;
         Ok((segment, Some(result)))
+    }
+
+    /// Where recovery may start instead of position 0: the last offset-index entry at or
+    /// before `recovery_point`, if the batch header at its position has that offset. The
+    /// indexes come back cut to the entries before it.
+    #[allow(clippy::type_complexity)]
+    fn resume_point(
+        file: &dyn StorageFile,
+        size: u64,
+        mut offset_index: OffsetIndex,
+        mut time_index: TimeIndex,
+        recovery_point: i64,
+    ) -> io::Result<Option<(OffsetIndex, TimeIndex, (i64, u64))>> {
+        let (offset, position) = offset_index.lookup(recovery_point);
+        if position == 0 {
+            return Ok(None);
+        }
+        match read_header_at(file, position as u64, size)? {
+            Some(h) if h.base_offset == offset => {}
+            _ => return Ok(None),
+        }
+        offset_index.keep_before(offset)?;
+        time_index.keep_before(offset)?;
+        Ok(Some((offset_index, time_index, (offset, position as u64))))
     }
 
     /// For a segment opened without recovery: walks the batch headers after the last index
@@ -181,14 +226,29 @@ impl LogSegment {
     /// rebuilds both indexes, and truncates the file after the last valid batch. Returns
     /// how many bytes were cut.
     pub fn recover(&mut self, index_interval_bytes: u64) -> io::Result<RecoveryResult> {
+        self.offset_index.reset(Vec::new())?;
+        self.time_index.reset(Vec::new())?;
+        self.recover_from((self.base_offset, 0), index_interval_bytes)
+    }
+
+    /// [`LogSegment::recover`] from `(offset, position)`, a batch boundary before which
+    /// everything is known good and indexed (the indexes hold only entries before it).
+    fn recover_from(
+        &mut self,
+        (start_offset, start_position): (i64, u64),
+        index_interval_bytes: u64,
+    ) -> io::Result<RecoveryResult> {
         let file_len = self.file.len()?;
-        let mut pos = 0u64;
-        let mut next = self.base_offset;
-        let mut offset_entries: Vec<OffsetEntry> = Vec::new();
-        let mut time_entries: Vec<TimeEntry> = Vec::new();
-        let mut since_entry = 0u64;
-        let mut max_ts = -1i64;
-        let mut offset_of_max_ts = -1i64;
+        let mut pos = start_position;
+        let mut next = start_offset;
+        let mut offset_entries: Vec<OffsetEntry> = self.offset_index.raw_entries().to_vec();
+        let mut time_entries: Vec<TimeEntry> = self.time_index.raw_entries().to_vec();
+        // The first scanned batch gets an index entry.
+        let mut since_entry = index_interval_bytes + 1;
+        let (mut max_ts, mut offset_of_max_ts) = match time_entries.last() {
+            Some(e) => (e.timestamp, self.base_offset + e.relative_offset as i64),
+            None => (-1i64, -1i64),
+        };
         let mut batches = 0u64;
         let mut buf = Vec::new();
         while pos < file_len {
@@ -442,7 +502,7 @@ mod tests {
         let mut bytes = std::fs::read(&path).unwrap();
         bytes.extend_from_slice(&[0xAB; 100]);
         std::fs::write(&path, &bytes).unwrap();
-        let (seg, result) = LogSegment::open(&FileSystem, dir.path(), 0, true, 100, 0).unwrap();
+        let (seg, result) = LogSegment::open(&FileSystem, dir.path(), 0, Some(0), 100, 0).unwrap();
         let result = result.unwrap();
         assert_eq!(result.truncated_bytes, 100);
         assert_eq!(result.batches, 10);
@@ -452,7 +512,7 @@ mod tests {
         drop(seg);
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
-        let (seg, result) = LogSegment::open(&FileSystem, dir.path(), 0, true, 100, 0).unwrap();
+        let (seg, result) = LogSegment::open(&FileSystem, dir.path(), 0, Some(0), 100, 0).unwrap();
         assert_eq!(result.unwrap().batches, 9);
         assert_eq!(seg.next_offset(), 18);
         assert!(seg.offset_index().len() > 1);
@@ -472,7 +532,7 @@ mod tests {
         }
         let entries = seg.offset_index().len();
         drop(seg);
-        let (seg, result) = LogSegment::open(&FileSystem, dir.path(), 100, false, 100, 0).unwrap();
+        let (seg, result) = LogSegment::open(&FileSystem, dir.path(), 100, None, 100, 0).unwrap();
         assert!(result.is_none(), "a clean segment needs no recovery");
         assert_eq!(seg.next_offset(), 120);
         assert_eq!(seg.offset_index().len(), entries);
@@ -480,9 +540,51 @@ mod tests {
         // A corrupted index is detected and rebuilt.
         drop(seg);
         std::fs::write(file_names::index_file(dir.path(), 100), [1, 2, 3]).unwrap();
-        let (seg, result) = LogSegment::open(&FileSystem, dir.path(), 100, false, 100, 0).unwrap();
+        let (seg, result) = LogSegment::open(&FileSystem, dir.path(), 100, None, 100, 0).unwrap();
         assert!(result.is_some());
         assert_eq!(seg.next_offset(), 120);
         assert_eq!(seg.offset_index().len(), entries);
+    }
+
+    #[test]
+    fn recovery_from_a_recovery_point_scans_only_past_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seg = LogSegment::create(&FileSystem, dir.path(), 0).unwrap();
+        for i in 0..40 {
+            append_batch(
+                &mut seg,
+                i,
+                &[b"0123456789012345678901234567890123456789"],
+                100 + i,
+            );
+        }
+        let (entries, times) = (seg.offset_index().entries(), seg.time_index().len());
+        drop(seg);
+        let path = file_names::log_file(dir.path(), 0);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend_from_slice(&[0xAB; 33]);
+        std::fs::write(&path, &bytes).unwrap();
+        let (seg, result) = LogSegment::open(&FileSystem, dir.path(), 0, Some(30), 100, 0).unwrap();
+        let result = result.unwrap();
+        assert!(
+            result.batches < 15,
+            "only batches from the index entry before offset 30 are checked ({})",
+            result.batches
+        );
+        assert_eq!(result.truncated_bytes, 33);
+        assert_eq!(seg.next_offset(), 40);
+        assert_eq!(
+            seg.offset_index().entries(),
+            entries,
+            "the same index as before"
+        );
+        assert_eq!(seg.time_index().len(), times);
+        assert_eq!(seg.max_timestamp(), 139);
+        // A garbage index can't be trusted: the whole segment is scanned.
+        drop(seg);
+        std::fs::write(file_names::index_file(dir.path(), 0), [0u8; 16]).unwrap();
+        let (seg, result) = LogSegment::open(&FileSystem, dir.path(), 0, Some(30), 100, 0).unwrap();
+        assert_eq!(result.unwrap().batches, 40);
+        assert_eq!(seg.offset_index().entries(), entries);
     }
 }
