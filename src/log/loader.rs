@@ -212,9 +212,15 @@ pub fn load_log(
                     "truncated invalid bytes at the end of a segment"
                 );
             }
-            // Make what recovery kept durable before it is served.
-            for handle in segment.sync_handles() {
-                handle.sync_data().map_err(io_err(segment.path()))?;
+            // What recovery kept past the recovery point (or cut) must be durable before
+            // it is served and the new recovery point is checkpointed. Below the recovery
+            // point nothing changed, and rewritten index entries there are re-checked at
+            // the next recovery.
+            let point = recover_from.unwrap_or(i64::MAX);
+            if result.truncated_bytes > 0 || segment.next_offset() > point {
+                for handle in segment.sync_handles() {
+                    handle.sync_data().map_err(io_err(segment.path()))?;
+                }
             }
         }
         let cut = result.is_some_and(|r| r.truncated_bytes > 0);

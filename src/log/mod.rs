@@ -169,6 +169,8 @@ struct LogState {
     dir_sync_pending: bool,
     /// Flushes that failed (each one cut the log back to `durable_end`).
     flush_failures: u64,
+    /// Whether anything was appended since the last failed flush.
+    appended_since_failure: bool,
     unflushed_messages: u64,
     last_flush: Instant,
     flush_running: bool,
@@ -223,6 +225,7 @@ impl Log {
             pending_sync: Vec::new(),
             dir_sync_pending: false,
             flush_failures: 0,
+            appended_since_failure: false,
             unflushed_messages: 0,
             last_flush: Instant::now(),
             flush_running: false,
@@ -415,6 +418,7 @@ impl Log {
             position: segment.size(),
         };
         state.log_end_offset = next;
+        state.appended_since_failure = true;
         state.unflushed_messages += messages;
         for h in &assigned {
             if h.is_control() {
@@ -512,13 +516,18 @@ impl Log {
         loop {
             let log = self.clone();
             let result = tokio::task::spawn_blocking(move || log.flush_once()).await;
+            let failed = !matches!(result, Ok(Ok(())));
             if let Ok(Err(e)) = &result {
                 tracing::error!(partition = %self.tp, error = %e, "flush failed");
             }
             let mut state = self.lock();
             let caught_up = self.durable.borrow().offset >= state.log_end_offset
-                && state.pending_sync.is_empty();
-            if caught_up || state.closed || !matches!(result, Ok(Ok(()))) {
+                && state.pending_sync.is_empty()
+                && !state.dir_sync_pending;
+            // After a failure the log was cut back to what is durable; anything appended
+            // since has producers waiting for a flush. Without such appends, stop rather
+            // than retry a failing disk in a loop.
+            if caught_up || state.closed || (failed && !state.appended_since_failure) {
                 state.flush_running = false;
                 return;
             }
@@ -600,6 +609,7 @@ impl Log {
             return; // another failed flush already cut back
         }
         state.flush_failures += 1;
+        state.appended_since_failure = false;
         let keep = state.durable_end;
         let lost = state.log_end_offset - keep.offset;
         let outcome = self.truncate_to(&mut state, keep);
