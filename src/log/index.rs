@@ -164,6 +164,18 @@ impl OffsetIndex {
         }
     }
 
+    /// Appends `entries` (which follow the existing ones) in one write.
+    pub fn extend(&mut self, entries: &[OffsetEntry]) -> io::Result<()> {
+        let mut bytes = Vec::with_capacity(entries.len() * OFFSET_ENTRY_SIZE);
+        for e in entries {
+            bytes.extend_from_slice(&e.relative_offset.to_be_bytes());
+            bytes.extend_from_slice(&e.position.to_be_bytes());
+        }
+        self.file.append(&bytes)?;
+        self.entries.extend_from_slice(entries);
+        Ok(())
+    }
+
     /// Replaces the content with `entries` (after a rebuild).
     pub fn reset(&mut self, entries: Vec<OffsetEntry>) -> io::Result<()> {
         let mut bytes = Vec::with_capacity(entries.len() * OFFSET_ENTRY_SIZE);
@@ -302,6 +314,18 @@ impl TimeIndex {
 
     pub fn last_timestamp(&self) -> Option<i64> {
         self.entries.last().map(|e| e.timestamp)
+    }
+
+    /// Appends `entries` (which follow the existing ones) in one write.
+    pub fn extend(&mut self, entries: &[TimeEntry]) -> io::Result<()> {
+        let mut bytes = Vec::with_capacity(entries.len() * TIME_ENTRY_SIZE);
+        for e in entries {
+            bytes.extend_from_slice(&e.timestamp.to_be_bytes());
+            bytes.extend_from_slice(&e.relative_offset.to_be_bytes());
+        }
+        self.file.append(&bytes)?;
+        self.entries.extend_from_slice(entries);
+        Ok(())
     }
 
     pub fn reset(&mut self, entries: Vec<TimeEntry>) -> io::Result<()> {

@@ -142,7 +142,8 @@ impl LogSegment {
             offset_of_max_timestamp: -1,
             rolling_basis_ms,
         };
-        let result = segment.recover_from(start, index_interval_bytes)?;
+        let trusted_below = recover_from.unwrap_or(i64::MIN);
+        let result = segment.recover_from(start, trusted_below, index_interval_bytes)?;
         Ok((segment, Some(result)))
     }
 
@@ -228,14 +229,17 @@ impl LogSegment {
     pub fn recover(&mut self, index_interval_bytes: u64) -> io::Result<RecoveryResult> {
         self.offset_index.reset(Vec::new())?;
         self.time_index.reset(Vec::new())?;
-        self.recover_from((self.base_offset, 0), index_interval_bytes)
+        self.recover_from((self.base_offset, 0), i64::MIN, index_interval_bytes)
     }
 
     /// [`LogSegment::recover`] from `(offset, position)`, a batch boundary before which
     /// everything is known good and indexed (the indexes hold only entries before it).
+    /// Batches that end at or before `trusted_below` (the recovery point: fsynced before
+    /// it was checkpointed) get their headers checked but not their CRCs.
     fn recover_from(
         &mut self,
         (start_offset, start_position): (i64, u64),
+        trusted_below: i64,
         index_interval_bytes: u64,
     ) -> io::Result<RecoveryResult> {
         let file_len = self.file.len()?;
@@ -261,10 +265,12 @@ impl LogSegment {
                 break;
             }
             let size = header.size();
-            buf.resize(size, 0);
-            self.file.read_exact_at(&mut buf, pos)?;
-            if check_batch(&buf).is_err() {
-                break;
+            if header.next_offset() > trusted_below {
+                buf.resize(size, 0);
+                self.file.read_exact_at(&mut buf, pos)?;
+                if check_batch(&buf).is_err() {
+                    break;
+                }
             }
             let rel = header.base_offset - self.base_offset;
             if rel > u32::MAX as i64 {
@@ -296,8 +302,10 @@ impl LogSegment {
         if truncated_bytes > 0 {
             self.file.set_len(pos)?;
         }
-        self.offset_index.reset(offset_entries)?;
-        self.time_index.reset(time_entries)?;
+        // Only entries past the starting point are new; the rest are in the files already.
+        let (kept_offsets, kept_times) = (self.offset_index.len(), self.time_index.len());
+        self.offset_index.extend(&offset_entries[kept_offsets..])?;
+        self.time_index.extend(&time_entries[kept_times..])?;
         self.size = pos;
         self.next_offset = next;
         self.bytes_since_last_index_entry = since_entry;
