@@ -4,7 +4,7 @@
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test build release lint fmt deps compat compat-quick bench clean
+.PHONY: run test build release lint fmt deps compat compat-quick bench bench-startup clean
 
 ## Build (release) and run the broker on the embedded default config: 127.0.0.1:9092, data in ./data.
 run:
@@ -45,6 +45,10 @@ compat-quick: deps
 ## Throughput, latency, CPU and memory with librdkafka's rdkafka_performance (see docs/benchmarks.md).
 bench:
 	compat-tests/bench.sh
+
+## Start-up time, empty and with 1,000 partitions / 10 GB (GB=, PARTITIONS=, RUNS= to change).
+bench-startup:
+	compat-tests/startup-bench.sh
 
 clean:
 	$(CARGO) clean

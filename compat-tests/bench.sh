@@ -2,7 +2,8 @@
 # make bench: librdkafka's rdkafka_performance (built from the rdkafka-sys crate's bundled
 # source, cached with the compat suite's build) against a release Gregor on a temp data dir,
 # driven by the team harness ../shared/bench/kafka-bench.sh. Prints the harness's RESULT
-# lines (figures, broker CPU and RSS) and the start-up time and binary size.
+# lines (figures, broker CPU and RSS) and the start-up time (spawn to first ApiVersions
+# answer, median of 5, compat-tests/startup.py) and binary size.
 # Knobs: everything kafka-bench.sh takes (N_1K, N_100B, LAT_RATES, ...), HARNESS=path.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,13 +20,12 @@ bin=target/release/gregor
 
 dir=$(mktemp -d)
 trap 'if [ -n "${pid:-}" ]; then kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; fi; rm -rf "$dir"' EXIT
-start_ns=$(date +%s%N)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+python3 compat-tests/startup.py startup_to_first_answer 5 "$bin" "$port" "$dir/startup"
 "$bin" serve --listen 127.0.0.1:0 --data-dir "$dir/data" --log-level warn > "$dir/out" 2> "$dir/err" &
 pid=$!
 for _ in $(seq 1 500); do grep -q "listening on" "$dir/out" 2>/dev/null && break; sleep 0.01; done
-ready_ns=$(date +%s%N)
 addr=$(sed -n 's/^gregor listening on //p' "$dir/out")
-echo "RESULT startup_to_listening ms=$(( (ready_ns - start_ns) / 1000000 )) (includes this script's polling, 10 ms steps)"
 echo "RESULT binary_size bytes=$(stat -c %s "$bin")"
 echo "RESULT broker_idle_rss kB=$(awk '/VmRSS/{print $2}' /proc/$pid/status)"
 LD_LIBRARY_PATH="$src/src:$src/src-cpp" BROKER_PID=$pid bash "$harness" "$addr" "$perf"
