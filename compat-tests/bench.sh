@@ -4,7 +4,8 @@
 # driven by the team harness ../shared/bench/kafka-bench.sh. Prints the harness's RESULT
 # lines (figures, broker CPU and RSS) and the start-up time (spawn to first ApiVersions
 # answer, median of 5, compat-tests/startup.py) and binary size.
-# Knobs: everything kafka-bench.sh takes (N_1K, N_100B, LAT_RATES, ...), HARNESS=path.
+# Knobs: everything kafka-bench.sh takes (N_1K, N_100B, LAT_RATES, ...), HARNESS=path,
+# GREGOR_ARGS (extra broker arguments).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 harness=${HARNESS:-../shared/bench/kafka-bench.sh}
@@ -22,7 +23,8 @@ dir=$(mktemp -d)
 trap 'if [ -n "${pid:-}" ]; then kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; fi; rm -rf "$dir"' EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 python3 compat-tests/startup.py startup_to_first_answer 5 "$bin" "$port" "$dir/startup"
-"$bin" serve --listen 127.0.0.1:0 --data-dir "$dir/data" --log-level warn > "$dir/out" 2> "$dir/err" &
+# shellcheck disable=SC2086 # GREGOR_ARGS: extra broker arguments, e.g. "-o log.flush.interval.messages=10000"
+"$bin" serve --listen 127.0.0.1:0 --data-dir "$dir/data" --log-level warn ${GREGOR_ARGS:-} > "$dir/out" 2> "$dir/err" &
 pid=$!
 for _ in $(seq 1 500); do grep -q "listening on" "$dir/out" 2>/dev/null && break; sleep 0.01; done
 addr=$(sed -n 's/^gregor listening on //p' "$dir/out")
