@@ -104,3 +104,18 @@ mod tests {
         assert_eq!(v[0], 1);
     }
 }
+
+/// Tunes glibc's malloc for a broker that receives requests of up to a few MB: buffers
+/// below 16 MiB come from the heap instead of fresh `mmap`s, and up to 16 MiB of freed heap
+/// is kept instead of being handed back at once. Without this, every 1 MB produce request
+/// landed in newly faulted, zeroed pages (about 10 % of broker CPU when producing at
+/// 800 MB/s, measured with perf). Idle memory stays small: the heap only holds what
+/// recent requests needed, at most 16 MiB free per arena.
+pub fn tune_malloc() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only sets allocator parameters; called once before other threads start.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 16 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 16 << 20);
+    }
+}

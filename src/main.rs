@@ -91,6 +91,7 @@ fn load_config(args: &ServeArgs) -> Result<BrokerConfig, String> {
 }
 
 fn main() -> ExitCode {
+    alloc::tune_malloc();
     let cli = Cli::parse();
     let args = match cli.command {
         Command::DefaultConfig => {

@@ -64,6 +64,10 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
         });
     }
     let total = 4 + size as usize;
+    // Room for the whole frame at once: growing in steps would copy what arrived so far
+    // at every step. The size is already checked against socket.request.max.bytes, and
+    // reserved pages cost memory only as data arrives to fill them.
+    buf.reserve(total.saturating_sub(buf.len()));
     while buf.len() < total {
         buf.reserve((total - buf.len()).min(READ_CHUNK));
         let n = reader.read_buf(buf).await.map_err(FrameError::Io)?;
