@@ -94,17 +94,6 @@ unsafe impl GlobalAlloc for GregorAlloc {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn a_hostile_reservation_does_not_abort() {
-        // 64 GiB reserved, a few bytes used.
-        let mut v: Vec<u64> = Vec::with_capacity(8 << 30);
-        v.push(1);
-        assert_eq!(v[0], 1);
-    }
-}
-
 /// Tunes glibc's malloc for a broker that receives requests of up to a few MB: buffers
 /// below 16 MiB come from the heap instead of fresh `mmap`s, and up to 16 MiB of freed heap
 /// is kept instead of being handed back at once. Without this, every 1 MB produce request
@@ -117,5 +106,16 @@ pub fn tune_malloc() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 16 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 16 << 20);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_hostile_reservation_does_not_abort() {
+        // 64 GiB reserved, a few bytes used.
+        let mut v: Vec<u64> = Vec::with_capacity(8 << 30);
+        v.push(1);
+        assert_eq!(v[0], 1);
     }
 }
