@@ -43,6 +43,9 @@ pub struct LogConfig {
     pub retention_bytes: i64,
     /// `cleanup.policy` includes `delete` (retention applies).
     pub cleanup_delete: bool,
+    /// Broker-wide `log.cache.hot.bytes`: fsynced data further than this behind a
+    /// partition's end is dropped from the page cache (None: never, as Kafka).
+    pub cache_hot_bytes: Option<u64>,
 }
 
 impl LogConfig {
@@ -305,6 +308,7 @@ mod tests {
             retention_ms: 604_800_000,
             retention_bytes: -1,
             cleanup_delete: true,
+            cache_hot_bytes: None,
         }
     }
 

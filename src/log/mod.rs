@@ -171,6 +171,8 @@ struct LogState {
     flush_failures: u64,
     /// Whether anything was appended since the last failed flush.
     appended_since_failure: bool,
+    /// (segment base, position): the active segment's page cache is dropped up to here.
+    evicted: (i64, u64),
     unflushed_messages: u64,
     last_flush: Instant,
     flush_running: bool,
@@ -226,6 +228,7 @@ impl Log {
             dir_sync_pending: false,
             flush_failures: 0,
             appended_since_failure: false,
+            evicted: (end.segment_base, 0),
             unflushed_messages: 0,
             last_flush: Instant::now(),
             flush_running: false,
@@ -575,6 +578,9 @@ impl Log {
                 source,
             });
         }
+        if !with_indexes {
+            self.evict_flushed(&handles, end);
+        }
         let mut state = self.lock();
         if state.flush_failures != failures {
             // Another flush failed meanwhile and cut the log back below `end`.
@@ -672,6 +678,34 @@ impl Log {
         Ok(())
     }
 
+    /// `log.cache.hot.bytes`: after a successful flush, drops from the page cache the
+    /// rolled segments just synced (all of `synced` but the last, the active `.log`) and
+    /// the active segment up to `hot` bytes before `end`. Each range is dropped once.
+    fn evict_flushed(&self, synced: &[FileRef], end: OffsetPosition) {
+        let Some((active, rolled)) = synced.split_last() else {
+            return;
+        };
+        let (hot, from) = {
+            let mut state = self.lock();
+            let Some(hot) = state.config.cache_hot_bytes else {
+                return;
+            };
+            if state.evicted.0 != end.segment_base {
+                state.evicted = (end.segment_base, 0);
+            }
+            let from = state.evicted.1;
+            state.evicted.1 = state.evicted.1.max(end.position.saturating_sub(hot));
+            (hot, from)
+        };
+        for file in rolled {
+            file.evict(0, 0); // 0: to the end of the file
+        }
+        let to = end.position.saturating_sub(hot);
+        if to > from {
+            active.evict(from, to - from);
+        }
+    }
+
     /// Waits until the append described by `info` is fsynced. Fails if a flush fails
     /// before that (the append was then cut off the log).
     pub async fn wait_durable(self: &Arc<Self>, info: &AppendInfo) -> Result<(), LogError> {
@@ -720,6 +754,7 @@ impl Log {
             path: PathBuf,
             start: u64,
             limit: u64,
+            cold_before: u64,
         }
         let (plan, hw, start_offset, lso, aborted) = {
             let state = self.lock();
@@ -758,6 +793,13 @@ impl Log {
                         path: seg.path().to_path_buf(),
                         start,
                         limit,
+                        cold_before: match state.config.cache_hot_bytes {
+                            None => 0,
+                            Some(hot) if *base == hw.segment_base => {
+                                hw.position.saturating_sub(hot)
+                            }
+                            Some(_) => seg.size(),
+                        },
                     });
                 }
             }
@@ -814,6 +856,11 @@ impl Log {
             }
             let len = available.min(max_bytes);
             let chunk = read_bytes_at(p.file.as_ref(), pos, len).map_err(io_err(&p.path))?;
+            // A reader far behind the end streams from disk without filling the cache.
+            let cold_end = (pos + len as u64).min(p.cold_before);
+            if cold_end > pos {
+                p.file.evict(pos, cold_end - pos);
+            }
             // Keep whole batches only.
             let mut keep = 0usize;
             while let Some(h) = BatchHeader::parse(&chunk[keep..]) {

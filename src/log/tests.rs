@@ -20,6 +20,7 @@ fn config(segment_bytes: u64) -> LogConfig {
         retention_ms: -1,
         retention_bytes: -1,
         cleanup_delete: true,
+        cache_hot_bytes: None,
     }
 }
 
@@ -357,4 +358,49 @@ fn retention_deletes_old_and_excess_segments_but_never_the_active_one() {
             .to_string_lossy()
             .ends_with(".deleted"))
     );
+}
+
+#[test]
+fn data_far_behind_the_end_leaves_the_page_cache_after_flush_and_after_reads() {
+    use crate::storage::simulated::SimulatedStorage;
+    let sim = SimulatedStorage::new(3);
+    let dir = std::path::Path::new("/data/t-0");
+    sim.create_dir_all_durable(std::path::Path::new("/data"));
+    let mut cfg = config(1 << 20);
+    cfg.cache_hot_bytes = Some(300);
+    let (log, _) = load_log(
+        &sim.shared(),
+        tp(),
+        dir.to_path_buf(),
+        cfg,
+        RecoveryStart::From(0),
+        0,
+    )
+    .unwrap();
+    let log = Arc::new(log);
+    let mut ends = Vec::new();
+    for i in 0..10 {
+        produce(&log, &[&[b'x'; 100]], i);
+        ends.push(log.size_bytes());
+    }
+    let segment = file_names::log_file(dir, 0);
+    let evicted = sim.evictions(&segment);
+    // Flushes drop contiguous ranges, each once, up to 300 bytes before the end.
+    let mut covered = 0;
+    for (start, len) in &evicted {
+        assert_eq!(*start, covered, "ranges follow each other: {evicted:?}");
+        covered += len;
+    }
+    assert_eq!(covered, ends[9] - 300);
+    // A read from the start drops what it read below the hot window; a tail read does not.
+    let before = sim.evictions(&segment).len();
+    let tail = log.read(9, 1 << 20, true, false).unwrap();
+    assert!(!tail.records.is_empty());
+    assert_eq!(
+        sim.evictions(&segment).len(),
+        before,
+        "tail reads stay cached"
+    );
+    log.read(0, 1 << 20, true, false).unwrap();
+    assert_eq!(sim.evictions(&segment).last(), Some(&(0, ends[9] - 300)));
 }

@@ -99,6 +99,18 @@ impl StorageFile for RealFile {
     fn sync_data(&self) -> io::Result<()> {
         self.0.sync_data()
     }
+
+    fn evict(&self, start: u64, len: u64) {
+        // SAFETY: posix_fadvise only reads its arguments; the descriptor is owned by self.0.
+        unsafe {
+            libc::posix_fadvise(
+                self.0.as_raw_fd(),
+                start as libc::off_t,
+                len as libc::off_t,
+                libc::POSIX_FADV_DONTNEED,
+            );
+        }
+    }
 }
 
 impl Storage for FileSystem {

@@ -37,6 +37,9 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// Makes the file's bytes durable (fdatasync).
     fn sync_data(&self) -> io::Result<()>;
+    /// Tells the OS the bytes in `start..start + len` (already synced) will not be read
+    /// soon, so their page cache can be reused. Advice only: nothing changes on disk.
+    fn evict(&self, _start: u64, _len: u64) {}
 }
 
 /// A shared open file.

@@ -82,6 +82,8 @@ struct Machine {
     forget_syncs: bool,
     capacity: Option<u64>,
     rng: u64,
+    /// Page-cache advice received: (inode, start, len).
+    evictions: Vec<(usize, u64, u64)>,
 }
 
 fn stopped_error() -> io::Error {
@@ -328,6 +330,7 @@ impl SimulatedStorage {
                 forget_syncs: false,
                 capacity: None,
                 rng: seed.max(1),
+                evictions: Vec::new(),
             })),
         }
     }
@@ -374,6 +377,19 @@ impl SimulatedStorage {
     /// fsyncs (file and directory) succeed without making anything durable.
     pub fn forget_syncs(&self, forget: bool) {
         self.lock().forget_syncs = forget;
+    }
+
+    /// The page-cache evictions asked for on `path` so far, as (start, len) (0 = to the end).
+    pub fn evictions(&self, path: &Path) -> Vec<(u64, u64)> {
+        let m = self.lock();
+        let Ok(inode) = m.file(path) else {
+            return Vec::new();
+        };
+        m.evictions
+            .iter()
+            .filter(|(i, _, _)| *i == inode)
+            .map(|(_, s, l)| (*s, *l))
+            .collect()
     }
 
     /// Bytes in all reachable files.
@@ -453,6 +469,12 @@ impl StorageFile for SimulatedFile {
         let mut m = self.machine()?;
         m.operation(Op::SetLen)?;
         m.set_len(self.inode, len)
+    }
+
+    fn evict(&self, start: u64, len: u64) {
+        if let Ok(mut m) = self.machine() {
+            m.evictions.push((self.inode, start, len));
+        }
     }
 
     fn sync_data(&self) -> io::Result<()> {
