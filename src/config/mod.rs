@@ -155,7 +155,7 @@ impl BrokerConfig {
                     .map_err(|e| ConfigError::new("log.cleanup.policy", e.message))?;
                 policy.split(',').any(|p| p.trim() == "delete")
             },
-            cache_hot_bytes: match raw.int("log.cache.hot.bytes", 16_777_216, -1, i64::MAX)? {
+            cache_hot_bytes: match raw.int("log.cache.hot.bytes", 134_217_728, -1, i64::MAX)? {
                 -1 => None,
                 n => Some(n as u64),
             },
@@ -294,7 +294,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker("log.retention.bytes", "-1", 5, "Partitions larger than this lose their oldest segments (-1: no limit)."),
     broker("log.retention.check.interval.ms", "300000", 5, "How often retention is applied."),
     broker("log.cleanup.policy", "delete", 7, "Default cleanup.policy of topics (compaction is not implemented)."),
-    broker("log.cache.hot.bytes", "16777216", 5, "Gregor only: fsynced data further than this behind a partition's end is dropped from the page cache (-1: never, as Kafka)."),
+    broker("log.cache.hot.bytes", "134217728", 5, "Gregor only: fsynced data further than this behind a partition's end is dropped from the page cache (-1: never, as Kafka)."),
     broker("group.initial.rebalance.delay.ms", "3000", 3, "Delay of the first rebalance of an empty group."),
     broker("group.min.session.timeout.ms", "6000", 3, "Smallest session timeout a member may ask for."),
     broker("group.max.session.timeout.ms", "1800000", 3, "Largest session timeout a member may ask for."),
