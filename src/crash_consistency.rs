@@ -221,25 +221,18 @@ async fn workload(
     let committer = {
         let (broker, acked) = (broker.clone(), acked.clone());
         tokio::spawn(async move {
+            // (last acknowledged, last attempted) commit of a partition.
+            let commits = |partition: i32, update: &dyn Fn(&mut (i64, i64))| {
+                let mut acked = acked.lock().expect("acked");
+                update(acked.commits.entry(partition).or_insert((-1, -1)));
+            };
             for i in 1..=COMMITS {
                 let partition = (i % PARTITIONS as i64) as i32;
-                acked
-                    .lock()
-                    .expect("acked")
-                    .commits
-                    .entry(partition)
-                    .or_insert((-1, -1))
-                    .1 = i;
+                commits(partition, &|c| c.1 = i);
                 if commit(&broker, partition, i).await.is_err() {
                     return;
                 }
-                acked
-                    .lock()
-                    .expect("acked")
-                    .commits
-                    .entry(partition)
-                    .or_insert((-1, -1))
-                    .0 = i;
+                commits(partition, &|c| c.0 = i);
                 tokio::task::yield_now().await;
             }
         })

@@ -79,12 +79,102 @@ impl IndexFile {
     }
 }
 
-/// The offset index of one segment.
+/// An index of one segment: fixed-size entries, kept in memory and appended to a file.
 #[derive(Debug)]
-pub struct OffsetIndex {
+pub struct SparseIndex<E> {
     base_offset: i64,
     file: IndexFile,
-    entries: Vec<OffsetEntry>,
+    entries: Vec<E>,
+}
+
+/// The offset index of one segment.
+pub type OffsetIndex = SparseIndex<OffsetEntry>;
+/// The time index of one segment.
+pub type TimeIndex = SparseIndex<TimeEntry>;
+
+/// What the two kinds of index entries have in common.
+pub trait IndexEntry: Copy {
+    /// Bytes of one entry in the file.
+    const SIZE: usize;
+    /// The offset the entry points at, relative to the segment's base offset.
+    fn relative_offset(&self) -> u32;
+    /// Appends the entry's file form to `out`.
+    fn encode(&self, out: &mut Vec<u8>);
+}
+
+impl IndexEntry for OffsetEntry {
+    const SIZE: usize = OFFSET_ENTRY_SIZE;
+    fn relative_offset(&self) -> u32 {
+        self.relative_offset
+    }
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.relative_offset.to_be_bytes());
+        out.extend_from_slice(&self.position.to_be_bytes());
+    }
+}
+
+impl IndexEntry for TimeEntry {
+    const SIZE: usize = TIME_ENTRY_SIZE;
+    fn relative_offset(&self) -> u32 {
+        self.relative_offset
+    }
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.timestamp.to_be_bytes());
+        out.extend_from_slice(&self.relative_offset.to_be_bytes());
+    }
+}
+
+fn encode_all<E: IndexEntry>(entries: &[E]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(entries.len() * E::SIZE);
+    for e in entries {
+        e.encode(&mut bytes);
+    }
+    bytes
+}
+
+impl<E: IndexEntry> SparseIndex<E> {
+    /// Appends `entries` (which follow the existing ones) in one write.
+    pub fn extend(&mut self, entries: &[E]) -> io::Result<()> {
+        self.file.append(&encode_all(entries))?;
+        self.entries.extend_from_slice(entries);
+        Ok(())
+    }
+
+    /// Replaces the content with `entries` (after a rebuild).
+    pub fn reset(&mut self, entries: Vec<E>) -> io::Result<()> {
+        self.file.rewrite(&encode_all(&entries))?;
+        self.entries = entries;
+        Ok(())
+    }
+
+    /// A handle for an fsync outside the log's lock.
+    pub fn sync_handle(&self) -> FileRef {
+        self.file.file.clone()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn raw_entries(&self) -> &[E] {
+        &self.entries
+    }
+
+    /// Keeps only the entries that point at offsets before `offset`.
+    pub fn keep_before(&mut self, offset: i64) -> io::Result<()> {
+        let rel = offset - self.base_offset;
+        let keep = self
+            .entries
+            .partition_point(|e| (e.relative_offset() as i64) < rel);
+        self.truncate_entries(keep)
+    }
+
+    /// Keeps only the first `entries` entries (undoing a failed append).
+    pub fn truncate_entries(&mut self, entries: usize) -> io::Result<()> {
+        self.file.truncate((entries * E::SIZE) as u64)?;
+        self.entries.truncate(entries);
+        Ok(())
+    }
 }
 
 impl OffsetIndex {
@@ -164,39 +254,6 @@ impl OffsetIndex {
         }
     }
 
-    /// Appends `entries` (which follow the existing ones) in one write.
-    pub fn extend(&mut self, entries: &[OffsetEntry]) -> io::Result<()> {
-        let mut bytes = Vec::with_capacity(entries.len() * OFFSET_ENTRY_SIZE);
-        for e in entries {
-            bytes.extend_from_slice(&e.relative_offset.to_be_bytes());
-            bytes.extend_from_slice(&e.position.to_be_bytes());
-        }
-        self.file.append(&bytes)?;
-        self.entries.extend_from_slice(entries);
-        Ok(())
-    }
-
-    /// Replaces the content with `entries` (after a rebuild).
-    pub fn reset(&mut self, entries: Vec<OffsetEntry>) -> io::Result<()> {
-        let mut bytes = Vec::with_capacity(entries.len() * OFFSET_ENTRY_SIZE);
-        for e in &entries {
-            bytes.extend_from_slice(&e.relative_offset.to_be_bytes());
-            bytes.extend_from_slice(&e.position.to_be_bytes());
-        }
-        self.file.rewrite(&bytes)?;
-        self.entries = entries;
-        Ok(())
-    }
-
-    /// A handle for an fsync outside the log's lock.
-    pub fn sync_handle(&self) -> FileRef {
-        self.file.file.clone()
-    }
-
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
     /// Every entry as (offset, position).
     #[cfg(test)]
     pub fn entries(&self) -> Vec<(i64, u32)> {
@@ -205,34 +262,6 @@ impl OffsetIndex {
             .map(|e| (self.base_offset + e.relative_offset as i64, e.position))
             .collect()
     }
-
-    pub fn raw_entries(&self) -> &[OffsetEntry] {
-        &self.entries
-    }
-
-    /// Keeps only the entries for offsets before `offset`.
-    pub fn keep_before(&mut self, offset: i64) -> io::Result<()> {
-        let rel = offset - self.base_offset;
-        let keep = self
-            .entries
-            .partition_point(|e| (e.relative_offset as i64) < rel);
-        self.truncate_entries(keep)
-    }
-
-    /// Keeps only the first `entries` entries (undoing a failed append).
-    pub fn truncate_entries(&mut self, entries: usize) -> io::Result<()> {
-        self.file.truncate((entries * OFFSET_ENTRY_SIZE) as u64)?;
-        self.entries.truncate(entries);
-        Ok(())
-    }
-}
-
-/// The time index of one segment.
-#[derive(Debug)]
-pub struct TimeIndex {
-    base_offset: i64,
-    file: IndexFile,
-    entries: Vec<TimeEntry>,
 }
 
 impl TimeIndex {
@@ -314,58 +343,6 @@ impl TimeIndex {
 
     pub fn last_timestamp(&self) -> Option<i64> {
         self.entries.last().map(|e| e.timestamp)
-    }
-
-    /// Appends `entries` (which follow the existing ones) in one write.
-    pub fn extend(&mut self, entries: &[TimeEntry]) -> io::Result<()> {
-        let mut bytes = Vec::with_capacity(entries.len() * TIME_ENTRY_SIZE);
-        for e in entries {
-            bytes.extend_from_slice(&e.timestamp.to_be_bytes());
-            bytes.extend_from_slice(&e.relative_offset.to_be_bytes());
-        }
-        self.file.append(&bytes)?;
-        self.entries.extend_from_slice(entries);
-        Ok(())
-    }
-
-    pub fn reset(&mut self, entries: Vec<TimeEntry>) -> io::Result<()> {
-        let mut bytes = Vec::with_capacity(entries.len() * TIME_ENTRY_SIZE);
-        for e in &entries {
-            bytes.extend_from_slice(&e.timestamp.to_be_bytes());
-            bytes.extend_from_slice(&e.relative_offset.to_be_bytes());
-        }
-        self.file.rewrite(&bytes)?;
-        self.entries = entries;
-        Ok(())
-    }
-
-    /// A handle for an fsync outside the log's lock.
-    pub fn sync_handle(&self) -> FileRef {
-        self.file.file.clone()
-    }
-
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn raw_entries(&self) -> &[TimeEntry] {
-        &self.entries
-    }
-
-    /// Keeps only the entries that point at offsets before `offset`.
-    pub fn keep_before(&mut self, offset: i64) -> io::Result<()> {
-        let rel = offset - self.base_offset;
-        let keep = self
-            .entries
-            .partition_point(|e| (e.relative_offset as i64) < rel);
-        self.truncate_entries(keep)
-    }
-
-    /// Keeps only the first `entries` entries (undoing a failed append).
-    pub fn truncate_entries(&mut self, entries: usize) -> io::Result<()> {
-        self.file.truncate((entries * TIME_ENTRY_SIZE) as u64)?;
-        self.entries.truncate(entries);
-        Ok(())
     }
 }
 
