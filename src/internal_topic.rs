@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use kafka_protocol::ResponseError;
 
-use crate::log::record_batch::{check_batch, encode_batch, RawRecord};
-use crate::log::{now_ms, Log};
+use crate::log::record_batch::{check_batch, encode_batch, BatchHeader, RawRecord};
+use crate::log::{now_ms, AppendInfo, Log};
 use crate::log_manager::{LogManager, TopicError};
 
 /// Kafka's partitioning of coordinator keys: `abs(key.hashCode) % n`, with Java's
@@ -72,12 +72,43 @@ pub async fn append_durably(
         tracing::error!(partition = %log.topic_partition(), error = %e, "writing an internal record failed");
         ResponseError::KafkaStorageError
     })?;
+    await_durable(log, &info).await
+}
+
+/// Waits until an append is fsynced, when the log acknowledges only durable data.
+pub async fn await_durable(log: &Arc<Log>, info: &AppendInfo) -> Result<(), ResponseError> {
     if log.config().is_durable() {
-        log.wait_durable(&info)
+        log.wait_durable(info)
             .await
             .map_err(|_| ResponseError::KafkaStorageError)?;
     }
     Ok(())
+}
+
+/// Calls `f` with every stored batch (header and bytes) of an internal topic partition up
+/// to the high watermark, in log order: the coordinators' replay at start-up.
+pub fn for_each_batch(log: &Log, mut f: impl FnMut(&BatchHeader, &[u8])) {
+    let mut offset = log.log_start_offset();
+    let end = log.high_watermark();
+    while offset < end {
+        let Ok(read) = log.read(offset, 4 << 20, true, false) else {
+            return;
+        };
+        let bytes = &read.records[..];
+        if bytes.is_empty() {
+            return;
+        }
+        let mut at = 0;
+        while let Some(h) = BatchHeader::parse(&bytes[at..]) {
+            let size = h.size();
+            if at + size > bytes.len() {
+                break;
+            }
+            f(&h, &bytes[at..at + size]);
+            offset = h.next_offset();
+            at += size;
+        }
+    }
 }
 
 /// Appends a Kafka string: i16 length, then the UTF-8 bytes.

@@ -12,7 +12,7 @@ use super::group::CommittedOffset;
 use crate::internal_topic::{put_string, Reader};
 use std::collections::HashMap;
 
-use crate::log::record_batch::{control_marker, decode_key_values, BatchHeader};
+use crate::log::record_batch::{control_marker, decode_key_values};
 use crate::log::Log;
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -86,48 +86,26 @@ pub fn decode(key: &[u8], value: Option<&[u8]>) -> Option<OffsetRecord> {
 pub fn replay(log: &Log) -> (Vec<OffsetRecord>, HashMap<i64, Vec<OffsetRecord>>) {
     let mut out = Vec::new();
     let mut pending: HashMap<i64, Vec<OffsetRecord>> = HashMap::new();
-    let mut offset = log.log_start_offset();
-    let end = log.high_watermark();
-    while offset < end {
-        let Ok(read) = log.read(offset, 4 << 20, true, false) else {
-            break;
-        };
-        if read.records.is_empty() {
-            break;
+    crate::internal_topic::for_each_batch(log, |h, batch| {
+        if h.is_control() {
+            let records = pending.remove(&h.producer_id).unwrap_or_default();
+            if control_marker(batch) == Some(true) {
+                out.extend(records);
+            }
+            return;
         }
-        let mut at = 0;
-        let bytes = &read.records[..];
-        while at < bytes.len() {
-            let Some(h) = BatchHeader::parse(&bytes[at..]) else {
-                break;
+        for kv in decode_key_values(batch).unwrap_or_default() {
+            let Some(key) = &kv.key else { continue };
+            let Some(record) = decode(key, kv.value.as_deref()) else {
+                continue;
             };
-            let size = h.size();
-            if at + size > bytes.len() {
-                break;
-            }
-            let batch = &bytes[at..at + size];
-            if h.is_control() {
-                let records = pending.remove(&h.producer_id).unwrap_or_default();
-                if control_marker(batch) == Some(true) {
-                    out.extend(records);
-                }
+            if h.is_transactional() {
+                pending.entry(h.producer_id).or_default().push(record);
             } else {
-                for kv in decode_key_values(batch).unwrap_or_default() {
-                    let Some(key) = &kv.key else { continue };
-                    let Some(record) = decode(key, kv.value.as_deref()) else {
-                        continue;
-                    };
-                    if h.is_transactional() {
-                        pending.entry(h.producer_id).or_default().push(record);
-                    } else {
-                        out.push(record);
-                    }
-                }
+                out.push(record);
             }
-            offset = h.next_offset();
-            at += size;
         }
-    }
+    });
     (out, pending)
 }
 

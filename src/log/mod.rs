@@ -197,6 +197,22 @@ impl std::fmt::Debug for Log {
     }
 }
 
+impl LogState {
+    /// `log.cache.hot.bytes`: after a successful flush that ended at `end`, the range of the
+    /// active segment that has become cold (more than the hot window before `end`) and was
+    /// not dropped from the page cache yet; the caller drops it, and the rolled segments the
+    /// flush synced. `None` when nothing is ever dropped.
+    fn take_cold_range(&mut self, end: OffsetPosition) -> Option<(u64, u64)> {
+        let hot = self.config.cache_hot_bytes?;
+        if self.evicted.0 != end.segment_base {
+            self.evicted = (end.segment_base, 0);
+        }
+        let from = self.evicted.1;
+        self.evicted.1 = from.max(end.position.saturating_sub(hot));
+        Some((from, self.evicted.1))
+    }
+}
+
 impl Log {
     /// Builds a log from what the loader found. `segments` must not be empty.
     fn from_loaded(loaded: loader::LoadedLog) -> Log {
@@ -578,9 +594,6 @@ impl Log {
                 source,
             });
         }
-        if !with_indexes {
-            self.evict_flushed(&handles, end);
-        }
         let mut state = self.lock();
         if state.flush_failures != failures {
             // Another flush failed meanwhile and cut the log back below `end`.
@@ -596,11 +609,25 @@ impl Log {
         if durable_mode && end.offset > state.high_watermark.offset {
             state.high_watermark = end;
         }
+        let evict = if with_indexes {
+            None
+        } else {
+            state.take_cold_range(end)
+        };
         drop(state);
         self.durable
             .send_modify(|d| d.offset = d.offset.max(end.offset));
         if durable_mode {
             self.data_arrived.notify_waiters();
+        }
+        // Producers are answered first; the page-cache advice can wait that long.
+        if let (Some((from, to)), Some((active, rolled))) = (evict, handles.split_last()) {
+            for file in rolled {
+                file.evict(0, 0); // 0: to the end of the file
+            }
+            if to > from {
+                active.evict(from, to - from);
+            }
         }
         Ok(())
     }
@@ -676,34 +703,6 @@ impl Log {
         }
         state.aborted.sort_by_key(|a| a.last_offset);
         Ok(())
-    }
-
-    /// `log.cache.hot.bytes`: after a successful flush, drops from the page cache the
-    /// rolled segments just synced (all of `synced` but the last, the active `.log`) and
-    /// the active segment up to `hot` bytes before `end`. Each range is dropped once.
-    fn evict_flushed(&self, synced: &[FileRef], end: OffsetPosition) {
-        let Some((active, rolled)) = synced.split_last() else {
-            return;
-        };
-        let (hot, from) = {
-            let mut state = self.lock();
-            let Some(hot) = state.config.cache_hot_bytes else {
-                return;
-            };
-            if state.evicted.0 != end.segment_base {
-                state.evicted = (end.segment_base, 0);
-            }
-            let from = state.evicted.1;
-            state.evicted.1 = state.evicted.1.max(end.position.saturating_sub(hot));
-            (hot, from)
-        };
-        for file in rolled {
-            file.evict(0, 0); // 0: to the end of the file
-        }
-        let to = end.position.saturating_sub(hot);
-        if to > from {
-            active.evict(from, to - from);
-        }
     }
 
     /// Waits until the append described by `info` is fsynced. Fails if a flush fails

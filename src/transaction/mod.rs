@@ -151,11 +151,7 @@ impl TransactionCoordinator {
                     tracing::error!(partition = %tp, error = %e, "writing a transaction marker failed");
                     ResponseError::KafkaStorageError
                 })?;
-            if log.config().is_durable() {
-                log.wait_durable(&info)
-                    .await
-                    .map_err(|_| ResponseError::KafkaStorageError)?;
-            }
+            crate::internal_topic::await_durable(&log, &info).await?;
             if tp.topic == OFFSETS_TOPIC {
                 self.groups.complete_transaction(t.producer_id, commit);
             }
@@ -431,30 +427,12 @@ impl TransactionCoordinator {
 /// Every key/value of an internal topic partition, in log order.
 fn replay(log: &Log) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
     let mut out = Vec::new();
-    let mut offset = log.log_start_offset();
-    let end = log.high_watermark();
-    while offset < end {
-        let Ok(read) = log.read(offset, 4 << 20, true, false) else {
-            break;
-        };
-        if read.records.is_empty() {
-            break;
-        }
-        let bytes = &read.records[..];
-        let mut at = 0;
-        while let Some(h) = crate::log::record_batch::BatchHeader::parse(&bytes[at..]) {
-            let size = h.size();
-            if at + size > bytes.len() {
-                break;
+    crate::internal_topic::for_each_batch(log, |_, batch| {
+        for kv in decode_key_values(batch).unwrap_or_default() {
+            if let Some(key) = kv.key {
+                out.push((key, kv.value));
             }
-            for kv in decode_key_values(&bytes[at..at + size]).unwrap_or_default() {
-                if let Some(key) = kv.key {
-                    out.push((key, kv.value));
-                }
-            }
-            offset = h.next_offset();
-            at += size;
         }
-    }
+    });
     out
 }
