@@ -252,9 +252,18 @@ fn read_varint(buf: &[u8], at: &mut usize) -> Option<i64> {
     None
 }
 
-/// (timestamp, offset) of every record of an uncompressed batch; `None` for compressed
-/// or malformed batches. Only used off the data path (ListOffsets by timestamp).
-fn record_timestamps(batch: &[u8]) -> Option<Vec<crate::log::TimestampOffset>> {
+/// One record of an uncompressed batch: its deltas, and the record's bytes after them
+/// (key, value, headers).
+struct RecordView<'a> {
+    timestamp_delta: i64,
+    offset_delta: i64,
+    rest: &'a [u8],
+}
+
+/// The records of an uncompressed batch, in order; `None` for compressed or malformed
+/// batches. Off the data path only (ListOffsets by timestamp,
+/// internal topics): Produce and Fetch never look inside a batch.
+fn uncompressed_records(batch: &[u8]) -> Option<(BatchHeader, Vec<RecordView<'_>>)> {
     let h = BatchHeader::parse(batch)?;
     if h.compression() != 0 {
         return None;
@@ -269,20 +278,37 @@ fn record_timestamps(batch: &[u8]) -> Option<Vec<crate::log::TimestampOffset>> {
             return None;
         }
         let mut p = at + 1; // attributes
-        let ts_delta = read_varint(batch, &mut p)?;
+        let timestamp_delta = read_varint(batch, &mut p)?;
         let offset_delta = read_varint(batch, &mut p)?;
-        let timestamp = if h.is_log_append_time() {
-            h.max_timestamp
-        } else {
-            h.base_timestamp.wrapping_add(ts_delta)
-        };
-        out.push(crate::log::TimestampOffset {
-            timestamp,
-            offset: h.base_offset + offset_delta,
+        out.push(RecordView {
+            timestamp_delta,
+            offset_delta,
+            rest: batch.get(p..record_end)?,
         });
         at = record_end;
     }
-    Some(out)
+    Some((h, out))
+}
+
+/// (timestamp, offset) of every record of an uncompressed batch.
+fn record_timestamps(batch: &[u8]) -> Option<Vec<crate::log::TimestampOffset>> {
+    let (h, records) = uncompressed_records(batch)?;
+    let timestamp_of = |r: &RecordView| {
+        if h.is_log_append_time() {
+            h.max_timestamp
+        } else {
+            h.base_timestamp.wrapping_add(r.timestamp_delta)
+        }
+    };
+    Some(
+        records
+            .iter()
+            .map(|r| crate::log::TimestampOffset {
+                timestamp: timestamp_of(r),
+                offset: h.base_offset + r.offset_delta,
+            })
+            .collect(),
+    )
 }
 
 /// The first record of `batch` whose timestamp is >= `timestamp` (uncompressed batches).
@@ -427,32 +453,23 @@ fn read_varbytes(buf: &[u8], at: &mut usize) -> Option<Option<Vec<u8>>> {
 /// The keys and values of an uncompressed batch (internal topics only; `None` if the batch
 /// is compressed or malformed).
 pub fn decode_key_values(batch: &[u8]) -> Option<Vec<KeyValue>> {
-    let h = BatchHeader::parse(batch)?;
-    if h.compression() != 0 || h.is_control() {
+    let (h, records) = uncompressed_records(batch)?;
+    if h.is_control() {
         return None;
     }
-    let end = h.size().min(batch.len());
-    let mut at = HEADER_SIZE;
-    let mut out = Vec::new();
-    for _ in 0..h.records_count.max(0) {
-        let len = read_varint(batch, &mut at)?;
-        let record_end = at.checked_add(usize::try_from(len).ok()?)?;
-        if record_end > end {
-            return None;
-        }
-        let mut p = at + 1;
-        read_varint(batch, &mut p)?; // timestamp delta
-        let offset_delta = read_varint(batch, &mut p)?;
-        let key = read_varbytes(&batch[..record_end], &mut p)?;
-        let value = read_varbytes(&batch[..record_end], &mut p)?;
-        out.push(KeyValue {
-            offset: h.base_offset + offset_delta,
-            key,
-            value,
-        });
-        at = record_end;
-    }
-    Some(out)
+    records
+        .iter()
+        .map(|r| {
+            let mut p = 0;
+            let key = read_varbytes(r.rest, &mut p)?;
+            let value = read_varbytes(r.rest, &mut p)?;
+            Some(KeyValue {
+                offset: h.base_offset + r.offset_delta,
+                key,
+                value,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
