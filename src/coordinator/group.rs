@@ -206,6 +206,17 @@ impl Group {
             .map(|m| m.member_id.clone())
     }
 
+    /// The largest rebalance timeout of the members: how long a join or sync phase waits.
+    pub fn rebalance_timeout(&self) -> std::time::Duration {
+        let ms = self
+            .members
+            .values()
+            .map(|m| m.rebalance_timeout_ms.max(0) as u64)
+            .max()
+            .unwrap_or(0);
+        std::time::Duration::from_millis(ms)
+    }
+
     pub fn all_joined(&self) -> bool {
         self.pending_members.is_empty() && self.members.values().all(|m| m.awaiting_join.is_some())
     }

@@ -418,13 +418,7 @@ impl GroupCoordinator {
         if group.state == GroupState::Empty && !self.config.initial_rebalance_delay.is_zero() {
             group.initial_delay_until = Some(now + self.config.initial_rebalance_delay);
         }
-        let timeout = group
-            .members
-            .values()
-            .map(|m| m.rebalance_timeout_ms.max(0) as u64)
-            .max()
-            .unwrap_or(0);
-        group.rebalance_deadline = Some(now + Duration::from_millis(timeout));
+        group.rebalance_deadline = Some(now + group.rebalance_timeout());
         group.sync_deadline = None;
         group.state = GroupState::PreparingRebalance;
         for m in group.members.values_mut() {
@@ -479,13 +473,7 @@ impl GroupCoordinator {
             group.leader_id = group.first_member();
         }
         group.state = GroupState::CompletingRebalance;
-        let sync_timeout = group
-            .members
-            .values()
-            .map(|m| m.rebalance_timeout_ms.max(0) as u64)
-            .max()
-            .unwrap_or(0);
-        group.sync_deadline = Some(now + Duration::from_millis(sync_timeout));
+        group.sync_deadline = Some(now + group.rebalance_timeout());
         let protocol = group.protocol_name.clone().unwrap_or_default();
         let all = member_list(group, &protocol);
         let leader = group.leader_id.clone().unwrap_or_default();
