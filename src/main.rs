@@ -75,6 +75,9 @@ fn load_config(args: &ServeArgs) -> Result<BrokerConfig, String> {
         None => DEFAULT_CONFIG_YAML.to_string(),
     };
     let mut raw = RawConfig::from_yaml(&text).map_err(|e| e.to_string())?;
+    if args.config.is_none() {
+        raw.mark_shipped();
+    }
     if let Some(listen) = &args.listen {
         raw.set("listeners", &format!("PLAINTEXT://{listen}"));
     }

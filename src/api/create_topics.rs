@@ -15,11 +15,7 @@ use kafka_protocol::ResponseError;
 use super::errors::topic_error_code;
 use super::RequestContext;
 use crate::broker::Broker;
-use crate::config::topic::effective_topic_configs;
-
-/// Kafka's `ConfigSource` values used here.
-const DYNAMIC_TOPIC_CONFIG: i8 = 1;
-const DEFAULT_CONFIG: i8 = 5;
+use crate::config::topic::TOPIC_CONFIGS;
 
 pub async fn handle(
     broker: Arc<Broker>,
@@ -34,10 +30,15 @@ pub async fn handle(
         .map(|t| t.name.to_string())
         .collect();
     let mut results = Vec::new();
+    let mut answered_duplicates = HashSet::new();
     for topic in request.topics {
         let name = topic.name.to_string();
         let mut result = CreatableTopicResult::default().with_name(topic.name.clone());
         if duplicates.contains(&name) {
+            // One answer per duplicated name, as Kafka gives.
+            if !answered_duplicates.insert(name.clone()) {
+                continue;
+            }
             results.push(
                 result
                     .with_error_code(ResponseError::InvalidRequest.code())
@@ -91,7 +92,8 @@ pub async fn handle(
             broker
                 .logs
                 .validate_new_topic(&name, num_partitions, topic.replication_factor, &configs)
-                .map(|(partitions, _)| (partitions, uuid::Uuid::nil(), configs.clone()))
+                // Kafka answers with the id the topic would get.
+                .map(|(partitions, _)| (partitions, uuid::Uuid::new_v4(), configs.clone()))
         } else {
             broker
                 .logs
@@ -105,17 +107,14 @@ pub async fn handle(
         };
         match outcome {
             Ok((partitions, id, stored_configs)) => {
-                let entries = effective_topic_configs(&broker.config.log, &stored_configs)
-                    .into_iter()
-                    .map(|(key, value, overridden)| {
+                let entries = TOPIC_CONFIGS
+                    .iter()
+                    .map(|d| {
+                        let described = broker.config.describe_topic_config(d, &stored_configs);
                         CreatableTopicConfigs::default()
-                            .with_name(StrBytes::from_string(key.to_string()))
-                            .with_value(Some(StrBytes::from_string(value)))
-                            .with_config_source(if overridden {
-                                DYNAMIC_TOPIC_CONFIG
-                            } else {
-                                DEFAULT_CONFIG
-                            })
+                            .with_name(StrBytes::from_string(d.name.to_string()))
+                            .with_value(described.value.map(StrBytes::from_string))
+                            .with_config_source(described.source as i8)
                     })
                     .collect();
                 result = result

@@ -13,36 +13,16 @@ use kafka_protocol::ResponseError;
 
 use super::RequestContext;
 use crate::broker::Broker;
-use crate::config::topic::{default_value, TOPIC_CONFIGS};
+use crate::config::source::DescribedConfig;
+use crate::config::topic::TOPIC_CONFIGS;
 use crate::config::BROKER_CONFIGS;
 
 /// Kafka's `ConfigResource.Type`.
 pub const TOPIC: i8 = 2;
 pub const BROKER: i8 = 4;
-/// Kafka's `DescribeConfigsResponse.ConfigSource`.
-const DYNAMIC_TOPIC_CONFIG: i8 = 1;
-const STATIC_BROKER_CONFIG: i8 = 4;
-const DEFAULT_CONFIG: i8 = 5;
 
 fn text(s: &str) -> Option<StrBytes> {
     (!s.is_empty()).then(|| StrBytes::from_string(s.to_string()))
-}
-
-/// Topic config values are never null (an empty list is ""), as Kafka reports them;
-/// broker settings without a value (e.g. an unset `log.flush.interval.ms`) are null.
-fn value_of(value: &str, nullable: bool) -> Option<StrBytes> {
-    if nullable {
-        text(value)
-    } else {
-        Some(StrBytes::from_string(value.to_string()))
-    }
-}
-
-fn synonym(name: &str, value: &str, source: i8, nullable: bool) -> DescribeConfigsSynonym {
-    DescribeConfigsSynonym::default()
-        .with_name(StrBytes::from_string(name.to_string()))
-        .with_value(value_of(value, nullable))
-        .with_source(source)
 }
 
 struct Options {
@@ -51,13 +31,13 @@ struct Options {
     documentation: bool,
 }
 
-/// One described config: name, value, source, read-only, type, documentation, synonyms.
+/// One described config: name, value (null when unset), source, read-only, type,
+/// documentation, synonyms.
 struct Described<'a> {
     name: &'a str,
-    value: &'a str,
+    value: Option<&'a str>,
     source: i8,
     read_only: bool,
-    nullable: bool,
     config_type: i8,
     doc: &'a str,
     synonyms: Vec<DescribeConfigsSynonym>,
@@ -69,14 +49,13 @@ fn entry(o: &Options, d: Described<'_>) -> DescribeConfigsResourceResult {
         value,
         source,
         read_only,
-        nullable,
         config_type,
         doc,
         synonyms,
     } = d;
     let e = DescribeConfigsResourceResult::default()
         .with_name(StrBytes::from_string(name.to_string()))
-        .with_value(value_of(value, nullable))
+        .with_value(value.map(|v| StrBytes::from_string(v.to_string())))
         .with_read_only(read_only)
         .with_config_source(source)
         .with_synonyms(if o.synonyms { synonyms } else { Vec::new() });
@@ -93,6 +72,18 @@ fn wanted(keys: &Option<Vec<StrBytes>>, name: &str) -> bool {
         .is_none_or(|k| k.is_empty() || k.iter().any(|k| k.as_str() == name))
 }
 
+fn synonyms(d: &DescribedConfig) -> Vec<DescribeConfigsSynonym> {
+    d.synonyms
+        .iter()
+        .map(|s| {
+            DescribeConfigsSynonym::default()
+                .with_name(StrBytes::from_string(s.name.clone()))
+                .with_value(s.value.clone().map(StrBytes::from_string))
+                .with_source(s.source as i8)
+        })
+        .collect()
+}
+
 fn topic_configs(
     broker: &Broker,
     o: &Options,
@@ -105,37 +96,21 @@ fn topic_configs(
             format!("Topic '{name}' does not exist."),
         )
     })?;
-    let defaults = &broker.config.log;
     Ok(TOPIC_CONFIGS
         .iter()
         .filter(|d| wanted(keys, d.name))
         .map(|d| {
-            let broker_value = broker.config.explicit.get(d.broker_synonym);
-            let default = default_value(defaults, d.name);
-            let mut synonyms = Vec::new();
-            if let Some(v) = topic.configs.get(d.name) {
-                synonyms.push(synonym(d.name, v, DYNAMIC_TOPIC_CONFIG, false));
-            }
-            if let Some(v) = broker_value {
-                synonyms.push(synonym(d.broker_synonym, v, STATIC_BROKER_CONFIG, false));
-            }
-            synonyms.push(synonym(d.broker_synonym, &default, DEFAULT_CONFIG, false));
-            let (value, source) = match (topic.configs.get(d.name), broker_value) {
-                (Some(v), _) => (v.clone(), DYNAMIC_TOPIC_CONFIG),
-                (None, Some(_)) => (default, STATIC_BROKER_CONFIG),
-                (None, None) => (default, DEFAULT_CONFIG),
-            };
+            let described = broker.config.describe_topic_config(d, &topic.configs);
             entry(
                 o,
                 Described {
                     name: d.name,
-                    value: &value,
-                    source,
+                    value: described.value.as_deref(),
+                    source: described.source as i8,
                     read_only: false,
-                    nullable: false,
                     config_type: d.config_type,
                     doc: d.doc,
-                    synonyms,
+                    synonyms: synonyms(&described),
                 },
             )
         })
@@ -161,23 +136,18 @@ fn broker_configs(
         .iter()
         .filter(|d| wanted(keys, d.name))
         .map(|d| {
-            let (value, source) = match broker.config.explicit.get(d.name) {
-                Some(v) => (v.clone(), STATIC_BROKER_CONFIG),
-                None => (d.default.to_string(), DEFAULT_CONFIG),
-            };
-            let synonyms = vec![synonym(d.name, &value, source, true)];
+            let described = broker.config.describe_broker_config(d.name);
             // Broker settings are static: they come from the file or the command line.
             entry(
                 o,
                 Described {
                     name: d.name,
-                    value: &value,
-                    source,
+                    value: described.value.as_deref(),
+                    source: described.source as i8,
                     read_only: true,
-                    nullable: true,
                     config_type: d.config_type,
                     doc: d.doc,
-                    synonyms,
+                    synonyms: synonyms(&described),
                 },
             )
         })

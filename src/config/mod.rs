@@ -3,6 +3,7 @@
 //! names; every error names the key it is about.
 
 mod raw;
+pub mod source;
 pub mod topic;
 
 use std::net::SocketAddr;
@@ -80,13 +81,16 @@ pub struct BrokerConfig {
     pub auto_create_topics_enable: bool,
     pub socket_request_max_bytes: usize,
     pub max_connections: usize,
+    /// Most partitions in one DescribeTopicPartitions answer.
+    pub max_request_partition_size_limit: i32,
     pub log_flush_offset_checkpoint_interval: Duration,
     /// How often retention is applied (`log.retention.check.interval.ms`).
     pub log_retention_check_interval: Duration,
     /// Idle time after which an idempotent producer's state is forgotten.
     pub producer_id_expiration_ms: i64,
-    /// The keys set explicitly (file or command line), as given: DescribeConfigs reports
-    /// them as STATIC_BROKER_CONFIG.
+    /// The keys the user set (a config file or the command line; from the embedded default
+    /// file only those that differ from the built-in default), as given: DescribeConfigs
+    /// reports them as STATIC_BROKER_CONFIG, as Kafka does for its server.properties.
     pub explicit: std::collections::BTreeMap<String, String>,
     /// `transaction.*`: the transaction coordinator's settings.
     pub transactions: TransactionConfig,
@@ -136,7 +140,10 @@ impl BrokerConfig {
         let default_replication_factor = raw.int("default.replication.factor", 1, 1, 1)? as i16;
         let log_defaults = LogConfig {
             segment_bytes: raw.int("log.segment.bytes", 1 << 30, 14, i32::MAX as i64)? as u64,
-            segment_ms: raw.int("log.roll.ms", 604_800_000, 1, i64::MAX)?,
+            segment_ms: match raw.optional_int("log.roll.ms", 1, i64::MAX)? {
+                Some(ms) => ms,
+                None => HOUR_MS * raw.int("log.roll.hours", 168, 1, i32::MAX as i64)?,
+            },
             index_interval_bytes: raw.int("log.index.interval.bytes", 4096, 0, i32::MAX as i64)?
                 as u64,
             flush_messages: raw.int("log.flush.interval.messages", 1, 1, i64::MAX)? as u64,
@@ -147,7 +154,7 @@ impl BrokerConfig {
                 "log.message.timestamp.type",
                 &raw.string("log.message.timestamp.type", "CreateTime"),
             )?,
-            retention_ms: raw.int("log.retention.ms", 604_800_000, -1, i64::MAX)?,
+            retention_ms: retention_ms(raw)?,
             retention_bytes: raw.int("log.retention.bytes", -1, -1, i64::MAX)?,
             cleanup_delete: {
                 let policy = raw.string("log.cleanup.policy", "delete");
@@ -176,6 +183,12 @@ impl BrokerConfig {
             )? as usize,
             max_connections: raw.int("max.connections", i32::MAX as i64, 1, i32::MAX as i64)?
                 as usize,
+            max_request_partition_size_limit: raw.int(
+                "max.request.partition.size.limit",
+                2000,
+                1,
+                i32::MAX as i64,
+            )? as i32,
             log_flush_offset_checkpoint_interval: Duration::from_millis(raw.int(
                 "log.flush.offset.checkpoint.interval.ms",
                 60_000,
@@ -194,7 +207,12 @@ impl BrokerConfig {
                 1,
                 i64::MAX,
             )?,
-            explicit: raw.entries().clone(),
+            explicit: raw
+                .entries()
+                .iter()
+                .filter(|(key, value)| !raw.is_shipped(key) || !is_default(key, value))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             transactions: TransactionConfig {
                 max_timeout_ms: raw.int(
                     "transaction.max.timeout.ms",
@@ -247,11 +265,40 @@ impl BrokerConfig {
     }
 }
 
-/// A broker setting: name, default (as Kafka would print it), Kafka `ConfigDef.Type` code
-/// (see `topic::config_type`), documentation.
+const MINUTE_MS: i64 = 60_000;
+const HOUR_MS: i64 = 60 * MINUTE_MS;
+
+/// Kafka's `log.retention.ms`, else `log.retention.minutes`, else `log.retention.hours`;
+/// any negative value means forever (-1).
+fn retention_ms(raw: &RawConfig) -> Result<i64, ConfigError> {
+    let ms = match raw.optional_int("log.retention.ms", i64::MIN, i64::MAX)? {
+        Some(ms) => ms,
+        None => {
+            match raw.optional_int("log.retention.minutes", i32::MIN as i64, i32::MAX as i64)? {
+                Some(minutes) => MINUTE_MS * minutes,
+                None => {
+                    HOUR_MS
+                        * raw.int("log.retention.hours", 168, i32::MIN as i64, i32::MAX as i64)?
+                }
+            }
+        }
+    };
+    Ok(ms.max(-1))
+}
+
+/// Whether `value` is what `key` is without being set (a null default matches an empty value).
+fn is_default(key: &str, value: &str) -> bool {
+    BROKER_CONFIGS
+        .iter()
+        .find(|d| d.name == key)
+        .is_some_and(|d| d.default.unwrap_or("") == value.trim())
+}
+
+/// A broker setting: name, default as Kafka prints it (`None`: no default, reported as
+/// null), Kafka `ConfigDef.Type` code (see `topic::config_type`), documentation.
 pub struct BrokerConfigDef {
     pub name: &'static str,
-    pub default: &'static str,
+    pub default: Option<&'static str>,
     pub config_type: i8,
     pub doc: &'static str,
 }
@@ -264,7 +311,17 @@ const fn broker(
 ) -> BrokerConfigDef {
     BrokerConfigDef {
         name,
-        default,
+        default: Some(default),
+        config_type,
+        doc,
+    }
+}
+
+/// A broker setting that has no default value in Kafka (null until set).
+const fn broker_unset(name: &'static str, config_type: i8, doc: &'static str) -> BrokerConfigDef {
+    BrokerConfigDef {
+        name,
+        default: None,
         config_type,
         doc,
     }
@@ -283,14 +340,18 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker("message.max.bytes", "1048588", 3, "Largest record batch a producer may send."),
     broker("socket.request.max.bytes", "104857600", 3, "Largest request the broker reads."),
     broker("max.connections", "2147483647", 3, "Most client connections at once."),
+    broker("max.request.partition.size.limit", "2000", 3, "Most partitions in one DescribeTopicPartitions answer."),
     broker("log.segment.bytes", "1073741824", 3, "Size at which a segment is rolled."),
-    broker("log.roll.ms", "604800000", 5, "Age at which a non-empty segment is rolled."),
+    broker_unset("log.roll.ms", 5, "Age (ms) at which a non-empty segment is rolled; when unset, log.roll.hours applies."),
+    broker("log.roll.hours", "168", 3, "Age (hours) at which a non-empty segment is rolled."),
     broker("log.index.interval.bytes", "4096", 3, "Bytes between two offset index entries."),
     broker("log.flush.interval.messages", "1", 5, "Messages written before an fsync; 1 fsyncs before every acknowledgement."),
-    broker("log.flush.interval.ms", "", 5, "Longest time unflushed data waits for an fsync; empty: none."),
+    broker_unset("log.flush.interval.ms", 5, "Longest time unflushed data waits for an fsync; unset: no time-based flush."),
     broker("log.flush.offset.checkpoint.interval.ms", "60000", 3, "How often recovery points are checkpointed."),
     broker("log.message.timestamp.type", "CreateTime", 2, "CreateTime or LogAppendTime."),
-    broker("log.retention.ms", "604800000", 5, "Segments whose newest record is older than this are deleted (-1: never)."),
+    broker_unset("log.retention.ms", 5, "Segments whose newest record is older than this (ms) are deleted (-1: never); when unset, log.retention.minutes and then log.retention.hours apply."),
+    broker_unset("log.retention.minutes", 3, "Retention in minutes, used when log.retention.ms is unset."),
+    broker("log.retention.hours", "168", 3, "Retention in hours, used when log.retention.ms and log.retention.minutes are unset."),
     broker("log.retention.bytes", "-1", 5, "Partitions larger than this lose their oldest segments (-1: no limit)."),
     broker("log.retention.check.interval.ms", "300000", 5, "How often retention is applied."),
     broker("log.cleanup.policy", "delete", 7, "Default cleanup.policy of topics (compaction is not implemented)."),
@@ -359,7 +420,9 @@ mod tests {
         let empty = BrokerConfig::from_raw(&RawConfig::from_yaml("").unwrap()).unwrap();
         let mut raw = RawConfig::from_yaml("").unwrap();
         for d in BROKER_CONFIGS {
-            raw.set(d.name, d.default);
+            if let Some(default) = d.default {
+                raw.set(d.name, default);
+            }
         }
         let explicit = BrokerConfig::from_raw(&raw).unwrap();
         let strip = |c: &BrokerConfig| {
@@ -372,6 +435,23 @@ mod tests {
             )
         };
         assert_eq!(strip(&empty), strip(&explicit));
+    }
+
+    #[test]
+    fn retention_and_roll_take_kafkas_units_in_kafkas_order() {
+        let of = |yaml: &str| BrokerConfig::from_raw(&RawConfig::from_yaml(yaml).unwrap()).unwrap();
+        assert_eq!(of("").log.retention_ms, 168 * HOUR_MS);
+        assert_eq!(of("log.retention.hours: 1\n").log.retention_ms, HOUR_MS);
+        let minutes = of("log.retention.hours: 1\nlog.retention.minutes: 5\n");
+        assert_eq!(minutes.log.retention_ms, 5 * MINUTE_MS);
+        let ms = of("log.retention.minutes: 5\nlog.retention.ms: 1234\n");
+        assert_eq!(ms.log.retention_ms, 1234);
+        assert_eq!(of("log.retention.hours: -1\n").log.retention_ms, -1);
+        assert_eq!(of("log.roll.hours: 2\n").log.segment_ms, 2 * HOUR_MS);
+        assert_eq!(
+            of("log.roll.hours: 2\nlog.roll.ms: 99\n").log.segment_ms,
+            99
+        );
     }
 
     #[test]

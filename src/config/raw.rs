@@ -1,7 +1,7 @@
 //! The raw configuration: flat `key: value` pairs from YAML, before validation. Typed
 //! getters parse one key each and name it in their errors.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::ConfigError;
 
@@ -9,6 +9,8 @@ use super::ConfigError;
 #[derive(Debug, Clone, Default)]
 pub struct RawConfig {
     values: BTreeMap<String, String>,
+    /// Keys that come from the embedded default configuration, not from the user.
+    shipped: BTreeSet<String>,
 }
 
 impl RawConfig {
@@ -47,10 +49,25 @@ impl RawConfig {
                 ))
             }
         }
-        Ok(RawConfig { values })
+        Ok(RawConfig {
+            values,
+            shipped: BTreeSet::new(),
+        })
     }
 
+    /// Marks every key so far as shipped with Gregor (the embedded default configuration):
+    /// a shipped key that holds its built-in default is not reported as set by the user.
+    pub fn mark_shipped(&mut self) {
+        self.shipped = self.values.keys().cloned().collect();
+    }
+
+    pub fn is_shipped(&self, key: &str) -> bool {
+        self.shipped.contains(key)
+    }
+
+    /// Sets a key as the user's (a command-line override).
     pub fn set(&mut self, key: &str, value: &str) {
+        self.shipped.remove(key);
         self.values.insert(key.to_string(), value.to_string());
     }
 

@@ -108,14 +108,15 @@ pub mod config_type {
     pub const LIST: i8 = 7;
 }
 
-/// A Kafka topic config: its value kind and type, the broker setting it defaults to, and
+/// A Kafka topic config: its value kind and type, the broker settings it defaults to (in
+/// Kafka's order of precedence, `ServerTopicConfigSynonyms`; empty when there is none), and
 /// its documentation.
 #[derive(Debug, Clone, Copy)]
 pub struct TopicConfigDef {
     pub name: &'static str,
     kind: Kind,
     pub config_type: i8,
-    pub broker_synonym: &'static str,
+    pub synonyms: &'static [&'static str],
     pub doc: &'static str,
 }
 
@@ -127,74 +128,66 @@ const I32: i64 = i32::MAX as i64;
 const I64: i64 = i64::MAX;
 
 macro_rules! def {
-    ($name:expr, $kind:expr, $ty:ident, $broker:expr, $doc:expr) => {
+    ($name:expr, $kind:expr, $ty:ident, [$($synonym:expr),*], $doc:expr) => {
         TopicConfigDef {
             name: $name,
             kind: $kind,
             config_type: config_type::$ty,
-            broker_synonym: $broker,
+            synonyms: &[$($synonym),*],
             doc: $doc,
         }
     };
 }
 
-/// Topic configs Kafka defines. Gregor acts on the ones `LogConfig` has fields for; the rest
-/// are validated, stored and reported (see the README).
+/// The topic configs of Kafka 4.1. Gregor acts on the ones `LogConfig` has fields for; the
+/// rest are validated, stored and reported (see the README).
 #[rustfmt::skip]
 pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
-    def!("cleanup.policy", Kind::CleanupPolicy, LIST, "log.cleanup.policy", "The retention policy of old log segments: delete (retention applies) and/or compact (compaction is not implemented: stored only)."),
-    def!("compression.type", Kind::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]), STRING, "compression.type", "Final compression of the topic's data; producer keeps the producer's codec (Gregor always stores batches as produced)."),
-    def!("compression.gzip.level", int(-1, 9), INT, "compression.gzip.level", "Compression level for gzip."),
-    def!("compression.lz4.level", int(1, 17), INT, "compression.lz4.level", "Compression level for lz4."),
-    def!("compression.zstd.level", int(-131072, 22), INT, "compression.zstd.level", "Compression level for zstd."),
-    def!("delete.retention.ms", int(0, I64), LONG, "log.cleaner.delete.retention.ms", "How long delete tombstones are kept in compacted topics (stored only)."),
-    def!("file.delete.delay.ms", int(0, I64), LONG, "log.segment.delete.delay.ms", "Time to wait before deleting a file from the filesystem (stored only)."),
-    def!("flush.messages", int(1, I64), LONG, "log.flush.interval.messages", "Messages written before an fsync; 1 means every produce is fsynced before it is acknowledged."),
-    def!("flush.ms", int(0, I64), LONG, "log.flush.interval.ms", "Longest time unflushed data may wait for an fsync."),
-    def!("follower.replication.throttled.replicas", Kind::Text, LIST, "follower.replication.throttled.replicas", "Replicas to throttle on the follower side (no replication here; stored only)."),
-    def!("index.interval.bytes", int(0, I32), INT, "log.index.interval.bytes", "Bytes of log between two offset index entries."),
-    def!("leader.replication.throttled.replicas", Kind::Text, LIST, "leader.replication.throttled.replicas", "Replicas to throttle on the leader side (no replication here; stored only)."),
-    def!("local.retention.bytes", int(-2, I64), LONG, "log.local.retention.bytes", "Local retention size with tiered storage (stored only)."),
-    def!("local.retention.ms", int(-2, I64), LONG, "log.local.retention.ms", "Local retention time with tiered storage (stored only)."),
-    def!("max.compaction.lag.ms", int(1, I64), LONG, "log.cleaner.max.compaction.lag.ms", "Longest time a message stays ineligible for compaction (stored only)."),
-    def!("max.message.bytes", int(0, I32), INT, "message.max.bytes", "Largest record batch size allowed in this topic."),
-    def!("message.timestamp.after.max.ms", int(0, I64), LONG, "log.message.timestamp.after.max.ms", "Largest allowed difference of a message timestamp ahead of the broker's clock (stored only)."),
-    def!("message.timestamp.before.max.ms", int(0, I64), LONG, "log.message.timestamp.before.max.ms", "Largest allowed difference of a message timestamp behind the broker's clock (stored only)."),
-    def!("message.downconversion.enable", Kind::Bool, BOOLEAN, "log.message.downconversion.enable", "Down-conversion for old consumers (removed in Kafka 4; accepted and ignored)."),
-    def!("message.format.version", Kind::Text, STRING, "log.message.format.version", "Message format version (deprecated in Kafka 3, removed in 4; accepted and ignored: always v2)."),
-    def!("message.timestamp.type", Kind::OneOf(&["CreateTime", "LogAppendTime"]), STRING, "log.message.timestamp.type", "Whether stored timestamps are the producer's (CreateTime) or the broker's (LogAppendTime)."),
-    def!("min.cleanable.dirty.ratio", Kind::Ratio, DOUBLE, "log.cleaner.min.cleanable.ratio", "Dirty ratio that makes a compacted log eligible for cleaning (stored only)."),
-    def!("min.compaction.lag.ms", int(0, I64), LONG, "log.cleaner.min.compaction.lag.ms", "Shortest time a message stays uncompacted (stored only)."),
-    def!("min.insync.replicas", int(1, I32), INT, "min.insync.replicas", "Replicas that must acknowledge an acks=all write (one node: always satisfied)."),
-    def!("preallocate", Kind::Bool, BOOLEAN, "log.preallocate", "Preallocate segment files (stored only)."),
-    def!("remote.storage.enable", Kind::Bool, BOOLEAN, "remote.log.storage.system.enable", "Tiered storage for this topic (not supported; stored only)."),
-    def!("retention.bytes", int(-1, I64), LONG, "log.retention.bytes", "Largest size a partition may grow to before its oldest segments are deleted."),
-    def!("retention.ms", int(-1, I64), LONG, "log.retention.ms", "How long a segment is kept (after its newest record) before it is deleted."),
-    def!("segment.bytes", int(14, I32), INT, "log.segment.bytes", "Size at which a segment file is rolled."),
-    def!("segment.index.bytes", int(4, I32), INT, "log.index.size.max.bytes", "Largest offset index size (stored only; Gregor's indexes grow as needed)."),
-    def!("segment.jitter.ms", int(0, I64), LONG, "log.roll.jitter.ms", "Random jitter subtracted from segment.ms (stored only)."),
-    def!("segment.ms", int(1, I64), LONG, "log.roll.ms", "Age at which a non-empty segment is rolled."),
-    def!("unclean.leader.election.enable", Kind::Bool, BOOLEAN, "unclean.leader.election.enable", "Allow out-of-sync replicas to become leader (one node: no effect)."),
+    def!("cleanup.policy", Kind::CleanupPolicy, LIST, ["log.cleanup.policy"], "The retention policy of old log segments: delete (retention applies) and/or compact (compaction is not implemented: stored only)."),
+    def!("compression.gzip.level", int(-1, 9), INT, ["compression.gzip.level"], "Compression level for gzip."),
+    def!("compression.lz4.level", int(1, 17), INT, ["compression.lz4.level"], "Compression level for lz4."),
+    def!("compression.type", Kind::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]), STRING, ["compression.type"], "Final compression of the topic's data; producer keeps the producer's codec (Gregor always stores batches as produced)."),
+    def!("compression.zstd.level", int(-131072, 22), INT, ["compression.zstd.level"], "Compression level for zstd."),
+    def!("delete.retention.ms", int(0, I64), LONG, ["log.cleaner.delete.retention.ms"], "How long delete tombstones are kept in compacted topics (stored only)."),
+    def!("file.delete.delay.ms", int(0, I64), LONG, ["log.segment.delete.delay.ms"], "Time to wait before deleting a file from the filesystem (stored only)."),
+    def!("flush.messages", int(1, I64), LONG, ["log.flush.interval.messages"], "Messages written before an fsync; 1 means every produce is fsynced before it is acknowledged."),
+    def!("flush.ms", int(0, I64), LONG, ["log.flush.interval.ms", "log.flush.scheduler.interval.ms"], "Longest time unflushed data may wait for an fsync."),
+    def!("follower.replication.throttled.replicas", Kind::Text, LIST, [], "Replicas to throttle on the follower side (no replication here; stored only)."),
+    def!("index.interval.bytes", int(0, I32), INT, ["log.index.interval.bytes"], "Bytes of log between two offset index entries."),
+    def!("leader.replication.throttled.replicas", Kind::Text, LIST, [], "Replicas to throttle on the leader side (no replication here; stored only)."),
+    def!("local.retention.bytes", int(-2, I64), LONG, ["log.local.retention.bytes"], "Local retention size with tiered storage (stored only)."),
+    def!("local.retention.ms", int(-2, I64), LONG, ["log.local.retention.ms"], "Local retention time with tiered storage (stored only)."),
+    def!("max.compaction.lag.ms", int(1, I64), LONG, ["log.cleaner.max.compaction.lag.ms"], "Longest time a message stays ineligible for compaction (stored only)."),
+    def!("max.message.bytes", int(0, I32), INT, ["message.max.bytes"], "Largest record batch size allowed in this topic."),
+    def!("message.timestamp.after.max.ms", int(0, I64), LONG, ["log.message.timestamp.after.max.ms"], "Largest allowed difference of a message timestamp ahead of the broker's clock (stored only)."),
+    def!("message.timestamp.before.max.ms", int(0, I64), LONG, ["log.message.timestamp.before.max.ms"], "Largest allowed difference of a message timestamp behind the broker's clock (stored only)."),
+    def!("message.timestamp.type", Kind::OneOf(&["CreateTime", "LogAppendTime"]), STRING, ["log.message.timestamp.type"], "Whether stored timestamps are the producer's (CreateTime) or the broker's (LogAppendTime)."),
+    def!("min.cleanable.dirty.ratio", Kind::Ratio, DOUBLE, ["log.cleaner.min.cleanable.ratio"], "Dirty ratio that makes a compacted log eligible for cleaning (stored only)."),
+    def!("min.compaction.lag.ms", int(0, I64), LONG, ["log.cleaner.min.compaction.lag.ms"], "Shortest time a message stays uncompacted (stored only)."),
+    def!("min.insync.replicas", int(1, I32), INT, ["min.insync.replicas"], "Replicas that must acknowledge an acks=all write (one node: always satisfied)."),
+    def!("preallocate", Kind::Bool, BOOLEAN, ["log.preallocate"], "Preallocate segment files (stored only)."),
+    def!("remote.log.copy.disable", Kind::Bool, BOOLEAN, [], "Stop copying segments to tiered storage (no tiered storage here; stored only)."),
+    def!("remote.log.delete.on.disable", Kind::Bool, BOOLEAN, [], "Delete tiered data when tiered storage is disabled (no tiered storage here; stored only)."),
+    def!("remote.storage.enable", Kind::Bool, BOOLEAN, [], "Tiered storage for this topic (not supported; stored only)."),
+    def!("retention.bytes", int(-1, I64), LONG, ["log.retention.bytes"], "Largest size a partition may grow to before its oldest segments are deleted."),
+    def!("retention.ms", int(-1, I64), LONG, ["log.retention.ms", "log.retention.minutes", "log.retention.hours"], "How long a segment is kept (after its newest record) before it is deleted."),
+    def!("segment.bytes", int(14, I32), INT, ["log.segment.bytes"], "Size at which a segment file is rolled."),
+    def!("segment.index.bytes", int(4, I32), INT, ["log.index.size.max.bytes"], "Largest offset index size (stored only; Gregor's indexes grow as needed)."),
+    def!("segment.jitter.ms", int(0, I64), LONG, ["log.roll.jitter.ms", "log.roll.jitter.hours"], "Random jitter subtracted from segment.ms (stored only)."),
+    def!("segment.ms", int(1, I64), LONG, ["log.roll.ms", "log.roll.hours"], "Age at which a non-empty segment is rolled."),
+    def!("unclean.leader.election.enable", Kind::Bool, BOOLEAN, ["unclean.leader.election.enable"], "Allow out-of-sync replicas to become leader (one node: no effect)."),
+];
+
+/// Topic configs Kafka 4 removed (KIP-724 and the end of message formats v0/v1): stored
+/// values from older Gregor versions are dropped when a topic is loaded.
+pub const REMOVED_TOPIC_CONFIGS: &[&str] = &[
+    "message.downconversion.enable",
+    "message.format.version",
+    "message.timestamp.difference.max.ms",
 ];
 
 pub fn topic_config_def(name: &str) -> Option<&'static TopicConfigDef> {
     TOPIC_CONFIGS.iter().find(|d| d.name == name)
-}
-
-/// Every topic config with its effective value for a topic: `(name, value, overridden)`.
-/// Values Gregor acts on come from `defaults` (the broker's `log.*` settings); the others
-/// are Kafka's defaults.
-pub fn effective_topic_configs(
-    defaults: &LogConfig,
-    overrides: &BTreeMap<String, String>,
-) -> Vec<(&'static str, String, bool)> {
-    TOPIC_CONFIGS
-        .iter()
-        .map(|d| match overrides.get(d.name) {
-            Some(v) => (d.name, v.clone(), true),
-            None => (d.name, default_value(defaults, d.name), false),
-        })
-        .collect()
 }
 
 /// The value a topic gets without an override: the broker's setting for what Gregor acts
@@ -233,11 +226,11 @@ pub fn default_value(d: &LogConfig, name: &str) -> String {
         "compression.lz4.level" => "9".into(),
         "compression.zstd.level" => "3".into(),
         "min.insync.replicas" => "1".into(),
-        "unclean.leader.election.enable" | "preallocate" | "remote.storage.enable" => {
-            "false".into()
-        }
-        "message.downconversion.enable" => "true".into(),
-        "message.format.version" => "3.0-IV1".into(),
+        "unclean.leader.election.enable"
+        | "preallocate"
+        | "remote.storage.enable"
+        | "remote.log.copy.disable"
+        | "remote.log.delete.on.disable" => "false".into(),
         _ => String::new(),
     }
 }

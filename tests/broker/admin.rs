@@ -98,12 +98,12 @@ async fn topic_configs_are_described_altered_validated_applied_and_durable() {
     let broker = Broker::start(dir.path(), &[]);
     create_topic(&broker.addr, "conf", 1).await;
 
-    // Set in the embedded config file (log.retention.ms): a static broker config, as Kafka
-    // reports keys set in server.properties; a key the file does not set: a default.
+    // The embedded config file sets log.retention.hours to its built-in default: a default,
+    // and (as in Kafka) retention.ms has no broker synonym before log.retention.ms is set.
     let (value, source) = topic_config(&broker.addr, "conf", "retention.ms").await;
     assert_eq!(
         (value.as_deref(), source.as_str()),
-        (Some("604800000"), "StaticBroker")
+        (Some("604800000"), "Default")
     );
     let (value, source) = topic_config(&broker.addr, "conf", "delete.retention.ms").await;
     assert_eq!(
@@ -112,7 +112,9 @@ async fn topic_configs_are_described_altered_validated_applied_and_durable() {
     );
     let (value, _) = topic_config(&broker.addr, "conf", "segment.bytes").await;
     assert_eq!(value.as_deref(), Some("1073741824"));
-    // The broker's own settings: the embedded config sets every key explicitly.
+    // The broker's own settings: a key the embedded file sets to its built-in default is a
+    // default; one it changes (Kafka's 3000 ms initial rebalance delay to 0, as Kafka's own
+    // example server.properties does) is reported as set, as Kafka reports server.properties.
     let results = admin(&broker.addr)
         .describe_configs(&[ResourceSpecifier::Broker(1)], &opts())
         .await
@@ -120,6 +122,9 @@ async fn topic_configs_are_described_altered_validated_applied_and_durable() {
     let b = results.into_iter().next().unwrap().unwrap();
     let entry = b.get("log.flush.interval.messages").unwrap();
     assert_eq!(entry.value.as_deref(), Some("1"));
+    assert!(matches!(entry.source, ConfigSource::Default));
+    let entry = b.get("group.initial.rebalance.delay.ms").unwrap();
+    assert_eq!(entry.value.as_deref(), Some("0"));
     assert!(matches!(entry.source, ConfigSource::StaticBroker));
 
     // Alter: a 1000-byte message limit takes effect at once.
@@ -211,11 +216,11 @@ async fn topic_configs_are_described_altered_validated_applied_and_durable() {
     );
     let (value, _) = topic_config(&broker.addr, "conf", "cleanup.policy").await;
     assert_eq!(value.as_deref(), Some("delete,compact"));
-    // The override is gone: back to the broker's setting.
+    // The override is gone: back to the default, as the test broker sets no retention.
     let (value, source) = topic_config(&broker.addr, "conf", "retention.ms").await;
     assert_eq!(
         (value.as_deref(), source.as_str()),
-        (Some("604800000"), "StaticBroker")
+        (Some("604800000"), "Default")
     );
     let r: IncrementalAlterConfigsResponse = call(
         &broker.addr,
