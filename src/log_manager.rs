@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::config::topic::validate_topic_config;
+use crate::config::topic::{validate_topic_config, REMOVED_TOPIC_CONFIGS};
 use crate::config::{BrokerConfig, ConfigError, LogConfig};
 use crate::log::file_names::{
     self, CLEAN_SHUTDOWN_FILE, DELETE_DIR_SUFFIX, LOG_START_OFFSET_CHECKPOINT, METADATA_DIR,
@@ -72,9 +72,17 @@ pub struct Topic {
     pub partitions: Vec<Arc<Log>>,
 }
 
+/// Kafka's internal topics (`Topic.INTERNAL_TOPICS`): Metadata flags them, and clients
+/// leave them out of topic listings. Other names starting with `__` are ordinary topics.
+pub const INTERNAL_TOPICS: [&str; 3] = [
+    "__consumer_offsets",
+    "__transaction_state",
+    "__share_group_state",
+];
+
 impl Topic {
     pub fn is_internal(&self) -> bool {
-        self.name.starts_with("__")
+        INTERNAL_TOPICS.contains(&self.name.as_str())
     }
 
     pub fn partition(&self, index: i32) -> Option<&Arc<Log>> {
@@ -254,10 +262,17 @@ impl LogManager {
                 continue;
             }
             let text = storage.read_to_string(&path).map_err(io_err(&path))?;
-            let file: TopicFile = serde_yaml::from_str(&text).map_err(|e| TopicError::Io {
+            let mut file: TopicFile = serde_yaml::from_str(&text).map_err(|e| TopicError::Io {
                 path: path.clone(),
                 source: io::Error::other(e.to_string()),
             })?;
+            file.configs.retain(|key, _| {
+                let removed = REMOVED_TOPIC_CONFIGS.contains(&key.as_str());
+                if removed {
+                    tracing::warn!(topic = %file.name, config = %key, "ignoring a topic config Kafka 4 removed");
+                }
+                !removed
+            });
             let id = Uuid::parse_str(&file.topic_id).map_err(|e| TopicError::Io {
                 path: path.clone(),
                 source: io::Error::other(e.to_string()),

@@ -33,10 +33,14 @@ pub async fn handle(
     };
     let mut responses = Vec::new();
     for (name, id) in targets {
-        let result = DeletableTopicResult::default().with_topic_id(id);
+        // The answer names the topic as the request did (null for a lookup by id).
+        let result = DeletableTopicResult::default()
+            .with_topic_id(id)
+            .with_name(name.clone());
         let result = match (name, id.is_nil()) {
-            (Some(_), false) => result.with_error_code(ResponseError::InvalidRequest.code()),
-            (None, true) => result.with_error_code(ResponseError::InvalidRequest.code()),
+            (Some(_), false) | (None, true) => {
+                result.with_error_code(ResponseError::InvalidRequest.code())
+            }
             (Some(name), true) => match broker.logs.delete_topic(name.as_str()) {
                 Ok(topic) => {
                     broker.groups.on_topic_deleted(&topic.name);

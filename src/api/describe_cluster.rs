@@ -11,7 +11,9 @@ use super::metadata::cluster_operations;
 use super::RequestContext;
 use crate::broker::Broker;
 
+/// Kafka's `EndpointType`.
 const BROKERS: i8 = 1;
+const CONTROLLERS: i8 = 2;
 
 pub async fn handle(
     broker: Arc<Broker>,
@@ -19,12 +21,21 @@ pub async fn handle(
     request: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
     if ctx.version >= 1 && request.endpoint_type != BROKERS {
+        // As a Kafka broker answers: controllers are asked on the controller listener.
+        let (error, message) = if request.endpoint_type == CONTROLLERS {
+            (
+                ResponseError::MismatchedEndpointType,
+                "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER",
+            )
+        } else {
+            (
+                ResponseError::UnsupportedEndpointType,
+                "Unsupported endpoint type",
+            )
+        };
         return DescribeClusterResponse::default()
-            .with_error_code(ResponseError::UnsupportedEndpointType.code())
-            .with_error_message(Some(StrBytes::from_static_str(
-                "This broker only describes broker endpoints",
-            )))
-            .with_endpoint_type(request.endpoint_type);
+            .with_error_code(error.code())
+            .with_error_message(Some(StrBytes::from_static_str(message)));
     }
     let node = BrokerId(broker.node_id());
     DescribeClusterResponse::default()

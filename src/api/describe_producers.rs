@@ -1,6 +1,6 @@
 //! DescribeProducers (key 61): the active idempotent producers of each partition, with
-//! their epoch, last sequence and last timestamp (no transactions yet: no coordinator
-//! epoch or open transaction).
+//! their epoch, last sequence, last timestamp and the first offset of their open
+//! transaction on the partition (the coordinator epoch is not tracked: -1).
 
 use std::sync::Arc;
 
@@ -39,7 +39,9 @@ pub async fn handle(
                                         .with_last_sequence(e.last_seq().unwrap_or(-1))
                                         .with_last_timestamp(e.last_timestamp)
                                         .with_coordinator_epoch(-1)
-                                        .with_current_txn_start_offset(-1)
+                                        .with_current_txn_start_offset(
+                                            e.current_txn_first_offset.unwrap_or(-1),
+                                        )
                                 })
                                 .collect(),
                         )

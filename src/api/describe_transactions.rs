@@ -22,10 +22,8 @@ pub async fn handle(
     for id in request.transactional_ids {
         let state = TransactionState::default().with_transactional_id(id.clone());
         let state = match broker.txns.describe(id.as_str()).await {
-            None => state
-                .with_error_code(ResponseError::TransactionalIdNotFound.code())
-                .with_producer_id(ProducerId(-1))
-                .with_producer_epoch(-1),
+            // Kafka leaves the other fields at their schema defaults (0).
+            None => state.with_error_code(ResponseError::TransactionalIdNotFound.code()),
             Some(t) => {
                 let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
                 for tp in &t.partitions {

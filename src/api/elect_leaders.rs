@@ -1,11 +1,11 @@
 //! ElectLeaders (key 43): every partition's only replica is already its leader, so each
 //! named partition answers ELECTION_NOT_NEEDED, as Kafka does when the preferred leader
-//! leads; a null list (all partitions) needs no election at all.
+//! leads; a null list (all partitions) lists every topic with no election needed.
 
 use std::sync::Arc;
 
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
-use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse};
+use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
@@ -17,9 +17,20 @@ pub async fn handle(
     _ctx: RequestContext,
     request: ElectLeadersRequest,
 ) -> ElectLeadersResponse {
-    let results = request
-        .topic_partitions
-        .unwrap_or_default()
+    let Some(wanted) = request.topic_partitions else {
+        // All partitions: Kafka lists every topic, each with no partition needing an election.
+        let results = broker
+            .logs
+            .topics()
+            .iter()
+            .map(|t| {
+                ReplicaElectionResult::default()
+                    .with_topic(TopicName(StrBytes::from_string(t.name.clone())))
+            })
+            .collect();
+        return ElectLeadersResponse::default().with_replica_election_results(results);
+    };
+    let results = wanted
         .into_iter()
         .map(|t| {
             let topic = broker.logs.topic(t.topic.as_str());

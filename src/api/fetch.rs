@@ -145,6 +145,24 @@ pub async fn handle(
         .with_responses(topics)
 }
 
+/// A partition that failed, as Kafka answers it: no offsets (-1) and no records. A partition
+/// that does not exist gets an empty aborted-transaction list whatever the isolation
+/// (`FetchResponse.partitionResponse`); a failed read keeps the isolation's (null for
+/// read_uncommitted), as Kafka's ReplicaManager answers it.
+fn error_partition(partition: i32, error: ResponseError, read_committed: bool) -> PartitionData {
+    let unknown = matches!(
+        error,
+        ResponseError::UnknownTopicOrPartition | ResponseError::UnknownTopicId
+    );
+    PartitionData::default()
+        .with_partition_index(partition)
+        .with_error_code(error.code())
+        .with_high_watermark(-1)
+        .with_last_stable_offset(-1)
+        .with_log_start_offset(-1)
+        .with_aborted_transactions((unknown || read_committed).then(Vec::new))
+}
+
 /// Reads every wanted partition once. Returns the partition responses, the bytes of
 /// records in them, and whether any partition has an error.
 fn read_all(
@@ -169,7 +187,7 @@ fn read_all(
         ) {
             (Err(e), _) | (Ok(_), Err(e)) => {
                 has_error = true;
-                out.push(base.with_error_code(e.code()).with_high_watermark(-1));
+                out.push(error_partition(w.partition, e, read_committed));
                 continue;
             }
             (Ok(log), Ok(())) => log,
@@ -202,12 +220,11 @@ fn read_all(
             }
             Err(e) => {
                 has_error = true;
-                out.push(
-                    base.with_error_code(log_error_code(&e).code())
-                        .with_high_watermark(log.high_watermark())
-                        .with_last_stable_offset(log.last_stable_offset())
-                        .with_log_start_offset(log.log_start_offset()),
-                );
+                out.push(error_partition(
+                    w.partition,
+                    log_error_code(&e),
+                    read_committed,
+                ));
             }
         }
     }

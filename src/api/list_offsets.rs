@@ -29,8 +29,14 @@ const UNKNOWN: TimestampOffset = TimestampOffset {
     offset: -1,
 };
 
-fn lookup(log: &Log, timestamp: i64, read_committed: bool) -> Result<TimestampOffset, LogError> {
-    Ok(match timestamp {
+/// The answer for one partition; `None` for a special (negative) timestamp this version of
+/// the protocol does not define, which Kafka answers with UNSUPPORTED_VERSION.
+fn lookup(
+    log: &Log,
+    timestamp: i64,
+    read_committed: bool,
+) -> Result<Option<TimestampOffset>, LogError> {
+    Ok(Some(match timestamp {
         LATEST => TimestampOffset {
             timestamp: -1,
             offset: if read_committed {
@@ -47,14 +53,8 @@ fn lookup(log: &Log, timestamp: i64, read_committed: bool) -> Result<TimestampOf
         // No tiered storage: nothing is tiered or waiting to be.
         LATEST_TIERED | EARLIEST_PENDING_UPLOAD => UNKNOWN,
         t if t >= 0 => log.offset_for_timestamp(t)?.unwrap_or(UNKNOWN),
-        _ => {
-            return Err(LogError::OffsetOutOfRange {
-                offset: timestamp,
-                start: -6,
-                end: i64::MAX,
-            })
-        }
-    })
+        _ => return Ok(None),
+    }))
 }
 
 pub async fn handle(
@@ -87,7 +87,11 @@ pub async fn handle(
                         .with_offset(-1);
                 }
                 match lookup(log, p.timestamp, request.isolation_level == 1) {
-                    Ok(found) => response
+                    Ok(None) => response
+                        .with_error_code(ResponseError::UnsupportedVersion.code())
+                        .with_timestamp(-1)
+                        .with_offset(-1),
+                    Ok(Some(found)) => response
                         .with_timestamp(found.timestamp)
                         .with_offset(found.offset)
                         // leader_epoch exists from v4 on.
@@ -96,10 +100,6 @@ pub async fn handle(
                         } else {
                             -1
                         }),
-                    Err(LogError::OffsetOutOfRange { .. }) => response
-                        .with_error_code(ResponseError::InvalidRequest.code())
-                        .with_timestamp(-1)
-                        .with_offset(-1),
                     Err(e) => response
                         .with_error_code(log_error_code(&e).code())
                         .with_timestamp(-1)

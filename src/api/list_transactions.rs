@@ -1,5 +1,7 @@
-//! ListTransactions (key 66): transactional ids, filtered by state, producer id and
-//! (v1+) how long the transaction has been open.
+//! ListTransactions (key 66): transactional ids, filtered by state, producer id, (v1+)
+//! how long the transaction has been open and (v2+) a regular expression the whole id
+//! must match, with Kafka's rules (a transaction that never started counts as open since
+//! the epoch).
 
 use std::sync::Arc;
 
@@ -8,6 +10,7 @@ use kafka_protocol::messages::{
     ListTransactionsRequest, ListTransactionsResponse, ProducerId, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
 
 use super::RequestContext;
 use crate::broker::Broker;
@@ -35,6 +38,20 @@ pub async fn handle(
         .filter(|s| !KNOWN_STATES.contains(&s.as_str()))
         .cloned()
         .collect();
+    let pattern = match request
+        .transactional_id_pattern
+        .as_ref()
+        .filter(|p| ctx.version >= 2 && !p.is_empty())
+    {
+        None => None,
+        Some(p) => match regex::Regex::new(&format!("^(?:{})$", p.as_str())) {
+            Ok(r) => Some(r),
+            Err(_) => {
+                return ListTransactionsResponse::default()
+                    .with_error_code(ResponseError::InvalidRegularExpression.code())
+            }
+        },
+    };
     let now = now_ms();
     let states = broker
         .txns
@@ -58,7 +75,12 @@ pub async fn handle(
         .filter(|t| {
             ctx.version < 1
                 || request.duration_filter < 0
-                || (t.start_ms >= 0 && now - t.start_ms >= request.duration_filter)
+                || now - t.start_ms > request.duration_filter
+        })
+        .filter(|t| {
+            pattern
+                .as_ref()
+                .is_none_or(|r| r.is_match(&t.transactional_id))
         })
         .map(|t| {
             TransactionState::default()

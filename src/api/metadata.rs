@@ -17,7 +17,7 @@ use super::errors::topic_error_code;
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::log::LEADER_EPOCH;
-use crate::log_manager::{validate_topic_name, Topic};
+use crate::log_manager::{validate_topic_name, Topic, INTERNAL_TOPICS};
 
 /// Kafka's `AclOperation` codes, as bits of the `authorized_operations` fields.
 const READ: i32 = 3;
@@ -117,15 +117,18 @@ pub async fn handle(
             .collect(),
         Some(list) => list
             .into_iter()
-            .map(|t| match t.name {
-                Some(name) => {
-                    lookup_or_create(&broker, name.as_str(), allow_auto_create, include_ops)
-                }
-                None => match broker.logs.topic_by_id(t.topic_id) {
-                    Some(topic) => describe_topic(&broker, &topic, include_ops),
-                    None => error_topic(None, t.topic_id, ResponseError::UnknownTopicId),
+            .map(
+                |t| match t.name.filter(|n| !n.is_empty() || t.topic_id.is_nil()) {
+                    Some(name) => {
+                        lookup_or_create(&broker, name.as_str(), allow_auto_create, include_ops)
+                    }
+                    // By topic id (v10+): the name is null, or empty as the Java client sends it.
+                    None => match broker.logs.topic_by_id(t.topic_id) {
+                        Some(topic) => describe_topic(&broker, &topic, include_ops),
+                        None => error_topic(None, t.topic_id, ResponseError::UnknownTopicId),
+                    },
                 },
-            })
+            )
             .collect(),
     };
     MetadataResponse::default()
@@ -157,7 +160,8 @@ fn lookup_or_create(
     if let Err(e) = validate_topic_name(name) {
         return error_topic(Some(name), Uuid::nil(), topic_error_code(&e));
     }
-    if !auto_create || name.starts_with("__") {
+    // The internal topics are created by their coordinators, with their own settings.
+    if !auto_create || INTERNAL_TOPICS.contains(&name) {
         return error_topic(
             Some(name),
             Uuid::nil(),

@@ -22,6 +22,7 @@ pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
+pub mod describe_topic_partitions;
 pub mod describe_transactions;
 pub mod elect_leaders;
 pub mod end_txn;
@@ -108,7 +109,8 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api(ApiKey::TxnOffsetCommit, 0, 5),
     api(ApiKey::EndTxn, 0, 4),
     api(ApiKey::DescribeTransactions, 0, 0),
-    api(ApiKey::ListTransactions, 0, 1),
+    api(ApiKey::ListTransactions, 0, 2),
+    api(ApiKey::DescribeTopicPartitions, 0, 0),
 ];
 
 pub fn supported(key: ApiKey) -> Option<&'static SupportedApi> {
@@ -327,6 +329,9 @@ pub fn dispatch(
             deferred(broker, ctx, &mut body, describe_transactions::handle)
         }
         ApiKey::ListTransactions => deferred(broker, ctx, &mut body, list_transactions::handle),
+        ApiKey::DescribeTopicPartitions => {
+            deferred(broker, ctx, &mut body, describe_topic_partitions::handle)
+        }
         other => Err(RequestError(format!("API {other:?} has no handler"))),
     }?;
     Ok(Dispatched::in_order(response))

@@ -16,7 +16,7 @@ use kafka_protocol::ResponseError;
 use super::errors::log_error_code;
 use super::{RequestContext, RequestError, Response, ResponseFuture};
 use crate::broker::Broker;
-use crate::log::record_batch::validate_produce_batches;
+use crate::log::record_batch::{validate_produce_batches, BatchHeader};
 use crate::log::{AppendInfo, Log, LogError};
 
 /// A partition's outcome before the durability wait.
@@ -65,7 +65,14 @@ pub fn handle(
             } else {
                 match topic.as_ref().and_then(|t| t.partition(p.index)) {
                     None => error_partition(p.index, unknown, None),
-                    Some(log) => append_partition(log, p.index, p.records.as_ref(), acks),
+                    Some(log) => append_partition(
+                        broker,
+                        request.transactional_id.as_ref().map(|t| t.as_str()),
+                        log,
+                        p.index,
+                        p.records.as_ref(),
+                        acks,
+                    ),
                 }
             };
             any_error |= outcome.response.error_code != 0;
@@ -113,6 +120,8 @@ pub fn handle(
 }
 
 fn append_partition(
+    broker: &Broker,
+    transactional_id: Option<&str>,
     log: &Arc<Log>,
     index: i32,
     records: Option<&Bytes>,
@@ -128,14 +137,14 @@ fn append_partition(
     let config = log.config();
     let headers = match validate_produce_batches(records, config.max_message_bytes) {
         Ok(headers) => headers,
-        Err(e) => {
-            return error_partition(
-                index,
-                log_error_code(&LogError::Batch(e.clone())),
-                Some(e.to_string()),
-            )
-        }
+        Err(e) => return refused(log, index, &LogError::Batch(e)),
     };
+    if let Some(transactional_id) = transactional_id {
+        if let Err(e) = verify_transactional(broker, transactional_id, log, &headers) {
+            // Refused before the log is touched: no offsets, as Kafka answers.
+            return error_partition(index, e, None);
+        }
+    }
     let result = log.append(records, &headers);
     match result {
         Ok(info) => {
@@ -155,9 +164,58 @@ fn append_partition(
             } else {
                 tracing::debug!(partition = %log.topic_partition(), error = %e, "produce refused");
             }
-            error_partition(index, log_error_code(&e), Some(e.to_string()))
+            refused(log, index, &e)
         }
     }
+}
+
+/// Kafka's check of transactional batches before they are written: a batch from an
+/// older epoch than the partition knows is refused at once; a producer without a
+/// transaction open on the partition must have added it to its ongoing transaction.
+fn verify_transactional(
+    broker: &Broker,
+    transactional_id: &str,
+    log: &Log,
+    headers: &[BatchHeader],
+) -> Result<(), ResponseError> {
+    for h in headers
+        .iter()
+        .filter(|h| h.is_transactional() && !h.is_control())
+    {
+        match log.producer_status(h.producer_id) {
+            Some((epoch, _)) if epoch > h.producer_epoch => {
+                return Err(ResponseError::InvalidProducerEpoch)
+            }
+            Some((epoch, true)) if epoch == h.producer_epoch => {}
+            _ => broker.txns.verify_partition(
+                transactional_id,
+                h.producer_id,
+                h.producer_epoch,
+                log.topic_partition(),
+            )?,
+        }
+    }
+    Ok(())
+}
+
+/// A partition's refusal. Kafka reports the log start offset with it, except for the
+/// errors its ReplicaManager treats as "the partition could not be written at all"
+/// (too large, corrupt, storage, not the leader).
+fn refused(log: &Log, index: i32, e: &LogError) -> PartitionOutcome {
+    let code = log_error_code(e);
+    let mut outcome = error_partition(index, code, Some(e.to_string()));
+    let without_offsets = matches!(
+        code,
+        ResponseError::MessageTooLarge
+            | ResponseError::RecordListTooLarge
+            | ResponseError::CorruptMessage
+            | ResponseError::KafkaStorageError
+            | ResponseError::NotLeaderOrFollower
+    );
+    if !without_offsets {
+        outcome.response.log_start_offset = log.log_start_offset();
+    }
+    outcome
 }
 
 /// Produce v0-v2 are advertised (librdkafka needs them to negotiate) but not served:

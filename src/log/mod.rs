@@ -136,6 +136,15 @@ pub struct AppendInfo {
     pub flush_failures: u64,
 }
 
+/// A segment range a read may take batches from (see [`Log::read`]).
+struct ReadPlan {
+    file: FileRef,
+    path: PathBuf,
+    start: u64,
+    limit: u64,
+    cold_before: u64,
+}
+
 /// Stored batches returned by a read, with the partition's offsets at that moment.
 #[derive(Debug, Clone)]
 pub struct ReadResult {
@@ -375,7 +384,13 @@ impl Log {
                 }
             }
         }
-        let rolled = self.maybe_roll(&mut state, size as u64, now)?;
+        let incoming_timestamp = match state.config.message_timestamp_type {
+            TimestampType::LogAppendTime => now,
+            TimestampType::CreateTime => {
+                headers.iter().map(|h| h.max_timestamp).max().unwrap_or(-1)
+            }
+        };
+        let rolled = self.maybe_roll(&mut state, size as u64, now, incoming_timestamp)?;
         // Offsets go into a patched copy of each batch's header; the client's bytes after
         // it are written as they are (the CRC does not cover the patched fields). Only
         // LogAppendTime, which changes CRC-covered fields, copies whole batches.
@@ -424,7 +439,7 @@ impl Log {
             .values_mut()
             .next_back()
             .ok_or(LogError::Closed)?;
-        if let Err(source) = segment.append(&bufs, &assigned, index_interval, now) {
+        if let Err(source) = segment.append(&bufs, &assigned, index_interval) {
             // The segment has cut itself back: nothing of this append remains.
             return Err(LogError::Io {
                 path: segment.path().to_path_buf(),
@@ -476,12 +491,21 @@ impl Log {
 
     /// Rolls a new active segment if `incoming` bytes would not fit or `segment.ms` passed.
     /// Returns whether it rolled.
-    fn maybe_roll(&self, state: &mut LogState, incoming: u64, now: i64) -> Result<bool, LogError> {
-        let Some(active) = state.segments.values().next_back() else {
+    fn maybe_roll(
+        &self,
+        state: &mut LogState,
+        incoming: u64,
+        now: i64,
+        incoming_timestamp: i64,
+    ) -> Result<bool, LogError> {
+        let segment_ms = state.config.segment_ms;
+        let segment_bytes = state.config.segment_bytes;
+        let Some(active) = state.segments.values_mut().next_back() else {
             return Err(LogError::Closed);
         };
-        let full = active.size() > 0 && active.size() + incoming > state.config.segment_bytes;
-        let old = active.is_due_for_time_roll(state.config.segment_ms, now);
+        let full = active.size() > 0 && active.size() + incoming > segment_bytes;
+        let old = active.is_due_for_time_roll(segment_ms, now, incoming_timestamp);
+        let active = &*active;
         let overflows_index = state.log_end_offset - active.base_offset() > (u32::MAX / 2) as i64
             || active.size() + incoming > u32::MAX as u64;
         if !(full || old || overflows_index) {
@@ -748,13 +772,6 @@ impl Log {
         min_one_batch: bool,
         read_committed: bool,
     ) -> Result<ReadResult, LogError> {
-        struct Planned {
-            file: FileRef,
-            path: PathBuf,
-            start: u64,
-            limit: u64,
-            cold_before: u64,
-        }
         let (plan, hw, start_offset, lso, aborted) = {
             let state = self.lock();
             let hw = state.high_watermark;
@@ -787,7 +804,7 @@ impl Log {
                     } else {
                         0
                     };
-                    plan.push(Planned {
+                    plan.push(ReadPlan {
                         file: seg.file(),
                         path: seg.path().to_path_buf(),
                         start,
@@ -831,6 +848,24 @@ impl Log {
             result.aborted.clear();
             return Ok(result);
         }
+        // As in Kafka, the aborted transactions are those overlapping what is returned:
+        // from `offset` up to the offset after the last batch returned.
+        let end = self.read_batches(plan, offset, upper, max_bytes, min_one_batch, &mut result)?;
+        result.aborted.retain(|a| a.first_offset < end.max(offset));
+        Ok(result)
+    }
+
+    /// Reads whole batches from the first segment of `plan` that has any at or after
+    /// `offset`, below `upper`, into `result.records`; returns the offset after the last one.
+    fn read_batches(
+        &self,
+        plan: Vec<ReadPlan>,
+        offset: i64,
+        upper: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+        result: &mut ReadResult,
+    ) -> Result<i64, LogError> {
         for p in plan {
             // Find the first batch that holds `offset` or comes after it.
             let mut pos = p.start;
@@ -843,15 +878,16 @@ impl Log {
             };
             let Some(first) = first else { continue };
             if first.base_offset >= upper {
-                return Ok(result);
+                return Ok(offset);
             }
             let available = (p.limit - pos) as usize;
             if first.size() > max_bytes {
-                if min_one_batch {
-                    result.records = read_bytes_at(p.file.as_ref(), pos, first.size())
-                        .map_err(io_err(&p.path))?;
+                if !min_one_batch {
+                    return Ok(offset);
                 }
-                return Ok(result);
+                result.records =
+                    read_bytes_at(p.file.as_ref(), pos, first.size()).map_err(io_err(&p.path))?;
+                return Ok(first.next_offset());
             }
             let len = available.min(max_bytes);
             let chunk = read_bytes_at(p.file.as_ref(), pos, len).map_err(io_err(&p.path))?;
@@ -862,16 +898,18 @@ impl Log {
             }
             // Keep whole batches only.
             let mut keep = 0usize;
+            let mut end = offset;
             while let Some(h) = BatchHeader::parse(&chunk[keep..]) {
                 if keep + h.size() > chunk.len() || h.batch_length < 0 || h.base_offset >= upper {
                     break;
                 }
                 keep += h.size();
+                end = h.next_offset();
             }
             result.records = chunk.slice(..keep);
-            return Ok(result);
+            return Ok(end);
         }
-        Ok(result)
+        Ok(offset)
     }
 
     /// The first offset whose record timestamp is >= `timestamp` (ListOffsets by time).
@@ -1019,6 +1057,16 @@ impl Log {
             .collect();
         out.sort_by_key(|(id, _)| *id);
         out
+    }
+
+    /// A producer's epoch on this partition and whether it has a transaction open here.
+    pub fn producer_status(&self, producer_id: i64) -> Option<(i16, bool)> {
+        let state = self.lock();
+        state
+            .producers
+            .producers()
+            .get(&producer_id)
+            .map(|e| (e.epoch, e.current_txn_first_offset.is_some()))
     }
 
     /// Forgets producers idle since before `cutoff_ms` (`producer.id.expiration.ms`).

@@ -252,17 +252,16 @@ fn read_varint(buf: &[u8], at: &mut usize) -> Option<i64> {
     None
 }
 
-/// One record of an uncompressed batch: its deltas, and the record's bytes after them
-/// (key, value, headers).
+/// One record of an uncompressed batch: its offset delta, and the record's bytes after
+/// it (key, value, headers).
 struct RecordView<'a> {
-    timestamp_delta: i64,
     offset_delta: i64,
     rest: &'a [u8],
 }
 
 /// The records of an uncompressed batch, in order; `None` for compressed or malformed
-/// batches. Off the data path only (ListOffsets by timestamp,
-/// internal topics): Produce and Fetch never look inside a batch.
+/// batches. Off the data path only (internal topics): Produce and Fetch never look inside
+/// a batch.
 fn uncompressed_records(batch: &[u8]) -> Option<(BatchHeader, Vec<RecordView<'_>>)> {
     let h = BatchHeader::parse(batch)?;
     if h.compression() != 0 {
@@ -278,10 +277,9 @@ fn uncompressed_records(batch: &[u8]) -> Option<(BatchHeader, Vec<RecordView<'_>
             return None;
         }
         let mut p = at + 1; // attributes
-        let timestamp_delta = read_varint(batch, &mut p)?;
+        read_varint(batch, &mut p)?; // timestamp delta
         let offset_delta = read_varint(batch, &mut p)?;
         out.push(RecordView {
-            timestamp_delta,
             offset_delta,
             rest: batch.get(p..record_end)?,
         });
@@ -290,28 +288,29 @@ fn uncompressed_records(batch: &[u8]) -> Option<(BatchHeader, Vec<RecordView<'_>
     Some((h, out))
 }
 
-/// (timestamp, offset) of every record of an uncompressed batch.
+/// (timestamp, offset) of every record of a stored batch, decompressed if need be (with
+/// kafka-protocol's decoder). Off the data path: ListOffsets by timestamp only.
 fn record_timestamps(batch: &[u8]) -> Option<Vec<crate::log::TimestampOffset>> {
-    let (h, records) = uncompressed_records(batch)?;
-    let timestamp_of = |r: &RecordView| {
-        if h.is_log_append_time() {
-            h.max_timestamp
-        } else {
-            h.base_timestamp.wrapping_add(r.timestamp_delta)
-        }
-    };
+    let h = BatchHeader::parse(batch)?;
+    let mut bytes = bytes::Bytes::copy_from_slice(batch.get(..h.size())?);
+    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes).ok()?;
     Some(
-        records
+        set.records
             .iter()
             .map(|r| crate::log::TimestampOffset {
-                timestamp: timestamp_of(r),
-                offset: h.base_offset + r.offset_delta,
+                // LogAppendTime: every record carries the batch's time (its max timestamp).
+                timestamp: if h.is_log_append_time() {
+                    h.max_timestamp
+                } else {
+                    r.timestamp
+                },
+                offset: r.offset,
             })
             .collect(),
     )
 }
 
-/// The first record of `batch` whose timestamp is >= `timestamp` (uncompressed batches).
+/// The first record of `batch` whose timestamp is >= `timestamp`.
 pub fn first_record_at_or_after(
     batch: &[u8],
     timestamp: i64,
@@ -321,7 +320,7 @@ pub fn first_record_at_or_after(
         .find(|r| r.timestamp >= timestamp)
 }
 
-/// The first record of `batch` carrying exactly `timestamp` (uncompressed batches).
+/// The first record of `batch` carrying exactly `timestamp`.
 pub fn first_record_with_timestamp(
     batch: &[u8],
     timestamp: i64,
@@ -604,6 +603,49 @@ mod tests {
         assert!(first_record_at_or_after(&b, 500).is_none());
         let r = first_record_with_timestamp(&b, 102).unwrap();
         assert_eq!(r.offset, 12);
+    }
+
+    /// Regression: franz-go compresses with snappy by default, and ListOffsets by timestamp
+    /// answered the batch's base offset instead of the record's.
+    #[test]
+    fn record_timestamps_of_compressed_batches() {
+        use kafka_protocol::records::{
+            Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+        };
+        for compression in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let records: Vec<Record> = (0..5)
+                .map(|i| Record {
+                    transactional: false,
+                    control: false,
+                    delete_horizon: false,
+                    partition_leader_epoch: 0,
+                    producer_id: -1,
+                    producer_epoch: -1,
+                    timestamp_type: TimestampType::Creation,
+                    offset: 20 + i,
+                    // One batch: the encoder keeps offset - sequence constant within it.
+                    sequence: i as i32 - 1,
+                    timestamp: 1000 + i,
+                    key: None,
+                    value: Some(bytes::Bytes::from_static(b"some value")),
+                    headers: Default::default(),
+                })
+                .collect();
+            let mut b = bytes::BytesMut::new();
+            let options = RecordEncodeOptions {
+                version: 2,
+                compression,
+            };
+            RecordBatchEncoder::encode(&mut b, &records, &options).unwrap();
+            let r = first_record_at_or_after(&b, 1003).unwrap();
+            assert_eq!((r.offset, r.timestamp), (23, 1003), "{compression:?}");
+            assert_eq!(first_record_with_timestamp(&b, 1001).unwrap().offset, 21);
+        }
     }
 
     #[test]

@@ -38,8 +38,12 @@ pub struct LogSegment {
     /// Largest batch max timestamp in the segment (-1 when empty), and the batch it is in.
     max_timestamp: i64,
     offset_of_max_timestamp: i64,
-    /// Wall-clock ms of the first append (or of opening a non-empty segment), for `segment.ms`.
-    rolling_basis_ms: Option<i64>,
+    /// Wall-clock ms when this segment was created or opened, for `segment.ms` when the
+    /// first batch has no timestamp.
+    created_ms: i64,
+    /// The first batch's max timestamp, Kafka's basis for time-based rolling (`None`: not
+    /// read yet, or the segment is empty).
+    first_batch_timestamp: Option<i64>,
 }
 
 impl LogSegment {
@@ -66,7 +70,8 @@ impl LogSegment {
             bytes_since_last_index_entry: 0,
             max_timestamp: -1,
             offset_of_max_timestamp: -1,
-            rolling_basis_ms: None,
+            created_ms: crate::log::now_ms(),
+            first_batch_timestamp: None,
         })
     }
 
@@ -87,7 +92,6 @@ impl LogSegment {
         let size = file.len()?;
         let index_path = file_names::index_file(dir, base_offset);
         let time_path = file_names::time_index_file(dir, base_offset);
-        let rolling_basis_ms = (size > 0).then_some(now_ms);
         if recover_from.is_none() {
             let offset_index = OffsetIndex::load(storage, &index_path, base_offset, size)?;
             let time_index = TimeIndex::load(storage, &time_path, base_offset, i64::MAX)?;
@@ -103,7 +107,8 @@ impl LogSegment {
                     bytes_since_last_index_entry: 0,
                     max_timestamp: -1,
                     offset_of_max_timestamp: -1,
-                    rolling_basis_ms,
+                    created_ms: now_ms,
+                    first_batch_timestamp: None,
                 };
                 if segment.load_tail()? {
                     return Ok((segment, None));
@@ -140,7 +145,8 @@ impl LogSegment {
             bytes_since_last_index_entry: 0,
             max_timestamp: -1,
             offset_of_max_timestamp: -1,
-            rolling_basis_ms,
+            created_ms: now_ms,
+            first_batch_timestamp: None,
         };
         let trusted_below = recover_from.unwrap_or(i64::MIN);
         let result = segment.recover_from(start, trusted_below, index_interval_bytes)?;
@@ -325,7 +331,6 @@ impl LogSegment {
         bufs: &[&[u8]],
         headers: &[BatchHeader],
         index_interval_bytes: u64,
-        now_ms: i64,
     ) -> io::Result<()> {
         let before = (
             self.size,
@@ -335,10 +340,12 @@ impl LogSegment {
             self.bytes_since_last_index_entry,
             self.offset_index.len(),
             self.time_index.len(),
+            self.first_batch_timestamp,
         );
-        let result = self.append_unchecked(bufs, headers, index_interval_bytes, now_ms);
+        let result = self.append_unchecked(bufs, headers, index_interval_bytes);
         if result.is_err() {
-            let (size, next, max_ts, max_ts_offset, since, offsets, times) = before;
+            let (size, next, max_ts, max_ts_offset, since, offsets, times, first_ts) = before;
+            self.first_batch_timestamp = first_ts;
             // Best effort: a failure here leaves a tail that recovery cuts at restart.
             let _ignored_secondary = self.file.set_len(size);
             let _ignored_secondary = self.offset_index.truncate_entries(offsets);
@@ -357,7 +364,6 @@ impl LogSegment {
         bufs: &[&[u8]],
         headers: &[BatchHeader],
         index_interval_bytes: u64,
-        now_ms: i64,
     ) -> io::Result<()> {
         self.file.write_all_at(bufs, self.size)?;
         let mut pos = self.size;
@@ -386,10 +392,10 @@ impl LogSegment {
             pos += h.size() as u64;
             self.next_offset = h.next_offset();
         }
-        self.size = pos;
-        if self.rolling_basis_ms.is_none() {
-            self.rolling_basis_ms = Some(now_ms);
+        if self.size == 0 {
+            self.first_batch_timestamp = headers.first().map(|h| h.max_timestamp);
         }
+        self.size = pos;
         Ok(())
     }
 
@@ -429,12 +435,32 @@ impl LogSegment {
         &self.time_index
     }
 
-    /// Whether `segment.ms` says this segment should be rolled before the next append.
-    pub fn is_due_for_time_roll(&self, segment_ms: i64, now_ms: i64) -> bool {
-        match self.rolling_basis_ms {
-            Some(basis) if self.size > 0 => now_ms.saturating_sub(basis) >= segment_ms,
-            _ => false,
+    /// Whether `segment.ms` says this segment should be rolled before appending batches
+    /// whose largest timestamp is `incoming_timestamp`. As in Kafka (KIP-33), the time is
+    /// measured in record timestamps from the segment's first batch, or by the wall clock
+    /// since the segment was opened when that batch has none.
+    pub fn is_due_for_time_roll(
+        &mut self,
+        segment_ms: i64,
+        now_ms: i64,
+        incoming_timestamp: i64,
+    ) -> bool {
+        if self.size == 0 {
+            return false;
         }
+        let first = *self.first_batch_timestamp.get_or_insert_with(|| {
+            match read_header_at(self.file.as_ref(), 0, self.size) {
+                Ok(Some(h)) => h.max_timestamp,
+                // Unreadable here: the wall clock decides (recovery checks the batch).
+                _ => -1,
+            }
+        });
+        let waited = if first >= 0 {
+            incoming_timestamp.saturating_sub(first)
+        } else {
+            now_ms.saturating_sub(self.created_ms)
+        };
+        waited > segment_ms
     }
 
     /// Handles that must be fsynced for this segment to be durable (log and both indexes).
@@ -488,7 +514,7 @@ mod tests {
         let mut b = batch(values, ts);
         assign_offset(&mut b, offset, 0);
         let h = check_batch(&b).unwrap();
-        seg.append(&[&b], &[h], 100, 0).unwrap();
+        seg.append(&[&b], &[h], 100).unwrap();
     }
 
     #[test]

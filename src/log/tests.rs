@@ -404,3 +404,58 @@ fn data_far_behind_the_end_leaves_the_page_cache_after_flush_and_after_reads() {
     log.read(0, 1 << 20, true, false).unwrap();
     assert_eq!(sim.evictions(&segment).last(), Some(&(0, ends[9] - 300)));
 }
+
+/// Kafka's time-based rolling (KIP-33): the age of a segment is measured in record
+/// timestamps, from its first batch's to the incoming batch's. Found by the differential
+/// runner: Kafka rolled where Gregor, counting wall-clock time, did not.
+#[test]
+fn segments_roll_by_record_timestamps_as_kafka_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(
+        dir.path(),
+        LogConfig {
+            segment_ms: 1000,
+            ..config(1 << 20)
+        },
+        RecoveryStart::From(0),
+    );
+    let segments = || {
+        let mut bases: Vec<i64> = log.lock().segments.keys().copied().collect();
+        bases.sort();
+        bases
+    };
+    produce(&log, &[b"a"], 5000);
+    produce(&log, &[b"b"], 6000); // 1000 ms later: not more than segment.ms
+    assert_eq!(segments(), vec![0]);
+    produce(&log, &[b"c"], 6001); // 1001 ms after the first batch: a new segment
+    assert_eq!(segments(), vec![0, 2]);
+    // An old timestamp does not make the new segment due.
+    produce(&log, &[b"d"], 10);
+    assert_eq!(segments(), vec![0, 2]);
+}
+
+/// As in Kafka, a read_committed fetch lists only the aborted transactions that overlap the
+/// batches it returns, not every one below the last stable offset.
+#[test]
+fn aborted_transactions_are_those_overlapping_the_returned_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), config(1 << 20), RecoveryStart::From(0));
+    let first = produce(&log, &[b"plain"], 1); // offset 0
+    assert_eq!(first.base_offset, 0);
+    let b = txn_batch(&[b"t1", b"t2"], 7, 0); // offsets 1-2
+    let h = check_batch(&b).unwrap();
+    log.append(&b, &[h]).unwrap();
+    log.append_marker(7, 0, false).unwrap(); // abort marker at 3
+    log.flush_once().unwrap();
+    let one_batch = log.read(0, 1, true, true).unwrap();
+    assert_eq!(batches(&one_batch.records).len(), 1);
+    assert!(one_batch.aborted.is_empty(), "{:?}", one_batch.aborted);
+    let all = log.read(0, 1 << 20, true, true).unwrap();
+    assert_eq!(all.aborted.len(), 1);
+    let from_the_marker = log.read(3, 1 << 20, true, true).unwrap();
+    assert_eq!(
+        from_the_marker.aborted.len(),
+        1,
+        "the marker closes the aborted range"
+    );
+}

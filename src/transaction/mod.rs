@@ -6,7 +6,10 @@
 //!
 //! Synchronisation: one `tokio::sync::Mutex` over all transactional ids, held across the
 //! writes (state record, markers, their fsyncs) of an operation so each transaction moves
-//! through its states in order. These are control requests, not the data path.
+//! through its states in order. These are control requests, not the data path. Produce
+//! verifies transactional batches against a copy of each transaction's durable state
+//! (`published`, a `std::sync::Mutex` held only to read or replace one entry), so the
+//! data path never waits for a coordinator operation.
 
 pub mod state;
 
@@ -42,6 +45,8 @@ pub struct TransactionCoordinator {
     groups: Arc<GroupCoordinator>,
     producer_ids: Arc<ProducerIdManager>,
     txns: Mutex<HashMap<String, TxnMetadata>>,
+    /// Each transactional id's state as last written to `__transaction_state`.
+    published: std::sync::Mutex<HashMap<String, TxnMetadata>>,
 }
 
 /// A transaction as DescribeTransactions / ListTransactions report it.
@@ -79,6 +84,7 @@ impl TransactionCoordinator {
             groups,
             producer_ids,
             txns: Mutex::new(HashMap::new()),
+            published: std::sync::Mutex::new(HashMap::new()),
         };
         let mut recovered = HashMap::new();
         for (id, mut t) in txns {
@@ -102,6 +108,10 @@ impl TransactionCoordinator {
                 "loaded transaction state"
             );
         }
+        *coordinator
+            .published
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = recovered.clone();
         *coordinator.txns.lock().await = recovered;
         coordinator
     }
@@ -125,7 +135,39 @@ impl TransactionCoordinator {
         let log = self.state_log(&t.transactional_id)?;
         let key = state::encode_key(&t.transactional_id);
         let value = state::encode_value(t);
-        append_durably(&log, &[(Some(&key), Some(&value))], |_| {}).await
+        append_durably(&log, &[(Some(&key), Some(&value))], |_| {}).await?;
+        self.published
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(t.transactional_id.clone(), t.clone());
+        Ok(())
+    }
+
+    /// Produce's check of a transactional batch (Kafka's partition verification, KIP-890
+    /// part 1): the batch's producer must have an ongoing transaction, under
+    /// `transactional_id`, that already added `partition`.
+    pub fn verify_partition(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partition: &TopicPartition,
+    ) -> Result<(), ResponseError> {
+        let published = self.published.lock().unwrap_or_else(|e| e.into_inner());
+        let t = published
+            .get(transactional_id)
+            .filter(|t| t.producer_id == producer_id)
+            .ok_or(ResponseError::InvalidProducerIdMapping)?;
+        if t.producer_epoch != producer_epoch {
+            return Err(ResponseError::InvalidProducerEpoch);
+        }
+        match t.state {
+            TxnState::PrepareCommit | TxnState::PrepareAbort => {
+                Err(ResponseError::ConcurrentTransactions)
+            }
+            TxnState::Ongoing if t.partitions.contains(partition) => Ok(()),
+            _ => Err(ResponseError::InvalidTxnState),
+        }
     }
 
     /// Writes the markers of a decided transaction to all its partitions and completes it.

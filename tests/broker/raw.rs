@@ -56,6 +56,21 @@ fn varint(out: &mut Vec<u8>, v: i64) {
 
 /// An uncompressed v2 batch of `values` from producer `pid`/`epoch` starting at `seq`.
 pub fn batch(values: &[&[u8]], pid: i64, epoch: i16, seq: i32) -> Bytes {
+    batch_with_attributes(values, pid, epoch, seq, 0)
+}
+
+/// Like [`batch`], transactional (attributes bit 4).
+pub fn transactional_batch(values: &[&[u8]], pid: i64, epoch: i16, seq: i32) -> Bytes {
+    batch_with_attributes(values, pid, epoch, seq, 0x10)
+}
+
+fn batch_with_attributes(
+    values: &[&[u8]],
+    pid: i64,
+    epoch: i16,
+    seq: i32,
+    attributes: i16,
+) -> Bytes {
     let mut records = Vec::new();
     for (i, v) in values.iter().enumerate() {
         let mut r = vec![0u8];
@@ -74,7 +89,7 @@ pub fn batch(values: &[&[u8]], pid: i64, epoch: i16, seq: i32) -> Bytes {
     b.put_i32(-1);
     b.put_i8(2);
     b.put_u32(0);
-    b.put_i16(0);
+    b.put_i16(attributes);
     b.put_i32(values.len() as i32 - 1);
     // Now: producer state expires by batch timestamp (producer.id.expiration.ms).
     let now = std::time::SystemTime::now()

@@ -13,11 +13,17 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
-use kafka_protocol::messages::{ApiKey, DescribeGroupsRequest, DescribeGroupsResponse, GroupId};
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ApiKey, DescribeGroupsRequest,
+    DescribeGroupsResponse, GroupId, InitProducerIdRequest, InitProducerIdResponse, ProduceRequest,
+    ProduceResponse, ProducerId, TopicName, TransactionalId,
+};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::clients::create_topic;
-use crate::raw::call;
+use crate::raw::{call, transactional_batch};
 use crate::support::Broker;
 
 const T: Duration = Duration::from_secs(30);
@@ -280,5 +286,66 @@ async fn kill_9_mid_transaction_leaves_no_half_visible_data() {
         read_values(&broker.addr, "crash", "read_committed"),
         expected
     );
+    broker.stop();
+}
+
+/// Kafka's partition verification (KIP-890 part 1): a transactional batch for a partition
+/// the transaction has not added is refused with INVALID_TXN_STATE, and nothing is written.
+/// Found by the differential runner against Kafka 4.1: Gregor used to append it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transactional_batch_for_a_partition_not_in_the_transaction_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &[]);
+    create_topic(&broker.addr, "verify", 2).await;
+    let txn = TransactionalId(StrBytes::from_static_str("verify-txn"));
+    let init: InitProducerIdResponse = call(
+        &broker.addr,
+        ApiKey::InitProducerId,
+        4,
+        &InitProducerIdRequest::default()
+            .with_transactional_id(Some(txn.clone()))
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1),
+    );
+    assert_eq!(init.error_code, 0);
+    let (pid, epoch) = (init.producer_id, init.producer_epoch);
+    let topic = TopicName(StrBytes::from_static_str("verify"));
+    let added: AddPartitionsToTxnResponse = call(
+        &broker.addr,
+        ApiKey::AddPartitionsToTxn,
+        3,
+        &AddPartitionsToTxnRequest::default()
+            .with_v3_and_below_transactional_id(txn.clone())
+            .with_v3_and_below_producer_id(pid)
+            .with_v3_and_below_producer_epoch(epoch)
+            .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+                .with_name(topic.clone())
+                .with_partitions(vec![0])]),
+    );
+    assert!(
+        added.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code == 0
+    );
+    let produce = |partition: i32| -> ProduceResponse {
+        call(
+            &broker.addr,
+            ApiKey::Produce,
+            9,
+            &ProduceRequest::default()
+                .with_transactional_id(Some(txn.clone()))
+                .with_acks(-1)
+                .with_timeout_ms(10_000)
+                .with_topic_data(vec![TopicProduceData::default()
+                    .with_name(topic.clone())
+                    .with_partition_data(vec![PartitionProduceData::default()
+                        .with_index(partition)
+                        .with_records(Some(transactional_batch(&[b"v"], *pid, epoch, 0)))])]),
+        )
+    };
+    let refused = &produce(1).responses[0].partition_responses[0];
+    assert_eq!(refused.error_code, 48, "INVALID_TXN_STATE");
+    assert_eq!((refused.base_offset, refused.log_start_offset), (-1, -1));
+    let accepted = &produce(0).responses[0].partition_responses[0];
+    assert_eq!((accepted.error_code, accepted.base_offset), (0, 0));
     broker.stop();
 }
