@@ -4,7 +4,7 @@
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test build release lint fmt deps compat compat-quick bench bench-startup clean
+.PHONY: run test build release lint fmt deps compat compat-quick bench bench-startup bench-compare kafka kafka-stop clean
 
 ## Build (release) and run the broker on the embedded default config: 127.0.0.1:9092, data in ./data.
 run:
@@ -28,11 +28,14 @@ lint:
 fmt:
 	$(CARGO) fmt
 
-## System packages the tests use: Debian's kcat (an older librdkafka client).
+## System packages the tests use: Debian's kcat (an older librdkafka client); Java 17 with
+## Maven and Go are checked (the Java and Go scenarios fetch their libraries themselves).
 deps:
 	@command -v kcat >/dev/null 2>&1 || { \
 	  echo "installing kcat (Debian package)"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq kcat; }
+	@for tool in java mvn go; do command -v $$tool >/dev/null 2>&1 || { \
+	  echo "make deps: $$tool is needed by the Java/Go compat scenarios and is not installed" >&2; exit 1; }; done
 
 ## librdkafka's own test suite and the Python client against Gregor (slow; see docs/compat.md).
 compat: deps
@@ -45,6 +48,21 @@ compat-quick: deps
 ## Throughput, latency, CPU and memory with librdkafka's rdkafka_performance (see docs/benchmarks.md).
 bench:
 	compat-tests/bench.sh
+
+## The same harness against Gregor and Apache Kafka (defaults, and flush.messages=1) in one
+## run: one table with the ratios (see docs/benchmarks.md). RUNS=, N_1K=, ... to change.
+bench-compare:
+	compat-tests/bench-compare.sh
+
+## Apache Kafka (pinned in compat-tests/kafka/pom.xml) as a reference broker: fetched through
+## Maven once, started on a free loopback port with Gregor's defaults; prints its address.
+kafka:
+	@compat-tests/kafka/kafka.sh start
+	@echo "stop it with: make kafka-stop"
+
+## Stops the broker `make kafka` started and removes its data.
+kafka-stop:
+	compat-tests/kafka/kafka.sh stop
 
 ## Start-up time, empty and with 1,000 partitions / 10 GB (GB=, PARTITIONS=, RUNS= to change).
 bench-startup:
