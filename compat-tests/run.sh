@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Compatibility suites against Gregor: librdkafka's own tests (compat-tests/librdkafka) and
-# confluent-kafka-python scenarios (compat-tests/python).
-#   run.sh quick   expected-pass quick subset + Python scenarios (make test)
-#   run.sh full    every applicable upstream test + Python; regenerates docs/compat.md (make compat)
+# Compatibility suites against Gregor: librdkafka's own tests (compat-tests/librdkafka),
+# confluent-kafka-python (compat-tests/python), the Java client and Kafka Streams
+# (compat-tests/java), franz-go and sarama (compat-tests/go), and the differential runner
+# against Apache Kafka (compat-tests/differential).
+#   run.sh quick   librdkafka's quick subset, the Python scenarios, the Java and Go quick
+#                  subsets (make test)
+#   run.sh full    every applicable upstream test (the cli class with Kafka's tools), every
+#                  client scenario, the differential runner; regenerates docs/compat.md (make compat)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-quick}
@@ -19,18 +23,26 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import confluent_kafk
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r compat-tests/python/requirements.txt
 fi
 
-python_scenarios() {
-  local dir out rc=0
+# A client scenario suite against a fresh Gregor: scenarios NAME COMMAND... (the address is
+# appended to COMMAND's arguments by the ADDR placeholder); output in .work/NAME.txt.
+scenarios() {
+  local name=$1 dir out rc=0
+  shift
   dir=$(mktemp -d)
   "$gregor" serve --listen 127.0.0.1:0 --data-dir "$dir/data" --log-level warn > "$dir/out" 2> "$dir/err" &
   local pid=$!
   for _ in $(seq 1 100); do grep -q "listening on" "$dir/out" && break; sleep 0.1; done
-  local addr
+  local addr args=()
   addr=$(sed -n 's/^gregor listening on //p' "$dir/out")
-  timeout 300 "$venv/bin/python" compat-tests/python/scenarios.py "$addr" | tee "$work/python.txt" || rc=$?
+  for a in "$@"; do args+=("${a//ADDR/$addr}"); done
+  timeout 900 "${args[@]}" | tee "$work/$name.txt" || rc=$?
   kill -TERM "$pid"; wait "$pid" || rc=1
   rm -rf "$dir"
   return $rc
+}
+
+python_scenarios() {
+  scenarios python "$venv/bin/python" compat-tests/python/scenarios.py ADDR
 }
 
 rc=0
@@ -39,11 +51,16 @@ case "$mode" in
     python3 compat-tests/librdkafka/runner.py --gregor "$gregor" --timeout 120 --total 900 quick \
       | tee "$work/librdkafka-quick.txt" || rc=1
     python_scenarios || rc=1
+    scenarios java-quick compat-tests/java/run.sh scenarios ADDR quick || rc=1
+    scenarios go-quick compat-tests/go/run.sh ADDR quick || rc=1
     ;;
   full)
     python3 compat-tests/librdkafka/runner.py --gregor "$gregor" --timeout 240 --total 5400 full \
       | tee "$work/librdkafka-full.txt" || rc=1
     python_scenarios || rc=1
+    scenarios java compat-tests/java/run.sh scenarios ADDR full || rc=1
+    scenarios go compat-tests/go/run.sh ADDR full || rc=1
+    compat-tests/differential/run.sh "$gregor" | tee "$work/differential.txt" || rc=1
     python3 compat-tests/report.py > docs/compat.md
     echo "docs/compat.md regenerated"
     ;;

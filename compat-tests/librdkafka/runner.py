@@ -5,7 +5,8 @@
    the project's dev-dependencies (the version in Cargo.lock), extracted from the Cargo
    registry cache: no other download.
 2. Builds librdkafka and its `test-runner` once into compat-tests/.work (rebuilt only when
-   the version changes).
+   the version changes). Tests of the `cli` class get Kafka's command-line tools from the
+   jars `compat-tests/kafka/kafka.sh fetch` brings (KAFKA_PATH, BROKERS).
 3. For each selected test number: starts a fresh Gregor on a free loopback port with a temp
    data directory (topics auto-created with 4 partitions and Kafka's 3 s initial rebalance
    delay, like the suite's upstream clusters), writes test.conf, runs `test-runner -L -p1 NNNN` under a per-test timeout,
@@ -38,7 +39,13 @@ WORK = os.path.join(ROOT, "compat-tests", ".work")
 # skipped as "too new" (see CLASSIFICATION-NOTES.md), below the 4.0 behaviour changes.
 CLAIMED_KAFKA_VERSION = "3.9.0"
 # Classes whose tests say something about a single plaintext broker with Gregor's APIs.
-APPLICABLE = {"plaintext", "groups", "idempotence", "admin"}
+# `cli` tests also run Kafka's command-line tools, taken from the fetched Kafka jars
+# (compat-tests/kafka/kafka.sh fetch) under KAFKA_PATH, as the suite expects.
+APPLICABLE = {"plaintext", "groups", "idempotence", "admin", "cli"}
+# Test variants that run only in the suite's "noautocreate" scenario (a broker with topic
+# auto-creation off); their numbers are run a second time in that scenario.
+NOAUTOCREATE = {"0045_subscribe_update_topic_remove", "0045_subscribe_update_non_exist_and_partchange"}
+KAFKA_TOOLS = os.path.join(ROOT, "compat-tests", "kafka", "kafka.sh")
 
 
 def log(msg):
@@ -127,14 +134,15 @@ def load_expected():
 class Gregor:
     """A fresh broker on a free port with a temp data dir."""
 
-    def __init__(self, binary):
+    def __init__(self, binary, auto_create=True):
         self.dir = tempfile.mkdtemp(prefix="gregor-compat-")
         self.stderr = open(os.path.join(self.dir, "broker.log"), "w")
         self.proc = subprocess.Popen(
             [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", os.path.join(self.dir, "data"),
              "--log-level", "warn", "-o", "num.partitions=4",
              # Kafka's built-in default (the upstream suite's clusters run with it).
-             "-o", "group.initial.rebalance.delay.ms=3000"],
+             "-o", "group.initial.rebalance.delay.ms=3000",
+             "-o", f"auto.create.topics.enable={'true' if auto_create else 'false'}"],
             stdout=subprocess.PIPE, stderr=self.stderr, text=True)
         line = self.proc.stdout.readline()
         if not line.startswith("gregor listening on "):
@@ -169,9 +177,20 @@ STARTED_LINE = re.compile(r"=+ Running test (\d{4}_\S+) =+")
 BANNER_LINE = re.compile(r"=+ Test (\d{4}_\S+) (PASSED|SKIPPED) =+")
 
 
-def run_test_number(runner, binary, number, timeout):
-    """Runs every non-local variant of `number`; returns {name: (status, seconds, reason)}."""
-    broker = Gregor(binary)
+def kafka_path():
+    """Kafka's jars and bin/ launchers (fetched once through Maven), or None if unavailable."""
+    try:
+        out = subprocess.run([KAFKA_TOOLS, "fetch"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, check=True, timeout=900)
+        return out.stdout.strip().splitlines()[-1]
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, IndexError) as e:
+        log(f"Kafka's CLI tools are not available ({e}); cli tests will fail for it")
+        return None
+
+
+def run_test_number(runner, binary, number, timeout, tools=None, scenario="default"):
+    """Runs every non-local variant of `number` in `scenario`; returns {name: (status, seconds, reason)}."""
+    broker = Gregor(binary, auto_create=scenario != "noautocreate")
     workdir = tempfile.mkdtemp(prefix="rdkafka-test-")
     conf = os.path.join(workdir, "test.conf")
     with open(conf, "w") as f:
@@ -181,7 +200,10 @@ def run_test_number(runner, binary, number, timeout):
     # The freshly built librdkafka, not a system one (Debian's kcat pulls in 2.0.2).
     libs = f"{os.path.join(src, 'src')}:{os.path.join(src, 'src-cpp')}"
     env = dict(os.environ, TEST_KAFKA_VERSION=CLAIMED_KAFKA_VERSION, RDKAFKA_TEST_CONF=conf,
+               TEST_SCENARIO=scenario, BROKERS=broker.addr,
                LD_LIBRARY_PATH=libs + (":" + os.environ["LD_LIBRARY_PATH"] if os.environ.get("LD_LIBRARY_PATH") else ""))
+    if tools:
+        env["KAFKA_PATH"] = tools
     start = time.time()
     try:
         proc = subprocess.run([runner, "-L", "-p1", number], cwd=tests_dir, env=env,
@@ -193,7 +215,8 @@ def run_test_number(runner, binary, number, timeout):
         timed_out = True
     elapsed = time.time() - start
     broker_ok = broker.stop()
-    with open(os.path.join(WORK, "logs", f"{number}.log"), "w") as f:
+    log_name = number if scenario == "default" else f"{number}-{scenario}"
+    with open(os.path.join(WORK, "logs", f"{log_name}.log"), "w") as f:
         f.write(output)
         f.write(f"\n# broker {'ok' if broker_ok else 'DIED OR HUNG'}; log in {broker.dir}\n")
     results = {}
@@ -253,14 +276,24 @@ def main():
     deadline = time.time() + args.total
     all_results = {}
     local = {t["name"] for t in tests if t["class"] == "local"}
+    wanted = {t["name"] for t in tests if t["class"] in APPLICABLE} if args.mode == "full" else None
+    needs_tools = any(t["class"] == "cli" and t["id"] in numbers for t in tests)
+    tools = kafka_path() if needs_tools else None
+    runs = []
     for number in numbers:
+        runs.append((number, "default"))
+        if any(n[:4] == number and (wanted is None or n in wanted) for n in NOAUTOCREATE):
+            runs.append((number, "noautocreate"))
+    for number, scenario in runs:
         if time.time() > deadline:
             log(f"total time bound reached; not running {number} and later")
             break
-        results = run_test_number(runner, os.path.abspath(args.gregor), number, args.timeout)
+        results = run_test_number(runner, os.path.abspath(args.gregor), number, args.timeout, tools, scenario)
         for name, (status, secs, reason) in sorted(results.items()):
             if name in local:
                 continue  # mock/unit variants sharing the number say nothing about a broker
+            if (scenario == "noautocreate") != (name in NOAUTOCREATE) and status == "SKIPPED":
+                continue  # the variant belongs to the other scenario's run
             word = {"PASSED": "PASS", "FAILED": "FAIL", "SKIPPED": "SKIP"}[status]
             all_results[name] = (word, secs, reason)
             suffix = f"  # {reason}" if reason else ""
