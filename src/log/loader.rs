@@ -3,8 +3,6 @@
 //! torn tail truncated), drop segments that follow a truncation, and fsync what recovery
 //! kept so it is durable before anyone reads it.
 
-use std::collections::BTreeMap;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -12,7 +10,9 @@ use super::file_names::{self, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, TXN_I
 use super::producer_state::{self, AbortedTxn, ProducerStateManager};
 use super::record_batch::control_marker;
 use super::segment::{read_bytes_at, read_header_at, LogSegment};
-use super::{now_ms, Log, LogError, TopicPartition};
+use super::segments::LogSegments;
+use super::transaction_index::read_txn_indexes;
+use super::{io_err, now_ms, Log, LogError, TopicPartition};
 use crate::config::LogConfig;
 use crate::storage::Storage;
 
@@ -32,7 +32,7 @@ pub(super) struct LoadedLog {
     pub dir: PathBuf,
     pub config: LogConfig,
     /// Never empty.
-    pub segments: BTreeMap<i64, LogSegment>,
+    pub segments: LogSegments,
     pub log_start_offset: i64,
     pub producers: ProducerStateManager,
     pub aborted: Vec<AbortedTxn>,
@@ -47,46 +47,18 @@ pub enum RecoveryStart {
     From(i64),
 }
 
-/// The aborted transactions recorded in the segments' `.txnindex` files (entries whose
-/// marker is beyond the log end, after a truncation, are dropped).
-fn read_txn_indexes(
-    storage: &dyn Storage,
-    dir: &Path,
-    segments: &BTreeMap<i64, LogSegment>,
-) -> Vec<AbortedTxn> {
-    let log_end = segments.values().next_back().map_or(0, |s| s.next_offset());
-    let mut out = Vec::new();
-    for base in segments.keys() {
-        let Ok(bytes) = storage.read(&file_names::txn_index_file(dir, *base)) else {
-            continue;
-        };
-        for e in bytes.chunks_exact(34) {
-            let i64_at = |at: usize| i64::from_be_bytes(e[at..at + 8].try_into().unwrap_or([0; 8]));
-            let a = AbortedTxn {
-                producer_id: i64_at(2),
-                first_offset: i64_at(10),
-                last_offset: i64_at(18),
-            };
-            if a.last_offset < log_end && a.first_offset <= a.last_offset {
-                out.push(a);
-            }
-        }
-    }
-    out
-}
-
 /// Producer state: the newest valid snapshot at or below the log end, then every batch
 /// header after it (Kafka's snapshot + replay). Also returns the transactions aborted in
 /// the replayed part.
 pub(super) fn rebuild_producer_state(
     storage: &dyn Storage,
     dir: &Path,
-    segments: &BTreeMap<i64, LogSegment>,
+    segments: &LogSegments,
 ) -> (ProducerStateManager, Vec<AbortedTxn>) {
-    let log_end = segments.values().next_back().map_or(0, |s| s.next_offset());
+    let log_end = segments.active().map_or(0, |s| s.next_offset());
     let mut state = ProducerStateManager::default();
     let mut aborted = Vec::new();
-    let mut from = segments.keys().next().copied().unwrap_or(0);
+    let mut from = segments.first_base().unwrap_or(0);
     let snapshots = producer_state::list_snapshots(storage, dir).unwrap_or_default();
     for (offset, path) in snapshots.iter().rev() {
         if *offset > log_end {
@@ -104,7 +76,7 @@ pub(super) fn rebuild_producer_state(
             break;
         }
     }
-    for segment in segments.values() {
+    for segment in segments.iter() {
         if segment.next_offset() <= from {
             continue;
         }
@@ -133,13 +105,6 @@ pub(super) fn rebuild_producer_state(
         }
     }
     (state, aborted)
-}
-
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LogError + '_ {
-    move |source| LogError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
 }
 
 /// Opens (or creates) the log in `dir`.
@@ -183,7 +148,7 @@ pub fn load_log(
     }
 
     let mut report = LoadReport::default();
-    let mut segments = BTreeMap::new();
+    let mut segments = LogSegments::default();
     let now = now_ms();
     let mut truncated_at: Option<usize> = None;
     for (i, &base) in bases.iter().enumerate() {
@@ -224,7 +189,7 @@ pub fn load_log(
             }
         }
         let cut = result.is_some_and(|r| r.truncated_bytes > 0);
-        segments.insert(base, segment);
+        segments.add(segment);
         if cut {
             truncated_at = Some(i);
             break;
@@ -245,11 +210,14 @@ pub fn load_log(
     if segments.is_empty() {
         let segment = LogSegment::create(storage.as_ref(), &dir, 0).map_err(io_err(&dir))?;
         storage.sync_dir(&dir).map_err(io_err(&dir))?;
-        segments.insert(0, segment);
+        segments.add(segment);
     }
     report.segments = segments.len();
     // DeleteRecords may have moved the start past the first segment's base.
-    let log_start_offset = (*segments.keys().next().unwrap_or(&0)).max(checkpointed_log_start);
+    let log_start_offset = segments
+        .first_base()
+        .unwrap_or(0)
+        .max(checkpointed_log_start);
     let (producers, replayed_aborts) = rebuild_producer_state(storage.as_ref(), &dir, &segments);
     let mut aborted = read_txn_indexes(storage.as_ref(), &dir, &segments);
     for a in replayed_aborts {

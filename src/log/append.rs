@@ -1,0 +1,228 @@
+//! Appends: offsets are assigned to the client's batches (only their headers are copied and
+//! patched), idempotent retries are answered with their original offsets, and a new active
+//! segment is rolled when the current one is full or old (`segment.bytes`, `segment.ms`).
+
+use std::sync::Arc;
+
+use super::producer_state::Check;
+use super::record_batch::{
+    assign_offset, check_batch, encode_control_batch, set_log_append_time, BatchError, BatchHeader,
+    HEADER_SIZE,
+};
+use super::segment::LogSegment;
+use super::{
+    file_names, io_err, now_ms, AppendInfo, Log, LogError, LogState, OffsetPosition, LEADER_EPOCH,
+};
+use crate::config::TimestampType;
+use crate::storage::OpenMode;
+
+impl Log {
+    /// Appends a Produce request's validated batches (`headers` describe `records`).
+    /// Offsets are assigned here. The data is in the page cache on return; call
+    /// [`Log::wait_durable`] to wait for the fsync when the log is durable.
+    pub fn append(
+        self: &Arc<Self>,
+        records: &[u8],
+        headers: &[BatchHeader],
+    ) -> Result<AppendInfo, LogError> {
+        self.append_with_marker(records, headers, None)
+    }
+
+    /// Appends a transaction marker (commit or abort) for a producer: the transaction
+    /// coordinator's write at the end of a transaction.
+    pub fn append_marker(
+        self: &Arc<Self>,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+    ) -> Result<AppendInfo, LogError> {
+        let batch = encode_control_batch(producer_id, producer_epoch, commit, 0, now_ms());
+        let header = check_batch(&batch).map_err(LogError::Batch)?;
+        self.append_with_marker(&batch, &[header], Some(commit))
+    }
+
+    fn append_with_marker(
+        self: &Arc<Self>,
+        records: &[u8],
+        headers: &[BatchHeader],
+        marker: Option<bool>,
+    ) -> Result<AppendInfo, LogError> {
+        let now = now_ms();
+        let mut state = self.lock();
+        if state.closed {
+            return Err(LogError::Closed);
+        }
+        let size = records.len();
+        if size as u64 > state.config.segment_bytes {
+            return Err(LogError::BatchTooLargeForSegment {
+                size,
+                segment_bytes: state.config.segment_bytes,
+            });
+        }
+        // Idempotent producers: a retried batch is acknowledged with its original offsets.
+        for h in headers {
+            match state.producers.check(h).map_err(LogError::Producer)? {
+                Check::Append => {}
+                Check::Duplicate {
+                    first_offset,
+                    last_offset,
+                } if headers.len() == 1 => {
+                    return Ok(AppendInfo {
+                        base_offset: first_offset,
+                        last_offset,
+                        log_append_time: -1,
+                        log_start_offset: state.log_start_offset,
+                        flush_failures: state.flush_failures,
+                    });
+                }
+                Check::Duplicate { .. } => {
+                    return Err(LogError::Batch(BatchError::Invalid(
+                        "a retried idempotent batch must come alone".into(),
+                    )))
+                }
+            }
+        }
+        let incoming_timestamp = match state.config.message_timestamp_type {
+            TimestampType::LogAppendTime => now,
+            TimestampType::CreateTime => {
+                headers.iter().map(|h| h.max_timestamp).max().unwrap_or(-1)
+            }
+        };
+        let rolled = self.maybe_roll(&mut state, size as u64, now, incoming_timestamp)?;
+        // Offsets go into a patched copy of each batch's header; the client's bytes after
+        // it are written as they are (the CRC does not cover the patched fields). Only
+        // LogAppendTime, which changes CRC-covered fields, copies whole batches.
+        let base_offset = state.log_end_offset;
+        let log_append_time = match state.config.message_timestamp_type {
+            TimestampType::LogAppendTime => now,
+            TimestampType::CreateTime => -1,
+        };
+        let mut patched: Vec<Vec<u8>> = Vec::with_capacity(headers.len());
+        let mut assigned = Vec::with_capacity(headers.len());
+        let mut at = 0usize;
+        let mut next = base_offset;
+        let mut messages = 0u64;
+        for h in headers {
+            let batch = &records[at..at + h.size()];
+            let mut copy = if log_append_time >= 0 {
+                batch.to_vec()
+            } else {
+                batch[..HEADER_SIZE].to_vec()
+            };
+            assign_offset(&mut copy, next, LEADER_EPOCH);
+            let mut stored = *h;
+            stored.base_offset = next;
+            if log_append_time >= 0 {
+                set_log_append_time(&mut copy, log_append_time);
+                stored.max_timestamp = log_append_time;
+            }
+            patched.push(copy);
+            assigned.push(stored);
+            next = stored.next_offset();
+            messages += h.records_count.max(0) as u64;
+            at += h.size();
+        }
+        let mut bufs: Vec<&[u8]> = Vec::with_capacity(2 * headers.len());
+        let mut at = 0usize;
+        for (h, copy) in headers.iter().zip(&patched) {
+            bufs.push(copy);
+            if copy.len() < h.size() {
+                bufs.push(&records[at + copy.len()..at + h.size()]);
+            }
+            at += h.size();
+        }
+        let index_interval = state.config.index_interval_bytes;
+        let segment = state.segments.active_mut().ok_or(LogError::Closed)?;
+        if let Err(source) = segment.append(&bufs, &assigned, index_interval) {
+            // The segment has cut itself back: nothing of this append remains.
+            return Err(LogError::Io {
+                path: segment.path().to_path_buf(),
+                source,
+            });
+        }
+        let end = OffsetPosition {
+            offset: next,
+            segment_base: segment.base_offset(),
+            position: segment.size(),
+        };
+        state.log_end_offset = next;
+        state.appended_since_failure = true;
+        state.unflushed_messages += messages;
+        for h in &assigned {
+            if h.is_control() {
+                let aborted = marker.and_then(|commit| state.producers.end_txn(h, commit));
+                if let Some(a) = aborted {
+                    self.write_txn_index(&state, &a);
+                    state.aborted.push(a);
+                }
+            } else {
+                state.producers.update(h);
+            }
+        }
+        let info = AppendInfo {
+            base_offset,
+            last_offset: next - 1,
+            log_append_time,
+            log_start_offset: state.log_start_offset,
+            flush_failures: state.flush_failures,
+        };
+        if !state.config.is_durable() {
+            // Kafka's default semantics: visible (and acknowledged) before the fsync.
+            state.high_watermark = end;
+            let flush_due = state.unflushed_messages >= state.config.flush_messages;
+            drop(state);
+            self.data_arrived.notify_waiters();
+            // Like Kafka, a rolled segment is flushed right away whatever the flush policy.
+            if flush_due || rolled {
+                self.request_flush();
+            }
+        } else {
+            drop(state);
+            self.request_flush();
+        }
+        Ok(info)
+    }
+
+    /// Rolls a new active segment if `incoming` bytes would not fit or `segment.ms` passed.
+    /// Returns whether it rolled.
+    fn maybe_roll(
+        &self,
+        state: &mut LogState,
+        incoming: u64,
+        now: i64,
+        incoming_timestamp: i64,
+    ) -> Result<bool, LogError> {
+        let segment_ms = state.config.segment_ms;
+        let segment_bytes = state.config.segment_bytes;
+        let Some(active) = state.segments.active_mut() else {
+            return Err(LogError::Closed);
+        };
+        let full = active.size() > 0 && active.size() + incoming > segment_bytes;
+        let old = active.is_due_for_time_roll(segment_ms, now, incoming_timestamp);
+        let active = &*active;
+        let overflows_index = state.log_end_offset - active.base_offset() > (u32::MAX / 2) as i64
+            || active.size() + incoming > u32::MAX as u64;
+        if !(full || old || overflows_index) {
+            return Ok(false);
+        }
+        let base = state.log_end_offset;
+        let mut handles = active.sync_handles();
+        let txn_index = file_names::txn_index_file(&self.dir, active.base_offset());
+        if self.storage.exists(&txn_index) {
+            handles.push(
+                self.storage
+                    .open(&txn_index, OpenMode::Existing)
+                    .map_err(io_err(&txn_index))?,
+            );
+        }
+        let segment = LogSegment::create(self.storage.as_ref(), &self.dir, base)
+            .map_err(io_err(&self.dir))?;
+        tracing::debug!(partition = %self.tp, base_offset = base, "rolled a new segment");
+        state.pending_sync.extend(handles);
+        // Producer state as of the roll, so start-up replays at most one segment.
+        self.write_producer_snapshot(state, base);
+        state.dir_sync_pending = true;
+        state.segments.add(segment);
+        Ok(true)
+    }
+}
