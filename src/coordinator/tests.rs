@@ -3,6 +3,9 @@
 
 use std::sync::Arc;
 
+use std::collections::BTreeMap;
+
+use super::group::JoinResult;
 use super::*;
 use crate::config::{BrokerConfig, RawConfig, DEFAULT_CONFIG_YAML};
 

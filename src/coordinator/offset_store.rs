@@ -1,0 +1,347 @@
+//! The offset store (the offsets half of Kafka's `GroupMetadataManager`): OffsetCommit,
+//! TxnOffsetCommit, OffsetFetch and OffsetDelete, written durably to the group's
+//! `__consumer_offsets` partition before they are answered; transactional commits stay
+//! pending until their transaction's marker.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::ResponseError;
+use tokio::time::Instant;
+
+use super::group::{CommittedOffset, Group, GroupState};
+use super::offsets::{self, OFFSETS_TOPIC};
+use super::{GroupCoordinator, OffsetCommitEntry, TopicOffsets};
+use crate::internal_topic::{append_durably, partition_log};
+use crate::log::record_batch::{check_batch, encode_batch, RawRecord};
+use crate::log::{now_ms, Log};
+
+impl GroupCoordinator {
+    /// The `__consumer_offsets` partition of a group, creating the topic on first use.
+    fn offsets_log(&self, group_id: &str) -> Result<Arc<Log>, ResponseError> {
+        partition_log(
+            &self.logs,
+            OFFSETS_TOPIC,
+            self.config.offsets_topic_partitions,
+            group_id,
+        )
+    }
+
+    /// Makes sure `__consumer_offsets` exists (FindCoordinator does this, as Kafka does).
+    pub fn ensure_offsets_topic(&self, group_id: &str) -> Result<(), ResponseError> {
+        self.offsets_log(group_id).map(|_| ())
+    }
+
+    /// Appends records to the group's offsets partition and waits until they are durable.
+    /// With a producer (id, epoch) they are written as a transactional batch (no sequence),
+    /// pending until that transaction's marker.
+    async fn persist(
+        &self,
+        group_id: &str,
+        records: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+        producer: Option<(i64, i16)>,
+    ) -> Result<(), ResponseError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let log = self.offsets_log(group_id)?;
+        let refs: Vec<RawRecord<'_>> = records
+            .iter()
+            .map(|(k, v)| (Some(k.as_slice()), v.as_deref()))
+            .collect();
+        append_durably(&log, &refs, |batch| {
+            if let Some((producer_id, producer_epoch)) = producer {
+                mark_transactional(batch, producer_id, producer_epoch)
+            }
+        })
+        .await
+    }
+
+    pub(super) fn write_tombstones(&self, group_id: &str, partitions: &[(String, i32)]) {
+        let Ok(log) = self.offsets_log(group_id) else {
+            return;
+        };
+        let records: Vec<Vec<u8>> = partitions
+            .iter()
+            .map(|(t, p)| offsets::encode_key(group_id, t, *p))
+            .collect();
+        if records.is_empty() {
+            return;
+        }
+        let refs: Vec<RawRecord<'_>> = records.iter().map(|k| (Some(k.as_slice()), None)).collect();
+        let batch = encode_batch(&refs, now_ms());
+        if let Ok(header) = check_batch(&batch) {
+            if let Err(e) = log.append(&batch, &[header]) {
+                tracing::error!(error = %e, "writing offset tombstones failed");
+            }
+        }
+    }
+
+    /// Checks whether a member may commit (Kafka's rules, including simple consumers that
+    /// commit with generation -1 to a group without members).
+    fn check_commit(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance: Option<&str>,
+        generation: i32,
+    ) -> Result<(), ResponseError> {
+        if group_id.is_empty() {
+            return Err(ResponseError::InvalidGroupId);
+        }
+        let now = Instant::now();
+        let mut groups = self.lock();
+        let group = match groups.get_mut(group_id) {
+            Some(g) => g,
+            None if generation < 0 => {
+                groups.insert(group_id.to_string(), Group::new(group_id));
+                return Ok(());
+            }
+            None => return Err(ResponseError::UnknownMemberId),
+        };
+        if group.state == GroupState::Dead {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+        if generation < 0 && group.state == GroupState::Empty {
+            return Ok(());
+        }
+        if group.state == GroupState::CompletingRebalance {
+            return Err(ResponseError::RebalanceInProgress);
+        }
+        Self::check_member(group, member_id, instance, generation)?;
+        if let Some(m) = group.members.get_mut(member_id) {
+            m.session_deadline = now + Duration::from_millis(m.session_timeout_ms as u64);
+        }
+        Ok(())
+    }
+
+    /// Validates commit entries (known partition, metadata size) and encodes the valid
+    /// ones: error codes per entry, records to write, and (index, topic, partition, value)
+    /// of what will be committed.
+    fn offset_records(&self, group_id: &str, entries: &[OffsetCommitEntry]) -> OffsetRecords {
+        let timestamp = now_ms();
+        let mut codes = vec![0i16; entries.len()];
+        let mut records = Vec::new();
+        let mut accepted = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            let known = self
+                .logs
+                .topic(&e.topic)
+                .is_some_and(|t| t.partition(e.partition).is_some());
+            let metadata = e.metadata.clone().unwrap_or_default();
+            if !known {
+                codes[i] = ResponseError::UnknownTopicOrPartition.code();
+            } else if metadata.len() > self.config.offset_metadata_max_bytes {
+                codes[i] = ResponseError::OffsetMetadataTooLarge.code();
+            } else {
+                let value = CommittedOffset {
+                    offset: e.offset,
+                    leader_epoch: e.leader_epoch,
+                    metadata,
+                    commit_timestamp: timestamp,
+                };
+                records.push((
+                    offsets::encode_key(group_id, &e.topic, e.partition),
+                    Some(offsets::encode_value(&value)),
+                ));
+                accepted.push((i, e.topic.clone(), e.partition, value));
+            }
+        }
+        (codes, records, accepted)
+    }
+
+    /// OffsetCommit: returns one error code per entry.
+    pub async fn commit(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance: Option<&str>,
+        generation: i32,
+        entries: Vec<OffsetCommitEntry>,
+    ) -> Vec<i16> {
+        if let Err(e) = self.check_commit(group_id, member_id, instance, generation) {
+            return vec![e.code(); entries.len()];
+        }
+        let (mut codes, records, accepted) = self.offset_records(group_id, &entries);
+        if let Err(err) = self.persist(group_id, records, None).await {
+            for (i, ..) in &accepted {
+                codes[*i] = err.code();
+            }
+            return codes;
+        }
+        let mut groups = self.lock();
+        let group = groups
+            .entry(group_id.to_string())
+            .or_insert_with(|| Group::new(group_id));
+        for (_, topic, partition, value) in accepted {
+            group.offsets.insert((topic, partition), value);
+        }
+        codes
+    }
+
+    /// TxnOffsetCommit: offsets written as part of a producer's transaction, pending until
+    /// its commit marker. Member and generation are checked when given (v3+).
+    pub async fn txn_commit(
+        &self,
+        group_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        member: Option<(&str, Option<&str>, i32)>,
+        entries: Vec<OffsetCommitEntry>,
+    ) -> Vec<i16> {
+        if group_id.is_empty() {
+            return vec![ResponseError::InvalidGroupId.code(); entries.len()];
+        }
+        if let Some((member_id, instance, generation)) = member {
+            let groups = self.lock();
+            if let Some(group) = groups.get(group_id) {
+                if !group.members.is_empty() {
+                    if let Err(e) = Self::check_member(group, member_id, instance, generation) {
+                        return vec![e.code(); entries.len()];
+                    }
+                }
+            }
+        }
+        let (codes, records, accepted) = self.offset_records(group_id, &entries);
+        if let Err(err) = self
+            .persist(group_id, records, Some((producer_id, producer_epoch)))
+            .await
+        {
+            return vec![err.code(); entries.len()];
+        }
+        let mut groups = self.lock();
+        let group = groups
+            .entry(group_id.to_string())
+            .or_insert_with(|| Group::new(group_id));
+        let pending = group.pending_txn_offsets.entry(producer_id).or_default();
+        for (_, topic, partition, value) in accepted {
+            pending.insert((topic, partition), value);
+        }
+        codes
+    }
+
+    /// A transaction ended (its marker is on the offsets partition): its pending offsets
+    /// become committed offsets, or are dropped.
+    pub fn complete_transaction(&self, producer_id: i64, commit: bool) {
+        let mut groups = self.lock();
+        for group in groups.values_mut() {
+            if let Some(pending) = group.pending_txn_offsets.remove(&producer_id) {
+                if commit {
+                    group.offsets.extend(pending);
+                }
+            }
+        }
+    }
+
+    /// Whether any partition in `partitions` has offsets waiting for a transaction
+    /// (OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT then).
+    pub fn has_pending_offsets(&self, group_id: &str, topic: &str, partition: i32) -> bool {
+        let groups = self.lock();
+        groups.get(group_id).is_some_and(|g| {
+            g.pending_txn_offsets
+                .values()
+                .any(|p| p.contains_key(&(topic.to_string(), partition)))
+        })
+    }
+
+    /// OffsetFetch for one group: `None` topics means every committed offset.
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+        topics: Option<Vec<(String, Vec<i32>)>>,
+    ) -> Vec<TopicOffsets> {
+        let groups = self.lock();
+        let group = groups.get(group_id);
+        match topics {
+            Some(topics) => topics
+                .into_iter()
+                .map(|(t, parts)| {
+                    let entries = parts
+                        .into_iter()
+                        .map(|p| {
+                            (
+                                p,
+                                group.and_then(|g| g.offsets.get(&(t.clone(), p)).cloned()),
+                            )
+                        })
+                        .collect();
+                    (t, entries)
+                })
+                .collect(),
+            None => {
+                let mut by_topic: BTreeMap<String, Vec<(i32, Option<CommittedOffset>)>> =
+                    BTreeMap::new();
+                if let Some(g) = group {
+                    for ((t, p), o) in &g.offsets {
+                        by_topic
+                            .entry(t.clone())
+                            .or_default()
+                            .push((*p, Some(o.clone())));
+                    }
+                }
+                for v in by_topic.values_mut() {
+                    v.sort_by_key(|(p, _)| *p);
+                }
+                by_topic.into_iter().collect()
+            }
+        }
+    }
+
+    /// OffsetDelete: a group-level error, or per-partition codes.
+    pub fn delete_offsets(
+        &self,
+        group_id: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<i16>, ResponseError> {
+        let (codes, deleted) = {
+            let mut groups = self.lock();
+            let Some(group) = groups.get_mut(group_id) else {
+                return Err(ResponseError::GroupIdNotFound);
+            };
+            if group.state != GroupState::Empty
+                && group.protocol_type.as_deref() != Some("consumer")
+            {
+                return Err(ResponseError::NonEmptyGroup);
+            }
+            let subscribed = if group.state == GroupState::Empty {
+                Vec::new()
+            } else {
+                group.subscribed_topics()
+            };
+            let mut codes = Vec::new();
+            let mut deleted = Vec::new();
+            for (t, p) in partitions {
+                if subscribed.contains(t) {
+                    codes.push(ResponseError::GroupSubscribedToTopic.code());
+                } else {
+                    if group.offsets.remove(&(t.clone(), *p)).is_some() {
+                        deleted.push((t.clone(), *p));
+                    }
+                    codes.push(0);
+                }
+            }
+            (codes, deleted)
+        };
+        self.write_tombstones(group_id, &deleted);
+        Ok(codes)
+    }
+}
+
+/// Sets the producer id, epoch and transactional bit of a freshly encoded batch (the
+/// sequence stays -1: the coordinator's own writes are not sequenced), and its CRC.
+fn mark_transactional(batch: &mut [u8], producer_id: i64, producer_epoch: i16) {
+    let attributes = i16::from_be_bytes([batch[21], batch[22]]) | (1 << 4);
+    batch[21..23].copy_from_slice(&attributes.to_be_bytes());
+    batch[43..51].copy_from_slice(&producer_id.to_be_bytes());
+    batch[51..53].copy_from_slice(&producer_epoch.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[21..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// Validated commit entries: codes per entry, records to write, accepted values.
+type OffsetRecords = (
+    Vec<i16>,
+    Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    Vec<(usize, String, i32, CommittedOffset)>,
+);
