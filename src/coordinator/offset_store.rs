@@ -106,10 +106,13 @@ impl GroupCoordinator {
         if generation < 0 && group.state == GroupState::Empty {
             return Ok(());
         }
+        // Member and generation first, as Kafka's ClassicGroup.validateOffsetCommit: a member
+        // committing with the previous generation while the group completes a rebalance gets
+        // ILLEGAL_GENERATION (clients then drop the commit), not REBALANCE_IN_PROGRESS.
+        Self::check_member(group, member_id, instance, generation)?;
         if group.state == GroupState::CompletingRebalance {
             return Err(ResponseError::RebalanceInProgress);
         }
-        Self::check_member(group, member_id, instance, generation)?;
         if let Some(m) = group.members.get_mut(member_id) {
             m.session_deadline = now + Duration::from_millis(m.session_timeout_ms as u64);
         }

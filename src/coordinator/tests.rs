@@ -99,6 +99,26 @@ async fn two_members_join_sync_and_get_the_leaders_assignment() {
     assert!(rb.members.is_empty(), "followers see none");
     assert_eq!(ra.protocol_name.as_deref(), Some("range"));
 
+    // Completing the rebalance: a commit with the old generation is ILLEGAL_GENERATION (the
+    // client drops it), one with the new generation REBALANCE_IN_PROGRESS, as in Kafka.
+    let entry = || {
+        vec![OffsetCommitEntry {
+            topic: "t".into(),
+            partition: 0,
+            offset: 1,
+            leader_epoch: -1,
+            metadata: None,
+        }]
+    };
+    assert_eq!(
+        c.commit("g", &a, None, 1, entry()).await,
+        vec![ResponseError::IllegalGeneration.code()]
+    );
+    assert_eq!(
+        c.commit("g", &a, None, 2, entry()).await,
+        vec![ResponseError::RebalanceInProgress.code()]
+    );
+
     let follower = c.sync(sync_req(&b, 2, HashMap::new()));
     let mut plan = HashMap::new();
     plan.insert(a.clone(), Bytes::from_static(b"for-a"));
