@@ -2,6 +2,7 @@
 //! overrides, then validated into a typed [`BrokerConfig`]. Keys are Kafka's broker property
 //! names; every error names the key it is about.
 
+mod coordinators;
 mod raw;
 pub mod source;
 pub mod topic;
@@ -12,8 +13,7 @@ use std::time::Duration;
 
 pub use raw::RawConfig;
 
-use crate::coordinator::CoordinatorConfig;
-use crate::transaction::TransactionConfig;
+pub use coordinators::{CoordinatorConfig, TransactionConfig};
 pub use topic::{LogConfig, TimestampType};
 
 /// The default configuration, as shipped in `config/gregor.yaml`.

@@ -28,23 +28,12 @@ use kafka_protocol::ResponseError;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use crate::config::CoordinatorConfig;
 use crate::log::now_ms;
 use crate::log_manager::LogManager;
 use group::{CommittedOffset, Group, GroupState, Member};
 use offsets::OFFSETS_TOPIC;
 use rebalance::remove_member;
-
-/// The `group.*` and `offsets.*` broker settings the coordinator obeys.
-#[derive(Debug, Clone)]
-pub struct CoordinatorConfig {
-    pub initial_rebalance_delay: Duration,
-    pub min_session_timeout_ms: i32,
-    pub max_session_timeout_ms: i32,
-    pub max_size: usize,
-    pub offsets_retention: Duration,
-    pub offsets_topic_partitions: i32,
-    pub offset_metadata_max_bytes: usize,
-}
 
 /// A JoinGroup request, decoded.
 #[derive(Debug, Clone)]

@@ -20,6 +20,7 @@ use std::time::Duration;
 use kafka_protocol::ResponseError;
 use tokio::sync::Mutex;
 
+use crate::config::TransactionConfig;
 use crate::coordinator::offsets::OFFSETS_TOPIC;
 use crate::coordinator::GroupCoordinator;
 use crate::internal_topic::{append_durably, partition_for, partition_log};
@@ -30,14 +31,6 @@ use crate::producer_ids::ProducerIdManager;
 use state::{TxnMetadata, TxnState};
 
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
-
-#[derive(Debug, Clone)]
-pub struct TransactionConfig {
-    /// `transaction.max.timeout.ms`: the longest timeout a producer may ask for.
-    pub max_timeout_ms: i32,
-    /// `transaction.state.log.num.partitions`.
-    pub state_partitions: i32,
-}
 
 pub struct TransactionCoordinator {
     config: TransactionConfig,

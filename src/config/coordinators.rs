@@ -1,0 +1,33 @@
+//! The settings of the two coordinators, resolved from broker config keys by
+//! `BrokerConfig::from_raw`. They live here, not next to the coordinators, so that `config`
+//! depends on nothing else in the crate.
+
+use std::time::Duration;
+
+/// The `group.*` and `offsets.*` broker settings the group coordinator obeys.
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    /// `group.initial.rebalance.delay.ms`.
+    pub initial_rebalance_delay: Duration,
+    /// `group.min.session.timeout.ms`.
+    pub min_session_timeout_ms: i32,
+    /// `group.max.session.timeout.ms`.
+    pub max_session_timeout_ms: i32,
+    /// `group.max.size`.
+    pub max_size: usize,
+    /// `offsets.retention.minutes`.
+    pub offsets_retention: Duration,
+    /// `offsets.topic.num.partitions`.
+    pub offsets_topic_partitions: i32,
+    /// `offset.metadata.max.bytes`.
+    pub offset_metadata_max_bytes: usize,
+}
+
+/// The `transaction.*` broker settings the transaction coordinator obeys.
+#[derive(Debug, Clone)]
+pub struct TransactionConfig {
+    /// `transaction.max.timeout.ms`: the longest timeout a producer may ask for.
+    pub max_timeout_ms: i32,
+    /// `transaction.state.log.num.partitions`.
+    pub state_partitions: i32,
+}
