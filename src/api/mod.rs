@@ -56,61 +56,98 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 
 use crate::broker::Broker;
 
-/// An API and the versions Gregor serves.
-#[derive(Debug, Clone, Copy)]
+/// How a request of one API is decoded and handed to its handler.
+type Route = fn(&Arc<Broker>, RequestContext, &mut Bytes) -> Result<Dispatched, RequestError>;
+
+/// An API, the versions Gregor serves, and its handler.
+#[derive(Clone, Copy)]
 pub struct SupportedApi {
     pub key: ApiKey,
     pub min_version: i16,
     pub max_version: i16,
+    route: Route,
 }
 
-const fn api(key: ApiKey, min_version: i16, max_version: i16) -> SupportedApi {
-    SupportedApi {
-        key,
-        min_version,
-        max_version,
+impl std::fmt::Debug for SupportedApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SupportedApi")
+            .field("key", &self.key)
+            .field("min_version", &self.min_version)
+            .field("max_version", &self.max_version)
+            .finish()
     }
 }
 
-/// Every API Gregor answers, with its version range. Produce v0-v2 are advertised (as
-/// Kafka 4 does, since librdkafka needs them to negotiate) but refused per request.
+/// A table entry whose handler runs in request order: `api!(Key, min, max, module::handle)`.
+macro_rules! api {
+    ($key:ident, $min:expr, $max:expr, $handler:path) => {
+        SupportedApi {
+            key: ApiKey::$key,
+            min_version: $min,
+            max_version: $max,
+            route: |broker, ctx, body| {
+                deferred(broker, ctx, body, $handler).map(Dispatched::in_order)
+            },
+        }
+    };
+}
+
+/// Every API Gregor answers, with its version range and handler: ApiVersions advertises
+/// exactly this table and `dispatch` routes through it, so an API cannot be advertised
+/// without a handler. Produce v0-v2 are advertised (as Kafka 4 does, since librdkafka needs
+/// them to negotiate) but refused per request.
 pub const SUPPORTED_APIS: &[SupportedApi] = &[
-    api(ApiKey::Produce, 0, 13),
-    api(ApiKey::Fetch, 4, 18),
-    api(ApiKey::ListOffsets, 1, 10),
-    api(ApiKey::Metadata, 0, 13),
-    api(ApiKey::ApiVersions, 0, 4),
-    api(ApiKey::CreateTopics, 2, 7),
-    api(ApiKey::DeleteTopics, 1, 6),
-    api(ApiKey::OffsetForLeaderEpoch, 2, 4),
-    api(ApiKey::FindCoordinator, 0, 6),
-    api(ApiKey::JoinGroup, 0, 9),
-    api(ApiKey::SyncGroup, 0, 5),
-    api(ApiKey::Heartbeat, 0, 4),
-    api(ApiKey::LeaveGroup, 0, 5),
-    api(ApiKey::OffsetCommit, 2, 9),
-    api(ApiKey::OffsetFetch, 1, 9),
-    api(ApiKey::ListGroups, 0, 5),
-    api(ApiKey::DescribeGroups, 0, 6),
-    api(ApiKey::DeleteGroups, 0, 2),
-    api(ApiKey::OffsetDelete, 0, 0),
-    api(ApiKey::DescribeConfigs, 1, 4),
-    api(ApiKey::AlterConfigs, 0, 2),
-    api(ApiKey::IncrementalAlterConfigs, 0, 1),
-    api(ApiKey::CreatePartitions, 0, 3),
-    api(ApiKey::DeleteRecords, 0, 2),
-    api(ApiKey::DescribeLogDirs, 1, 4),
-    api(ApiKey::DescribeCluster, 0, 2),
-    api(ApiKey::DescribeProducers, 0, 0),
-    api(ApiKey::ElectLeaders, 0, 2),
-    api(ApiKey::InitProducerId, 0, 5),
-    api(ApiKey::AddPartitionsToTxn, 0, 5),
-    api(ApiKey::AddOffsetsToTxn, 0, 4),
-    api(ApiKey::TxnOffsetCommit, 0, 5),
-    api(ApiKey::EndTxn, 0, 4),
-    api(ApiKey::DescribeTransactions, 0, 0),
-    api(ApiKey::ListTransactions, 0, 2),
-    api(ApiKey::DescribeTopicPartitions, 0, 0),
+    SupportedApi {
+        key: ApiKey::Produce,
+        min_version: 0,
+        max_version: 13,
+        route: produce::route,
+    },
+    api!(Fetch, 4, 18, fetch::handle),
+    api!(ListOffsets, 1, 10, list_offsets::handle),
+    api!(Metadata, 0, 13, metadata::handle),
+    api!(ApiVersions, 0, 4, api_versions::handle),
+    api!(CreateTopics, 2, 7, create_topics::handle),
+    api!(DeleteTopics, 1, 6, delete_topics::handle),
+    api!(OffsetForLeaderEpoch, 2, 4, offset_for_leader_epoch::handle),
+    api!(FindCoordinator, 0, 6, find_coordinator::handle),
+    api!(JoinGroup, 0, 9, join_group::handle),
+    api!(SyncGroup, 0, 5, sync_group::handle),
+    api!(Heartbeat, 0, 4, heartbeat::handle),
+    api!(LeaveGroup, 0, 5, leave_group::handle),
+    api!(OffsetCommit, 2, 9, offset_commit::handle),
+    api!(OffsetFetch, 1, 9, offset_fetch::handle),
+    api!(ListGroups, 0, 5, list_groups::handle),
+    api!(DescribeGroups, 0, 6, describe_groups::handle),
+    api!(DeleteGroups, 0, 2, delete_groups::handle),
+    api!(OffsetDelete, 0, 0, offset_delete::handle),
+    api!(DescribeConfigs, 1, 4, describe_configs::handle),
+    api!(AlterConfigs, 0, 2, alter_configs::handle),
+    api!(
+        IncrementalAlterConfigs,
+        0,
+        1,
+        incremental_alter_configs::handle
+    ),
+    api!(CreatePartitions, 0, 3, create_partitions::handle),
+    api!(DeleteRecords, 0, 2, delete_records::handle),
+    api!(DescribeLogDirs, 1, 4, describe_log_dirs::handle),
+    api!(DescribeCluster, 0, 2, describe_cluster::handle),
+    api!(DescribeProducers, 0, 0, describe_producers::handle),
+    api!(ElectLeaders, 0, 2, elect_leaders::handle),
+    api!(InitProducerId, 0, 5, init_producer_id::handle),
+    api!(AddPartitionsToTxn, 0, 5, add_partitions_to_txn::handle),
+    api!(AddOffsetsToTxn, 0, 4, add_offsets_to_txn::handle),
+    api!(TxnOffsetCommit, 0, 5, txn_offset_commit::handle),
+    api!(EndTxn, 0, 4, end_txn::handle),
+    api!(DescribeTransactions, 0, 0, describe_transactions::handle),
+    api!(ListTransactions, 0, 2, list_transactions::handle),
+    api!(
+        DescribeTopicPartitions,
+        0,
+        0,
+        describe_topic_partitions::handle
+    ),
 ];
 
 pub fn supported(key: ApiKey) -> Option<&'static SupportedApi> {
@@ -279,62 +316,7 @@ pub fn dispatch(
         client_id: header.client_id.map(|s| s.to_string()),
         client_host: client_host.to_string(),
     };
-    let response = match api_key {
-        ApiKey::Produce => {
-            let request = decode(&ctx, &mut body)?;
-            return Ok(Dispatched {
-                response: produce::handle(broker, ctx, request),
-                may_overlap: true,
-            });
-        }
-        ApiKey::ApiVersions => deferred(broker, ctx, &mut body, api_versions::handle),
-        ApiKey::Metadata => deferred(broker, ctx, &mut body, metadata::handle),
-        ApiKey::CreateTopics => deferred(broker, ctx, &mut body, create_topics::handle),
-        ApiKey::DeleteTopics => deferred(broker, ctx, &mut body, delete_topics::handle),
-        ApiKey::Fetch => deferred(broker, ctx, &mut body, fetch::handle),
-        ApiKey::ListOffsets => deferred(broker, ctx, &mut body, list_offsets::handle),
-        ApiKey::OffsetForLeaderEpoch => {
-            deferred(broker, ctx, &mut body, offset_for_leader_epoch::handle)
-        }
-        ApiKey::FindCoordinator => deferred(broker, ctx, &mut body, find_coordinator::handle),
-        ApiKey::JoinGroup => deferred(broker, ctx, &mut body, join_group::handle),
-        ApiKey::SyncGroup => deferred(broker, ctx, &mut body, sync_group::handle),
-        ApiKey::Heartbeat => deferred(broker, ctx, &mut body, heartbeat::handle),
-        ApiKey::LeaveGroup => deferred(broker, ctx, &mut body, leave_group::handle),
-        ApiKey::OffsetCommit => deferred(broker, ctx, &mut body, offset_commit::handle),
-        ApiKey::OffsetFetch => deferred(broker, ctx, &mut body, offset_fetch::handle),
-        ApiKey::ListGroups => deferred(broker, ctx, &mut body, list_groups::handle),
-        ApiKey::DescribeGroups => deferred(broker, ctx, &mut body, describe_groups::handle),
-        ApiKey::DeleteGroups => deferred(broker, ctx, &mut body, delete_groups::handle),
-        ApiKey::OffsetDelete => deferred(broker, ctx, &mut body, offset_delete::handle),
-        ApiKey::DescribeConfigs => deferred(broker, ctx, &mut body, describe_configs::handle),
-        ApiKey::AlterConfigs => deferred(broker, ctx, &mut body, alter_configs::handle),
-        ApiKey::IncrementalAlterConfigs => {
-            deferred(broker, ctx, &mut body, incremental_alter_configs::handle)
-        }
-        ApiKey::CreatePartitions => deferred(broker, ctx, &mut body, create_partitions::handle),
-        ApiKey::DeleteRecords => deferred(broker, ctx, &mut body, delete_records::handle),
-        ApiKey::DescribeLogDirs => deferred(broker, ctx, &mut body, describe_log_dirs::handle),
-        ApiKey::DescribeCluster => deferred(broker, ctx, &mut body, describe_cluster::handle),
-        ApiKey::DescribeProducers => deferred(broker, ctx, &mut body, describe_producers::handle),
-        ApiKey::ElectLeaders => deferred(broker, ctx, &mut body, elect_leaders::handle),
-        ApiKey::InitProducerId => deferred(broker, ctx, &mut body, init_producer_id::handle),
-        ApiKey::AddPartitionsToTxn => {
-            deferred(broker, ctx, &mut body, add_partitions_to_txn::handle)
-        }
-        ApiKey::AddOffsetsToTxn => deferred(broker, ctx, &mut body, add_offsets_to_txn::handle),
-        ApiKey::TxnOffsetCommit => deferred(broker, ctx, &mut body, txn_offset_commit::handle),
-        ApiKey::EndTxn => deferred(broker, ctx, &mut body, end_txn::handle),
-        ApiKey::DescribeTransactions => {
-            deferred(broker, ctx, &mut body, describe_transactions::handle)
-        }
-        ApiKey::ListTransactions => deferred(broker, ctx, &mut body, list_transactions::handle),
-        ApiKey::DescribeTopicPartitions => {
-            deferred(broker, ctx, &mut body, describe_topic_partitions::handle)
-        }
-        other => Err(RequestError(format!("API {other:?} has no handler"))),
-    }?;
-    Ok(Dispatched::in_order(response))
+    (api.route)(broker, ctx, &mut body)
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use kafka_protocol::protocol::{Decodable, StrBytes};
 use kafka_protocol::ResponseError;
 
 use super::errors::log_error_code;
-use super::{RequestContext, RequestError, Response, ResponseFuture};
+use super::{Dispatched, RequestContext, RequestError, Response, ResponseFuture};
 use crate::broker::Broker;
 use crate::log::record_batch::{validate_produce_batches, BatchHeader};
 use crate::log::{AppendInfo, Log, LogError};
@@ -39,6 +39,21 @@ fn error_partition(index: i32, error: ResponseError, message: Option<String>) ->
 }
 
 /// Validates and appends every partition of `request` now; returns the response future.
+/// Produce's entry in the route table: decoded now, appended now (in request order), and
+/// only the wait for durability is left to the returned future, which later requests may
+/// overlap.
+pub fn route(
+    broker: &Arc<Broker>,
+    ctx: RequestContext,
+    body: &mut Bytes,
+) -> Result<Dispatched, RequestError> {
+    let request = super::decode(&ctx, body)?;
+    Ok(Dispatched {
+        response: handle(broker, ctx, request),
+        may_overlap: true,
+    })
+}
+
 pub fn handle(
     broker: &Arc<Broker>,
     ctx: RequestContext,
