@@ -7,6 +7,7 @@ use super::loader::{load_log, RecoveryStart};
 use super::record_batch::{check_batch, test_support::batch, BatchHeader};
 use super::*;
 use crate::config::{LogConfig, TimestampType};
+use crate::storage::simulated::SimulatedStorage;
 
 fn config(segment_bytes: u64) -> LogConfig {
     LogConfig {
@@ -198,26 +199,42 @@ fn log_append_time_rewrites_the_stored_timestamp() {
 
 #[tokio::test]
 async fn concurrent_durable_appends_share_fsyncs_and_all_complete() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = open(dir.path(), config(1 << 20), RecoveryStart::From(0));
-    let mut tasks = Vec::new();
+    let sim = SimulatedStorage::new(1);
+    sim.create_dir_all_durable(std::path::Path::new("/data"));
+    let (log, _) = load_log(
+        &sim.shared(),
+        tp(),
+        std::path::PathBuf::from("/data/t-0"),
+        config(1 << 20),
+        RecoveryStart::From(0),
+        0,
+    )
+    .unwrap();
+    let log = Arc::new(log);
+    let syncs_before = sim.data_syncs();
+    // 50 appends before the (current-thread) runtime runs the flush task the first one
+    // started: all of them wait on that one flush round.
+    let mut waits = Vec::new();
     for i in 0..50 {
+        let b = batch(&[b"payload"], i);
+        let h = check_batch(&b).unwrap();
+        let info = log.append(&b, &[h]).unwrap();
         let log = log.clone();
-        tasks.push(tokio::spawn(async move {
-            let b = batch(&[b"payload"], i);
-            let h = check_batch(&b).unwrap();
-            let info = log.append(&b, &[h]).unwrap();
+        waits.push(tokio::spawn(async move {
             log.wait_durable(&info).await.unwrap();
             info.base_offset
         }));
     }
     let mut offsets = Vec::new();
-    for t in tasks {
+    for t in waits {
         offsets.push(t.await.unwrap());
     }
     offsets.sort();
     assert_eq!(offsets, (0..50).collect::<Vec<_>>());
     assert_eq!(log.high_watermark(), 50);
+    // Without group commit this would be one fsync per append (50).
+    let syncs = sim.data_syncs() - syncs_before;
+    assert_eq!(syncs, 1, "50 appends waiting together took {syncs} fsyncs");
 }
 
 /// A transactional batch of `values` from producer `pid` (sequence numbers from `seq`).

@@ -76,6 +76,8 @@ struct Machine {
     /// Bumped by a power loss; handles from before it stop working.
     boot: u64,
     ops: u64,
+    /// `sync_data` calls so far (group-commit tests count them).
+    data_syncs: u64,
     crash_at: Option<u64>,
     stopped: bool,
     fail_next: Option<(Op, i32)>,
@@ -124,6 +126,9 @@ impl Machine {
             return Err(stopped_error());
         }
         self.ops += 1;
+        if op == Op::SyncData {
+            self.data_syncs += 1;
+        }
         if self.crash_at.is_some_and(|n| self.ops >= n) {
             self.stopped = true;
             return Err(stopped_error());
@@ -324,6 +329,7 @@ impl SimulatedStorage {
                 dirs: vec![Dir::default()],
                 boot: 0,
                 ops: 0,
+                data_syncs: 0,
                 crash_at: None,
                 stopped: false,
                 fail_next: None,
@@ -351,6 +357,11 @@ impl SimulatedStorage {
     /// Mutating operations so far.
     pub fn ops(&self) -> u64 {
         self.lock().ops
+    }
+
+    /// `sync_data` calls so far.
+    pub fn data_syncs(&self) -> u64 {
+        self.lock().data_syncs
     }
 
     /// The process dies at the `n`-th mutating operation from the start (that call fails).

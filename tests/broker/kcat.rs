@@ -1,27 +1,18 @@
 //! Debian's kcat (librdkafka 2.0.2, an older client) against Gregor: -L, -P and -C.
-//! Installs kcat with apt-get when it is missing (the test machines run as root).
+//! kcat comes from `make deps` (a Debian package); without it these tests say SKIPPED.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
 
 use crate::support::Broker;
 
-fn ensure_kcat() {
-    if Command::new("kcat").arg("-V").output().is_ok() {
-        return;
+/// Whether kcat is installed; if not, the caller skips (tests never install packages).
+fn kcat_available(test: &str) -> bool {
+    let found = Command::new("kcat").arg("-V").output().is_ok();
+    if !found {
+        eprintln!("SKIPPED {test}: kcat is not installed (`make deps` installs it)");
     }
-    let installed = Command::new("sh")
-        .args([
-            "-c",
-            "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat",
-        ])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        installed,
-        "kcat is missing and `apt-get install kcat` failed"
-    );
+    found
 }
 
 fn kcat(args: &[&str], input: Option<&str>) -> String {
@@ -51,7 +42,9 @@ fn kcat(args: &[&str], input: Option<&str>) -> String {
 
 #[test]
 fn kcat_lists_produces_and_consumes() {
-    ensure_kcat();
+    if !kcat_available("kcat_lists_produces_and_consumes") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(dir.path(), &["num.partitions=2"]);
     let b = broker.addr.as_str();
