@@ -9,6 +9,10 @@
 //! with a closed connection and no other client notices. Memory that is actually written
 //! is bounded by the request size, which `socket.request.max.bytes` limits.
 
+// unsafe is denied crate-wide (Cargo.toml [lints]); allowed here because the global
+// allocator is unsafe by contract and calls mmap, munmap and mallopt.
+#![allow(unsafe_code)]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 
 /// Allocations of at least this many bytes are mapped directly.
@@ -36,10 +40,13 @@ unsafe fn map(size: usize) -> *mut u8 {
     if ptr == libc::MAP_FAILED {
         std::ptr::null_mut()
     } else {
-        ptr as *mut u8
+        ptr.cast::<u8>()
     }
 }
 
+// SAFETY: every method either forwards to `System` with the caller's layout or serves a
+// page-aligned anonymous mapping of at least `layout.size()` bytes (alignment <= PAGE is
+// checked by `is_huge`), released with the same size it was mapped with.
 unsafe impl GlobalAlloc for GregorAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if is_huge(&layout) {
@@ -66,7 +73,7 @@ unsafe impl GlobalAlloc for GregorAlloc {
         if is_huge(&layout) {
             // SAFETY: `ptr` came from `map` with this size (same layout as at allocation).
             unsafe {
-                libc::munmap(ptr as *mut libc::c_void, layout.size());
+                libc::munmap(ptr.cast::<libc::c_void>(), layout.size());
             }
         } else {
             // SAFETY: forwarded with the caller's guarantees.

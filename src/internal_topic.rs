@@ -31,21 +31,20 @@ pub fn partition_log(
     partitions: i32,
     key: &str,
 ) -> Result<Arc<Log>, ResponseError> {
-    let t = match logs.topic(topic) {
-        Some(t) => t,
-        None => {
-            let mut configs = BTreeMap::new();
-            configs.insert("cleanup.policy".to_string(), "compact".to_string());
-            configs.insert("segment.bytes".to_string(), "104857600".to_string());
-            match logs.create_topic(topic, partitions, 1, configs) {
-                Ok(t) => t,
-                Err(TopicError::AlreadyExists(_)) => logs
-                    .topic(topic)
-                    .ok_or(ResponseError::CoordinatorNotAvailable)?,
-                Err(e) => {
-                    tracing::error!(topic, error = %e, "creating an internal topic failed");
-                    return Err(ResponseError::CoordinatorNotAvailable);
-                }
+    let t = if let Some(t) = logs.topic(topic) {
+        t
+    } else {
+        let mut configs = BTreeMap::new();
+        configs.insert("cleanup.policy".to_string(), "compact".to_string());
+        configs.insert("segment.bytes".to_string(), "104857600".to_string());
+        match logs.create_topic(topic, partitions, 1, configs) {
+            Ok(t) => t,
+            Err(TopicError::AlreadyExists(_)) => logs
+                .topic(topic)
+                .ok_or(ResponseError::CoordinatorNotAvailable)?,
+            Err(e) => {
+                tracing::error!(topic, error = %e, "creating an internal topic failed");
+                return Err(ResponseError::CoordinatorNotAvailable);
             }
         }
     };
@@ -157,7 +156,7 @@ mod tests {
     #[test]
     fn partitioning_matches_java_string_hashcode() {
         // "hello".hashCode() == 99162322 in Java.
-        assert_eq!(partition_for("hello", 50), 99162322 % 50);
+        assert_eq!(partition_for("hello", 50), 99_162_322 % 50);
         assert_eq!(partition_for("", 50), 0);
     }
 }

@@ -41,7 +41,10 @@ impl ProducerIdManager {
 
     /// A producer id never handed out before.
     pub fn next_id(&self) -> io::Result<i64> {
-        let mut block = self.block.lock().unwrap_or_else(|e| e.into_inner());
+        let mut block = self
+            .block
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if block.0 >= block.1 {
             let end = block.1 + BLOCK_SIZE;
             self.storage

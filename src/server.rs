@@ -99,7 +99,7 @@ where
                 // Reap finished connections so the set does not grow.
                 while connections.try_join_next().is_some() {}
             }
-            _ = &mut stop => break,
+            () = &mut stop => break,
         }
     }
     tracing::info!("shutting down: no new connections, finishing in-flight requests");

@@ -13,19 +13,14 @@ use kafka_protocol::protocol::StrBytes;
 use super::RequestContext;
 use crate::broker::Broker;
 
-/// (total, usable) bytes of the file system holding `path`.
+/// (total, usable) bytes of the file system holding `path`, -1 each when unknown.
 fn disk_space(path: &std::path::Path) -> (i64, i64) {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
-        return (-1, -1);
-    };
-    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a valid NUL-terminated path and `stat` a valid out-pointer.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut stat) } != 0 {
-        return (-1, -1);
-    }
-    let block = stat.f_frsize as i64;
-    (stat.f_blocks as i64 * block, stat.f_bavail as i64 * block)
+    crate::storage::disk_space(path).map_or((-1, -1), |(total, usable)| {
+        (
+            i64::try_from(total).unwrap_or(i64::MAX),
+            i64::try_from(usable).unwrap_or(i64::MAX),
+        )
+    })
 }
 
 pub async fn handle(

@@ -114,7 +114,7 @@ pub async fn handle(
             .iter()
             .map(|l| Box::pin(l.data_arrived().notified()))
             .collect();
-        for n in notified.iter_mut() {
+        for n in &mut notified {
             n.as_mut().enable();
         }
         let (partitions, bytes, has_error) = read_all(&wanted, max_bytes, read_committed);
@@ -126,7 +126,7 @@ pub async fn handle(
             break partitions;
         }
         let any = poll_fn(|cx| {
-            for n in notified.iter_mut() {
+            for n in &mut notified {
                 if n.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(());
                 }

@@ -16,7 +16,10 @@ pub async fn handle(
     let result = broker.groups.heartbeat(
         request.group_id.as_str(),
         request.member_id.as_str(),
-        request.group_instance_id.as_ref().map(|s| s.as_str()),
+        request
+            .group_instance_id
+            .as_ref()
+            .map(kafka_protocol::protocol::StrBytes::as_str),
         request.generation_id,
     );
     HeartbeatResponse::default().with_error_code(result.err().map_or(0, |e| e.code()))

@@ -44,7 +44,11 @@ fn apply(
                 format!("Unknown topic config name: {key}"),
             )
         })?;
-        let value = op.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
+        let value = op
+            .value
+            .as_ref()
+            .map(std::string::ToString::to_string)
+            .unwrap_or_default();
         match op.config_operation {
             SET => {
                 configs.insert(key, value);
@@ -105,9 +109,7 @@ pub async fn handle(
         .into_iter()
         .map(|r| {
             let name = r.resource_name.as_str();
-            let outcome = if r.resource_type != TOPIC {
-                Err(not_a_topic(r.resource_type))
-            } else {
+            let outcome = if r.resource_type == TOPIC {
                 match broker.logs.topic(name) {
                     None => Err((
                         ResponseError::UnknownTopicOrPartition,
@@ -120,6 +122,8 @@ pub async fn handle(
                             .map_err(|e| (topic_error_code(&e), e.to_string()))
                     }),
                 }
+            } else {
+                Err(not_a_topic(r.resource_type))
             };
             let response = AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)

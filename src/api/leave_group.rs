@@ -21,7 +21,10 @@ pub async fn handle(
             .iter()
             .map(|m| Leaving {
                 member_id: m.member_id.to_string(),
-                group_instance_id: m.group_instance_id.as_ref().map(|s| s.to_string()),
+                group_instance_id: m
+                    .group_instance_id
+                    .as_ref()
+                    .map(std::string::ToString::to_string),
             })
             .collect()
     } else {

@@ -71,14 +71,11 @@ pub async fn handle(
             .map(|p| {
                 let response =
                     ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
-                let log = match topic.as_ref().and_then(|t| t.partition(p.partition_index)) {
-                    Some(log) => log,
-                    None => {
-                        return response
-                            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
-                            .with_timestamp(-1)
-                            .with_offset(-1)
-                    }
+                let Some(log) = topic.as_ref().and_then(|t| t.partition(p.partition_index)) else {
+                    return response
+                        .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                        .with_timestamp(-1)
+                        .with_offset(-1);
                 };
                 if let Err(e) = check_leader_epoch(p.current_leader_epoch) {
                     return response

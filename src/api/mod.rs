@@ -278,7 +278,7 @@ pub fn dispatch(
     let version = i16::from_be_bytes([body[2], body[3]]);
     let correlation_id = i32::from_be_bytes([body[4], body[5], body[6], body[7]]);
     let api_key =
-        ApiKey::try_from(key).map_err(|_| RequestError(format!("unknown API key {key}")))?;
+        ApiKey::try_from(key).map_err(|()| RequestError(format!("unknown API key {key}")))?;
     let Some(api) = supported(api_key) else {
         return Err(RequestError(format!("API {api_key:?} is not supported")));
     };

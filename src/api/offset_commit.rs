@@ -30,7 +30,10 @@ pub async fn handle(
                 } else {
                     -1
                 },
-                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                metadata: p
+                    .committed_metadata
+                    .as_ref()
+                    .map(std::string::ToString::to_string),
             });
         }
     }
@@ -39,7 +42,10 @@ pub async fn handle(
         .commit(
             request.group_id.as_str(),
             request.member_id.as_str(),
-            request.group_instance_id.as_ref().map(|s| s.as_str()),
+            request
+                .group_instance_id
+                .as_ref()
+                .map(kafka_protocol::protocol::StrBytes::as_str),
             request.generation_id_or_member_epoch,
             entries,
         )

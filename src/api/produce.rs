@@ -75,9 +75,7 @@ pub fn handle(
         };
         let mut partitions = Vec::new();
         for p in topic_data.partition_data {
-            let outcome = if !matches!(acks, -1..=1) {
-                error_partition(p.index, ResponseError::InvalidRequiredAcks, None)
-            } else {
+            let outcome = if matches!(acks, -1..=1) {
                 match topic.as_ref().and_then(|t| t.partition(p.index)) {
                     None => error_partition(p.index, unknown, None),
                     Some(log) => append_partition(
@@ -89,6 +87,8 @@ pub fn handle(
                         acks,
                     ),
                 }
+            } else {
+                error_partition(p.index, ResponseError::InvalidRequiredAcks, None)
             };
             any_error |= outcome.response.error_code != 0;
             partitions.push(outcome);

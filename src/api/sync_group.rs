@@ -24,10 +24,19 @@ pub async fn handle(
     let outcome = broker.groups.sync(SyncRequest {
         group_id: request.group_id.as_str(),
         member_id: request.member_id.as_str(),
-        group_instance_id: request.group_instance_id.as_ref().map(|s| s.as_str()),
+        group_instance_id: request
+            .group_instance_id
+            .as_ref()
+            .map(kafka_protocol::protocol::StrBytes::as_str),
         generation_id: request.generation_id,
-        protocol_type: request.protocol_type.as_ref().map(|s| s.as_str()),
-        protocol_name: request.protocol_name.as_ref().map(|s| s.as_str()),
+        protocol_type: request
+            .protocol_type
+            .as_ref()
+            .map(kafka_protocol::protocol::StrBytes::as_str),
+        protocol_name: request
+            .protocol_name
+            .as_ref()
+            .map(kafka_protocol::protocol::StrBytes::as_str),
         assignments,
     });
     let result = match outcome {

@@ -30,7 +30,10 @@ pub async fn handle(
                 } else {
                     -1
                 },
-                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                metadata: p
+                    .committed_metadata
+                    .as_ref()
+                    .map(std::string::ToString::to_string),
             })
         })
         .collect();
@@ -42,27 +45,29 @@ pub async fn handle(
             request.producer_epoch,
         )
         .await;
-    let codes = match check {
-        Err(e) => vec![e.code(); entries.len()],
-        Ok(()) => {
-            let member = (ctx.version >= 3 && request.generation_id >= 0).then(|| {
-                (
-                    request.member_id.as_str(),
-                    request.group_instance_id.as_ref().map(|s| s.as_str()),
-                    request.generation_id,
-                )
-            });
-            broker
-                .groups
-                .txn_commit(
-                    request.group_id.as_str(),
-                    *request.producer_id,
-                    request.producer_epoch,
-                    member,
-                    entries,
-                )
-                .await
-        }
+    let codes = if let Err(e) = check {
+        vec![e.code(); entries.len()]
+    } else {
+        let member = (ctx.version >= 3 && request.generation_id >= 0).then(|| {
+            (
+                request.member_id.as_str(),
+                request
+                    .group_instance_id
+                    .as_ref()
+                    .map(kafka_protocol::protocol::StrBytes::as_str),
+                request.generation_id,
+            )
+        });
+        broker
+            .groups
+            .txn_commit(
+                request.group_id.as_str(),
+                *request.producer_id,
+                request.producer_epoch,
+                member,
+                entries,
+            )
+            .await
     };
     let mut codes = codes.into_iter();
     let topics = request

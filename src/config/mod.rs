@@ -429,7 +429,7 @@ mod tests {
             format!(
                 "{:?}",
                 BrokerConfig {
-                    explicit: Default::default(),
+                    explicit: std::collections::BTreeMap::new(),
                     ..c.clone()
                 }
             )

@@ -67,18 +67,18 @@ impl LogConfig {
                 "segment.bytes" => config.segment_bytes = int(14, i32::MAX as i64)? as u64,
                 "segment.ms" => config.segment_ms = int(1, i64::MAX)?,
                 "index.interval.bytes" => {
-                    config.index_interval_bytes = int(0, i32::MAX as i64)? as u64
+                    config.index_interval_bytes = int(0, i32::MAX as i64)? as u64;
                 }
                 "flush.messages" => config.flush_messages = int(1, i64::MAX)? as u64,
                 "flush.ms" => config.flush_ms = Some(int(0, i64::MAX)?),
                 "max.message.bytes" => config.max_message_bytes = int(0, i32::MAX as i64)? as usize,
                 "message.timestamp.type" => {
-                    config.message_timestamp_type = TimestampType::parse(key, value)?
+                    config.message_timestamp_type = TimestampType::parse(key, value)?;
                 }
                 "retention.ms" => config.retention_ms = int(-1, i64::MAX)?,
                 "retention.bytes" => config.retention_bytes = int(-1, i64::MAX)?,
                 "cleanup.policy" => {
-                    config.cleanup_delete = value.split(',').any(|p| p.trim() == "delete")
+                    config.cleanup_delete = value.split(',').any(|p| p.trim() == "delete");
                 }
                 _ => {}
             }
@@ -147,7 +147,7 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     def!("compression.gzip.level", int(-1, 9), INT, ["compression.gzip.level"], "Compression level for gzip."),
     def!("compression.lz4.level", int(1, 17), INT, ["compression.lz4.level"], "Compression level for lz4."),
     def!("compression.type", Kind::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]), STRING, ["compression.type"], "Final compression of the topic's data; producer keeps the producer's codec (Gregor always stores batches as produced)."),
-    def!("compression.zstd.level", int(-131072, 22), INT, ["compression.zstd.level"], "Compression level for zstd."),
+    def!("compression.zstd.level", int(-131_072, 22), INT, ["compression.zstd.level"], "Compression level for zstd."),
     def!("delete.retention.ms", int(0, I64), LONG, ["log.cleaner.delete.retention.ms"], "How long delete tombstones are kept in compacted topics (stored only)."),
     def!("file.delete.delay.ms", int(0, I64), LONG, ["log.segment.delete.delay.ms"], "Time to wait before deleting a file from the filesystem (stored only)."),
     def!("flush.messages", int(1, I64), LONG, ["log.flush.interval.messages"], "Messages written before an fsync; 1 means every produce is fsynced before it is acknowledged."),

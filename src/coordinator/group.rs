@@ -177,7 +177,7 @@ impl Group {
         first
             .iter()
             .filter(|p| lists.iter().all(|l| l.contains(p)))
-            .map(|p| p.to_string())
+            .map(std::string::ToString::to_string)
             .collect()
     }
 

@@ -151,7 +151,9 @@ impl GroupCoordinator {
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Group>> {
-        self.groups.lock().unwrap_or_else(|e| e.into_inner())
+        self.groups
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     // ---- JoinGroup ------------------------------------------------------------------

@@ -52,7 +52,7 @@ impl GroupCoordinator {
             .collect();
         append_durably(&log, &refs, |batch| {
             if let Some((producer_id, producer_epoch)) = producer {
-                mark_transactional(batch, producer_id, producer_epoch)
+                mark_transactional(batch, producer_id, producer_epoch);
             }
         })
         .await
@@ -256,8 +256,8 @@ impl GroupCoordinator {
     ) -> Vec<TopicOffsets> {
         let groups = self.lock();
         let group = groups.get(group_id);
-        match topics {
-            Some(topics) => topics
+        if let Some(topics) = topics {
+            topics
                 .into_iter()
                 .map(|(t, parts)| {
                     let entries = parts
@@ -271,23 +271,22 @@ impl GroupCoordinator {
                         .collect();
                     (t, entries)
                 })
-                .collect(),
-            None => {
-                let mut by_topic: BTreeMap<String, Vec<(i32, Option<CommittedOffset>)>> =
-                    BTreeMap::new();
-                if let Some(g) = group {
-                    for ((t, p), o) in &g.offsets {
-                        by_topic
-                            .entry(t.clone())
-                            .or_default()
-                            .push((*p, Some(o.clone())));
-                    }
+                .collect()
+        } else {
+            let mut by_topic: BTreeMap<String, Vec<(i32, Option<CommittedOffset>)>> =
+                BTreeMap::new();
+            if let Some(g) = group {
+                for ((t, p), o) in &g.offsets {
+                    by_topic
+                        .entry(t.clone())
+                        .or_default()
+                        .push((*p, Some(o.clone())));
                 }
-                for v in by_topic.values_mut() {
-                    v.sort_by_key(|(p, _)| *p);
-                }
-                by_topic.into_iter().collect()
             }
+            for v in by_topic.values_mut() {
+                v.sort_by_key(|(p, _)| *p);
+            }
+            by_topic.into_iter().collect()
         }
     }
 

@@ -57,11 +57,7 @@ fn join_new(c: &GroupCoordinator) -> (String, Outcome<JoinResult>) {
     (id, outcome)
 }
 
-fn sync_req<'a>(
-    member: &'a str,
-    generation: i32,
-    assignments: HashMap<String, Bytes>,
-) -> SyncRequest<'a> {
+fn sync_req(member: &str, generation: i32, assignments: HashMap<String, Bytes>) -> SyncRequest<'_> {
     SyncRequest {
         group_id: "g",
         member_id: member,

@@ -166,7 +166,10 @@ impl Log {
             log_start_offset: state.log_start_offset,
             flush_failures: state.flush_failures,
         };
-        if !state.config.is_durable() {
+        if state.config.is_durable() {
+            drop(state);
+            self.request_flush();
+        } else {
             // Kafka's default semantics: visible (and acknowledged) before the fsync.
             state.high_watermark = end;
             let flush_due = state.unflushed_messages >= state.config.flush_messages;
@@ -176,9 +179,6 @@ impl Log {
             if flush_due || rolled {
                 self.request_flush();
             }
-        } else {
-            drop(state);
-            self.request_flush();
         }
         Ok(info)
     }

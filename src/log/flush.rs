@@ -18,15 +18,12 @@ impl Log {
         state.flush_running = true;
         drop(state);
         let log = self.clone();
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
-                handle.spawn(async move { log.run_flushes().await });
-            }
-            Err(_) => {
-                // Outside a runtime (tests, shutdown): flush inline.
-                let _ = log.flush_once();
-                log.lock().flush_running = false;
-            }
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move { log.run_flushes().await });
+        } else {
+            // Outside a runtime (tests, shutdown): flush inline.
+            let _ = log.flush_once();
+            log.lock().flush_running = false;
         }
     }
 
@@ -153,10 +150,10 @@ impl Log {
         drop(state);
         match outcome {
             Ok(()) => {
-                tracing::error!(partition = %self.tp, error = %cause, end_offset = keep.offset, lost_offsets = lost, "fsync failed; cut the log back to its last durable offset")
+                tracing::error!(partition = %self.tp, error = %cause, end_offset = keep.offset, lost_offsets = lost, "fsync failed; cut the log back to its last durable offset");
             }
             Err(e) => {
-                tracing::error!(partition = %self.tp, error = %cause, truncate_error = %e, "fsync failed and cutting the log back failed too; recovery at restart will cut it")
+                tracing::error!(partition = %self.tp, error = %cause, truncate_error = %e, "fsync failed and cutting the log back failed too; recovery at restart will cut it");
             }
         }
         self.durable.send_modify(|d| {

@@ -55,7 +55,9 @@ pub(super) fn rebuild_producer_state(
     dir: &Path,
     segments: &LogSegments,
 ) -> (ProducerStateManager, Vec<AbortedTxn>) {
-    let log_end = segments.active().map_or(0, |s| s.next_offset());
+    let log_end = segments
+        .active()
+        .map_or(0, super::segment::LogSegment::next_offset);
     let mut state = ProducerStateManager::default();
     let mut aborted = Vec::new();
     let mut from = segments.first_base().unwrap_or(0);

@@ -105,8 +105,7 @@ pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LogError + '_ {
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// An offset with the segment and file position where it starts.
@@ -271,7 +270,7 @@ impl Log {
     fn lock(&self) -> MutexGuard<'_, LogState> {
         self.state
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub fn topic_partition(&self) -> &TopicPartition {

@@ -633,7 +633,7 @@ mod tests {
                     timestamp: 1000 + i,
                     key: None,
                     value: Some(bytes::Bytes::from_static(b"some value")),
-                    headers: Default::default(),
+                    headers: kafka_protocol::indexmap::IndexMap::new(),
                 })
                 .collect();
             let mut b = bytes::BytesMut::new();

@@ -50,7 +50,7 @@ impl Log {
             match self.storage.rename(path, &renamed) {
                 Ok(()) => doomed.push(renamed),
                 Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "renaming a deleted segment failed")
+                    tracing::warn!(path = %path.display(), error = %e, "renaming a deleted segment failed");
                 }
             }
         }

@@ -262,9 +262,8 @@ impl LogSegment {
         let mut batches = 0u64;
         let mut buf = Vec::new();
         while pos < file_len {
-            let header = match read_header_at(self.file.as_ref(), pos, file_len)? {
-                Some(h) => h,
-                None => break,
+            let Some(header) = read_header_at(self.file.as_ref(), pos, file_len)? else {
+                break;
             };
             if header.base_offset < next || header.last_offset_delta < 0 {
                 // Offsets must increase: a stale or foreign batch ends the valid log.

@@ -90,6 +90,9 @@ impl LogSegments {
 
     /// Bytes in all segments.
     pub fn size_bytes(&self) -> u64 {
-        self.by_base.values().map(|s| s.size()).sum()
+        self.by_base
+            .values()
+            .map(super::segment::LogSegment::size)
+            .sum()
     }
 }

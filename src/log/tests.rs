@@ -229,7 +229,7 @@ async fn concurrent_durable_appends_share_fsyncs_and_all_complete() {
     for t in waits {
         offsets.push(t.await.unwrap());
     }
-    offsets.sort();
+    offsets.sort_unstable();
     assert_eq!(offsets, (0..50).collect::<Vec<_>>());
     assert_eq!(log.high_watermark(), 50);
     // Without group commit this would be one fsync per append (50).
@@ -438,7 +438,7 @@ fn segments_roll_by_record_timestamps_as_kafka_does() {
     );
     let segments = || {
         let mut bases: Vec<i64> = log.lock().segments.bases().collect();
-        bases.sort();
+        bases.sort_unstable();
         bases
     };
     produce(&log, &[b"a"], 5000);

@@ -47,7 +47,9 @@ pub(super) fn read_txn_indexes(
     dir: &Path,
     segments: &LogSegments,
 ) -> Vec<AbortedTxn> {
-    let log_end = segments.active().map_or(0, |s| s.next_offset());
+    let log_end = segments
+        .active()
+        .map_or(0, super::segment::LogSegment::next_offset);
     let mut out = Vec::new();
     for base in segments.bases() {
         let Ok(bytes) = storage.read(&file_names::txn_index_file(dir, base)) else {

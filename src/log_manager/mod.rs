@@ -285,7 +285,10 @@ impl LogManager {
                 storage.remove_file(&path).map_err(io_err(&path))?;
             }
         }
-        *manager.topics.write().unwrap_or_else(|e| e.into_inner()) = table;
+        *manager
+            .topics
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = table;
         // From now on a crash is an unclean shutdown again.
         for dir in &config.log_dirs {
             let marker = dir.join(CLEAN_SHUTDOWN_FILE);
@@ -330,10 +333,9 @@ impl LogManager {
             .iter()
             .enumerate()
             .min_by_key(|(_, d)| {
-                self.storage
-                    .list(d)
-                    .map(|entries| entries.iter().filter(|e| self.storage.is_dir(e)).count())
-                    .unwrap_or(0)
+                self.storage.list(d).map_or(0, |entries| {
+                    entries.iter().filter(|e| self.storage.is_dir(e)).count()
+                })
             })
             .unwrap_or((0, &self.config.log_dirs[0]));
         (i, dir.join(name))
@@ -346,14 +348,17 @@ impl LogManager {
     pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
         self.topics
             .read()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .by_name
             .get(name)
             .cloned()
     }
 
     pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
-        let table = self.topics.read().unwrap_or_else(|e| e.into_inner());
+        let table = self
+            .topics
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         table
             .by_id
             .get(&id)
@@ -364,7 +369,7 @@ impl LogManager {
     pub fn topics(&self) -> Vec<Arc<Topic>> {
         self.topics
             .read()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .by_name
             .values()
             .cloned()

@@ -75,7 +75,10 @@ impl LogManager {
         replication_factor: i16,
         configs: BTreeMap<String, String>,
     ) -> Result<Arc<Topic>, TopicError> {
-        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let _admin = self
+            .admin
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let (partitions, log_config) =
             self.validate_new_topic(name, num_partitions, replication_factor, &configs)?;
         let id = loop {
@@ -95,7 +98,10 @@ impl LogManager {
             configs,
             partitions: logs,
         });
-        let mut table = self.topics.write().unwrap_or_else(|e| e.into_inner());
+        let mut table = self
+            .topics
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         table.by_id.insert(id, name.to_string());
         table.by_name.insert(name.to_string(), topic.clone());
         drop(table);
@@ -166,7 +172,10 @@ impl LogManager {
 
     fn replace_topic(&self, topic: Topic) -> Arc<Topic> {
         let topic = Arc::new(topic);
-        let mut table = self.topics.write().unwrap_or_else(|e| e.into_inner());
+        let mut table = self
+            .topics
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         table.by_name.insert(topic.name.clone(), topic.clone());
         topic
     }
@@ -179,7 +188,10 @@ impl LogManager {
         configs: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<(), TopicError> {
-        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let _admin = self
+            .admin
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let topic = self.topic(name).ok_or(TopicError::UnknownTopic)?;
         for (key, value) in &configs {
             validate_topic_config(key, value).map_err(TopicError::InvalidConfig)?;
@@ -213,7 +225,10 @@ impl LogManager {
         count: i32,
         validate_only: bool,
     ) -> Result<(), TopicError> {
-        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let _admin = self
+            .admin
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let topic = self.topic(name).ok_or(TopicError::UnknownTopic)?;
         let current = topic.partitions.len() as i32;
         if count < current {
@@ -260,7 +275,10 @@ impl LogManager {
     /// Deletes a topic: the metadata file goes first (so a crash can't bring it back), then
     /// each partition directory is renamed to `*-delete` and removed.
     pub fn delete_topic(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
-        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let _admin = self
+            .admin
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let topic = self.topic(name).ok_or(TopicError::UnknownTopic)?;
         let path = self.topics_dir().join(format!("{name}.yaml"));
         self.storage.remove_file(&path).map_err(io_err(&path))?;
@@ -268,7 +286,10 @@ impl LogManager {
             .sync_dir(&self.topics_dir())
             .map_err(io_err(&self.topics_dir()))?;
         {
-            let mut table = self.topics.write().unwrap_or_else(|e| e.into_inner());
+            let mut table = self
+                .topics
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             table.by_name.remove(name);
             table.by_id.remove(&topic.id);
         }

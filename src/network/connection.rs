@@ -38,7 +38,7 @@ pub async fn serve(broker: Arc<Broker>, socket: TcpStream, mut shutdown: watch::
         let frame = tokio::select! {
             frame = read_frame(&mut reader, &mut buf, max_request) => frame,
             _ = shutdown.changed() => break,
-            _ = tx.closed() => break,
+            () = tx.closed() => break,
         };
         let frame = match frame {
             Ok(frame) => frame,

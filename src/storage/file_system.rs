@@ -1,6 +1,10 @@
 //! [`Storage`] on the real file system. Writes are vectored (`pwritev`), so an append can
 //! write a patched batch header and the client's bytes without first copying them together.
 
+// unsafe is denied crate-wide (Cargo.toml [lints]); allowed here because pwritev,
+// posix_fadvise and statvfs have no safe std equivalent.
+#![allow(unsafe_code)]
+
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
@@ -165,6 +169,27 @@ impl Storage for FileSystem {
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         File::open(dir)?.sync_all()
     }
+}
+
+/// (total, available to unprivileged users) bytes of the file system holding `path`
+/// (`statvfs`), or `None` if it cannot be asked.
+pub fn disk_space(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c` is a valid NUL-terminated path and `stat` points to writable memory of the
+    // right size; statvfs fills it completely when it returns 0.
+    let stat = unsafe {
+        if libc::statvfs(c.as_ptr(), stat.as_mut_ptr()) != 0 {
+            return None;
+        }
+        stat.assume_init()
+    };
+    let block = stat.f_frsize as u64;
+    Some((
+        (stat.f_blocks as u64).saturating_mul(block),
+        (stat.f_bavail as u64).saturating_mul(block),
+    ))
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use file_system::FileSystem;
+pub use file_system::{disk_space, FileSystem};
 
 /// An open file: positional reads and writes, so many readers can share one handle.
 pub trait StorageFile: Send + Sync + fmt::Debug {

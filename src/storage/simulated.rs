@@ -342,7 +342,9 @@ impl SimulatedStorage {
     }
 
     fn lock(&self) -> MutexGuard<'_, Machine> {
-        self.machine.lock().unwrap_or_else(|p| p.into_inner())
+        self.machine
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Creates `dir` and its parents, durably (the test's starting point).
@@ -425,7 +427,10 @@ impl SimulatedStorage {
 
 impl Process {
     fn lock(&self) -> io::Result<MutexGuard<'_, Machine>> {
-        let m = self.machine.lock().unwrap_or_else(|p| p.into_inner());
+        let m = self
+            .machine
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if m.boot != self.boot {
             return Err(stale_error());
         }
@@ -435,7 +440,10 @@ impl Process {
 
 impl SimulatedFile {
     fn machine(&self) -> io::Result<MutexGuard<'_, Machine>> {
-        let m = self.machine.lock().unwrap_or_else(|p| p.into_inner());
+        let m = self
+            .machine
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if m.boot != self.boot {
             return Err(stale_error());
         }

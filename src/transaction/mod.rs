@@ -104,7 +104,7 @@ impl TransactionCoordinator {
         *coordinator
             .published
             .lock()
-            .unwrap_or_else(|e| e.into_inner()) = recovered.clone();
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = recovered.clone();
         *coordinator.txns.lock().await = recovered;
         coordinator
     }
@@ -131,7 +131,7 @@ impl TransactionCoordinator {
         append_durably(&log, &[(Some(&key), Some(&value))], |_| {}).await?;
         self.published
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(t.transactional_id.clone(), t.clone());
         Ok(())
     }
@@ -146,7 +146,10 @@ impl TransactionCoordinator {
         producer_epoch: i16,
         partition: &TopicPartition,
     ) -> Result<(), ResponseError> {
-        let published = self.published.lock().unwrap_or_else(|e| e.into_inner());
+        let published = self
+            .published
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let t = published
             .get(transactional_id)
             .filter(|t| t.producer_id == producer_id)
@@ -235,28 +238,25 @@ impl TransactionCoordinator {
         }
         let mut txns = self.txns.lock().await;
         let now = now_ms();
-        let t = match txns.get_mut(transactional_id) {
-            None => {
-                let producer_id = self
-                    .producer_ids
-                    .next_id()
-                    .map_err(|_| ResponseError::KafkaStorageError)?;
-                let t = TxnMetadata {
-                    transactional_id: transactional_id.to_string(),
-                    producer_id,
-                    producer_epoch: 0,
-                    timeout_ms,
-                    state: TxnState::Empty,
-                    partitions: BTreeSet::new(),
-                    start_ms: -1,
-                    last_update_ms: now,
-                };
-                self.persist(&t).await?;
-                let out = (t.producer_id, t.producer_epoch);
-                txns.insert(transactional_id.to_string(), t);
-                return Ok(out);
-            }
-            Some(t) => t,
+        let Some(t) = txns.get_mut(transactional_id) else {
+            let producer_id = self
+                .producer_ids
+                .next_id()
+                .map_err(|_| ResponseError::KafkaStorageError)?;
+            let t = TxnMetadata {
+                transactional_id: transactional_id.to_string(),
+                producer_id,
+                producer_epoch: 0,
+                timeout_ms,
+                state: TxnState::Empty,
+                partitions: BTreeSet::new(),
+                start_ms: -1,
+                last_update_ms: now,
+            };
+            self.persist(&t).await?;
+            let out = (t.producer_id, t.producer_epoch);
+            txns.insert(transactional_id.to_string(), t);
+            return Ok(out);
         };
         if let Some((pid, epoch)) = expected {
             // KIP-360: the producer says who it is; only the current incarnation may bump.
@@ -399,7 +399,7 @@ impl TransactionCoordinator {
             (TxnState::Ongoing, _) => self.complete(t, commit).await,
             // A retried EndTxn whose first attempt completed.
             (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => Ok(()),
-            (TxnState::PrepareCommit, _) | (TxnState::PrepareAbort, _) => {
+            (TxnState::PrepareCommit | TxnState::PrepareAbort, _) => {
                 Err(ResponseError::ConcurrentTransactions)
             }
             _ => Err(ResponseError::InvalidTxnState),

@@ -246,7 +246,7 @@ async fn topic_configs_are_described_altered_validated_applied_and_durable() {
     broker.stop();
 }
 
-async fn partition_count(addr: &str, topic: &str) -> usize {
+fn partition_count(addr: &str, topic: &str) -> usize {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", addr)
         .create()
@@ -267,7 +267,7 @@ async fn partitions_grow_only_and_stay_grown() {
         .await
         .unwrap();
     r.into_iter().next().unwrap().expect("grown");
-    assert_eq!(partition_count(&broker.addr, "grow").await, 5);
+    assert_eq!(partition_count(&broker.addr, "grow"), 5);
     produce(&broker.addr, "grow", 4, 3, 10)
         .await
         .expect("the new partition takes data");
@@ -282,7 +282,7 @@ async fn partitions_grow_only_and_stay_grown() {
         );
     }
     let broker = broker.restart_after(Broker::kill9, &[]);
-    assert_eq!(partition_count(&broker.addr, "grow").await, 5);
+    assert_eq!(partition_count(&broker.addr, "grow"), 5);
     broker.stop();
 }
 

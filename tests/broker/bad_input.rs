@@ -27,7 +27,7 @@ fn closed_by_broker(mut s: TcpStream) -> bool {
     loop {
         match s.read(&mut buf) {
             Ok(0) => return true,
-            Ok(_) => continue,
+            Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
             Err(_) => return false,
         }

@@ -82,7 +82,11 @@ impl Member {
                     sn.lock().unwrap().push((m.partition(), m.offset()));
                 }
                 if let Ok(tpl) = consumer.assignment() {
-                    *asg.lock().unwrap() = tpl.elements().iter().map(|e| e.partition()).collect();
+                    *asg.lock().unwrap() = tpl
+                        .elements()
+                        .iter()
+                        .map(rdkafka::topic_partition_list::TopicPartitionListElem::partition)
+                        .collect();
                 }
             }
             let _ = consumer.commit_consumer_state(CommitMode::Sync);

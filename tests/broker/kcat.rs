@@ -49,7 +49,11 @@ fn kcat_lists_produces_and_consumes() {
     let broker = Broker::start(dir.path(), &["num.partitions=2"]);
     let b = broker.addr.as_str();
 
-    let input: String = (0..100).map(|i| format!("key{i}:value{i}\n")).collect();
+    let input: String = (0..100).fold(String::new(), |mut s, i| {
+        use std::fmt::Write as _;
+        let _ = writeln!(s, "key{i}:value{i}");
+        s
+    });
     kcat(&["-b", b, "-P", "-t", "kc", "-K:", "-p", "0"], Some(&input));
     kcat(
         &["-b", b, "-P", "-t", "kc", "-p", "1"],

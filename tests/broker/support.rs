@@ -43,12 +43,9 @@ impl Broker {
                 }
             }
         });
-        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(addr) => addr,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("gregor did not start within 60 s");
-            }
+        let Ok(addr) = rx.recv_timeout(Duration::from_secs(60)) else {
+            let _ = child.kill();
+            panic!("gregor did not start within 60 s");
         };
         Broker {
             child,
