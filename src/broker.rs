@@ -2,14 +2,51 @@
 //! this broker advertises. Immutable after start-up; shared as `Arc<Broker>`.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::config::BrokerConfig;
 use crate::coordinator::GroupCoordinator;
-use crate::log_manager::LogManager;
+use crate::log_manager::{LogManager, TopicError};
 use crate::producer_ids::ProducerIdManager;
 use crate::storage::Storage;
 use crate::transaction::TransactionCoordinator;
+
+/// Why the broker could not start, with the cause kept for `main` to print.
+#[derive(Debug)]
+pub enum StartError {
+    /// The data directories could not be opened or recovered.
+    Storage(TopicError),
+    /// The producer-id block file could not be read or reserved.
+    ProducerIds {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A start-up task panicked (a bug; its message is in the log).
+    Task(tokio::task::JoinError),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Storage(_) => f.write_str("cannot open the data directories"),
+            StartError::ProducerIds { path, .. } => {
+                write!(f, "cannot use the producer id block {}", path.display())
+            }
+            StartError::Task(_) => f.write_str("a start-up task failed"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StartError::Storage(e) => Some(e),
+            StartError::ProducerIds { source, .. } => Some(source),
+            StartError::Task(e) => Some(e),
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct Broker {
@@ -31,7 +68,7 @@ impl Broker {
         config: Arc<BrokerConfig>,
         storage: Arc<dyn Storage>,
         local: SocketAddr,
-    ) -> Result<Broker, String> {
+    ) -> Result<Broker, StartError> {
         let logs = Self::open_logs(config.clone(), storage).await?;
         Self::load(config, logs, local).await
     }
@@ -40,11 +77,11 @@ impl Broker {
     pub async fn open_logs(
         config: Arc<BrokerConfig>,
         storage: Arc<dyn Storage>,
-    ) -> Result<Arc<LogManager>, String> {
+    ) -> Result<Arc<LogManager>, StartError> {
         tokio::task::spawn_blocking(move || LogManager::open(config, storage))
             .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())
+            .map_err(StartError::Task)?
+            .map_err(StartError::Storage)
             .map(Arc::new)
     }
 
@@ -54,20 +91,18 @@ impl Broker {
         config: Arc<BrokerConfig>,
         logs: Arc<LogManager>,
         local: SocketAddr,
-    ) -> Result<Broker, String> {
+    ) -> Result<Broker, StartError> {
         let groups = {
             let (coordinator_config, logs) = (config.coordinator.clone(), logs.clone());
             tokio::task::spawn_blocking(move || GroupCoordinator::load(coordinator_config, logs))
                 .await
                 .map(Arc::new)
-                .map_err(|e| e.to_string())?
+                .map_err(StartError::Task)?
         };
-        let producer_ids = ProducerIdManager::open(
-            logs.storage().clone(),
-            logs.metadata_dir().join("producer-id-block"),
-        )
-        .map(Arc::new)
-        .map_err(|e| format!("producer-id-block: {e}"))?;
+        let path = logs.metadata_dir().join("producer-id-block");
+        let producer_ids = ProducerIdManager::open(logs.storage().clone(), path.clone())
+            .map(Arc::new)
+            .map_err(|source| StartError::ProducerIds { path, source })?;
         let txns = Arc::new(
             TransactionCoordinator::load(
                 config.transactions.clone(),

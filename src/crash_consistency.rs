@@ -60,6 +60,7 @@ async fn open(sim: &SimulatedStorage) -> Result<Arc<Broker>, String> {
     Broker::open(config(), sim.shared(), local)
         .await
         .map(Arc::new)
+        .map_err(|e| crate::error_chain(&e))
 }
 
 /// One request through the broker's dispatcher, as a connection would send it.

@@ -129,8 +129,26 @@ fn main() -> ExitCode {
     match runtime.block_on(server::run(config, shutdown::signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("gregor: {e}");
+            eprintln!("gregor: {}", error_chain(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes on one line: "cannot open the data directories: ...: ...".
+/// Gregor's leaf errors (an I/O error on a path) say their cause in their own message too,
+/// since that message also goes to logs and to clients; a cause already spelled out is
+/// not repeated.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
 }

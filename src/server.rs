@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::broker::Broker;
+use crate::broker::{Broker, StartError};
 use crate::config::BrokerConfig;
 use crate::network::connection;
 use crate::storage;
@@ -19,15 +19,29 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug)]
 pub enum ServerError {
-    Storage(String),
-    Listen(String),
+    /// Opening the store or loading the coordinators failed.
+    Start(StartError),
+    /// The listener address could not be resolved or bound.
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
 }
 
 impl std::fmt::Display for ServerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ServerError::Storage(m) => write!(f, "cannot open the data directories: {m}"),
-            ServerError::Listen(m) => write!(f, "cannot listen: {m}"),
+            ServerError::Start(e) => write!(f, "{e}"),
+            ServerError::Listen { addr, .. } => write!(f, "cannot listen on {addr}"),
+        }
+    }
+}
+
+impl std::error::Error for ServerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ServerError::Start(e) => e.source(),
+            ServerError::Listen { source, .. } => Some(source),
         }
     }
 }
@@ -40,21 +54,19 @@ where
     // Logs first, like Kafka: the port opens once the data is recovered.
     let logs = Broker::open_logs(config.clone(), storage::file_system())
         .await
-        .map_err(ServerError::Storage)?;
+        .map_err(ServerError::Start)?;
     let listener_config = &config.listeners[0];
-    let addr = listener_config
-        .socket_addr()
-        .map_err(|e| ServerError::Listen(e.to_string()))?;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| ServerError::Listen(format!("{addr}: {e}")))?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| ServerError::Listen(e.to_string()))?;
+    let listen_error = |source| ServerError::Listen {
+        addr: listener_config.to_string(),
+        source,
+    };
+    let addr = listener_config.socket_addr().map_err(listen_error)?;
+    let listener = TcpListener::bind(addr).await.map_err(listen_error)?;
+    let local = listener.local_addr().map_err(listen_error)?;
     let broker = Broker::load(config.clone(), logs, local)
         .await
         .map(Arc::new)
-        .map_err(ServerError::Storage)?;
+        .map_err(ServerError::Start)?;
     let (logs, groups, txns) = (
         broker.logs.clone(),
         broker.groups.clone(),

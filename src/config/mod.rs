@@ -52,20 +52,26 @@ pub struct Listener {
 }
 
 impl Listener {
-    pub fn socket_addr(&self) -> Result<SocketAddr, ConfigError> {
+    /// The address to bind: the host resolved (empty: every interface) with the port.
+    pub fn socket_addr(&self) -> std::io::Result<SocketAddr> {
         let host = if self.host.is_empty() {
             "0.0.0.0"
         } else {
             &self.host
         };
         use std::net::ToSocketAddrs;
-        (host, self.port)
-            .to_socket_addrs()
-            .ok()
-            .and_then(|mut addrs| addrs.next())
-            .ok_or_else(|| {
-                ConfigError::new("listeners", format!("cannot resolve host `{}`", self.host))
-            })
+        (host, self.port).to_socket_addrs()?.next().ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("host `{}` has no address", self.host),
+            )
+        })
+    }
+}
+
+impl std::fmt::Display for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}:{}", self.name, self.host, self.port)
     }
 }
 

@@ -93,7 +93,16 @@ impl std::fmt::Display for LogError {
     }
 }
 
-impl std::error::Error for LogError {}
+impl std::error::Error for LogError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LogError::Batch(e) => Some(e),
+            LogError::Producer(e) => Some(e),
+            LogError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
 
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LogError + '_ {
     move |source| LogError::Io {

@@ -89,6 +89,8 @@ impl std::fmt::Display for ProducerError {
     }
 }
 
+impl std::error::Error for ProducerError {}
+
 /// What checking a batch found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Check {

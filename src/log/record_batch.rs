@@ -57,6 +57,8 @@ impl std::fmt::Display for BatchError {
     }
 }
 
+impl std::error::Error for BatchError {}
+
 /// The header fields of one batch, read from its first 61 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchHeader {

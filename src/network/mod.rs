@@ -36,6 +36,15 @@ impl std::fmt::Display for FrameError {
     }
 }
 
+impl std::error::Error for FrameError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            FrameError::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 /// Most bytes reserved ahead of what has arrived.
 const READ_CHUNK: usize = 256 * 1024;
 
