@@ -17,7 +17,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
+use kafka_protocol::messages::ConsumerProtocolSubscription;
+use kafka_protocol::protocol::{Decodable, Message};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
@@ -221,8 +223,8 @@ impl Group {
         self.pending_members.is_empty() && self.members.values().all(|m| m.awaiting_join.is_some())
     }
 
-    /// The topics a consumer-protocol member subscribed to (for OffsetDelete); parsed from
-    /// `ConsumerProtocolSubscription` (version, topics array, ...).
+    /// The topics the members of a consumer-protocol group subscribed to (for
+    /// OffsetDelete), from each member's `ConsumerProtocolSubscription`.
     pub fn subscribed_topics(&self) -> Vec<String> {
         let Some(protocol) = &self.protocol_name else {
             return Vec::new();
@@ -230,28 +232,61 @@ impl Group {
         if self.protocol_type.as_deref() != Some("consumer") {
             return Vec::new();
         }
-        let mut topics = Vec::new();
-        for m in self.members.values() {
-            let meta = m.metadata(protocol);
-            let b = &meta[..];
-            if b.len() < 6 {
-                continue;
-            }
-            let count = i32::from_be_bytes([b[2], b[3], b[4], b[5]]).max(0) as usize;
-            let mut at = 6;
-            for _ in 0..count.min(b.len()) {
-                if at + 2 > b.len() {
-                    break;
-                }
-                let len = i16::from_be_bytes([b[at], b[at + 1]]).max(0) as usize;
-                at += 2;
-                if at + len > b.len() {
-                    break;
-                }
-                topics.push(String::from_utf8_lossy(&b[at..at + len]).into_owned());
-                at += len;
-            }
-        }
-        topics
+        self.members
+            .values()
+            .flat_map(|m| subscription_topics(&m.metadata(protocol)))
+            .collect()
+    }
+}
+
+/// The topics of a `ConsumerProtocolSubscription`: an i16 version, then the body in that
+/// version. Versions above the newest known are read as the newest, as Kafka's
+/// `ConsumerProtocol` does (later versions only add fields); garbage yields no topics.
+fn subscription_topics(metadata: &Bytes) -> Vec<String> {
+    let mut body = metadata.clone();
+    if body.len() < 2 {
+        return Vec::new();
+    }
+    let version = body.get_i16();
+    let newest = ConsumerProtocolSubscription::VERSIONS.max;
+    ConsumerProtocolSubscription::decode(&mut body, version.clamp(0, newest))
+        .map(|s| s.topics.iter().map(ToString::to_string).collect())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BufMut;
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+
+    fn subscription(version: i16, topics: &[&'static str]) -> Bytes {
+        let s = ConsumerProtocolSubscription::default().with_topics(
+            topics
+                .iter()
+                .map(|t| StrBytes::from_static_str(t))
+                .collect(),
+        );
+        let mut b = bytes::BytesMut::new();
+        b.put_i16(version);
+        s.encode(
+            &mut b,
+            version.min(ConsumerProtocolSubscription::VERSIONS.max),
+        )
+        .unwrap();
+        b.freeze()
+    }
+
+    #[test]
+    fn subscribed_topics_come_from_the_consumer_protocol_subscription() {
+        assert_eq!(
+            subscription_topics(&subscription(0, &["a", "b"])),
+            ["a", "b"]
+        );
+        assert_eq!(subscription_topics(&subscription(3, &["c"])), ["c"]);
+        // A newer client's version is read as the newest known one.
+        assert_eq!(subscription_topics(&subscription(9, &["d"])), ["d"]);
+        assert!(subscription_topics(&Bytes::from_static(b"\x00\x00\x7f\xff\xff\xff")).is_empty());
+        assert!(subscription_topics(&Bytes::new()).is_empty());
     }
 }
