@@ -17,6 +17,8 @@ pub struct CoordinatorConfig {
     pub max_size: usize,
     /// `offsets.retention.minutes`.
     pub offsets_retention: Duration,
+    /// `offsets.retention.check.interval.ms`.
+    pub offsets_retention_check_interval: Duration,
     /// `offsets.topic.num.partitions`.
     pub offsets_topic_partitions: i32,
     /// `offset.metadata.max.bytes`.

@@ -252,6 +252,12 @@ impl BrokerConfig {
                 offsets_retention: Duration::from_secs(
                     60 * raw.int("offsets.retention.minutes", 10080, 1, i32::MAX as i64)? as u64,
                 ),
+                offsets_retention_check_interval: Duration::from_millis(raw.int(
+                    "offsets.retention.check.interval.ms",
+                    600_000,
+                    1,
+                    i64::MAX,
+                )? as u64),
                 offsets_topic_partitions: raw.int("offsets.topic.num.partitions", 50, 1, 1000)?
                     as i32,
                 offset_metadata_max_bytes: raw.int(
@@ -367,6 +373,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker("group.max.session.timeout.ms", "1800000", 3, "Largest session timeout a member may ask for."),
     broker("group.max.size", "2147483647", 3, "Most members in a group."),
     broker("offsets.retention.minutes", "10080", 3, "Committed offsets of groups without members expire after this."),
+    broker("offsets.retention.check.interval.ms", "600000", 5, "How often expired offsets and groups left with neither members nor offsets are removed."),
     broker("offsets.topic.num.partitions", "50", 3, "Partitions of __consumer_offsets."),
     broker("offset.metadata.max.bytes", "4096", 3, "Longest metadata of an offset commit."),
     broker("transaction.max.timeout.ms", "900000", 3, "Longest transaction timeout a producer may ask for."),

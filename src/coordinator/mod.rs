@@ -102,6 +102,9 @@ pub struct GroupCoordinator {
     config: CoordinatorConfig,
     logs: Arc<LogManager>,
     groups: Mutex<HashMap<String, Group>>,
+    /// When offset retention and the removal of empty groups run next
+    /// (`offsets.retention.check.interval.ms`, as Kafka's periodic group metadata cleanup).
+    next_cleanup: Mutex<Instant>,
 }
 
 impl GroupCoordinator {
@@ -144,6 +147,7 @@ impl GroupCoordinator {
             tracing::info!(groups = groups.len(), "loaded committed offsets");
         }
         GroupCoordinator {
+            next_cleanup: Mutex::new(Instant::now() + config.offsets_retention_check_interval),
             config,
             logs,
             groups: Mutex::new(groups),
@@ -158,11 +162,24 @@ impl GroupCoordinator {
 
     // ---- JoinGroup ------------------------------------------------------------------
 
-    /// Session, rebalance and sync timeouts, and offset retention. Called periodically.
+    /// Session, rebalance and sync timeouts; every `offsets.retention.check.interval.ms`
+    /// also offset retention and the removal of groups left with neither members nor
+    /// offsets (until then such a group is still Empty, as in Kafka). Called periodically.
     pub fn tick(&self, now: Instant) {
         let mut expired_offsets: Vec<(String, Vec<(String, i32)>)> = Vec::new();
         let retention_ms = self.config.offsets_retention.as_millis() as i64;
         let wall = now_ms();
+        let cleanup = {
+            let mut next = self
+                .next_cleanup
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let due = now >= *next;
+            if due {
+                *next = now + self.config.offsets_retention_check_interval;
+            }
+            due
+        };
         {
             let mut groups = self.lock();
             for group in groups.values_mut() {
@@ -199,7 +216,7 @@ impl GroupCoordinator {
                     self.after_removal(group, now);
                 }
                 self.maybe_complete_join(group, now);
-                if group.state == GroupState::Empty && retention_ms > 0 {
+                if cleanup && group.state == GroupState::Empty && retention_ms > 0 {
                     let old: Vec<(String, i32)> = group
                         .offsets
                         .iter()
@@ -214,12 +231,14 @@ impl GroupCoordinator {
                     }
                 }
             }
-            groups.retain(|_, g| {
-                !(g.state == GroupState::Empty
-                    && g.members.is_empty()
-                    && g.offsets.is_empty()
-                    && g.pending_members.is_empty())
-            });
+            if cleanup {
+                groups.retain(|_, g| {
+                    !(g.state == GroupState::Empty
+                        && g.members.is_empty()
+                        && g.offsets.is_empty()
+                        && g.pending_members.is_empty())
+                });
+            }
         }
         for (group, partitions) in expired_offsets {
             self.write_tombstones(&group, &partitions);

@@ -287,3 +287,27 @@ async fn offsets_commit_fetch_and_survive_a_restart() {
     let c = coordinator(dir.path(), 0);
     assert!(c.fetch_offsets("simple", None).is_empty());
 }
+
+/// Regression: Gregor dropped a group as soon as it had neither members nor offsets (on the
+/// next 100 ms tick), so a DeleteGroups right after got GROUP_ID_NOT_FOUND where Kafka, which
+/// cleans up every `offsets.retention.check.interval.ms`, answers NONE (the differential
+/// runner's groups/delete_groups step).
+#[tokio::test(start_paused = true)]
+async fn an_empty_group_stays_until_the_retention_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = coordinator(dir.path(), 0);
+    let (a, join) = join_new(&c);
+    assert_eq!(resolve(join).await.error, 0);
+    let leaving = [Leaving {
+        member_id: a,
+        group_instance_id: None,
+    }];
+    assert_eq!(c.leave("g", &leaving), Ok(vec![0]));
+    tokio::time::advance(Duration::from_secs(1)).await;
+    c.tick(Instant::now());
+    assert_eq!(c.describe("g").map(|d| d.state), Some(GroupState::Empty));
+    // Past offsets.retention.check.interval.ms (600 s by default) it is gone.
+    tokio::time::advance(Duration::from_secs(600)).await;
+    c.tick(Instant::now());
+    assert!(c.describe("g").is_none());
+}
