@@ -17,6 +17,9 @@ mod producer_ids;
 mod server;
 mod shutdown;
 mod storage;
+#[cfg(test)]
+#[path = "../tests/broker/batches.rs"]
+mod test_batches;
 mod transaction;
 
 use std::path::PathBuf;

@@ -475,62 +475,16 @@ pub fn decode_key_values(batch: &[u8]) -> Option<Vec<KeyValue>> {
 
 #[cfg(test)]
 pub mod test_support {
-    //! Builds valid uncompressed batches for tests, without a client library.
+    //! Test batches, from the builder the unit and integration tests share.
 
-    fn varint(out: &mut Vec<u8>, v: i64) {
-        let mut z = ((v << 1) ^ (v >> 63)) as u64;
-        loop {
-            if z < 0x80 {
-                out.push(z as u8);
-                return;
-            }
-            out.push((z as u8 & 0x7f) | 0x80);
-            z >>= 7;
-        }
-    }
+    pub use crate::test_batches::TestBatch;
 
     /// A batch of `values` (no keys, no headers) with timestamps `ts, ts+1, ...`.
     pub fn batch(values: &[&[u8]], ts: i64) -> Vec<u8> {
-        let mut records = Vec::new();
-        for (i, v) in values.iter().enumerate() {
-            let mut r = Vec::new();
-            r.push(0); // attributes
-            varint(&mut r, i as i64); // timestamp delta
-            varint(&mut r, i as i64); // offset delta
-            varint(&mut r, -1); // null key
-            varint(&mut r, v.len() as i64);
-            r.extend_from_slice(v);
-            varint(&mut r, 0); // headers
-            varint(&mut records, r.len() as i64);
-            records.extend_from_slice(&r);
-        }
-        let n = values.len() as i32;
-        let mut b = Vec::new();
-        b.extend_from_slice(&0i64.to_be_bytes());
-        b.extend_from_slice(&((49 + records.len()) as i32).to_be_bytes());
-        b.extend_from_slice(&(-1i32).to_be_bytes());
-        b.push(2);
-        b.extend_from_slice(&[0, 0, 0, 0]);
-        b.extend_from_slice(&0i16.to_be_bytes());
-        b.extend_from_slice(&(n - 1).to_be_bytes());
-        b.extend_from_slice(&ts.to_be_bytes());
-        b.extend_from_slice(&(ts + n as i64 - 1).to_be_bytes());
-        b.extend_from_slice(&(-1i64).to_be_bytes());
-        b.extend_from_slice(&(-1i16).to_be_bytes());
-        b.extend_from_slice(&(-1i32).to_be_bytes());
-        b.extend_from_slice(&n.to_be_bytes());
-        b.extend_from_slice(&records);
-        let crc = crc32c::crc32c(&b[21..]);
-        b[17..21].copy_from_slice(&crc.to_be_bytes());
-        b
+        TestBatch::new(values).timestamp(ts).encode()
     }
-}
 
-#[cfg(test)]
-pub mod idempotent_support {
-    //! Batches from an idempotent producer, for crash tests.
-
-    /// `test_support::batch` stamped with a producer id, epoch and base sequence.
+    /// Like [`batch`], from an idempotent producer.
     pub fn idempotent_batch(
         values: &[&[u8]],
         ts: i64,
@@ -538,13 +492,10 @@ pub mod idempotent_support {
         epoch: i16,
         base_sequence: i32,
     ) -> Vec<u8> {
-        let mut b = super::test_support::batch(values, ts);
-        b[43..51].copy_from_slice(&producer_id.to_be_bytes());
-        b[51..53].copy_from_slice(&epoch.to_be_bytes());
-        b[53..57].copy_from_slice(&base_sequence.to_be_bytes());
-        let crc = crc32c::crc32c(&b[super::ATTRIBUTES_OFFSET..]);
-        b[super::CRC_OFFSET..super::CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
-        b
+        TestBatch::new(values)
+            .timestamp(ts)
+            .producer(producer_id, epoch, base_sequence)
+            .encode()
     }
 }
 

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use super::loader::{load_log, RecoveryStart};
-use super::record_batch::{check_batch, test_support::batch, BatchHeader};
+use super::record_batch::test_support::{batch, TestBatch};
+use super::record_batch::{check_batch, BatchHeader};
 use super::*;
 use crate::config::{LogConfig, TimestampType};
 use crate::storage::simulated::SimulatedStorage;
@@ -239,15 +240,11 @@ async fn concurrent_durable_appends_share_fsyncs_and_all_complete() {
 
 /// A transactional batch of `values` from producer `pid` (sequence numbers from `seq`).
 fn txn_batch(values: &[&[u8]], pid: i64, seq: i32) -> Vec<u8> {
-    let mut b = batch(values, 1);
-    let attributes = i16::from_be_bytes([b[21], b[22]]) | (1 << 4);
-    b[21..23].copy_from_slice(&attributes.to_be_bytes());
-    b[43..51].copy_from_slice(&pid.to_be_bytes());
-    b[51..53].copy_from_slice(&0i16.to_be_bytes());
-    b[53..57].copy_from_slice(&seq.to_be_bytes());
-    let crc = crc32c::crc32c(&b[21..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
-    b
+    TestBatch::new(values)
+        .timestamp(1)
+        .producer(pid, 0, seq)
+        .transactional()
+        .encode()
 }
 
 #[test]
@@ -300,12 +297,10 @@ fn open_transactions_bound_read_committed_and_aborts_are_listed_and_recovered() 
 fn idempotent_producer_state_is_rebuilt_after_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let idem = |values: &[&[u8]], seq: i32| {
-        let mut b = txn_batch(values, 9, seq);
-        let attributes = i16::from_be_bytes([b[21], b[22]]) & !(1 << 4);
-        b[21..23].copy_from_slice(&attributes.to_be_bytes());
-        let crc = crc32c::crc32c(&b[21..]);
-        b[17..21].copy_from_slice(&crc.to_be_bytes());
-        b
+        TestBatch::new(values)
+            .timestamp(1)
+            .producer(9, 0, seq)
+            .encode()
     };
     {
         let log = open(dir.path(), config(1 << 20), RecoveryStart::From(0));

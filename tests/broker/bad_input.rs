@@ -13,6 +13,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, Producer};
 
+use crate::batches::TestBatch;
 use crate::support::Broker;
 
 fn connect(addr: &str) -> TcpStream {
@@ -169,30 +170,7 @@ fn unsupported_api_versions_version_gets_a_v0_answer() {
 
 /// An uncompressed v2 batch with one record, and a valid CRC.
 fn batch(value: &[u8]) -> Vec<u8> {
-    let mut record = vec![0u8, 0, 0, 1]; // attributes, ts delta 0, offset delta 0, key null (-1)
-    record.push((value.len() as u8) << 1);
-    record.extend_from_slice(value);
-    record.push(0); // no headers
-    let mut records = vec![(record.len() as u8) << 1];
-    records.extend_from_slice(&record);
-    let mut b = BytesMut::new();
-    b.put_i64(0);
-    b.put_i32((49 + records.len()) as i32);
-    b.put_i32(-1);
-    b.put_i8(2);
-    b.put_u32(0);
-    b.put_i16(0);
-    b.put_i32(0);
-    b.put_i64(1000);
-    b.put_i64(1000);
-    b.put_i64(-1);
-    b.put_i16(-1);
-    b.put_i32(-1);
-    b.put_i32(1);
-    b.put_slice(&records);
-    let crc = crc32c::crc32c(&b[21..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
-    b.to_vec()
+    TestBatch::new(&[value]).encode()
 }
 
 fn produce(s: &mut TcpStream, topic: &str, records: Vec<u8>, correlation_id: i32) -> i16 {

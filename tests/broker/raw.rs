@@ -9,6 +9,8 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
+use crate::batches::TestBatch;
+
 pub fn call<Req: Encodable, Resp: Decodable>(
     addr: &str,
     key: ApiKey,
@@ -45,65 +47,24 @@ pub fn call<Req: Encodable, Resp: Decodable>(
     Resp::decode(&mut buf, version).expect("decode response")
 }
 
-fn varint(out: &mut Vec<u8>, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    while z >= 0x80 {
-        out.push((z as u8 & 0x7f) | 0x80);
-        z >>= 7;
-    }
-    out.push(z as u8);
-}
-
-/// An uncompressed v2 batch of `values` from producer `pid`/`epoch` starting at `seq`.
+/// An uncompressed v2 batch of `values` from producer `pid`/`epoch` starting at `seq`,
+/// stamped now (producer state expires by batch timestamp: producer.id.expiration.ms).
 pub fn batch(values: &[&[u8]], pid: i64, epoch: i16, seq: i32) -> Bytes {
-    batch_with_attributes(values, pid, epoch, seq, 0)
+    now_batch(values).producer(pid, epoch, seq).bytes()
 }
 
 /// Like [`batch`], transactional (attributes bit 4).
 pub fn transactional_batch(values: &[&[u8]], pid: i64, epoch: i16, seq: i32) -> Bytes {
-    batch_with_attributes(values, pid, epoch, seq, 0x10)
+    now_batch(values)
+        .producer(pid, epoch, seq)
+        .transactional()
+        .bytes()
 }
 
-fn batch_with_attributes(
-    values: &[&[u8]],
-    pid: i64,
-    epoch: i16,
-    seq: i32,
-    attributes: i16,
-) -> Bytes {
-    let mut records = Vec::new();
-    for (i, v) in values.iter().enumerate() {
-        let mut r = vec![0u8];
-        varint(&mut r, 0);
-        varint(&mut r, i as i64);
-        varint(&mut r, -1);
-        varint(&mut r, v.len() as i64);
-        r.extend_from_slice(v);
-        varint(&mut r, 0);
-        varint(&mut records, r.len() as i64);
-        records.extend_from_slice(&r);
-    }
-    let mut b = BytesMut::new();
-    b.put_i64(0);
-    b.put_i32((49 + records.len()) as i32);
-    b.put_i32(-1);
-    b.put_i8(2);
-    b.put_u32(0);
-    b.put_i16(attributes);
-    b.put_i32(values.len() as i32 - 1);
-    // Now: producer state expires by batch timestamp (producer.id.expiration.ms).
+fn now_batch<'a>(values: &'a [&'a [u8]]) -> TestBatch<'a> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
-    b.put_i64(now);
-    b.put_i64(now);
-    b.put_i64(pid);
-    b.put_i16(epoch);
-    b.put_i32(seq);
-    b.put_i32(values.len() as i32);
-    b.put_slice(&records);
-    let crc = crc32c::crc32c(&b[21..]);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
-    b.freeze()
+    TestBatch::new(values).timestamp(now).same_timestamp()
 }
