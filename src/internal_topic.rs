@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use kafka_protocol::ResponseError;
 
-use crate::log::record_batch::{check_batch, encode_batch, BatchHeader, RawRecord};
+use crate::log::record_batch::{check_batch, BatchHeader};
+use crate::log::records::{encode_batch, RawRecord, TxnProducer};
 use crate::log::{now_ms, AppendInfo, Log};
 use crate::log_manager::{LogManager, TopicError};
 
@@ -54,18 +55,17 @@ pub fn partition_log(
         .ok_or(ResponseError::CoordinatorNotAvailable)
 }
 
-/// Encodes `records` as one batch, lets `adjust` mark it (e.g. transactional), appends it
-/// and waits until it is durable.
+/// Encodes `records` as one batch (transactional for `txn`), appends it and waits until it
+/// is durable.
 pub async fn append_durably(
     log: &Arc<Log>,
     records: &[RawRecord<'_>],
-    adjust: impl FnOnce(&mut Vec<u8>),
+    txn: Option<TxnProducer>,
 ) -> Result<(), ResponseError> {
     if records.is_empty() {
         return Ok(());
     }
-    let mut batch = encode_batch(records, now_ms());
-    adjust(&mut batch);
+    let batch = encode_batch(records, now_ms(), txn);
     let header = check_batch(&batch).map_err(|_| ResponseError::UnknownServerError)?;
     let info = log.append(&batch, &[header]).map_err(|e| {
         tracing::error!(partition = %log.topic_partition(), error = %e, "writing an internal record failed");

@@ -14,7 +14,8 @@ use super::group::{CommittedOffset, Group, GroupState};
 use super::offsets::{self, OFFSETS_TOPIC};
 use super::{GroupCoordinator, OffsetCommitEntry, TopicOffsets};
 use crate::internal_topic::{append_durably, partition_log};
-use crate::log::record_batch::{check_batch, encode_batch, RawRecord};
+use crate::log::record_batch::check_batch;
+use crate::log::records::{encode_batch, RawRecord, TxnProducer};
 use crate::log::{now_ms, Log};
 
 impl GroupCoordinator {
@@ -50,12 +51,11 @@ impl GroupCoordinator {
             .iter()
             .map(|(k, v)| (Some(k.as_slice()), v.as_deref()))
             .collect();
-        append_durably(&log, &refs, |batch| {
-            if let Some((producer_id, producer_epoch)) = producer {
-                mark_transactional(batch, producer_id, producer_epoch);
-            }
-        })
-        .await
+        let txn = producer.map(|(producer_id, producer_epoch)| TxnProducer {
+            producer_id,
+            producer_epoch,
+        });
+        append_durably(&log, &refs, txn).await
     }
 
     pub(super) fn write_tombstones(&self, group_id: &str, partitions: &[(String, i32)]) {
@@ -70,7 +70,7 @@ impl GroupCoordinator {
             return;
         }
         let refs: Vec<RawRecord<'_>> = records.iter().map(|k| (Some(k.as_slice()), None)).collect();
-        let batch = encode_batch(&refs, now_ms());
+        let batch = encode_batch(&refs, now_ms(), None);
         if let Ok(header) = check_batch(&batch) {
             if let Err(e) = log.append(&batch, &[header]) {
                 tracing::error!(error = %e, "writing offset tombstones failed");
@@ -328,17 +328,6 @@ impl GroupCoordinator {
         self.write_tombstones(group_id, &deleted);
         Ok(codes)
     }
-}
-
-/// Sets the producer id, epoch and transactional bit of a freshly encoded batch (the
-/// sequence stays -1: the coordinator's own writes are not sequenced), and its CRC.
-fn mark_transactional(batch: &mut [u8], producer_id: i64, producer_epoch: i16) {
-    let attributes = i16::from_be_bytes([batch[21], batch[22]]) | (1 << 4);
-    batch[21..23].copy_from_slice(&attributes.to_be_bytes());
-    batch[43..51].copy_from_slice(&producer_id.to_be_bytes());
-    batch[51..53].copy_from_slice(&producer_epoch.to_be_bytes());
-    let crc = crc32c::crc32c(&batch[21..]);
-    batch[17..21].copy_from_slice(&crc.to_be_bytes());
 }
 
 /// Validated commit entries: codes per entry, records to write, accepted values.

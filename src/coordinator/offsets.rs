@@ -12,7 +12,7 @@ use super::group::CommittedOffset;
 use crate::internal_topic::{put_string, Reader};
 use std::collections::HashMap;
 
-use crate::log::record_batch::{control_marker, decode_key_values};
+use crate::log::records::{control_marker, decode_key_values};
 use crate::log::Log;
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";

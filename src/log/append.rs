@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use super::producer_state::Check;
 use super::record_batch::{
-    assign_offset, check_batch, encode_control_batch, set_log_append_time, BatchError, BatchHeader,
-    HEADER_SIZE,
+    assign_offset, check_batch, set_log_append_time, BatchError, BatchHeader, HEADER_SIZE,
 };
+use super::records::encode_control_batch;
 use super::segment::LogSegment;
 use super::{
     file_names, io_err, now_ms, AppendInfo, Log, LogError, LogState, OffsetPosition, LEADER_EPOCH,

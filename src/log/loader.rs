@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::file_names::{self, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX};
 use super::producer_state::{self, AbortedTxn, ProducerStateManager};
-use super::record_batch::control_marker;
+use super::records::control_marker;
 use super::segment::{read_bytes_at, read_header_at, LogSegment};
 use super::segments::LogSegments;
 use super::transaction_index::read_txn_indexes;

@@ -17,6 +17,7 @@ pub mod loader;
 pub mod producer_state;
 mod read;
 pub mod record_batch;
+pub mod records;
 mod retention;
 pub mod segment;
 mod segments;

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use bytes::Bytes;
 
 use super::producer_state::AbortedTxn;
-use super::record_batch::{self, BatchHeader};
+use super::record_batch::BatchHeader;
+use super::records;
 use super::segment::{read_bytes_at, read_header_at};
 use super::{io_err, Log, LogError, ReadResult, TimestampOffset};
 use crate::storage::FileRef;
@@ -196,11 +197,12 @@ impl Log {
                 if h.max_timestamp >= timestamp && h.last_offset() >= log_start {
                     let batch =
                         read_bytes_at(file.as_ref(), pos, h.size()).map_err(io_err(&path))?;
-                    let found = record_batch::first_record_at_or_after(&batch, timestamp)
-                        .unwrap_or(TimestampOffset {
+                    let found = records::first_record_at_or_after(&batch, timestamp).unwrap_or(
+                        TimestampOffset {
                             timestamp: h.max_timestamp,
                             offset: h.base_offset,
-                        });
+                        },
+                    );
                     return Ok(Some(TimestampOffset {
                         offset: found.offset.max(log_start),
                         timestamp: found.timestamp,
@@ -230,7 +232,7 @@ impl Log {
             return Ok(None);
         };
         let exact = self.read(batch_offset, 1, true, false)?;
-        let found = record_batch::first_record_with_timestamp(&exact.records, ts);
+        let found = records::first_record_with_timestamp(&exact.records, ts);
         Ok(Some(found.unwrap_or(TimestampOffset {
             timestamp: ts,
             offset: batch_offset,

@@ -24,7 +24,7 @@ use crate::config::TransactionConfig;
 use crate::coordinator::offsets::OFFSETS_TOPIC;
 use crate::coordinator::GroupCoordinator;
 use crate::internal_topic::{append_durably, partition_for, partition_log};
-use crate::log::record_batch::decode_key_values;
+use crate::log::records::decode_key_values;
 use crate::log::{now_ms, Log, TopicPartition};
 use crate::log_manager::LogManager;
 use crate::producer_ids::ProducerIdManager;
@@ -128,7 +128,7 @@ impl TransactionCoordinator {
         let log = self.state_log(&t.transactional_id)?;
         let key = state::encode_key(&t.transactional_id);
         let value = state::encode_value(t);
-        append_durably(&log, &[(Some(&key), Some(&value))], |_| {}).await?;
+        append_durably(&log, &[(Some(&key), Some(&value))], None).await?;
         self.published
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -1,0 +1,273 @@
+//! Whole record batches the broker builds or reads itself, off the data path: batches of
+//! the internal topics (`__consumer_offsets`, `__transaction_state`), transaction markers,
+//! and the record timestamps ListOffsets needs. Encoding and decoding are kafka-protocol's
+//! `RecordBatchEncoder` / `RecordBatchDecoder` (any codec); Produce and Fetch never come
+//! here, they only touch batch headers (`record_batch.rs`).
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::indexmap::IndexMap;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+
+use super::record_batch::BatchHeader;
+use super::TimestampOffset;
+
+/// A record to encode: optional key, optional value (None = tombstone).
+pub type RawRecord<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
+/// A record read back from an internal topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyValue {
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+}
+
+/// The producer of a transactional batch the broker writes (no sequence: the coordinators'
+/// own writes are not sequenced).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnProducer {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+}
+
+fn record(
+    offset: i64,
+    timestamp: i64,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    txn: Option<TxnProducer>,
+    control: bool,
+) -> Record {
+    Record {
+        transactional: txn.is_some(),
+        control,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: txn.map_or(-1, |t| t.producer_id),
+        producer_epoch: txn.map_or(-1, |t| t.producer_epoch),
+        timestamp_type: TimestampType::Creation,
+        offset,
+        // Base sequence -1 (not sequenced); the encoder keeps offset - sequence constant.
+        sequence: offset as i32 - 1,
+        timestamp,
+        key: key.map(Bytes::copy_from_slice),
+        value: value.map(Bytes::copy_from_slice),
+        headers: IndexMap::new(),
+    }
+}
+
+fn encode(records: &[Record]) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    // Uncompressed encoding of records we built ourselves has no failure mode but a
+    // count beyond i32, which the callers' few records never reach.
+    if let Err(e) = RecordBatchEncoder::encode(&mut out, records, &options) {
+        tracing::error!(error = %e, "encoding an internal batch failed");
+        return Vec::new();
+    }
+    out.to_vec()
+}
+
+/// One uncompressed v2 batch of `(key, value)` records at `timestamp`, base offset 0
+/// (offsets are assigned at append); transactional when `txn` is given.
+pub fn encode_batch(
+    records: &[RawRecord<'_>],
+    timestamp: i64,
+    txn: Option<TxnProducer>,
+) -> Vec<u8> {
+    let records: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (key, value))| record(i as i64, timestamp, *key, *value, txn, false))
+        .collect();
+    encode(&records)
+}
+
+/// A transaction marker: a control batch of one record whose key is (version 0, type:
+/// 0 abort, 1 commit) and whose value is (version 0, coordinator epoch).
+pub fn encode_control_batch(
+    producer_id: i64,
+    producer_epoch: i16,
+    commit: bool,
+    coordinator_epoch: i32,
+    timestamp: i64,
+) -> Vec<u8> {
+    let key = [0u8, 0, 0, u8::from(commit)];
+    let mut value = vec![0u8, 0];
+    value.extend_from_slice(&coordinator_epoch.to_be_bytes());
+    let txn = TxnProducer {
+        producer_id,
+        producer_epoch,
+    };
+    encode(&[record(
+        0,
+        timestamp,
+        Some(&key),
+        Some(&value),
+        Some(txn),
+        true,
+    )])
+}
+
+/// The records of one stored batch (any codec), or `None` if it does not decode.
+fn decode(batch: &[u8]) -> Option<(BatchHeader, Vec<Record>)> {
+    let h = BatchHeader::parse(batch)?;
+    let mut bytes = Bytes::copy_from_slice(batch.get(..h.size())?);
+    let set = RecordBatchDecoder::decode(&mut bytes).ok()?;
+    Some((h, set.records))
+}
+
+/// For a control batch: `Some(true)` for a commit marker, `Some(false)` for an abort.
+pub fn control_marker(batch: &[u8]) -> Option<bool> {
+    let h = BatchHeader::parse(batch)?;
+    if !h.is_control() {
+        return None;
+    }
+    let (_, records) = decode(batch)?;
+    match records.first()?.key.as_deref()?.get(..4)? {
+        [0, 0, 0, 0] => Some(false),
+        [0, 0, 0, 1] => Some(true),
+        _ => None,
+    }
+}
+
+/// The keys and values of a data batch of an internal topic (`None` for a control batch
+/// or one that does not decode).
+pub fn decode_key_values(batch: &[u8]) -> Option<Vec<KeyValue>> {
+    let (h, records) = decode(batch)?;
+    if h.is_control() {
+        return None;
+    }
+    Some(
+        records
+            .into_iter()
+            .map(|r| KeyValue {
+                offset: r.offset,
+                key: r.key.map(|k| k.to_vec()),
+                value: r.value.map(|v| v.to_vec()),
+            })
+            .collect(),
+    )
+}
+
+/// (timestamp, offset) of every record of a stored batch. LogAppendTime batches give every
+/// record the batch's time (its max timestamp), as Kafka does.
+fn record_timestamps(batch: &[u8]) -> Option<Vec<TimestampOffset>> {
+    let (h, records) = decode(batch)?;
+    Some(
+        records
+            .iter()
+            .map(|r| TimestampOffset {
+                timestamp: if h.is_log_append_time() {
+                    h.max_timestamp
+                } else {
+                    r.timestamp
+                },
+                offset: r.offset,
+            })
+            .collect(),
+    )
+}
+
+/// The first record of `batch` whose timestamp is >= `timestamp`.
+pub fn first_record_at_or_after(batch: &[u8], timestamp: i64) -> Option<TimestampOffset> {
+    record_timestamps(batch)?
+        .into_iter()
+        .find(|r| r.timestamp >= timestamp)
+}
+
+/// The first record of `batch` carrying exactly `timestamp`.
+pub fn first_record_with_timestamp(batch: &[u8], timestamp: i64) -> Option<TimestampOffset> {
+    record_timestamps(batch)?
+        .into_iter()
+        .find(|r| r.timestamp == timestamp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::record_batch::test_support::{batch, TestBatch};
+    use crate::log::record_batch::{assign_offset, check_batch};
+
+    #[test]
+    fn record_timestamps_of_an_uncompressed_batch() {
+        let mut b = batch(&[b"a", b"b", b"c"], 100);
+        assign_offset(&mut b, 10, 0);
+        let r = first_record_at_or_after(&b, 101).unwrap();
+        assert_eq!((r.offset, r.timestamp), (11, 101));
+        assert!(first_record_at_or_after(&b, 500).is_none());
+        let r = first_record_with_timestamp(&b, 102).unwrap();
+        assert_eq!(r.offset, 12);
+    }
+
+    /// Regression: franz-go compresses with snappy by default, and ListOffsets by timestamp
+    /// answered the batch's base offset instead of the record's.
+    #[test]
+    fn record_timestamps_of_compressed_batches() {
+        let values: [&[u8]; 5] = [b"some value"; 5];
+        for compression in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let mut b = TestBatch::new(&values)
+                .timestamp(1000)
+                .compression(compression)
+                .encode();
+            assign_offset(&mut b, 20, 0);
+            let r = first_record_at_or_after(&b, 1003).unwrap();
+            assert_eq!((r.offset, r.timestamp), (23, 1003), "{compression:?}");
+            assert_eq!(first_record_with_timestamp(&b, 1001).unwrap().offset, 21);
+        }
+    }
+
+    #[test]
+    fn internal_batches_round_trip() {
+        let mut b = encode_batch(&[(Some(b"k1"), Some(b"v1")), (Some(b"k2"), None)], 42, None);
+        assign_offset(&mut b, 7, 0);
+        let h = check_batch(&b).unwrap();
+        assert_eq!(
+            (h.records_count, h.producer_id, h.base_sequence),
+            (2, -1, -1)
+        );
+        assert!(!h.is_transactional());
+        let kvs = decode_key_values(&b).unwrap();
+        assert_eq!(kvs[0].offset, 7);
+        assert_eq!(kvs[0].key.as_deref(), Some(&b"k1"[..]));
+        assert_eq!(kvs[1].value, None);
+    }
+
+    #[test]
+    fn transactional_internal_batches_carry_the_producer() {
+        let txn = TxnProducer {
+            producer_id: 5,
+            producer_epoch: 2,
+        };
+        let b = encode_batch(&[(Some(b"k"), Some(b"v"))], 42, Some(txn));
+        let h = check_batch(&b).unwrap();
+        assert!(h.is_transactional() && !h.is_control());
+        assert_eq!(
+            (h.producer_id, h.producer_epoch, h.base_sequence),
+            (5, 2, -1)
+        );
+    }
+
+    #[test]
+    fn markers_round_trip() {
+        for commit in [true, false] {
+            let b = encode_control_batch(9, 3, commit, 0, 42);
+            let h = check_batch(&b).unwrap();
+            assert!(h.is_control() && h.is_transactional());
+            assert_eq!((h.producer_id, h.producer_epoch), (9, 3));
+            assert_eq!(control_marker(&b), Some(commit));
+            assert_eq!(decode_key_values(&b), None);
+        }
+        assert_eq!(control_marker(&batch(&[b"x"], 1)), None);
+    }
+}
