@@ -2,9 +2,11 @@
 //! (`log_start_offset`, `high_watermark`, log end offset, `recovery_point`), appends with
 //! group-committed fsyncs, and reads of stored bytes.
 //!
-//! Synchronisation: all mutable state is in `LogState` behind one `std::sync::Mutex`, held
-//! only for in-memory work and the `pwritev` of an append; fsyncs and reads happen outside
-//! it on cloned file handles. Nothing under the lock panics, and `lock()` recovers a poisoned
+//! Synchronisation: all mutable state is in `LogState` behind one `std::sync::Mutex`. It is
+//! held for in-memory work, the `pwritev` of an append, and the few small writes that must
+//! stay in order with appends: a roll's new segment files and producer snapshot, and an
+//! abort marker's `.txnindex` entry. fsyncs and reads happen outside it, on cloned file
+//! handles. Nothing under the lock panics, and `lock()` recovers a poisoned
 //! mutex, so one failed request can't wedge the partition. Waiters are woken through
 //! `tokio::sync` primitives: `durable` (a watch of the fsynced offset) for producers and
 //! `data_arrived` (a `Notify`) for long-polling fetches.
