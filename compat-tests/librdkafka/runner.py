@@ -45,6 +45,9 @@ APPLICABLE = {"plaintext", "groups", "idempotence", "admin", "cli"}
 # Test variants that run only in the suite's "noautocreate" scenario (a broker with topic
 # auto-creation off); their numbers are run a second time in that scenario.
 NOAUTOCREATE = {"0045_subscribe_update_topic_remove", "0045_subscribe_update_non_exist_and_partchange"}
+# Test numbers whose many sub-tests take longer than any sensible default timeout (seconds):
+# 0113 runs some 40 cooperative-rebalance scenarios, ~10 minutes against a real broker.
+LONG_TESTS = {"0113": 1800}
 KAFKA_TOOLS = os.path.join(ROOT, "compat-tests", "kafka", "kafka.sh")
 
 
@@ -188,6 +191,17 @@ def kafka_path():
         return None
 
 
+def build_java_helpers(src, tools):
+    """Compiles the suite's Java helpers (tests/java, e.g. 0113's IncrementalRebalanceCli) against
+    Kafka's client jar; the tests start them through KAFKA_PATH's kafka-run-class.sh."""
+    java_dir = os.path.join(src, "tests", "java")
+    try:
+        subprocess.run(["make", "-s", "-C", java_dir, f"KAFKA_PATH={tools}"], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True, check=True, timeout=300)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, FileNotFoundError) as e:
+        log(f"the suite's Java helpers did not build ({e}); tests using them will fail")
+
+
 def run_test_number(runner, binary, number, timeout, tools=None, scenario="default"):
     """Runs every non-local variant of `number` in `scenario`; returns {name: (status, seconds, reason)}."""
     broker = Gregor(binary, auto_create=scenario != "noautocreate")
@@ -279,6 +293,8 @@ def main():
     wanted = {t["name"] for t in tests if t["class"] in APPLICABLE} if args.mode == "full" else None
     needs_tools = any(t["class"] == "cli" and t["id"] in numbers for t in tests)
     tools = kafka_path() if needs_tools else None
+    if tools:
+        build_java_helpers(src, tools)
     runs = []
     for number in numbers:
         runs.append((number, "default"))
@@ -288,7 +304,8 @@ def main():
         if time.time() > deadline:
             log(f"total time bound reached; not running {number} and later")
             break
-        results = run_test_number(runner, os.path.abspath(args.gregor), number, args.timeout, tools, scenario)
+        timeout = max(args.timeout, LONG_TESTS.get(number, 0))
+        results = run_test_number(runner, os.path.abspath(args.gregor), number, timeout, tools, scenario)
         for name, (status, secs, reason) in sorted(results.items()):
             if name in local:
                 continue  # mock/unit variants sharing the number say nothing about a broker
