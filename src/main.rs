@@ -9,7 +9,6 @@ mod config;
 mod coordinator;
 #[cfg(test)]
 mod crash_consistency;
-mod internal_topic;
 mod log;
 mod log_manager;
 mod network;

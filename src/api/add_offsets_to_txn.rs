@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse};
 
+use super::errors::CoordinatorCode;
 use super::RequestContext;
 use crate::broker::Broker;
 
@@ -22,5 +23,6 @@ pub async fn handle(
             request.group_id.as_str(),
         )
         .await;
-    AddOffsetsToTxnResponse::default().with_error_code(result.err().map_or(0, |e| e.code()))
+    AddOffsetsToTxnResponse::default()
+        .with_error_code(result.err().map_or(0, CoordinatorCode::code))
 }

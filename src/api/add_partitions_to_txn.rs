@@ -10,6 +10,7 @@ use kafka_protocol::messages::add_partitions_to_txn_response::{
 };
 use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse};
 
+use super::errors::{coordinator_code, CoordinatorCode};
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::log::TopicPartition;
@@ -67,7 +68,10 @@ pub async fn handle(
                 false,
             )
             .await
-            .unwrap_or_else(|e| vec![e.code(); partitions.len()]);
+            .map_or_else(
+                |e| vec![e.code(); partitions.len()],
+                |outcomes| outcomes.into_iter().map(coordinator_code).collect(),
+            );
         return AddPartitionsToTxnResponse::default()
             .with_results_by_topic_v3_and_below(results(&request.v3_and_below_topics, &codes));
     }
@@ -84,7 +88,10 @@ pub async fn handle(
                 txn.verify_only,
             )
             .await
-            .unwrap_or_else(|e| vec![e.code(); partitions.len()]);
+            .map_or_else(
+                |e| vec![e.code(); partitions.len()],
+                |outcomes| outcomes.into_iter().map(coordinator_code).collect(),
+            );
         out.push(
             AddPartitionsToTxnResult::default()
                 .with_transactional_id(txn.transactional_id.clone())

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 
+use super::errors::CoordinatorCode;
 use super::RequestContext;
 use crate::broker::Broker;
 
@@ -21,7 +22,7 @@ pub async fn handle(
                 .groups
                 .delete_group(id.as_str())
                 .err()
-                .map_or(0, |e| e.code());
+                .map_or(0, CoordinatorCode::code);
             DeletableGroupResult::default()
                 .with_group_id(id)
                 .with_error_code(code)

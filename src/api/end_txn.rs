@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse, ProducerId};
 
+use super::errors::CoordinatorCode;
 use super::RequestContext;
 use crate::broker::Broker;
 
@@ -23,7 +24,7 @@ pub async fn handle(
         )
         .await;
     EndTxnResponse::default()
-        .with_error_code(result.err().map_or(0, |e| e.code()))
+        .with_error_code(result.err().map_or(0, CoordinatorCode::code))
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1)
 }

@@ -2,6 +2,7 @@
 
 use kafka_protocol::ResponseError;
 
+use crate::coordinator::CoordinatorError;
 use crate::log::producer_state::ProducerError;
 use crate::log::record_batch::BatchError;
 use crate::log::LogError;
@@ -37,5 +38,58 @@ pub fn topic_error_code(e: &TopicError) -> ResponseError {
         TopicError::Io { .. } | TopicError::Metadata { .. } | TopicError::Checkpoint(_) => {
             ResponseError::KafkaStorageError
         }
+    }
+}
+
+/// Kafka's error for a coordinator's refusal (the variants carry Kafka's names).
+pub fn coordinator_error(e: CoordinatorError) -> ResponseError {
+    use CoordinatorError as C;
+    match e {
+        C::InvalidGroupId => ResponseError::InvalidGroupId,
+        C::GroupIdNotFound => ResponseError::GroupIdNotFound,
+        C::NonEmptyGroup => ResponseError::NonEmptyGroup,
+        C::UnknownMemberId => ResponseError::UnknownMemberId,
+        C::MemberIdRequired => ResponseError::MemberIdRequired,
+        C::FencedInstanceId => ResponseError::FencedInstanceId,
+        C::IllegalGeneration => ResponseError::IllegalGeneration,
+        C::RebalanceInProgress => ResponseError::RebalanceInProgress,
+        C::InconsistentGroupProtocol => ResponseError::InconsistentGroupProtocol,
+        C::InvalidSessionTimeout => ResponseError::InvalidSessionTimeout,
+        C::GroupMaxSizeReached => ResponseError::GroupMaxSizeReached,
+        C::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
+        C::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
+        C::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+        C::InvalidTransactionTimeout => ResponseError::InvalidTransactionTimeout,
+        C::InvalidTxnState => ResponseError::InvalidTxnState,
+        C::InvalidProducerIdMapping => ResponseError::InvalidProducerIdMapping,
+        C::InvalidProducerEpoch => ResponseError::InvalidProducerEpoch,
+        C::ProducerFenced => ResponseError::ProducerFenced,
+        C::ConcurrentTransactions => ResponseError::ConcurrentTransactions,
+        C::OperationNotAttempted => ResponseError::OperationNotAttempted,
+        C::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+        C::InvalidRequest => ResponseError::InvalidRequest,
+        C::KafkaStorageError => ResponseError::KafkaStorageError,
+        C::UnknownServerError => ResponseError::UnknownServerError,
+    }
+}
+
+/// The error code of a coordinator outcome: 0 for success.
+pub fn coordinator_code(outcome: Result<(), CoordinatorError>) -> i16 {
+    outcome.map_or_else(|e| coordinator_error(e).code(), |()| 0)
+}
+
+/// The error code of a coordinator answer that carries an optional refusal.
+pub fn coordinator_error_code(error: Option<CoordinatorError>) -> i16 {
+    error.map_or(0, |e| coordinator_error(e).code())
+}
+
+/// `.code()` on a coordinator error, as on a `ResponseError`, for the handlers.
+pub trait CoordinatorCode {
+    fn code(self) -> i16;
+}
+
+impl CoordinatorCode for CoordinatorError {
+    fn code(self) -> i16 {
+        coordinator_error(self).code()
     }
 }

@@ -9,6 +9,7 @@ use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinator
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+use super::errors::coordinator_error;
 use super::RequestContext;
 use crate::broker::Broker;
 
@@ -17,14 +18,18 @@ const TRANSACTION: i8 = 1;
 
 fn lookup(broker: &Broker, key_type: i8, key: &str) -> Result<(), (ResponseError, &'static str)> {
     match key_type {
-        GROUP => broker
-            .groups
-            .ensure_offsets_topic(key)
-            .map_err(|e| (e, "the group coordinator is not available")),
-        TRANSACTION => broker
-            .txns
-            .ensure_state_topic(key)
-            .map_err(|e| (e, "the transaction coordinator is not available")),
+        GROUP => broker.groups.ensure_offsets_topic(key).map_err(|e| {
+            (
+                coordinator_error(e),
+                "the group coordinator is not available",
+            )
+        }),
+        TRANSACTION => broker.txns.ensure_state_topic(key).map_err(|e| {
+            (
+                coordinator_error(e),
+                "the transaction coordinator is not available",
+            )
+        }),
         _ => Err((
             ResponseError::InvalidRequest,
             "unknown coordinator key type",

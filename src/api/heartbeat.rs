@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
+use super::errors::CoordinatorCode;
 use super::RequestContext;
 use crate::broker::Broker;
 
@@ -22,5 +23,5 @@ pub async fn handle(
             .map(kafka_protocol::protocol::StrBytes::as_str),
         request.generation_id,
     );
-    HeartbeatResponse::default().with_error_code(result.err().map_or(0, |e| e.code()))
+    HeartbeatResponse::default().with_error_code(result.err().map_or(0, CoordinatorCode::code))
 }

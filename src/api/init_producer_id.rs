@@ -7,6 +7,7 @@ use std::sync::Arc;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use kafka_protocol::ResponseError;
 
+use super::errors::coordinator_error;
 use super::RequestContext;
 use crate::broker::Broker;
 
@@ -32,7 +33,7 @@ pub async fn handle(
             Ok((pid, epoch)) => InitProducerIdResponse::default()
                 .with_producer_id(ProducerId(pid))
                 .with_producer_epoch(epoch),
-            Err(e) => failed(e),
+            Err(e) => failed(coordinator_error(e)),
         };
     }
     // As Kafka does for idempotent producers (also for a KIP-360 epoch bump request): a

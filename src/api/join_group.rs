@@ -9,6 +9,7 @@ use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+use super::errors::coordinator_error_code;
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::coordinator::{JoinRequest, Outcome};
@@ -67,7 +68,7 @@ pub async fn handle(
         None => None,
     };
     JoinGroupResponse::default()
-        .with_error_code(result.error)
+        .with_error_code(coordinator_error_code(result.error))
         .with_generation_id(result.generation_id)
         .with_protocol_type(result.protocol_type.map(StrBytes::from_string))
         .with_protocol_name(protocol_name)

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
+use super::errors::{coordinator_code, CoordinatorCode};
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::coordinator::Leaving;
@@ -44,13 +45,12 @@ pub async fn handle(
                     MemberResponse::default()
                         .with_member_id(m.member_id)
                         .with_group_instance_id(m.group_instance_id)
-                        .with_error_code(code)
+                        .with_error_code(coordinator_code(code))
                 })
                 .collect();
             LeaveGroupResponse::default().with_members(members)
         }
-        Ok(codes) => {
-            LeaveGroupResponse::default().with_error_code(codes.first().copied().unwrap_or(0))
-        }
+        Ok(codes) => LeaveGroupResponse::default()
+            .with_error_code(codes.first().copied().map_or(0, coordinator_code)),
     }
 }

@@ -9,6 +9,7 @@ use kafka_protocol::messages::offset_commit_response::{
 };
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
+use super::errors::coordinator_code;
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::coordinator::OffsetCommitEntry;
@@ -61,7 +62,7 @@ pub async fn handle(
                 .map(|p| {
                     OffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
-                        .with_error_code(codes.next().unwrap_or(0))
+                        .with_error_code(codes.next().map_or(0, coordinator_code))
                 })
                 .collect();
             OffsetCommitResponseTopic::default()

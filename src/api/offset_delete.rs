@@ -8,6 +8,7 @@ use kafka_protocol::messages::offset_delete_response::{
 };
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
+use super::errors::{coordinator_code, CoordinatorCode};
 use super::RequestContext;
 use crate::broker::Broker;
 
@@ -42,7 +43,7 @@ pub async fn handle(
                         .map(|p| {
                             OffsetDeleteResponsePartition::default()
                                 .with_partition_index(p.partition_index)
-                                .with_error_code(codes.next().unwrap_or(0))
+                                .with_error_code(codes.next().map_or(0, coordinator_code))
                         })
                         .collect();
                     OffsetDeleteResponseTopic::default()

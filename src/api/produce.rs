@@ -13,7 +13,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader};
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use kafka_protocol::ResponseError;
 
-use super::errors::log_error_code;
+use super::errors::{coordinator_error, log_error_code};
 use super::{Dispatched, RequestContext, RequestError, Response, ResponseFuture};
 use crate::broker::Broker;
 use crate::log::record_batch::{validate_produce_batches, BatchHeader};
@@ -202,12 +202,15 @@ fn verify_transactional(
                 return Err(ResponseError::InvalidProducerEpoch)
             }
             Some((epoch, true)) if epoch == h.producer_epoch => {}
-            _ => broker.txns.verify_partition(
-                transactional_id,
-                h.producer_id,
-                h.producer_epoch,
-                log.topic_partition(),
-            )?,
+            _ => broker
+                .txns
+                .verify_partition(
+                    transactional_id,
+                    h.producer_id,
+                    h.producer_epoch,
+                    log.topic_partition(),
+                )
+                .map_err(coordinator_error)?,
         }
     }
     Ok(())

@@ -7,6 +7,7 @@ use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+use super::errors::coordinator_error_code;
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::coordinator::{Outcome, SyncRequest};
@@ -50,7 +51,7 @@ pub async fn handle(
         },
     };
     SyncGroupResponse::default()
-        .with_error_code(result.error)
+        .with_error_code(coordinator_error_code(result.error))
         .with_protocol_type(result.protocol_type.map(StrBytes::from_string))
         .with_protocol_name(result.protocol_name.map(StrBytes::from_string))
         .with_assignment(result.assignment)

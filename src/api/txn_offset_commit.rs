@@ -8,6 +8,7 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 };
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
+use super::errors::{coordinator_code, CoordinatorCode};
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::coordinator::OffsetCommitEntry;
@@ -45,7 +46,7 @@ pub async fn handle(
             request.producer_epoch,
         )
         .await;
-    let codes = if let Err(e) = check {
+    let codes: Vec<i16> = if let Err(e) = check {
         vec![e.code(); entries.len()]
     } else {
         let member = (ctx.version >= 3 && request.generation_id >= 0).then(|| {
@@ -68,6 +69,9 @@ pub async fn handle(
                 entries,
             )
             .await
+            .into_iter()
+            .map(coordinator_code)
+            .collect()
     };
     let mut codes = codes.into_iter();
     let topics = request

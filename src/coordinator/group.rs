@@ -18,6 +18,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use bytes::{Buf, Bytes};
+
+use super::CoordinatorError;
 use kafka_protocol::messages::ConsumerProtocolSubscription;
 use kafka_protocol::protocol::{Decodable, Message};
 use tokio::sync::oneshot;
@@ -48,7 +50,7 @@ impl GroupState {
 /// What a parked JoinGroup is answered with.
 #[derive(Debug, Clone)]
 pub struct JoinResult {
-    pub error: i16,
+    pub error: Option<CoordinatorError>,
     pub generation_id: i32,
     pub protocol_type: Option<String>,
     pub protocol_name: Option<String>,
@@ -62,7 +64,7 @@ pub struct JoinResult {
 /// What a parked SyncGroup is answered with.
 #[derive(Debug, Clone)]
 pub struct SyncResult {
-    pub error: i16,
+    pub error: Option<CoordinatorError>,
     pub protocol_type: Option<String>,
     pub protocol_name: Option<String>,
     pub assignment: Bytes,

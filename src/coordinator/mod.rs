@@ -14,7 +14,9 @@
 //! state machine; `offset_store.rs` committing and fetching offsets; `offsets.rs` their
 //! record format in `__consumer_offsets`; `group.rs` the group and member types.
 
+mod error;
 pub mod group;
+pub mod internal_topic;
 mod offset_store;
 pub mod offsets;
 mod rebalance;
@@ -24,13 +26,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::ResponseError;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::config::CoordinatorConfig;
 use crate::log::now_ms;
 use crate::log_manager::LogManager;
+pub use error::CoordinatorError;
 use group::{CommittedOffset, Group, GroupState, Member};
 use offsets::OFFSETS_TOPIC;
 use rebalance::remove_member;
@@ -248,17 +250,17 @@ impl GroupCoordinator {
     // ---- Offsets ----------------------------------------------------------------------
 
     /// DeleteGroups for one group.
-    pub fn delete_group(&self, group_id: &str) -> Result<(), ResponseError> {
+    pub fn delete_group(&self, group_id: &str) -> Result<(), CoordinatorError> {
         if group_id.is_empty() {
-            return Err(ResponseError::InvalidGroupId);
+            return Err(CoordinatorError::InvalidGroupId);
         }
         let partitions = {
             let mut groups = self.lock();
             let Some(group) = groups.get(group_id) else {
-                return Err(ResponseError::GroupIdNotFound);
+                return Err(CoordinatorError::GroupIdNotFound);
             };
             if group.state != GroupState::Empty || !group.members.is_empty() {
-                return Err(ResponseError::NonEmptyGroup);
+                return Err(CoordinatorError::NonEmptyGroup);
             }
             let partitions: Vec<(String, i32)> = group.offsets.keys().cloned().collect();
             if let Some(mut g) = groups.remove(group_id) {

@@ -7,20 +7,20 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kafka_protocol::ResponseError;
+use crate::coordinator::CoordinatorError;
 use tokio::time::Instant;
 
 use super::group::{CommittedOffset, Group, GroupState};
 use super::offsets::{self, OFFSETS_TOPIC};
 use super::{GroupCoordinator, OffsetCommitEntry, TopicOffsets};
-use crate::internal_topic::{append_durably, partition_log};
+use crate::coordinator::internal_topic::{append_durably, partition_log};
 use crate::log::record_batch::check_batch;
 use crate::log::records::{encode_batch, RawRecord, TxnProducer};
 use crate::log::{now_ms, Log};
 
 impl GroupCoordinator {
     /// The `__consumer_offsets` partition of a group, creating the topic on first use.
-    fn offsets_log(&self, group_id: &str) -> Result<Arc<Log>, ResponseError> {
+    fn offsets_log(&self, group_id: &str) -> Result<Arc<Log>, CoordinatorError> {
         partition_log(
             &self.logs,
             OFFSETS_TOPIC,
@@ -30,7 +30,7 @@ impl GroupCoordinator {
     }
 
     /// Makes sure `__consumer_offsets` exists (FindCoordinator does this, as Kafka does).
-    pub fn ensure_offsets_topic(&self, group_id: &str) -> Result<(), ResponseError> {
+    pub fn ensure_offsets_topic(&self, group_id: &str) -> Result<(), CoordinatorError> {
         self.offsets_log(group_id).map(|_| ())
     }
 
@@ -42,7 +42,7 @@ impl GroupCoordinator {
         group_id: &str,
         records: Vec<(Vec<u8>, Option<Vec<u8>>)>,
         producer: Option<(i64, i16)>,
-    ) -> Result<(), ResponseError> {
+    ) -> Result<(), CoordinatorError> {
         if records.is_empty() {
             return Ok(());
         }
@@ -86,9 +86,9 @@ impl GroupCoordinator {
         member_id: &str,
         instance: Option<&str>,
         generation: i32,
-    ) -> Result<(), ResponseError> {
+    ) -> Result<(), CoordinatorError> {
         if group_id.is_empty() {
-            return Err(ResponseError::InvalidGroupId);
+            return Err(CoordinatorError::InvalidGroupId);
         }
         let now = Instant::now();
         let mut groups = self.lock();
@@ -98,10 +98,10 @@ impl GroupCoordinator {
                 groups.insert(group_id.to_string(), Group::new(group_id));
                 return Ok(());
             }
-            None => return Err(ResponseError::UnknownMemberId),
+            None => return Err(CoordinatorError::UnknownMemberId),
         };
         if group.state == GroupState::Dead {
-            return Err(ResponseError::CoordinatorNotAvailable);
+            return Err(CoordinatorError::CoordinatorNotAvailable);
         }
         if generation < 0 && group.state == GroupState::Empty {
             return Ok(());
@@ -111,7 +111,7 @@ impl GroupCoordinator {
         // ILLEGAL_GENERATION (clients then drop the commit), not REBALANCE_IN_PROGRESS.
         Self::check_member(group, member_id, instance, generation)?;
         if group.state == GroupState::CompletingRebalance {
-            return Err(ResponseError::RebalanceInProgress);
+            return Err(CoordinatorError::RebalanceInProgress);
         }
         if let Some(m) = group.members.get_mut(member_id) {
             m.session_deadline = now + Duration::from_millis(m.session_timeout_ms as u64);
@@ -124,7 +124,7 @@ impl GroupCoordinator {
     /// of what will be committed.
     fn offset_records(&self, group_id: &str, entries: &[OffsetCommitEntry]) -> OffsetRecords {
         let timestamp = now_ms();
-        let mut codes = vec![0i16; entries.len()];
+        let mut codes = vec![Ok(()); entries.len()];
         let mut records = Vec::new();
         let mut accepted = Vec::new();
         for (i, e) in entries.iter().enumerate() {
@@ -134,9 +134,9 @@ impl GroupCoordinator {
                 .is_some_and(|t| t.partition(e.partition).is_some());
             let metadata = e.metadata.clone().unwrap_or_default();
             if !known {
-                codes[i] = ResponseError::UnknownTopicOrPartition.code();
+                codes[i] = Err(CoordinatorError::UnknownTopicOrPartition);
             } else if metadata.len() > self.config.offset_metadata_max_bytes {
-                codes[i] = ResponseError::OffsetMetadataTooLarge.code();
+                codes[i] = Err(CoordinatorError::OffsetMetadataTooLarge);
             } else {
                 let value = CommittedOffset {
                     offset: e.offset,
@@ -154,7 +154,7 @@ impl GroupCoordinator {
         (codes, records, accepted)
     }
 
-    /// OffsetCommit: returns one error code per entry.
+    /// OffsetCommit: returns one outcome per entry.
     pub async fn commit(
         &self,
         group_id: &str,
@@ -162,14 +162,14 @@ impl GroupCoordinator {
         instance: Option<&str>,
         generation: i32,
         entries: Vec<OffsetCommitEntry>,
-    ) -> Vec<i16> {
+    ) -> Vec<Result<(), CoordinatorError>> {
         if let Err(e) = self.check_commit(group_id, member_id, instance, generation) {
-            return vec![e.code(); entries.len()];
+            return vec![Err(e); entries.len()];
         }
         let (mut codes, records, accepted) = self.offset_records(group_id, &entries);
         if let Err(err) = self.persist(group_id, records, None).await {
             for (i, ..) in &accepted {
-                codes[*i] = err.code();
+                codes[*i] = Err(err);
             }
             return codes;
         }
@@ -192,16 +192,16 @@ impl GroupCoordinator {
         producer_epoch: i16,
         member: Option<(&str, Option<&str>, i32)>,
         entries: Vec<OffsetCommitEntry>,
-    ) -> Vec<i16> {
+    ) -> Vec<Result<(), CoordinatorError>> {
         if group_id.is_empty() {
-            return vec![ResponseError::InvalidGroupId.code(); entries.len()];
+            return vec![Err(CoordinatorError::InvalidGroupId); entries.len()];
         }
         if let Some((member_id, instance, generation)) = member {
             let groups = self.lock();
             if let Some(group) = groups.get(group_id) {
                 if !group.members.is_empty() {
                     if let Err(e) = Self::check_member(group, member_id, instance, generation) {
-                        return vec![e.code(); entries.len()];
+                        return vec![Err(e); entries.len()];
                     }
                 }
             }
@@ -211,7 +211,7 @@ impl GroupCoordinator {
             .persist(group_id, records, Some((producer_id, producer_epoch)))
             .await
         {
-            return vec![err.code(); entries.len()];
+            return vec![Err(err); entries.len()];
         }
         let mut groups = self.lock();
         let group = groups
@@ -295,16 +295,16 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         partitions: &[(String, i32)],
-    ) -> Result<Vec<i16>, ResponseError> {
+    ) -> Result<Vec<Result<(), CoordinatorError>>, CoordinatorError> {
         let (codes, deleted) = {
             let mut groups = self.lock();
             let Some(group) = groups.get_mut(group_id) else {
-                return Err(ResponseError::GroupIdNotFound);
+                return Err(CoordinatorError::GroupIdNotFound);
             };
             if group.state != GroupState::Empty
                 && group.protocol_type.as_deref() != Some("consumer")
             {
-                return Err(ResponseError::NonEmptyGroup);
+                return Err(CoordinatorError::NonEmptyGroup);
             }
             let subscribed = if group.state == GroupState::Empty {
                 Vec::new()
@@ -315,12 +315,12 @@ impl GroupCoordinator {
             let mut deleted = Vec::new();
             for (t, p) in partitions {
                 if subscribed.contains(t) {
-                    codes.push(ResponseError::GroupSubscribedToTopic.code());
+                    codes.push(Err(CoordinatorError::GroupSubscribedToTopic));
                 } else {
                     if group.offsets.remove(&(t.clone(), *p)).is_some() {
                         deleted.push((t.clone(), *p));
                     }
-                    codes.push(0);
+                    codes.push(Ok(()));
                 }
             }
             (codes, deleted)
@@ -332,7 +332,7 @@ impl GroupCoordinator {
 
 /// Validated commit entries: codes per entry, records to write, accepted values.
 type OffsetRecords = (
-    Vec<i16>,
+    Vec<Result<(), CoordinatorError>>,
     Vec<(Vec<u8>, Option<Vec<u8>>)>,
     Vec<(usize, String, i32, CommittedOffset)>,
 );

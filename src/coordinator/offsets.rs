@@ -9,7 +9,7 @@
 //! ```
 
 use super::group::CommittedOffset;
-use crate::internal_topic::{put_string, Reader};
+use crate::coordinator::internal_topic::{put_string, Reader};
 use std::collections::HashMap;
 
 use crate::log::records::{control_marker, decode_key_values};
@@ -86,7 +86,7 @@ pub fn decode(key: &[u8], value: Option<&[u8]>) -> Option<OffsetRecord> {
 pub fn replay(log: &Log) -> (Vec<OffsetRecord>, HashMap<i64, Vec<OffsetRecord>>) {
     let mut out = Vec::new();
     let mut pending: HashMap<i64, Vec<OffsetRecord>> = HashMap::new();
-    crate::internal_topic::for_each_batch(log, |h, batch| {
+    crate::coordinator::internal_topic::for_each_batch(log, |h, batch| {
         if h.is_control() {
             let records = pending.remove(&h.producer_id).unwrap_or_default();
             if control_marker(batch) == Some(true) {

@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
+use crate::coordinator::CoordinatorError;
 use bytes::Bytes;
-use kafka_protocol::ResponseError;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
@@ -18,33 +18,36 @@ impl GroupCoordinator {
     pub fn join(&self, req: JoinRequest) -> Outcome<JoinResult> {
         let now = Instant::now();
         if req.group_id.is_empty() {
-            return Outcome::Now(join_error(ResponseError::InvalidGroupId, &req.member_id));
+            return Outcome::Now(join_error(CoordinatorError::InvalidGroupId, &req.member_id));
         }
         if req.session_timeout_ms < self.config.min_session_timeout_ms
             || req.session_timeout_ms > self.config.max_session_timeout_ms
         {
             return Outcome::Now(join_error(
-                ResponseError::InvalidSessionTimeout,
+                CoordinatorError::InvalidSessionTimeout,
                 &req.member_id,
             ));
         }
         if req.protocol_type.is_empty() || req.protocols.is_empty() {
             return Outcome::Now(join_error(
-                ResponseError::InconsistentGroupProtocol,
+                CoordinatorError::InconsistentGroupProtocol,
                 &req.member_id,
             ));
         }
         let mut groups = self.lock();
         if !groups.contains_key(&req.group_id) {
             if !req.member_id.is_empty() {
-                return Outcome::Now(join_error(ResponseError::UnknownMemberId, &req.member_id));
+                return Outcome::Now(join_error(
+                    CoordinatorError::UnknownMemberId,
+                    &req.member_id,
+                ));
             }
             groups.insert(req.group_id.clone(), Group::new(&req.group_id));
         }
         let group = groups.get_mut(&req.group_id).expect("inserted above");
         if group.state == GroupState::Dead {
             return Outcome::Now(join_error(
-                ResponseError::CoordinatorNotAvailable,
+                CoordinatorError::CoordinatorNotAvailable,
                 &req.member_id,
             ));
         }
@@ -53,7 +56,7 @@ impl GroupCoordinator {
                 && !group.common_protocols(Some(&req.protocols)).is_empty());
         if !compatible {
             return Outcome::Now(join_error(
-                ResponseError::InconsistentGroupProtocol,
+                CoordinatorError::InconsistentGroupProtocol,
                 &req.member_id,
             ));
         }
@@ -69,10 +72,10 @@ impl GroupCoordinator {
             } else if req.require_known_member_id {
                 let deadline = now + Duration::from_millis(req.session_timeout_ms as u64);
                 group.pending_members.insert(new_id.clone(), deadline);
-                return Outcome::Now(join_error(ResponseError::MemberIdRequired, &new_id));
+                return Outcome::Now(join_error(CoordinatorError::MemberIdRequired, &new_id));
             }
             if group.members.len() >= self.config.max_size {
-                return Outcome::Now(join_error(ResponseError::GroupMaxSizeReached, &new_id));
+                return Outcome::Now(join_error(CoordinatorError::GroupMaxSizeReached, &new_id));
             }
             return self.add_member(group, &new_id, &req, now);
         }
@@ -80,7 +83,7 @@ impl GroupCoordinator {
         if group.pending_members.remove(&req.member_id).is_some() {
             if group.members.len() >= self.config.max_size {
                 return Outcome::Now(join_error(
-                    ResponseError::GroupMaxSizeReached,
+                    CoordinatorError::GroupMaxSizeReached,
                     &req.member_id,
                 ));
             }
@@ -90,17 +93,23 @@ impl GroupCoordinator {
             if let Some(known) = group.static_members.get(instance) {
                 if *known != req.member_id {
                     return Outcome::Now(join_error(
-                        ResponseError::FencedInstanceId,
+                        CoordinatorError::FencedInstanceId,
                         &req.member_id,
                     ));
                 }
             }
         }
         let Some(member) = group.members.get(&req.member_id) else {
-            return Outcome::Now(join_error(ResponseError::UnknownMemberId, &req.member_id));
+            return Outcome::Now(join_error(
+                CoordinatorError::UnknownMemberId,
+                &req.member_id,
+            ));
         };
         if member.group_instance_id != req.group_instance_id {
-            return Outcome::Now(join_error(ResponseError::FencedInstanceId, &req.member_id));
+            return Outcome::Now(join_error(
+                CoordinatorError::FencedInstanceId,
+                &req.member_id,
+            ));
         }
         let same = member.same_protocols(&req.protocols);
         let is_leader = group.leader_id.as_deref() == Some(req.member_id.as_str());
@@ -118,9 +127,10 @@ impl GroupCoordinator {
                 self.prepare_rebalance(group, now);
                 self.park_join(group, &req, now)
             }
-            GroupState::Empty | GroupState::Dead => {
-                Outcome::Now(join_error(ResponseError::UnknownMemberId, &req.member_id))
-            }
+            GroupState::Empty | GroupState::Dead => Outcome::Now(join_error(
+                CoordinatorError::UnknownMemberId,
+                &req.member_id,
+            )),
         }
     }
 
@@ -192,13 +202,13 @@ impl GroupCoordinator {
         now: Instant,
     ) -> Outcome<JoinResult> {
         let Some(mut member) = group.members.remove(old_id) else {
-            return Outcome::Now(join_error(ResponseError::UnknownMemberId, new_id));
+            return Outcome::Now(join_error(CoordinatorError::UnknownMemberId, new_id));
         };
         if let Some(tx) = member.awaiting_join.take() {
-            let _ = tx.send(join_error(ResponseError::FencedInstanceId, old_id));
+            let _ = tx.send(join_error(CoordinatorError::FencedInstanceId, old_id));
         }
         if let Some(tx) = member.awaiting_sync.take() {
-            let _ = tx.send(sync_error(ResponseError::FencedInstanceId));
+            let _ = tx.send(sync_error(CoordinatorError::FencedInstanceId));
         }
         member.member_id = new_id.to_string();
         member.client_id = req.client_id.clone();
@@ -236,7 +246,7 @@ impl GroupCoordinator {
         if group.state == GroupState::CompletingRebalance {
             for m in group.members.values_mut() {
                 if let Some(tx) = m.awaiting_sync.take() {
-                    let _ = tx.send(sync_error(ResponseError::RebalanceInProgress));
+                    let _ = tx.send(sync_error(CoordinatorError::RebalanceInProgress));
                 }
             }
         }
@@ -310,7 +320,7 @@ impl GroupCoordinator {
             m.session_deadline = now + Duration::from_millis(m.session_timeout_ms as u64);
             if let Some(tx) = m.awaiting_join.take() {
                 let _ = tx.send(JoinResult {
-                    error: 0,
+                    error: None,
                     generation_id: generation,
                     protocol_type: protocol_type.clone(),
                     protocol_name: Some(protocol.clone()),
@@ -335,25 +345,25 @@ impl GroupCoordinator {
         member_id: &str,
         instance: Option<&str>,
         generation: i32,
-    ) -> Result<(), ResponseError> {
+    ) -> Result<(), CoordinatorError> {
         if group.state == GroupState::Dead {
-            return Err(ResponseError::CoordinatorNotAvailable);
+            return Err(CoordinatorError::CoordinatorNotAvailable);
         }
         if let Some(instance) = instance {
             if let Some(known) = group.static_members.get(instance) {
                 if known != member_id {
-                    return Err(ResponseError::FencedInstanceId);
+                    return Err(CoordinatorError::FencedInstanceId);
                 }
             }
         }
         let Some(member) = group.members.get(member_id) else {
-            return Err(ResponseError::UnknownMemberId);
+            return Err(CoordinatorError::UnknownMemberId);
         };
         if instance.is_some() && member.group_instance_id.as_deref() != instance {
-            return Err(ResponseError::FencedInstanceId);
+            return Err(CoordinatorError::FencedInstanceId);
         }
         if generation != group.generation_id {
-            return Err(ResponseError::IllegalGeneration);
+            return Err(CoordinatorError::IllegalGeneration);
         }
         Ok(())
     }
@@ -371,7 +381,7 @@ impl GroupCoordinator {
         let now = Instant::now();
         let mut groups = self.lock();
         let Some(group) = groups.get_mut(group_id) else {
-            return Outcome::Now(sync_error(ResponseError::UnknownMemberId));
+            return Outcome::Now(sync_error(CoordinatorError::UnknownMemberId));
         };
         if let Err(e) = Self::check_member(group, member_id, instance, generation) {
             return Outcome::Now(sync_error(e));
@@ -379,20 +389,20 @@ impl GroupCoordinator {
         if protocol_type.is_some_and(|t| Some(t) != group.protocol_type.as_deref())
             || protocol_name.is_some_and(|n| Some(n) != group.protocol_name.as_deref())
         {
-            return Outcome::Now(sync_error(ResponseError::InconsistentGroupProtocol));
+            return Outcome::Now(sync_error(CoordinatorError::InconsistentGroupProtocol));
         }
         let result = |group: &Group, assignment: Bytes| SyncResult {
-            error: 0,
+            error: None,
             protocol_type: group.protocol_type.clone(),
             protocol_name: group.protocol_name.clone(),
             assignment,
         };
         match group.state {
             GroupState::Empty | GroupState::Dead => {
-                Outcome::Now(sync_error(ResponseError::UnknownMemberId))
+                Outcome::Now(sync_error(CoordinatorError::UnknownMemberId))
             }
             GroupState::PreparingRebalance => {
-                Outcome::Now(sync_error(ResponseError::RebalanceInProgress))
+                Outcome::Now(sync_error(CoordinatorError::RebalanceInProgress))
             }
             GroupState::Stable => {
                 let assignment = group.members[member_id].assignment.clone();
@@ -412,7 +422,7 @@ impl GroupCoordinator {
                         m.assignment = assignments.get(&m.member_id).cloned().unwrap_or_default();
                         if let Some(tx) = m.awaiting_sync.take() {
                             let _ = tx.send(SyncResult {
-                                error: 0,
+                                error: None,
                                 protocol_type: ptype.clone(),
                                 protocol_name: pname.clone(),
                                 assignment: m.assignment.clone(),
@@ -433,61 +443,65 @@ impl GroupCoordinator {
         member_id: &str,
         instance: Option<&str>,
         generation: i32,
-    ) -> Result<(), ResponseError> {
+    ) -> Result<(), CoordinatorError> {
         let now = Instant::now();
         let mut groups = self.lock();
         let Some(group) = groups.get_mut(group_id) else {
-            return Err(ResponseError::UnknownMemberId);
+            return Err(CoordinatorError::UnknownMemberId);
         };
         if group.state == GroupState::Empty {
-            return Err(ResponseError::UnknownMemberId);
+            return Err(CoordinatorError::UnknownMemberId);
         }
         Self::check_member(group, member_id, instance, generation)?;
         if let Some(m) = group.members.get_mut(member_id) {
             m.session_deadline = now + Duration::from_millis(m.session_timeout_ms as u64);
         }
         if group.state == GroupState::PreparingRebalance {
-            return Err(ResponseError::RebalanceInProgress);
+            return Err(CoordinatorError::RebalanceInProgress);
         }
         Ok(())
     }
 
     /// Removes members; returns one error code per leaving member (0 for success), or a
     /// group-level error.
-    pub fn leave(&self, group_id: &str, leaving: &[Leaving]) -> Result<Vec<i16>, ResponseError> {
+    pub fn leave(
+        &self,
+        group_id: &str,
+        leaving: &[Leaving],
+    ) -> Result<Vec<Result<(), CoordinatorError>>, CoordinatorError> {
         let now = Instant::now();
         let mut groups = self.lock();
         let Some(group) = groups.get_mut(group_id) else {
-            return Err(ResponseError::UnknownMemberId);
+            return Err(CoordinatorError::UnknownMemberId);
         };
         if group.state == GroupState::Dead {
-            return Err(ResponseError::CoordinatorNotAvailable);
+            return Err(CoordinatorError::CoordinatorNotAvailable);
         }
         let mut codes = Vec::with_capacity(leaving.len());
         let mut removed = false;
         for l in leaving {
             let code = match &l.group_instance_id {
                 Some(instance) => match group.static_members.get(instance).cloned() {
-                    None => ResponseError::UnknownMemberId.code(),
+                    None => Err(CoordinatorError::UnknownMemberId),
                     Some(known) if !l.member_id.is_empty() && known != l.member_id => {
-                        ResponseError::FencedInstanceId.code()
+                        Err(CoordinatorError::FencedInstanceId)
                     }
                     Some(known) => {
                         remove_member(group, &known);
                         removed = true;
-                        0
+                        Ok(())
                     }
                 },
                 None => {
                     if group.pending_members.remove(&l.member_id).is_some() {
                         removed = true;
-                        0
+                        Ok(())
                     } else if group.members.contains_key(&l.member_id) {
                         remove_member(group, &l.member_id);
                         removed = true;
-                        0
+                        Ok(())
                     } else {
-                        ResponseError::UnknownMemberId.code()
+                        Err(CoordinatorError::UnknownMemberId)
                     }
                 }
             };
@@ -516,9 +530,9 @@ impl GroupCoordinator {
     }
 }
 
-fn join_error(error: ResponseError, member_id: &str) -> JoinResult {
+fn join_error(error: CoordinatorError, member_id: &str) -> JoinResult {
     JoinResult {
-        error: error.code(),
+        error: Some(error),
         generation_id: -1,
         protocol_type: None,
         protocol_name: None,
@@ -529,9 +543,9 @@ fn join_error(error: ResponseError, member_id: &str) -> JoinResult {
     }
 }
 
-fn sync_error(error: ResponseError) -> SyncResult {
+fn sync_error(error: CoordinatorError) -> SyncResult {
     SyncResult {
-        error: error.code(),
+        error: Some(error),
         protocol_type: None,
         protocol_name: None,
         assignment: Bytes::new(),
@@ -547,10 +561,10 @@ pub(super) fn remove_member(group: &mut Group, member_id: &str) {
             }
         }
         if let Some(tx) = m.awaiting_join {
-            let _ = tx.send(join_error(ResponseError::UnknownMemberId, member_id));
+            let _ = tx.send(join_error(CoordinatorError::UnknownMemberId, member_id));
         }
         if let Some(tx) = m.awaiting_sync {
-            let _ = tx.send(sync_error(ResponseError::UnknownMemberId));
+            let _ = tx.send(sync_error(CoordinatorError::UnknownMemberId));
         }
     }
     if group.leader_id.as_deref() == Some(member_id) {
@@ -583,7 +597,7 @@ fn current_generation(group: &Group, member_id: &str, with_members: bool) -> Joi
         Vec::new()
     };
     JoinResult {
-        error: 0,
+        error: None,
         generation_id: group.generation_id,
         protocol_type: group.protocol_type.clone(),
         protocol_name: group.protocol_name.clone(),

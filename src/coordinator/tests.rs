@@ -51,7 +51,7 @@ fn join_new(c: &GroupCoordinator) -> (String, Outcome<JoinResult>) {
         Outcome::Now(r) => r,
         Outcome::Wait(_) => panic!("a new member first gets MEMBER_ID_REQUIRED"),
     };
-    assert_eq!(first.error, ResponseError::MemberIdRequired.code());
+    assert_eq!(first.error, Some(CoordinatorError::MemberIdRequired));
     let id = first.member_id.clone();
     let outcome = c.join(join_req(&id, None));
     (id, outcome)
@@ -78,14 +78,14 @@ async fn two_members_join_sync_and_get_the_leaders_assignment() {
     let ra = resolve(join_a).await;
     assert_eq!(
         (ra.error, ra.generation_id, ra.leader_id.as_str()),
-        (0, 1, a.as_str())
+        (None, 1, a.as_str())
     );
     assert_eq!(ra.members.len(), 1);
     // B joins: A must rejoin (heartbeat says so), then both get generation 2.
     let (b, join_b) = join_new(&c);
     assert_eq!(
         c.heartbeat("g", &a, None, 1),
-        Err(ResponseError::RebalanceInProgress)
+        Err(CoordinatorError::RebalanceInProgress)
     );
     let ra = resolve(c.join(join_req(&a, None))).await;
     let rb = resolve(join_b).await;
@@ -108,11 +108,11 @@ async fn two_members_join_sync_and_get_the_leaders_assignment() {
     };
     assert_eq!(
         c.commit("g", &a, None, 1, entry()).await,
-        vec![ResponseError::IllegalGeneration.code()]
+        vec![Err(CoordinatorError::IllegalGeneration)]
     );
     assert_eq!(
         c.commit("g", &a, None, 2, entry()).await,
-        vec![ResponseError::RebalanceInProgress.code()]
+        vec![Err(CoordinatorError::RebalanceInProgress)]
     );
 
     let follower = c.sync(sync_req(&b, 2, HashMap::new()));
@@ -126,11 +126,11 @@ async fn two_members_join_sync_and_get_the_leaders_assignment() {
     assert_eq!(c.heartbeat("g", &b, None, 2), Ok(()));
     assert_eq!(
         c.heartbeat("g", &b, None, 1),
-        Err(ResponseError::IllegalGeneration)
+        Err(CoordinatorError::IllegalGeneration)
     );
     assert_eq!(
         c.heartbeat("g", "nobody", None, 2),
-        Err(ResponseError::UnknownMemberId)
+        Err(CoordinatorError::UnknownMemberId)
     );
 }
 
@@ -156,11 +156,11 @@ async fn a_member_that_stops_heartbeating_is_removed_after_its_session_timeout()
     }
     assert_eq!(
         c.heartbeat("g", &b, None, ra.generation_id),
-        Err(ResponseError::UnknownMemberId)
+        Err(CoordinatorError::UnknownMemberId)
     );
     assert_eq!(
         c.heartbeat("g", &a, None, ra.generation_id),
-        Err(ResponseError::RebalanceInProgress),
+        Err(CoordinatorError::RebalanceInProgress),
         "the survivor is told to rejoin"
     );
     let again = resolve(c.join(join_req(&a, None))).await;
@@ -173,7 +173,7 @@ async fn a_restarted_static_member_gets_its_assignment_back_without_a_rebalance(
     let dir = tempfile::tempdir().unwrap();
     let c = coordinator(dir.path(), 0);
     let first = resolve(c.join(join_req("", Some("instance-1")))).await;
-    assert_eq!(first.error, 0, "static members skip MEMBER_ID_REQUIRED");
+    assert_eq!(first.error, None, "static members skip MEMBER_ID_REQUIRED");
     let old_id = first.member_id.clone();
     let mut plan = HashMap::new();
     plan.insert(old_id.clone(), Bytes::from_static(b"mine"));
@@ -181,7 +181,7 @@ async fn a_restarted_static_member_gets_its_assignment_back_without_a_rebalance(
 
     // The process restarts: same instance id, no member id.
     let again = resolve(c.join(join_req("", Some("instance-1")))).await;
-    assert_eq!(again.error, 0);
+    assert_eq!(again.error, None);
     assert_eq!(again.generation_id, first.generation_id, "no rebalance");
     assert_ne!(again.member_id, old_id);
     let sync = resolve(c.sync(SyncRequest {
@@ -193,7 +193,7 @@ async fn a_restarted_static_member_gets_its_assignment_back_without_a_rebalance(
     // The old incarnation is fenced.
     assert_eq!(
         c.heartbeat("g", &old_id, Some("instance-1"), first.generation_id),
-        Err(ResponseError::FencedInstanceId)
+        Err(CoordinatorError::FencedInstanceId)
     );
 }
 
@@ -206,12 +206,12 @@ async fn protocol_mismatch_and_bad_session_timeouts_are_refused() {
     let mut other = join_req("", None);
     other.protocols = vec![("roundrobin".into(), Bytes::new())];
     let r = resolve(c.join(other)).await;
-    assert_eq!(r.error, ResponseError::InconsistentGroupProtocol.code());
+    assert_eq!(r.error, Some(CoordinatorError::InconsistentGroupProtocol));
     let mut short = join_req("", None);
     short.session_timeout_ms = 10;
     assert_eq!(
         resolve(c.join(short)).await.error,
-        ResponseError::InvalidSessionTimeout.code()
+        Some(CoordinatorError::InvalidSessionTimeout)
     );
 }
 
@@ -265,7 +265,7 @@ async fn offsets_commit_fetch_and_survive_a_restart() {
             .await;
         assert_eq!(
             codes,
-            vec![0, ResponseError::UnknownTopicOrPartition.code()]
+            vec![Ok(()), Err(CoordinatorError::UnknownTopicOrPartition)]
         );
         let fetched = c.fetch_offsets("simple", Some(vec![("t".into(), vec![0, 1])]));
         assert_eq!(fetched[0].1[0].1.as_ref().unwrap().offset, 42);
@@ -281,7 +281,7 @@ async fn offsets_commit_fetch_and_survive_a_restart() {
     assert_eq!(c.delete_group("simple"), Ok(()));
     assert_eq!(
         c.delete_group("simple"),
-        Err(ResponseError::GroupIdNotFound)
+        Err(CoordinatorError::GroupIdNotFound)
     );
     c.logs.shutdown();
     let c = coordinator(dir.path(), 0);
@@ -297,12 +297,12 @@ async fn an_empty_group_stays_until_the_retention_check() {
     let dir = tempfile::tempdir().unwrap();
     let c = coordinator(dir.path(), 0);
     let (a, join) = join_new(&c);
-    assert_eq!(resolve(join).await.error, 0);
+    assert_eq!(resolve(join).await.error, None);
     let leaving = [Leaving {
         member_id: a,
         group_instance_id: None,
     }];
-    assert_eq!(c.leave("g", &leaving), Ok(vec![0]));
+    assert_eq!(c.leave("g", &leaving), Ok(vec![Ok(())]));
     tokio::time::advance(Duration::from_secs(1)).await;
     c.tick(Instant::now());
     assert_eq!(c.describe("g").map(|d| d.state), Some(GroupState::Empty));

@@ -17,13 +17,13 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kafka_protocol::ResponseError;
+use crate::coordinator::CoordinatorError;
 use tokio::sync::Mutex;
 
 use crate::config::TransactionConfig;
+use crate::coordinator::internal_topic::{append_durably, partition_for, partition_log};
 use crate::coordinator::offsets::OFFSETS_TOPIC;
 use crate::coordinator::GroupCoordinator;
-use crate::internal_topic::{append_durably, partition_for, partition_log};
 use crate::log::records::decode_key_values;
 use crate::log::{now_ms, Log, TopicPartition};
 use crate::log_manager::LogManager;
@@ -109,7 +109,7 @@ impl TransactionCoordinator {
         coordinator
     }
 
-    fn state_log(&self, transactional_id: &str) -> Result<Arc<Log>, ResponseError> {
+    fn state_log(&self, transactional_id: &str) -> Result<Arc<Log>, CoordinatorError> {
         partition_log(
             &self.logs,
             TRANSACTION_STATE_TOPIC,
@@ -119,12 +119,12 @@ impl TransactionCoordinator {
     }
 
     /// Makes sure `__transaction_state` exists (FindCoordinator does this).
-    pub fn ensure_state_topic(&self, transactional_id: &str) -> Result<(), ResponseError> {
+    pub fn ensure_state_topic(&self, transactional_id: &str) -> Result<(), CoordinatorError> {
         self.state_log(transactional_id).map(|_| ())
     }
 
     /// Writes a transaction's state durably.
-    async fn persist(&self, t: &TxnMetadata) -> Result<(), ResponseError> {
+    async fn persist(&self, t: &TxnMetadata) -> Result<(), CoordinatorError> {
         let log = self.state_log(&t.transactional_id)?;
         let key = state::encode_key(&t.transactional_id);
         let value = state::encode_value(t);
@@ -145,7 +145,7 @@ impl TransactionCoordinator {
         producer_id: i64,
         producer_epoch: i16,
         partition: &TopicPartition,
-    ) -> Result<(), ResponseError> {
+    ) -> Result<(), CoordinatorError> {
         let published = self
             .published
             .lock()
@@ -153,21 +153,21 @@ impl TransactionCoordinator {
         let t = published
             .get(transactional_id)
             .filter(|t| t.producer_id == producer_id)
-            .ok_or(ResponseError::InvalidProducerIdMapping)?;
+            .ok_or(CoordinatorError::InvalidProducerIdMapping)?;
         if t.producer_epoch != producer_epoch {
-            return Err(ResponseError::InvalidProducerEpoch);
+            return Err(CoordinatorError::InvalidProducerEpoch);
         }
         match t.state {
             TxnState::PrepareCommit | TxnState::PrepareAbort => {
-                Err(ResponseError::ConcurrentTransactions)
+                Err(CoordinatorError::ConcurrentTransactions)
             }
             TxnState::Ongoing if t.partitions.contains(partition) => Ok(()),
-            _ => Err(ResponseError::InvalidTxnState),
+            _ => Err(CoordinatorError::InvalidTxnState),
         }
     }
 
     /// Writes the markers of a decided transaction to all its partitions and completes it.
-    async fn complete(&self, t: &mut TxnMetadata, commit: bool) -> Result<(), ResponseError> {
+    async fn complete(&self, t: &mut TxnMetadata, commit: bool) -> Result<(), CoordinatorError> {
         t.state = if commit {
             TxnState::PrepareCommit
         } else {
@@ -187,9 +187,9 @@ impl TransactionCoordinator {
                 .append_marker(t.producer_id, t.producer_epoch, commit)
                 .map_err(|e| {
                     tracing::error!(partition = %tp, error = %e, "writing a transaction marker failed");
-                    ResponseError::KafkaStorageError
+                    CoordinatorError::KafkaStorageError
                 })?;
-            crate::internal_topic::await_durable(&log, &info).await?;
+            crate::coordinator::internal_topic::await_durable(&log, &info).await?;
             if tp.topic == OFFSETS_TOPIC {
                 self.groups.complete_transaction(t.producer_id, commit);
             }
@@ -205,17 +205,17 @@ impl TransactionCoordinator {
     }
 
     /// Aborts an open transaction after bumping the epoch, so its producer is fenced.
-    async fn abort_with_bumped_epoch(&self, t: &mut TxnMetadata) -> Result<(), ResponseError> {
+    async fn abort_with_bumped_epoch(&self, t: &mut TxnMetadata) -> Result<(), CoordinatorError> {
         self.bump_epoch(t)?;
         self.complete(t, false).await
     }
 
-    fn bump_epoch(&self, t: &mut TxnMetadata) -> Result<(), ResponseError> {
+    fn bump_epoch(&self, t: &mut TxnMetadata) -> Result<(), CoordinatorError> {
         if t.producer_epoch >= i16::MAX - 1 {
             t.producer_id = self
                 .producer_ids
                 .next_id()
-                .map_err(|_| ResponseError::KafkaStorageError)?;
+                .map_err(|_| CoordinatorError::KafkaStorageError)?;
             t.producer_epoch = 0;
         } else {
             t.producer_epoch += 1;
@@ -229,12 +229,12 @@ impl TransactionCoordinator {
         transactional_id: &str,
         timeout_ms: i32,
         expected: Option<(i64, i16)>,
-    ) -> Result<(i64, i16), ResponseError> {
+    ) -> Result<(i64, i16), CoordinatorError> {
         if transactional_id.is_empty() {
-            return Err(ResponseError::InvalidRequest);
+            return Err(CoordinatorError::InvalidRequest);
         }
         if timeout_ms <= 0 || timeout_ms > self.config.max_timeout_ms {
-            return Err(ResponseError::InvalidTransactionTimeout);
+            return Err(CoordinatorError::InvalidTransactionTimeout);
         }
         let mut txns = self.txns.lock().await;
         let now = now_ms();
@@ -242,7 +242,7 @@ impl TransactionCoordinator {
             let producer_id = self
                 .producer_ids
                 .next_id()
-                .map_err(|_| ResponseError::KafkaStorageError)?;
+                .map_err(|_| CoordinatorError::KafkaStorageError)?;
             let t = TxnMetadata {
                 transactional_id: transactional_id.to_string(),
                 producer_id,
@@ -261,7 +261,7 @@ impl TransactionCoordinator {
         if let Some((pid, epoch)) = expected {
             // KIP-360: the producer says who it is; only the current incarnation may bump.
             if pid != t.producer_id || epoch != t.producer_epoch {
-                return Err(ResponseError::ProducerFenced);
+                return Err(CoordinatorError::ProducerFenced);
             }
         }
         if t.state == TxnState::Ongoing {
@@ -283,15 +283,15 @@ impl TransactionCoordinator {
         transactional_id: &str,
         producer_id: i64,
         producer_epoch: i16,
-    ) -> Result<&'a mut TxnMetadata, ResponseError> {
+    ) -> Result<&'a mut TxnMetadata, CoordinatorError> {
         let t = txns
             .get_mut(transactional_id)
-            .ok_or(ResponseError::InvalidProducerIdMapping)?;
+            .ok_or(CoordinatorError::InvalidProducerIdMapping)?;
         if t.producer_id != producer_id {
-            return Err(ResponseError::InvalidProducerIdMapping);
+            return Err(CoordinatorError::InvalidProducerIdMapping);
         }
         if producer_epoch != t.producer_epoch {
-            return Err(ResponseError::ProducerFenced);
+            return Err(CoordinatorError::ProducerFenced);
         }
         Ok(t)
     }
@@ -305,20 +305,20 @@ impl TransactionCoordinator {
         producer_epoch: i16,
         partitions: &[TopicPartition],
         verify_only: bool,
-    ) -> Result<Vec<i16>, ResponseError> {
+    ) -> Result<Vec<Result<(), CoordinatorError>>, CoordinatorError> {
         let mut txns = self.txns.lock().await;
         let t = Self::check(&mut txns, transactional_id, producer_id, producer_epoch)?;
         if matches!(t.state, TxnState::PrepareCommit | TxnState::PrepareAbort) {
-            return Err(ResponseError::ConcurrentTransactions);
+            return Err(CoordinatorError::ConcurrentTransactions);
         }
         if verify_only {
             return Ok(partitions
                 .iter()
                 .map(|tp| {
                     if t.state == TxnState::Ongoing && t.partitions.contains(tp) {
-                        0
+                        Ok(())
                     } else {
-                        ResponseError::InvalidTxnState.code()
+                        Err(CoordinatorError::InvalidTxnState)
                     }
                 })
                 .collect());
@@ -337,11 +337,11 @@ impl TransactionCoordinator {
             return Ok(unknown
                 .iter()
                 .map(|u| {
-                    if *u {
-                        ResponseError::UnknownTopicOrPartition.code()
+                    Err(if *u {
+                        CoordinatorError::UnknownTopicOrPartition
                     } else {
-                        ResponseError::OperationNotAttempted.code()
-                    }
+                        CoordinatorError::OperationNotAttempted
+                    })
                 })
                 .collect());
         }
@@ -356,7 +356,7 @@ impl TransactionCoordinator {
             self.persist(&updated).await?;
             *t = updated;
         }
-        Ok(vec![0; partitions.len()])
+        Ok(vec![Ok(()); partitions.len()])
     }
 
     /// AddOffsetsToTxn: the group's `__consumer_offsets` partition joins the transaction.
@@ -366,7 +366,7 @@ impl TransactionCoordinator {
         producer_id: i64,
         producer_epoch: i16,
         group_id: &str,
-    ) -> Result<(), ResponseError> {
+    ) -> Result<(), CoordinatorError> {
         self.groups.ensure_offsets_topic(group_id)?;
         let partitions = self
             .logs
@@ -379,9 +379,9 @@ impl TransactionCoordinator {
         let codes = self
             .add_partitions(transactional_id, producer_id, producer_epoch, &[tp], false)
             .await?;
-        match codes.first().copied().unwrap_or(0) {
-            0 => Ok(()),
-            _ => Err(ResponseError::CoordinatorNotAvailable),
+        match codes.first() {
+            Some(Ok(())) => Ok(()),
+            _ => Err(CoordinatorError::CoordinatorNotAvailable),
         }
     }
 
@@ -392,7 +392,7 @@ impl TransactionCoordinator {
         producer_id: i64,
         producer_epoch: i16,
         commit: bool,
-    ) -> Result<(), ResponseError> {
+    ) -> Result<(), CoordinatorError> {
         let mut txns = self.txns.lock().await;
         let t = Self::check(&mut txns, transactional_id, producer_id, producer_epoch)?;
         match (t.state, commit) {
@@ -400,9 +400,9 @@ impl TransactionCoordinator {
             // A retried EndTxn whose first attempt completed.
             (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => Ok(()),
             (TxnState::PrepareCommit | TxnState::PrepareAbort, _) => {
-                Err(ResponseError::ConcurrentTransactions)
+                Err(CoordinatorError::ConcurrentTransactions)
             }
-            _ => Err(ResponseError::InvalidTxnState),
+            _ => Err(CoordinatorError::InvalidTxnState),
         }
     }
 
@@ -413,12 +413,12 @@ impl TransactionCoordinator {
         transactional_id: &str,
         producer_id: i64,
         producer_epoch: i16,
-    ) -> Result<(), ResponseError> {
+    ) -> Result<(), CoordinatorError> {
         let mut txns = self.txns.lock().await;
         let t = Self::check(&mut txns, transactional_id, producer_id, producer_epoch)?;
         if t.state != TxnState::Ongoing || !t.partitions.iter().any(|tp| tp.topic == OFFSETS_TOPIC)
         {
-            return Err(ResponseError::InvalidTxnState);
+            return Err(CoordinatorError::InvalidTxnState);
         }
         Ok(())
     }
@@ -462,7 +462,7 @@ impl TransactionCoordinator {
 /// Every key/value of an internal topic partition, in log order.
 fn replay(log: &Log) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
     let mut out = Vec::new();
-    crate::internal_topic::for_each_batch(log, |_, batch| {
+    crate::coordinator::internal_topic::for_each_batch(log, |_, batch| {
         for kv in decode_key_values(batch).unwrap_or_default() {
             if let Some(key) = kv.key {
                 out.push((key, kv.value));

@@ -23,7 +23,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::internal_topic::{put_string, Reader};
+use crate::coordinator::internal_topic::{put_string, Reader};
 use crate::log::TopicPartition;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

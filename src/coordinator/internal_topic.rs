@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use kafka_protocol::ResponseError;
+use crate::coordinator::CoordinatorError;
 
 use crate::log::record_batch::{check_batch, BatchHeader};
 use crate::log::records::{encode_batch, RawRecord, TxnProducer};
@@ -31,7 +31,7 @@ pub fn partition_log(
     topic: &str,
     partitions: i32,
     key: &str,
-) -> Result<Arc<Log>, ResponseError> {
+) -> Result<Arc<Log>, CoordinatorError> {
     let t = if let Some(t) = logs.topic(topic) {
         t
     } else {
@@ -42,17 +42,17 @@ pub fn partition_log(
             Ok(t) => t,
             Err(TopicError::AlreadyExists(_)) => logs
                 .topic(topic)
-                .ok_or(ResponseError::CoordinatorNotAvailable)?,
+                .ok_or(CoordinatorError::CoordinatorNotAvailable)?,
             Err(e) => {
                 tracing::error!(topic, error = %e, "creating an internal topic failed");
-                return Err(ResponseError::CoordinatorNotAvailable);
+                return Err(CoordinatorError::CoordinatorNotAvailable);
             }
         }
     };
     let p = partition_for(key, t.partitions.len() as i32);
     t.partition(p)
         .cloned()
-        .ok_or(ResponseError::CoordinatorNotAvailable)
+        .ok_or(CoordinatorError::CoordinatorNotAvailable)
 }
 
 /// Encodes `records` as one batch (transactional for `txn`), appends it and waits until it
@@ -61,25 +61,25 @@ pub async fn append_durably(
     log: &Arc<Log>,
     records: &[RawRecord<'_>],
     txn: Option<TxnProducer>,
-) -> Result<(), ResponseError> {
+) -> Result<(), CoordinatorError> {
     if records.is_empty() {
         return Ok(());
     }
     let batch = encode_batch(records, now_ms(), txn);
-    let header = check_batch(&batch).map_err(|_| ResponseError::UnknownServerError)?;
+    let header = check_batch(&batch).map_err(|_| CoordinatorError::UnknownServerError)?;
     let info = log.append(&batch, &[header]).map_err(|e| {
         tracing::error!(partition = %log.topic_partition(), error = %e, "writing an internal record failed");
-        ResponseError::KafkaStorageError
+        CoordinatorError::KafkaStorageError
     })?;
     await_durable(log, &info).await
 }
 
 /// Waits until an append is fsynced, when the log acknowledges only durable data.
-pub async fn await_durable(log: &Arc<Log>, info: &AppendInfo) -> Result<(), ResponseError> {
+pub async fn await_durable(log: &Arc<Log>, info: &AppendInfo) -> Result<(), CoordinatorError> {
     if log.config().is_durable() {
         log.wait_durable(info)
             .await
-            .map_err(|_| ResponseError::KafkaStorageError)?;
+            .map_err(|_| CoordinatorError::KafkaStorageError)?;
     }
     Ok(())
 }
