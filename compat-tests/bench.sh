@@ -5,7 +5,8 @@
 # lines (figures, broker CPU and RSS) and the start-up time (spawn to first ApiVersions
 # answer, median of 5, compat-tests/startup.py) and binary size.
 # Knobs: everything kafka-bench.sh takes (N_1K, N_100B, LAT_RATES, ...), HARNESS=path,
-# GREGOR_ARGS (extra broker arguments).
+# GREGOR_ARGS (extra broker arguments), GREGOR_BIN (a prebuilt broker, e.g. an older commit's
+# for an A/B run; default: build this tree's release binary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 harness=${HARNESS:-../shared/bench/kafka-bench.sh}
@@ -16,8 +17,12 @@ perf="$src/examples/rdkafka_performance"
 if [ ! -x "$perf" ]; then
   make -C "$src/examples" rdkafka_performance >/dev/null
 fi
-cargo build --release --quiet --bin gregor
-bin=target/release/gregor
+if [ -n "${GREGOR_BIN:-}" ]; then
+  bin=$GREGOR_BIN
+else
+  cargo build --release --quiet --bin gregor
+  bin=target/release/gregor
+fi
 
 dir=$(mktemp -d)
 trap 'if [ -n "${pid:-}" ]; then kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; fi; rm -rf "$dir"' EXIT
