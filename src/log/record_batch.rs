@@ -115,12 +115,14 @@ impl BatchHeader {
         self.batch_length.max(0) as usize + LOG_OVERHEAD
     }
 
+    /// Saturating: a client's batch may carry any base offset until the broker assigns one.
     pub fn last_offset(&self) -> i64 {
-        self.base_offset + self.last_offset_delta as i64
+        self.base_offset
+            .saturating_add(i64::from(self.last_offset_delta))
     }
 
     pub fn next_offset(&self) -> i64 {
-        self.last_offset() + 1
+        self.last_offset().saturating_add(1)
     }
 
     pub fn compression(&self) -> i16 {
@@ -205,7 +207,9 @@ pub fn validate_produce_batches(
                 "clients may not produce control batches".into(),
             ));
         }
-        if header.last_offset_delta < 0 || header.records_count != header.last_offset_delta + 1 {
+        if header.last_offset_delta < 0
+            || i64::from(header.records_count) != i64::from(header.last_offset_delta) + 1
+        {
             return Err(BatchError::Invalid(format!(
                 "record batch has {} records but last offset delta {}",
                 header.records_count, header.last_offset_delta
@@ -312,6 +316,23 @@ mod tests {
         let h = check_batch(&b).unwrap();
         assert!(h.is_log_append_time());
         assert_eq!(h.max_timestamp, 99);
+    }
+
+    /// Regression: `records_count != last_offset_delta + 1` overflowed (a panic in debug
+    /// builds) for a batch with last_offset_delta = i32::MAX and a valid CRC.
+    #[test]
+    fn an_extreme_last_offset_delta_is_invalid_not_an_overflow() {
+        let mut b = batch(&[b"x"], 5);
+        b[23..27].copy_from_slice(&i32::MAX.to_be_bytes());
+        b[0..8].copy_from_slice(&i64::MAX.to_be_bytes());
+        let crc = crc32c::crc32c(&b[ATTRIBUTES_OFFSET..]);
+        b[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+        let h = check_batch(&b).unwrap();
+        assert_eq!(h.next_offset(), i64::MAX);
+        assert!(matches!(
+            validate_produce_batches(&b, 1 << 20),
+            Err(BatchError::Invalid(_))
+        ));
     }
 
     #[test]
