@@ -410,6 +410,12 @@ fn parse_listeners(key: &str, value: &str) -> Result<Vec<Listener>, ConfigError>
             port,
         });
     }
+    if out.is_empty() {
+        return Err(ConfigError::new(
+            key,
+            format!("`{value}` names no listener (expected NAME://HOST:PORT)"),
+        ));
+    }
     Ok(out)
 }
 
@@ -426,6 +432,18 @@ mod tests {
         assert_eq!(config.log_dirs, vec![PathBuf::from("./data")]);
         assert_eq!(config.log.flush_messages, 1);
         assert!(config.auto_create_topics_enable);
+    }
+
+    /// Regression: `advertised.listeners: ","` parsed to no listener and the first Metadata
+    /// request panicked on `advertised_listeners[0]`.
+    #[test]
+    fn a_listener_list_without_a_listener_is_an_error_naming_the_key() {
+        for key in ["listeners", "advertised.listeners"] {
+            let mut raw = RawConfig::from_yaml(DEFAULT_CONFIG_YAML).unwrap();
+            raw.set(key, ",");
+            let e = BrokerConfig::from_raw(&raw).unwrap_err();
+            assert_eq!(e.key, key);
+        }
     }
 
     #[test]
