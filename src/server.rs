@@ -11,6 +11,7 @@ use tokio::task::JoinSet;
 
 use crate::broker::{Broker, StartError};
 use crate::config::BrokerConfig;
+use crate::log_manager::ShutdownError;
 use crate::network::connection;
 use crate::storage;
 
@@ -21,6 +22,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 pub enum ServerError {
     /// Opening the store or loading the coordinators failed.
     Start(StartError),
+    /// The broker stopped, but not cleanly: the next start recovers.
+    Shutdown(ShutdownError),
     /// The listener address could not be resolved or bound.
     Listen {
         addr: String,
@@ -32,6 +35,7 @@ impl std::fmt::Display for ServerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ServerError::Start(e) => write!(f, "{e}"),
+            ServerError::Shutdown(e) => write!(f, "unclean shutdown: {e}"),
             ServerError::Listen { addr, .. } => write!(f, "cannot listen on {addr}"),
         }
     }
@@ -41,6 +45,7 @@ impl std::error::Error for ServerError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             ServerError::Start(e) => e.source(),
+            ServerError::Shutdown(e) => e.source(),
             ServerError::Listen { source, .. } => Some(source),
         }
     }
@@ -125,10 +130,21 @@ where
         tracing::warn!("some connections did not finish in time");
         connections.abort_all();
     }
-    let _ = background.await;
-    let _ = group_timers.await;
-    let _ = txn_timers.await;
-    let _ = tokio::task::spawn_blocking(move || logs.shutdown()).await;
-    tracing::info!("shutdown complete");
-    Ok(())
+    for (task, result) in [
+        ("background", background.await),
+        ("group timers", group_timers.await),
+        ("transaction timers", txn_timers.await),
+    ] {
+        if let Err(e) = result {
+            tracing::error!(task, error = %e, "a background task failed");
+        }
+    }
+    match tokio::task::spawn_blocking(move || logs.shutdown()).await {
+        Ok(Ok(())) => {
+            tracing::info!("shutdown complete");
+            Ok(())
+        }
+        Ok(Err(e)) => Err(ServerError::Shutdown(e)),
+        Err(e) => Err(ServerError::Start(StartError::Task(e))),
+    }
 }

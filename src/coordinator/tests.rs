@@ -270,7 +270,7 @@ async fn offsets_commit_fetch_and_survive_a_restart() {
         let fetched = c.fetch_offsets("simple", Some(vec![("t".into(), vec![0, 1])]));
         assert_eq!(fetched[0].1[0].1.as_ref().unwrap().offset, 42);
         assert!(fetched[0].1[1].1.is_none());
-        c.logs.shutdown();
+        c.logs.shutdown().unwrap();
     }
     let c = coordinator(dir.path(), 0);
     let all = c.fetch_offsets("simple", None);
@@ -283,7 +283,7 @@ async fn offsets_commit_fetch_and_survive_a_restart() {
         c.delete_group("simple"),
         Err(CoordinatorError::GroupIdNotFound)
     );
-    c.logs.shutdown();
+    c.logs.shutdown().unwrap();
     let c = coordinator(dir.path(), 0);
     assert!(c.fetch_offsets("simple", None).is_empty());
 }

@@ -99,6 +99,43 @@ pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> TopicError + '_ {
     }
 }
 
+/// Why a shutdown was not clean.
+#[derive(Debug)]
+pub enum ShutdownError {
+    /// The final flush of this many partitions failed (each is logged).
+    Flush { partitions: usize },
+    /// The final checkpoint could not be written.
+    Checkpoint(CheckpointError),
+    /// The clean-shutdown marker could not be written.
+    Marker { path: PathBuf, source: io::Error },
+}
+
+impl std::fmt::Display for ShutdownError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ShutdownError::Flush { partitions } => {
+                write!(f, "the final flush of {partitions} partition(s) failed")
+            }
+            ShutdownError::Checkpoint(e) => write!(f, "{e}"),
+            ShutdownError::Marker { path, source } => write!(
+                f,
+                "writing the clean-shutdown marker {} failed: {source}",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ShutdownError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ShutdownError::Flush { .. } => None,
+            ShutdownError::Checkpoint(e) => Some(e),
+            ShutdownError::Marker { source, .. } => Some(source),
+        }
+    }
+}
+
 /// A topic: its id, configs and one log per partition. Immutable once created (a config or
 /// partition change replaces the `Arc<Topic>` in the table).
 #[derive(Debug)]
@@ -446,28 +483,34 @@ impl LogManager {
     }
 
     /// Clean shutdown: flush and close every log, checkpoint, then mark each directory clean.
-    pub fn shutdown(&self) {
-        let mut clean = true;
+    /// An error means the directories were not all marked clean: the next start recovers
+    /// from the last good recovery points (nothing acknowledged is lost by that).
+    pub fn shutdown(&self) -> Result<(), ShutdownError> {
+        let mut failed_flushes = 0;
         for log in self.all_logs() {
             if let Err(e) = log.close() {
-                clean = false;
+                failed_flushes += 1;
                 tracing::error!(partition = %log.topic_partition(), error = %e, "final flush failed");
             }
         }
-        // Without fresh checkpoints the directories are not marked clean: the next start
-        // then recovers from the last good recovery points.
-        if self.checkpoint_recovery_points().is_err() {
-            clean = false;
+        // Without fresh checkpoints the directories are not marked clean.
+        let checkpoint = self.checkpoint_recovery_points();
+        if failed_flushes > 0 {
+            return Err(ShutdownError::Flush {
+                partitions: failed_flushes,
+            });
         }
-        if !clean {
-            return;
-        }
+        checkpoint.map_err(ShutdownError::Checkpoint)?;
         for dir in &self.config.log_dirs {
             let marker = dir.join(CLEAN_SHUTDOWN_FILE);
-            if let Err(e) = self.storage.write_atomically(&marker, b"") {
-                tracing::error!(path = %marker.display(), error = %e, "writing the clean shutdown marker failed");
-            }
+            self.storage
+                .write_atomically(&marker, b"")
+                .map_err(|source| ShutdownError::Marker {
+                    path: marker.clone(),
+                    source,
+                })?;
         }
+        Ok(())
     }
 }
 

@@ -28,7 +28,7 @@ fn topics_survive_restart_and_deletion_is_permanent() {
             Err(TopicError::AlreadyExists(_))
         ));
         m.delete_topic("doomed").unwrap();
-        m.shutdown();
+        m.shutdown().unwrap();
         t.id
     };
     let m = manager(dir.path());
@@ -75,7 +75,7 @@ fn only_directories_of_deleted_topics_are_removed_at_start_up() {
     {
         let m = manager(dir.path());
         m.create_topic("kept", 1, 1, BTreeMap::new()).unwrap();
-        m.shutdown();
+        m.shutdown().unwrap();
     }
     // Not Gregor's: no partition.metadata.
     fs::create_dir_all(dir.path().join("backup-2024")).unwrap();
@@ -104,4 +104,30 @@ fn cluster_id_is_stable() {
     let a = manager(dir.path()).cluster_id().to_string();
     assert_eq!(a.len(), 22);
     assert_eq!(manager(dir.path()).cluster_id(), a);
+}
+
+/// A shutdown whose final checkpoint fails is reported (main exits 1) and does not mark the
+/// directory clean, so the next start recovers instead of trusting stale recovery points.
+#[test]
+fn a_failed_final_checkpoint_makes_the_shutdown_unclean() {
+    use crate::storage::simulated::{Op, SimulatedStorage};
+    let sim = SimulatedStorage::new(7);
+    sim.create_dir_all_durable(Path::new("/data"));
+    let mut raw = RawConfig::from_yaml(DEFAULT_CONFIG_YAML).unwrap();
+    raw.set("log.dirs", "/data");
+    let storage = sim.shared();
+    let m = LogManager::open(
+        Arc::new(BrokerConfig::from_raw(&raw).unwrap()),
+        storage.clone(),
+    )
+    .unwrap();
+    m.create_topic("t", 1, 1, BTreeMap::new()).unwrap();
+    let marker = Path::new("/data").join(CLEAN_SHUTDOWN_FILE);
+    // The first rename after the final flushes is a checkpoint's (write_atomically).
+    sim.fail_next(Op::Rename, libc::EIO);
+    assert!(matches!(m.shutdown(), Err(ShutdownError::Checkpoint(_))));
+    assert!(!storage.exists(&marker));
+    // With the disk healthy again the same shutdown is clean.
+    m.shutdown().unwrap();
+    assert!(storage.exists(&marker));
 }
