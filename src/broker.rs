@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::config::BrokerConfig;
+use crate::coordinator::internal_topic::ReplayError;
 use crate::coordinator::GroupCoordinator;
 use crate::log_manager::{LogManager, TopicError};
 use crate::producer_ids::ProducerIdManager;
@@ -24,6 +25,8 @@ pub enum StartError {
     },
     /// A start-up task panicked (a bug; its message is in the log).
     Task(tokio::task::JoinError),
+    /// `__consumer_offsets` or `__transaction_state` could not be replayed.
+    Replay(ReplayError),
 }
 
 impl std::fmt::Display for StartError {
@@ -34,6 +37,9 @@ impl std::fmt::Display for StartError {
                 write!(f, "cannot use the producer id block {}", path.display())
             }
             StartError::Task(_) => f.write_str("a start-up task failed"),
+            StartError::Replay(_) => {
+                f.write_str("cannot load the coordinators' state from their internal topics")
+            }
         }
     }
 }
@@ -44,6 +50,7 @@ impl std::error::Error for StartError {
             StartError::Storage(e) => Some(e),
             StartError::ProducerIds { source, .. } => Some(source),
             StartError::Task(e) => Some(e),
+            StartError::Replay(e) => Some(e),
         }
     }
 }
@@ -96,8 +103,9 @@ impl Broker {
             let (coordinator_config, logs) = (config.coordinator.clone(), logs.clone());
             tokio::task::spawn_blocking(move || GroupCoordinator::load(coordinator_config, logs))
                 .await
-                .map(Arc::new)
                 .map_err(StartError::Task)?
+                .map(Arc::new)
+                .map_err(StartError::Replay)?
         };
         let path = logs.metadata_dir().join("producer-id-block");
         let producer_ids = ProducerIdManager::open(logs.storage().clone(), path.clone())
@@ -110,7 +118,8 @@ impl Broker {
                 groups.clone(),
                 producer_ids.clone(),
             )
-            .await,
+            .await
+            .map_err(StartError::Replay)?,
         );
         let advertised = config.advertised();
         Ok(Broker {

@@ -14,19 +14,19 @@ pub async fn handle(
     _ctx: RequestContext,
     request: DeleteGroupsRequest,
 ) -> DeleteGroupsResponse {
-    let results = request
-        .groups_names
-        .into_iter()
-        .map(|id| {
-            let code = broker
-                .groups
-                .delete_group(id.as_str())
-                .err()
-                .map_or(0, CoordinatorCode::code);
+    let mut results = Vec::with_capacity(request.groups_names.len());
+    for id in request.groups_names {
+        let code = broker
+            .groups
+            .delete_group(id.as_str())
+            .await
+            .err()
+            .map_or(0, CoordinatorCode::code);
+        results.push(
             DeletableGroupResult::default()
                 .with_group_id(id)
-                .with_error_code(code)
-        })
-        .collect();
+                .with_error_code(code),
+        );
+    }
     DeleteGroupsResponse::default().with_results(results)
 }

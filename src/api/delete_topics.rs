@@ -43,7 +43,7 @@ pub async fn handle(
             }
             (Some(name), true) => match broker.logs.delete_topic(name.as_str()) {
                 Ok(topic) => {
-                    broker.groups.on_topic_deleted(&topic.name);
+                    broker.groups.on_topic_deleted(&topic.name).await;
                     result.with_name(Some(name)).with_topic_id(topic.id)
                 }
                 Err(e) => result
@@ -54,7 +54,7 @@ pub async fn handle(
             (None, false) => match broker.logs.topic_by_id(id) {
                 Some(topic) => match broker.logs.delete_topic(&topic.name) {
                     Ok(_) => {
-                        broker.groups.on_topic_deleted(&topic.name);
+                        broker.groups.on_topic_deleted(&topic.name).await;
                         result.with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
                     }
                     Err(e) => result

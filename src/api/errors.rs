@@ -68,7 +68,10 @@ pub fn coordinator_error(e: CoordinatorError) -> ResponseError {
         C::OperationNotAttempted => ResponseError::OperationNotAttempted,
         C::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
         C::InvalidRequest => ResponseError::InvalidRequest,
-        C::KafkaStorageError => ResponseError::KafkaStorageError,
+        // As Kafka's coordinators answer a failed write to their internal topic
+        // (GroupCoordinatorService and TransactionStateManager): the client looks the
+        // coordinator up again and retries.
+        C::KafkaStorageError => ResponseError::NotCoordinator,
         C::UnknownServerError => ResponseError::UnknownServerError,
     }
 }

@@ -29,6 +29,7 @@ pub async fn handle(
     match broker
         .groups
         .delete_offsets(request.group_id.as_str(), &partitions)
+        .await
     {
         Err(e) => OffsetDeleteResponse::default().with_error_code(e.code()),
         Ok(codes) => {

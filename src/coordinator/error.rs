@@ -33,7 +33,7 @@ pub enum CoordinatorError {
     CoordinatorNotAvailable,
     InvalidRequest,
     /// Writing the coordinator's internal topic failed (the cause is logged where it
-    /// happened).
+    /// happened). Answered as NOT_COORDINATOR, as Kafka does.
     KafkaStorageError,
     UnknownServerError,
 }

@@ -4,6 +4,7 @@
 //! appends of the broker's own record batches.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::coordinator::CoordinatorError;
@@ -84,30 +85,72 @@ pub async fn await_durable(log: &Arc<Log>, info: &AppendInfo) -> Result<(), Coor
     Ok(())
 }
 
+/// Replaying an internal topic partition failed: starting anyway would serve partial state
+/// (offsets or transactions that silently went back in time), so the broker does not start.
+#[derive(Debug)]
+pub struct ReplayError {
+    /// The partition's directory.
+    pub dir: PathBuf,
+    /// Where the replay stopped.
+    pub offset: i64,
+    pub cause: String,
+}
+
+impl std::fmt::Display for ReplayError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "replaying {} failed at offset {}: {}",
+            self.dir.display(),
+            self.offset,
+            self.cause
+        )
+    }
+}
+
+impl std::error::Error for ReplayError {}
+
 /// Calls `f` with every stored batch (header and bytes) of an internal topic partition up
-/// to the high watermark, in log order: the coordinators' replay at start-up.
-pub fn for_each_batch(log: &Log, mut f: impl FnMut(&BatchHeader, &[u8])) {
+/// to the high watermark, in log order: the coordinators' replay at start-up. A read error,
+/// a batch that can't be parsed, or an error from `f` stops it with a [`ReplayError`].
+pub fn for_each_batch(
+    log: &Log,
+    mut f: impl FnMut(&BatchHeader, &[u8]) -> Result<(), String>,
+) -> Result<(), ReplayError> {
     let mut offset = log.log_start_offset();
     let end = log.high_watermark();
+    let fail = |offset: i64, cause: String| ReplayError {
+        dir: log.dir().to_path_buf(),
+        offset,
+        cause,
+    };
     while offset < end {
-        let Ok(read) = log.read(offset, 4 << 20, true, false) else {
-            return;
-        };
+        let read = log
+            .read(offset, 4 << 20, true, false)
+            .map_err(|e| fail(offset, e.to_string()))?;
         let bytes = &read.records[..];
         if bytes.is_empty() {
-            return;
+            return Ok(());
         }
+        let before = offset;
         let mut at = 0;
         while let Some(h) = BatchHeader::parse(&bytes[at..]) {
             let size = h.size();
             if at + size > bytes.len() {
                 break;
             }
-            f(&h, &bytes[at..at + size]);
+            f(&h, &bytes[at..at + size]).map_err(|cause| fail(h.base_offset, cause))?;
             offset = h.next_offset();
             at += size;
         }
+        if offset == before {
+            return Err(fail(
+                offset,
+                "no complete record batch where one should be".into(),
+            ));
+        }
     }
+    Ok(())
 }
 
 /// Appends a Kafka string: i16 length, then the UTF-8 bytes.

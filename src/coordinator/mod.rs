@@ -30,6 +30,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::config::CoordinatorConfig;
+use crate::coordinator::internal_topic::ReplayError;
 use crate::log::now_ms;
 use crate::log_manager::LogManager;
 pub use error::CoordinatorError;
@@ -111,11 +112,14 @@ pub struct GroupCoordinator {
 
 impl GroupCoordinator {
     /// Builds the coordinator and replays committed offsets from `__consumer_offsets`.
-    pub fn load(config: CoordinatorConfig, logs: Arc<LogManager>) -> GroupCoordinator {
+    pub fn load(
+        config: CoordinatorConfig,
+        logs: Arc<LogManager>,
+    ) -> Result<GroupCoordinator, ReplayError> {
         let mut groups: HashMap<String, Group> = HashMap::new();
         if let Some(topic) = logs.topic(OFFSETS_TOPIC) {
             for log in &topic.partitions {
-                let (records, pending) = offsets::replay(log);
+                let (records, pending) = offsets::replay(log)?;
                 for (producer_id, records) in pending {
                     for r in records {
                         let group = groups
@@ -148,12 +152,12 @@ impl GroupCoordinator {
             groups.retain(|_, g| !g.offsets.is_empty() || !g.pending_txn_offsets.is_empty());
             tracing::info!(groups = groups.len(), "loaded committed offsets");
         }
-        GroupCoordinator {
+        Ok(GroupCoordinator {
             next_cleanup: Mutex::new(Instant::now() + config.offsets_retention_check_interval),
             config,
             logs,
             groups: Mutex::new(groups),
-        }
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Group>> {
@@ -167,7 +171,8 @@ impl GroupCoordinator {
     /// Session, rebalance and sync timeouts; every `offsets.retention.check.interval.ms`
     /// also offset retention and the removal of groups left with neither members nor
     /// offsets (until then such a group is still Empty, as in Kafka). Called periodically.
-    pub fn tick(&self, now: Instant) {
+    /// Returns the offsets it expired, per group, for the caller to tombstone.
+    pub fn tick(&self, now: Instant) -> Vec<(String, Vec<(String, i32)>)> {
         let mut expired_offsets: Vec<(String, Vec<(String, i32)>)> = Vec::new();
         let retention_ms = self.config.offsets_retention.as_millis() as i64;
         let wall = now_ms();
@@ -242,19 +247,29 @@ impl GroupCoordinator {
                 });
             }
         }
-        for (group, partitions) in expired_offsets {
-            self.write_tombstones(&group, &partitions);
+        expired_offsets
+    }
+
+    /// Tombstones offsets that `tick` expired. A failure is logged: the offsets are gone
+    /// from memory but not from disk, so after a restart they are loaded and expire again.
+    async fn tombstone_expired(&self, expired: Vec<(String, Vec<(String, i32)>)>) {
+        for (group, partitions) in expired {
+            if let Err(e) = self.write_tombstones(&group, &partitions).await {
+                tracing::error!(group = %group, error = %e, "writing tombstones for expired offsets failed");
+            }
         }
     }
 
     // ---- Offsets ----------------------------------------------------------------------
 
     /// DeleteGroups for one group.
-    pub fn delete_group(&self, group_id: &str) -> Result<(), CoordinatorError> {
+    /// The answer waits until the tombstones of its offsets are durable; if they can't be
+    /// written the group is put back and the error returned.
+    pub async fn delete_group(&self, group_id: &str) -> Result<(), CoordinatorError> {
         if group_id.is_empty() {
             return Err(CoordinatorError::InvalidGroupId);
         }
-        let partitions = {
+        let (removed, partitions) = {
             let mut groups = self.lock();
             let Some(group) = groups.get(group_id) else {
                 return Err(CoordinatorError::GroupIdNotFound);
@@ -263,17 +278,21 @@ impl GroupCoordinator {
                 return Err(CoordinatorError::NonEmptyGroup);
             }
             let partitions: Vec<(String, i32)> = group.offsets.keys().cloned().collect();
-            if let Some(mut g) = groups.remove(group_id) {
-                g.state = GroupState::Dead;
-            }
-            partitions
+            (groups.remove(group_id), partitions)
         };
-        self.write_tombstones(group_id, &partitions);
+        if let Err(e) = self.write_tombstones(group_id, &partitions).await {
+            // Still on disk, so still a group: back it goes, unless one of that id was
+            // created meanwhile.
+            if let Some(group) = removed {
+                self.lock().entry(group_id.to_string()).or_insert(group);
+            }
+            return Err(e);
+        }
         Ok(())
     }
 
     /// Removes the committed offsets of a deleted topic from every group.
-    pub fn on_topic_deleted(&self, topic: &str) {
+    pub async fn on_topic_deleted(&self, topic: &str) {
         let affected: Vec<(String, Vec<(String, i32)>)> = {
             let mut groups = self.lock();
             groups
@@ -293,7 +312,11 @@ impl GroupCoordinator {
                 .collect()
         };
         for (group, keys) in affected {
-            self.write_tombstones(&group, &keys);
+            // Logged only: the topic is gone either way, and offsets of a topic that does
+            // not exist are dropped again when they are loaded.
+            if let Err(e) = self.write_tombstones(&group, &keys).await {
+                tracing::error!(group = %group, topic, error = %e, "writing tombstones for a deleted topic's offsets failed");
+            }
         }
     }
 
@@ -361,7 +384,10 @@ impl GroupCoordinator {
         let mut interval = tokio::time::interval(Duration::from_millis(100));
         loop {
             tokio::select! {
-                _ = interval.tick() => self.tick(Instant::now()),
+                _ = interval.tick() => {
+                    let expired = self.tick(Instant::now());
+                    self.tombstone_expired(expired).await;
+                }
                 _ = shutdown.changed() => return,
             }
         }

@@ -14,8 +14,7 @@ use super::group::{CommittedOffset, Group, GroupState};
 use super::offsets::{self, OFFSETS_TOPIC};
 use super::{GroupCoordinator, OffsetCommitEntry, TopicOffsets};
 use crate::coordinator::internal_topic::{append_durably, partition_log};
-use crate::log::record_batch::check_batch;
-use crate::log::records::{encode_batch, RawRecord, TxnProducer};
+use crate::log::records::{RawRecord, TxnProducer};
 use crate::log::{now_ms, Log};
 
 impl GroupCoordinator {
@@ -58,24 +57,24 @@ impl GroupCoordinator {
         append_durably(&log, &refs, txn).await
     }
 
-    pub(super) fn write_tombstones(&self, group_id: &str, partitions: &[(String, i32)]) {
-        let Ok(log) = self.offsets_log(group_id) else {
-            return;
-        };
+    /// Appends a tombstone for each of a group's `partitions` to its offsets partition and
+    /// waits until they are durable: OffsetDelete, DeleteGroups and expiry answer (or move
+    /// on) only once the deletion survives a crash.
+    pub(super) async fn write_tombstones(
+        &self,
+        group_id: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<(), CoordinatorError> {
+        if partitions.is_empty() {
+            return Ok(());
+        }
+        let log = self.offsets_log(group_id)?;
         let records: Vec<Vec<u8>> = partitions
             .iter()
             .map(|(t, p)| offsets::encode_key(group_id, t, *p))
             .collect();
-        if records.is_empty() {
-            return;
-        }
         let refs: Vec<RawRecord<'_>> = records.iter().map(|k| (Some(k.as_slice()), None)).collect();
-        let batch = encode_batch(&refs, now_ms(), None);
-        if let Ok(header) = check_batch(&batch) {
-            if let Err(e) = log.append(&batch, &[header]) {
-                tracing::error!(error = %e, "writing offset tombstones failed");
-            }
-        }
+        append_durably(&log, &refs, None).await
     }
 
     /// Checks whether a member may commit (Kafka's rules, including simple consumers that
@@ -291,7 +290,7 @@ impl GroupCoordinator {
     }
 
     /// OffsetDelete: a group-level error, or per-partition codes.
-    pub fn delete_offsets(
+    pub async fn delete_offsets(
         &self,
         group_id: &str,
         partitions: &[(String, i32)],
@@ -317,15 +316,25 @@ impl GroupCoordinator {
                 if subscribed.contains(t) {
                     codes.push(Err(CoordinatorError::GroupSubscribedToTopic));
                 } else {
-                    if group.offsets.remove(&(t.clone(), *p)).is_some() {
-                        deleted.push((t.clone(), *p));
+                    if let Some(o) = group.offsets.remove(&(t.clone(), *p)) {
+                        deleted.push(((t.clone(), *p), o));
                     }
                     codes.push(Ok(()));
                 }
             }
             (codes, deleted)
         };
-        self.write_tombstones(group_id, &deleted);
+        let keys: Vec<(String, i32)> = deleted.iter().map(|(k, _)| k.clone()).collect();
+        if let Err(e) = self.write_tombstones(group_id, &keys).await {
+            // Not deleted after all: the offsets are still on disk, so they stay in memory
+            // too (unless a newer commit replaced them meanwhile).
+            if let Some(group) = self.lock().get_mut(group_id) {
+                for (k, o) in deleted {
+                    group.offsets.entry(k).or_insert(o);
+                }
+            }
+            return Err(e);
+        }
         Ok(codes)
     }
 }

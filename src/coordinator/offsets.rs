@@ -9,7 +9,7 @@
 //! ```
 
 use super::group::CommittedOffset;
-use crate::coordinator::internal_topic::{put_string, Reader};
+use crate::coordinator::internal_topic::{put_string, Reader, ReplayError};
 use std::collections::HashMap;
 
 use crate::log::records::{control_marker, decode_key_values};
@@ -80,10 +80,13 @@ pub fn decode(key: &[u8], value: Option<&[u8]>) -> Option<OffsetRecord> {
     })
 }
 
+/// Offset records that took effect, and transactional ones still waiting, by producer id.
+pub type OffsetReplay = (Vec<OffsetRecord>, HashMap<i64, Vec<OffsetRecord>>);
+
 /// The offset records of one `__consumer_offsets` partition that took effect, in log
 /// order: transactional commits count only once their commit marker follows.
 /// Also returns, by producer id, the transactional records still waiting for a marker.
-pub fn replay(log: &Log) -> (Vec<OffsetRecord>, HashMap<i64, Vec<OffsetRecord>>) {
+pub fn replay(log: &Log) -> Result<OffsetReplay, ReplayError> {
     let mut out = Vec::new();
     let mut pending: HashMap<i64, Vec<OffsetRecord>> = HashMap::new();
     crate::coordinator::internal_topic::for_each_batch(log, |h, batch| {
@@ -92,9 +95,9 @@ pub fn replay(log: &Log) -> (Vec<OffsetRecord>, HashMap<i64, Vec<OffsetRecord>>)
             if control_marker(batch) == Some(true) {
                 out.extend(records);
             }
-            return;
+            return Ok(());
         }
-        for kv in decode_key_values(batch).unwrap_or_default() {
+        for kv in decode_key_values(batch).ok_or("a batch's records do not decode")? {
             let Some(key) = &kv.key else { continue };
             let Some(record) = decode(key, kv.value.as_deref()) else {
                 continue;
@@ -105,8 +108,9 @@ pub fn replay(log: &Log) -> (Vec<OffsetRecord>, HashMap<i64, Vec<OffsetRecord>>)
                 out.push(record);
             }
         }
-    });
-    (out, pending)
+        Ok(())
+    })?;
+    Ok((out, pending))
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use super::group::JoinResult;
 use super::*;
 use crate::config::{BrokerConfig, RawConfig, DEFAULT_CONFIG_YAML};
+use crate::storage::simulated::{Op, SimulatedStorage};
 
 fn coordinator(dir: &std::path::Path, initial_delay_ms: u64) -> GroupCoordinator {
     let mut raw = RawConfig::from_yaml(DEFAULT_CONFIG_YAML).unwrap();
@@ -19,7 +20,41 @@ fn coordinator(dir: &std::path::Path, initial_delay_ms: u64) -> GroupCoordinator
     );
     let config = Arc::new(BrokerConfig::from_raw(&raw).unwrap());
     let logs = Arc::new(LogManager::open(config.clone(), crate::storage::file_system()).unwrap());
-    GroupCoordinator::load(config.coordinator.clone(), logs)
+    GroupCoordinator::load(config.coordinator.clone(), logs).unwrap()
+}
+
+/// A coordinator on simulated storage, for tests that fail its disk.
+fn simulated_coordinator(sim: &SimulatedStorage) -> GroupCoordinator {
+    sim.create_dir_all_durable(std::path::Path::new("/data"));
+    let mut raw = RawConfig::from_yaml(DEFAULT_CONFIG_YAML).unwrap();
+    raw.set("log.dirs", "/data");
+    raw.set("offsets.topic.num.partitions", "1");
+    let config = Arc::new(BrokerConfig::from_raw(&raw).unwrap());
+    let logs = Arc::new(LogManager::open(config.clone(), sim.shared()).unwrap());
+    GroupCoordinator::load(config.coordinator.clone(), logs).unwrap()
+}
+
+/// Commits offset 5 for partitions 0 and 1 of topic `t` as group `simple`.
+async fn commit_two(c: &GroupCoordinator) {
+    c.logs.create_topic("t", 2, 1, BTreeMap::new()).unwrap();
+    let entry = |partition| OffsetCommitEntry {
+        topic: "t".into(),
+        partition,
+        offset: 5,
+        leader_epoch: -1,
+        metadata: None,
+    };
+    let codes = c
+        .commit("simple", "", None, -1, vec![entry(0), entry(1)])
+        .await;
+    assert_eq!(codes, vec![Ok(()), Ok(())]);
+}
+
+fn committed(c: &GroupCoordinator) -> usize {
+    c.fetch_offsets("simple", None)
+        .iter()
+        .map(|(_, ps)| ps.iter().filter(|(_, o)| o.is_some()).count())
+        .sum()
 }
 
 fn join_req(member_id: &str, instance: Option<&str>) -> JoinRequest {
@@ -278,9 +313,9 @@ async fn offsets_commit_fetch_and_survive_a_restart() {
     let o = all[0].1[0].1.clone().unwrap();
     assert_eq!((o.offset, o.metadata.as_str()), (42, "m"));
     // Deleting the group deletes its offsets, also on disk.
-    assert_eq!(c.delete_group("simple"), Ok(()));
+    assert_eq!(c.delete_group("simple").await, Ok(()));
     assert_eq!(
-        c.delete_group("simple"),
+        c.delete_group("simple").await,
         Err(CoordinatorError::GroupIdNotFound)
     );
     c.logs.shutdown().unwrap();
@@ -310,4 +345,73 @@ async fn an_empty_group_stays_until_the_retention_check() {
     tokio::time::advance(Duration::from_secs(600)).await;
     c.tick(Instant::now());
     assert!(c.describe("g").is_none());
+}
+
+/// DeleteGroups answers only once its tombstones are durable: when their fsync fails it
+/// answers with the error and the group, with its offsets, is still there (and still on
+/// disk after a restart); the retry deletes it for good.
+#[tokio::test]
+async fn a_delete_group_whose_tombstones_fail_to_sync_keeps_the_group() {
+    let sim = SimulatedStorage::new(11);
+    let c = simulated_coordinator(&sim);
+    commit_two(&c).await;
+    sim.fail_next(Op::SyncData, libc::EIO);
+    assert_eq!(
+        c.delete_group("simple").await,
+        Err(CoordinatorError::KafkaStorageError)
+    );
+    assert_eq!(committed(&c), 2);
+    c.logs.shutdown().unwrap();
+    let c = simulated_coordinator(&sim);
+    assert_eq!(committed(&c), 2);
+    assert_eq!(c.delete_group("simple").await, Ok(()));
+    c.logs.shutdown().unwrap();
+    let c = simulated_coordinator(&sim);
+    assert_eq!(committed(&c), 0);
+}
+
+/// OffsetDelete, likewise: a failed tombstone fsync keeps the offsets it could not delete.
+#[tokio::test]
+async fn an_offset_delete_whose_tombstones_fail_to_sync_keeps_the_offsets() {
+    let sim = SimulatedStorage::new(12);
+    let c = simulated_coordinator(&sim);
+    commit_two(&c).await;
+    let one = [("t".to_string(), 0)];
+    sim.fail_next(Op::SyncData, libc::EIO);
+    assert_eq!(
+        c.delete_offsets("simple", &one).await,
+        Err(CoordinatorError::KafkaStorageError)
+    );
+    assert_eq!(committed(&c), 2);
+    assert_eq!(c.delete_offsets("simple", &one).await, Ok(vec![Ok(())]));
+    assert_eq!(committed(&c), 1);
+    c.logs.shutdown().unwrap();
+    let c = simulated_coordinator(&sim);
+    assert_eq!(committed(&c), 1);
+}
+
+/// A read error while replaying `__consumer_offsets` fails the load with the partition's
+/// directory in the message; it used to stop the replay quietly and start with the offsets
+/// read so far (here: none).
+#[tokio::test]
+async fn a_read_error_in_the_offsets_replay_fails_the_load_naming_the_partition() {
+    let sim = SimulatedStorage::new(13);
+    let c = simulated_coordinator(&sim);
+    commit_two(&c).await;
+    c.logs.shutdown().unwrap();
+    drop(c);
+    let segment =
+        crate::log::file_names::log_file(std::path::Path::new("/data/__consumer_offsets-0"), 0);
+    let mut raw = RawConfig::from_yaml(DEFAULT_CONFIG_YAML).unwrap();
+    raw.set("log.dirs", "/data");
+    raw.set("offsets.topic.num.partitions", "1");
+    let config = Arc::new(BrokerConfig::from_raw(&raw).unwrap());
+    let logs = Arc::new(LogManager::open(config.clone(), sim.shared()).unwrap());
+    // The disk goes bad between opening the logs and replaying them.
+    sim.fail_reads_of(&segment, libc::EIO);
+    let Err(e) = GroupCoordinator::load(config.coordinator.clone(), logs) else {
+        panic!("the load succeeded over an unreadable segment");
+    };
+    let message = e.to_string();
+    assert!(message.contains("/data/__consumer_offsets-0"), "{message}");
 }

@@ -21,7 +21,9 @@ use crate::coordinator::CoordinatorError;
 use tokio::sync::Mutex;
 
 use crate::config::TransactionConfig;
-use crate::coordinator::internal_topic::{append_durably, partition_for, partition_log};
+use crate::coordinator::internal_topic::{
+    append_durably, partition_for, partition_log, ReplayError,
+};
 use crate::coordinator::offsets::OFFSETS_TOPIC;
 use crate::coordinator::GroupCoordinator;
 use crate::log::records::decode_key_values;
@@ -53,11 +55,11 @@ impl TransactionCoordinator {
         logs: Arc<LogManager>,
         groups: Arc<GroupCoordinator>,
         producer_ids: Arc<ProducerIdManager>,
-    ) -> TransactionCoordinator {
+    ) -> Result<TransactionCoordinator, ReplayError> {
         let mut txns = HashMap::new();
         if let Some(topic) = logs.topic(TRANSACTION_STATE_TOPIC) {
             for log in &topic.partitions {
-                for (key, value) in replay(log) {
+                for (key, value) in replay(log)? {
                     if let Some((id, meta)) = state::decode(&key, value.as_deref()) {
                         match meta {
                             Some(m) => {
@@ -106,7 +108,7 @@ impl TransactionCoordinator {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = recovered.clone();
         *coordinator.txns.lock().await = recovered;
-        coordinator
+        Ok(coordinator)
     }
 
     fn state_log(&self, transactional_id: &str) -> Result<Arc<Log>, CoordinatorError> {
@@ -460,14 +462,18 @@ impl TransactionCoordinator {
 }
 
 /// Every key/value of an internal topic partition, in log order.
-fn replay(log: &Log) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+/// A key and its value (`None`: a tombstone).
+type KeyValue = (Vec<u8>, Option<Vec<u8>>);
+
+fn replay(log: &Log) -> Result<Vec<KeyValue>, ReplayError> {
     let mut out = Vec::new();
     crate::coordinator::internal_topic::for_each_batch(log, |_, batch| {
-        for kv in decode_key_values(batch).unwrap_or_default() {
+        for kv in decode_key_values(batch).ok_or("a batch's records do not decode")? {
             if let Some(key) = kv.key {
                 out.push((key, kv.value));
             }
         }
-    });
-    out
+        Ok(())
+    })?;
+    Ok(out)
 }

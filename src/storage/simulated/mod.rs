@@ -61,6 +61,8 @@ struct Inode {
     durable: Vec<u8>,
     /// Changes since the last sync, in order (what a power loss may partly keep).
     pending: Vec<Pending>,
+    /// Reads of this file fail with this errno (a bad sector), until a power loss.
+    read_error: Option<i32>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -273,6 +275,7 @@ impl Machine {
         }
         for i in 0..self.inodes.len() {
             let pending = std::mem::take(&mut self.inodes[i].pending);
+            self.inodes[i].read_error = None;
             let kept = (self.next_random() % (pending.len() as u64 + 1)) as usize;
             let mut data = self.inodes[i].durable.clone();
             for op in &pending[..kept] {
@@ -387,6 +390,14 @@ impl SimulatedStorage {
         self.lock().fail_next = Some((kind, code));
     }
 
+    /// Every read of the file at `path` fails with `code` (an errno) from now on, as over a
+    /// bad sector. Writes still work. Reads are not operations: crash points don't move.
+    pub fn fail_reads_of(&self, path: &Path, code: i32) {
+        let mut m = self.lock();
+        let inode = m.file(path).expect("fail_reads_of: no such file");
+        m.inodes[inode].read_error = Some(code);
+    }
+
     /// fsyncs (file and directory) succeed without making anything durable.
     pub fn forget_syncs(&self, forget: bool) {
         self.lock().forget_syncs = forget;
@@ -461,6 +472,9 @@ impl StorageFile for SimulatedFile {
     fn read_exact_at(&self, buf: &mut [u8], pos: u64) -> io::Result<()> {
         let m = self.machine()?;
         m.alive()?;
+        if let Some(code) = m.inodes[self.inode].read_error {
+            return Err(errno(code));
+        }
         let data = &m.inodes[self.inode].data;
         let end = pos as usize + buf.len();
         if end > data.len() {
@@ -541,6 +555,9 @@ impl Storage for Process {
         let m = self.lock()?;
         m.alive()?;
         let i = m.file(path)?;
+        if let Some(code) = m.inodes[i].read_error {
+            return Err(errno(code));
+        }
         Ok(m.inodes[i].data.clone())
     }
 
