@@ -132,7 +132,13 @@ impl Log {
             at += h.size();
         }
         let index_interval = state.config.index_interval_bytes;
+        let log_end_offset = state.log_end_offset;
         let segment = state.segments.active_mut().ok_or(LogError::Closed)?;
+        let before = OffsetPosition {
+            offset: log_end_offset,
+            segment_base: segment.base_offset(),
+            position: segment.size(),
+        };
         if let Err(source) = segment.append(&bufs, &assigned, index_interval) {
             // The segment has cut itself back: nothing of this append remains.
             return Err(LogError::Io {
@@ -152,7 +158,14 @@ impl Log {
             if h.is_control() {
                 let aborted = marker.and_then(|commit| state.producers.end_txn(h, commit));
                 if let Some(a) = aborted {
-                    self.write_txn_index(&state, &a);
+                    if let Err(e) = self.write_txn_index(&mut state, &a) {
+                        // Without its index entry the abort would be forgotten once a
+                        // later snapshot covers the marker: the append is undone instead.
+                        if let Err(cut) = self.truncate_to(&mut state, before) {
+                            tracing::error!(partition = %self.tp, error = %cut, "undoing a marker whose transaction index entry failed also failed; recovery at restart will cut it");
+                        }
+                        return Err(e);
+                    }
                     state.aborted.push(a);
                 }
             } else {

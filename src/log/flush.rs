@@ -165,7 +165,11 @@ impl Log {
     /// Cuts the log back to `end` (a batch boundary at or below the log end): later
     /// segments go, the segment holding `end` is truncated and re-indexed, producer state
     /// and aborted transactions are rebuilt from what remains.
-    fn truncate_to(&self, state: &mut LogState, end: OffsetPosition) -> Result<(), LogError> {
+    pub(super) fn truncate_to(
+        &self,
+        state: &mut LogState,
+        end: OffsetPosition,
+    ) -> Result<(), LogError> {
         for base in state.segments.bases_after(end.segment_base) {
             state.segments.remove(base);
             for path in file_names::segment_files(&self.dir, base) {
@@ -189,7 +193,7 @@ impl Log {
             self.storage.as_ref(),
             &self.dir,
             &state.segments,
-        );
+        )?;
         state.producers = producers;
         state.aborted.retain(|a| a.last_offset < end.offset);
         for a in aborted {

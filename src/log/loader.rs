@@ -49,30 +49,30 @@ pub enum RecoveryStart {
 
 /// Producer state: the newest valid snapshot at or below the log end, then every batch
 /// header after it (Kafka's snapshot + replay). Also returns the transactions aborted in
-/// the replayed part.
+/// the replayed part. A snapshot that fails its checks is skipped (an older one, or the
+/// replay, covers it); a file that can't be read is an error naming it, never a replay
+/// that stops early with partial state.
 pub(super) fn rebuild_producer_state(
     storage: &dyn Storage,
     dir: &Path,
     segments: &LogSegments,
-) -> (ProducerStateManager, Vec<AbortedTxn>) {
+) -> Result<(ProducerStateManager, Vec<AbortedTxn>), LogError> {
     let log_end = segments
         .active()
         .map_or(0, super::segment::LogSegment::next_offset);
     let mut state = ProducerStateManager::default();
     let mut aborted = Vec::new();
     let mut from = segments.first_base().unwrap_or(0);
-    let snapshots = producer_state::list_snapshots(storage, dir).unwrap_or_default();
+    let snapshots = producer_state::list_snapshots(storage, dir).map_err(io_err(dir))?;
     for (offset, path) in snapshots.iter().rev() {
         if *offset > log_end {
-            // The log was truncated below this snapshot: it describes data that is gone.
-            let _ = storage.remove_file(path);
+            // The log was truncated below this snapshot: it describes data that is gone,
+            // and must not be taken for the truth once the log grows past it again.
+            storage.remove_file(path).map_err(io_err(path))?;
             continue;
         }
-        if let Some((o, s)) = storage
-            .read(path)
-            .ok()
-            .and_then(|b| ProducerStateManager::decode(&b))
-        {
+        let bytes = storage.read(path).map_err(io_err(path))?;
+        if let Some((o, s)) = ProducerStateManager::decode(&bytes) {
             state = s;
             from = o;
             break;
@@ -83,18 +83,20 @@ pub(super) fn rebuild_producer_state(
             continue;
         }
         let file = segment.file();
+        let path = file_names::log_file(dir, segment.base_offset());
         let mut pos = if from > segment.base_offset() {
             segment.offset_index().lookup(from).1 as u64
         } else {
             0
         };
-        while let Ok(Some(h)) = read_header_at(file.as_ref(), pos, segment.size()) {
+        while let Some(h) =
+            read_header_at(file.as_ref(), pos, segment.size()).map_err(io_err(&path))?
+        {
             if h.base_offset >= from {
                 if h.is_control() {
-                    let marker = read_bytes_at(file.as_ref(), pos, h.size())
-                        .ok()
-                        .and_then(|b| control_marker(&b));
-                    if let Some(commit) = marker {
+                    let bytes =
+                        read_bytes_at(file.as_ref(), pos, h.size()).map_err(io_err(&path))?;
+                    if let Some(commit) = control_marker(&bytes) {
                         if let Some(a) = state.end_txn(&h, commit) {
                             aborted.push(a);
                         }
@@ -106,7 +108,7 @@ pub(super) fn rebuild_producer_state(
             pos += h.size() as u64;
         }
     }
-    (state, aborted)
+    Ok((state, aborted))
 }
 
 /// Opens (or creates) the log in `dir`.
@@ -220,8 +222,8 @@ pub fn load_log(
         .first_base()
         .unwrap_or(0)
         .max(checkpointed_log_start);
-    let (producers, replayed_aborts) = rebuild_producer_state(storage.as_ref(), &dir, &segments);
-    let mut aborted = read_txn_indexes(storage.as_ref(), &dir, &segments);
+    let (producers, replayed_aborts) = rebuild_producer_state(storage.as_ref(), &dir, &segments)?;
+    let mut aborted = read_txn_indexes(storage.as_ref(), &dir, &segments)?;
     for a in replayed_aborts {
         if !aborted.contains(&a) {
             aborted.push(a);

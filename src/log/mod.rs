@@ -323,22 +323,31 @@ impl Log {
         &self.data_arrived
     }
 
-    /// Writes `<offset>.snapshot` (producer state up to `offset`) and keeps the latest three.
-    fn write_producer_snapshot(&self, state: &LogState, offset: i64) {
+    /// Writes `<offset>.snapshot` (producer state up to `offset`), queues it for the next
+    /// flush's fsync (with its directory) and keeps the latest three. A failure is logged
+    /// and costs only time: the loader then starts from an older snapshot and replays
+    /// more, and a torn one fails its CRC and is skipped.
+    fn write_producer_snapshot(&self, state: &mut LogState, offset: i64) {
         let path = producer_state::snapshot_file(&self.dir, offset);
-        // Not fsynced here: the snapshot is synced with the directory at the next flush or
-        // is lost in a crash, and a torn one fails its CRC and is skipped at load.
-        let written = self
-            .storage
-            .open(&path, OpenMode::Truncate)
-            .and_then(|f| f.write_all_at(&[&state.producers.encode(offset)], 0));
-        if let Err(e) = written {
-            tracing::warn!(path = %path.display(), error = %e, "writing a producer snapshot failed");
-            return;
+        let written = self.storage.open(&path, OpenMode::Truncate).and_then(|f| {
+            f.write_all_at(&[&state.producers.encode(offset)], 0)?;
+            Ok(f)
+        });
+        match written {
+            Ok(file) => {
+                state.pending_sync.push(file);
+                state.dir_sync_pending = true;
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "writing a producer snapshot failed");
+                return;
+            }
         }
         if let Ok(all) = producer_state::list_snapshots(self.storage.as_ref(), &self.dir) {
             for (_, old) in all.iter().rev().skip(3) {
-                let _ = self.storage.remove_file(old);
+                if let Err(e) = self.storage.remove_file(old) {
+                    tracing::warn!(path = %old.display(), error = %e, "removing an old producer snapshot failed");
+                }
             }
         }
     }
@@ -437,7 +446,7 @@ impl Log {
         let mut state = self.lock();
         state.closed = true;
         let end = state.log_end_offset;
-        self.write_producer_snapshot(&state, end);
+        self.write_producer_snapshot(&mut state, end);
         drop(state);
         self.flush(true)
     }

@@ -8,7 +8,7 @@ use std::path::Path;
 use super::file_names;
 use super::producer_state::AbortedTxn;
 use super::segments::LogSegments;
-use super::{Log, LogState};
+use super::{Log, LogError, LogState};
 use crate::storage::{OpenMode, Storage};
 
 /// Bytes per entry.
@@ -46,28 +46,39 @@ pub(super) fn read_txn_indexes(
     storage: &dyn Storage,
     dir: &Path,
     segments: &LogSegments,
-) -> Vec<AbortedTxn> {
+) -> Result<Vec<AbortedTxn>, LogError> {
     let log_end = segments
         .active()
         .map_or(0, super::segment::LogSegment::next_offset);
     let mut out = Vec::new();
     for base in segments.bases() {
-        let Ok(bytes) = storage.read(&file_names::txn_index_file(dir, base)) else {
-            continue;
+        let path = file_names::txn_index_file(dir, base);
+        let bytes = match storage.read(&path) {
+            Ok(bytes) => bytes,
+            // Only segments that saw an abort have one.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => return Err(LogError::Io { path, source }),
         };
         out.extend(
             decode_entries(&bytes)
                 .filter(|a| a.last_offset < log_end && a.first_offset <= a.last_offset),
         );
     }
-    out
+    Ok(out)
 }
 
 impl Log {
-    /// Appends an aborted transaction to the active segment's `.txnindex`.
-    pub(super) fn write_txn_index(&self, state: &LogState, a: &AbortedTxn) {
+    /// Appends an aborted transaction to the active segment's `.txnindex` and queues the
+    /// file for the next flush's fsync, so the entry is durable with its marker. The
+    /// entry goes at the last whole-entry boundary, over any torn tail of an earlier
+    /// failed write.
+    pub(super) fn write_txn_index(
+        &self,
+        state: &mut LogState,
+        a: &AbortedTxn,
+    ) -> Result<(), LogError> {
         let Some(base) = state.segments.active_base() else {
-            return;
+            return Err(LogError::Closed);
         };
         let path = file_names::txn_index_file(&self.dir, base);
         let lso = state
@@ -75,17 +86,22 @@ impl Log {
             .first_unstable_offset()
             .unwrap_or(a.last_offset);
         let entry = encode_entry(a, lso);
-        let written = self
+        let file = self
             .storage
             .open(&path, OpenMode::CreateOrOpen)
             .and_then(|f| {
-                let end = f.len()?;
-                f.write_all_at(&[&entry], end)
-            });
-        if let Err(e) = written {
-            // The marker itself is in the log: recovery replays it.
-            tracing::warn!(path = %path.display(), error = %e, "writing the transaction index failed");
-        }
+                let end = f.len()? / ENTRY_SIZE as u64 * ENTRY_SIZE as u64;
+                f.write_all_at(&[&entry], end)?;
+                Ok(f)
+            })
+            .map_err(|source| LogError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        state.pending_sync.push(file);
+        // A new file's name is durable only with its directory.
+        state.dir_sync_pending = true;
+        Ok(())
     }
 }
 
