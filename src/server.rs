@@ -1,18 +1,20 @@
-//! The broker's life: open the logs, listen, accept connections (up to
-//! `max.connections`), and on a stop signal shut down in order: stop accepting, let
+//! The broker's life: open the logs, listen, accept connections (within `max.connections`
+//! and `max.connections.per.ip`), and on a stop signal shut down in order: stop accepting, let
 //! connections answer what they have read, then flush, checkpoint and close every log.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::broker::{Broker, StartError};
 use crate::config::BrokerConfig;
 use crate::log_manager::ShutdownError;
 use crate::network::connection;
+use crate::network::connection_quotas::ConnectionQuotas;
+use crate::network::request_memory::RequestMemoryPool;
 use crate::storage;
 
 /// How long in-flight requests get to finish at shutdown.
@@ -85,8 +87,9 @@ where
     let background = tokio::spawn(logs.clone().run_background(shutdown_rx.clone()));
     let group_timers = tokio::spawn(groups.run_timers(shutdown_rx.clone()));
     let txn_timers = tokio::spawn(txns.run_timers(shutdown_rx.clone()));
-    let permits = Arc::new(Semaphore::new(
-        config.max_connections.min(Semaphore::MAX_PERMITS),
+    let quotas = ConnectionQuotas::new(config.socket_server.clone());
+    let pool = Arc::new(RequestMemoryPool::new(
+        config.socket_server.queued_max_request_bytes,
     ));
     let mut connections = JoinSet::new();
     tokio::pin!(stop);
@@ -102,15 +105,18 @@ where
                         continue;
                     }
                 };
-                let Ok(permit) = permits.clone().try_acquire_owned() else {
-                    tracing::warn!(peer = %peer, max = config.max_connections, "max.connections reached; closing new connection");
-                    drop(socket);
-                    continue;
+                let permit = match quotas.try_acquire(peer.ip()) {
+                    Ok(permit) => permit,
+                    Err(refused) => {
+                        tracing::warn!(peer = %peer, "{refused}; closing the new connection");
+                        drop(socket);
+                        continue;
+                    }
                 };
-                let broker = broker.clone();
+                let (broker, pool) = (broker.clone(), pool.clone());
                 let shutdown = shutdown_rx.clone();
                 connections.spawn(async move {
-                    connection::serve(broker, socket, shutdown).await;
+                    connection::serve(broker, socket, pool, shutdown).await;
                     drop(permit);
                 });
                 // Reap finished connections so the set does not grow.

@@ -4,6 +4,7 @@
 
 mod coordinators;
 mod raw;
+mod socket_server;
 pub mod source;
 pub mod topic;
 
@@ -14,6 +15,7 @@ use std::time::Duration;
 pub use raw::RawConfig;
 
 pub use coordinators::{CoordinatorConfig, TransactionConfig};
+pub use socket_server::SocketServerConfig;
 pub use topic::{LogConfig, TimestampType};
 
 /// The default configuration, as shipped in `config/gregor.yaml`.
@@ -85,8 +87,8 @@ pub struct BrokerConfig {
     pub num_partitions: i32,
     pub default_replication_factor: i16,
     pub auto_create_topics_enable: bool,
-    pub socket_request_max_bytes: usize,
-    pub max_connections: usize,
+    /// `socket.*`, `max.connections*`, `connections.max.idle.ms`, `queued.max.request.bytes`.
+    pub socket_server: SocketServerConfig,
     /// Most partitions in one DescribeTopicPartitions answer.
     pub max_request_partition_size_limit: i32,
     pub log_flush_offset_checkpoint_interval: Duration,
@@ -181,14 +183,7 @@ impl BrokerConfig {
             num_partitions: raw.int("num.partitions", 1, 1, 100_000)? as i32,
             default_replication_factor,
             auto_create_topics_enable: raw.bool("auto.create.topics.enable", true)?,
-            socket_request_max_bytes: raw.int(
-                "socket.request.max.bytes",
-                104_857_600,
-                1024,
-                i32::MAX as i64,
-            )? as usize,
-            max_connections: raw.int("max.connections", i32::MAX as i64, 1, i32::MAX as i64)?
-                as usize,
+            socket_server: SocketServerConfig::from_raw(raw)?,
             max_request_partition_size_limit: raw.int(
                 "max.request.partition.size.limit",
                 2000,
@@ -352,6 +347,10 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker("message.max.bytes", "1048588", 3, "Largest record batch a producer may send."),
     broker("socket.request.max.bytes", "104857600", 3, "Largest request the broker reads."),
     broker("max.connections", "2147483647", 3, "Most client connections at once."),
+    broker("max.connections.per.ip", "2147483647", 3, "Most connections from one client address."),
+    broker("max.connections.per.ip.overrides", "", 2, "Per-address exceptions: host:count,host:count."),
+    broker("connections.max.idle.ms", "600000", 5, "A connection that completes no request for this long is closed."),
+    broker("queued.max.request.bytes", "-1", 5, "Request bytes read but not yet answered, over all connections, before reading pauses (-1: no cap)."),
     broker("max.request.partition.size.limit", "2000", 3, "Most partitions in one DescribeTopicPartitions answer."),
     broker("log.segment.bytes", "1073741824", 3, "Size at which a segment is rolled."),
     broker_unset("log.roll.ms", 5, "Age (ms) at which a non-empty segment is rolled; when unset, log.roll.hours applies."),

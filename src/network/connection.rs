@@ -3,9 +3,15 @@
 //! durability overlaps later requests; up to `MAX_IN_FLIGHT` responses may be pending, then
 //! the read loop waits (backpressure instead of unbounded buffering).
 //!
+//! Bounds: a request's bytes stay reserved in the `queued.max.request.bytes` pool until its
+//! answer is written; the read loop stops reading while `MAX_UNSENT_RESPONSE_BYTES` of answers
+//! wait for a client that does not read them; and a connection that completes no request for
+//! `connections.max.idle.ms` (silent, trickling bytes, or not reading its answers) is closed.
+//!
 //! A malformed frame or request closes this connection only; a handler that panics ends this
 //! connection's write task, and the read loop notices and stops.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 
@@ -13,8 +19,9 @@ use bytes::BytesMut;
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 
+use super::request_memory::{RequestMemory, RequestMemoryPool};
 use super::{read_frame, FrameError};
 use crate::api::{self, Response, ResponseFuture};
 use crate::broker::Broker;
@@ -22,7 +29,47 @@ use crate::broker::Broker;
 /// Requests read ahead of their responses, per connection (Kafka's clients send at most 5).
 const MAX_IN_FLIGHT: usize = 32;
 
-pub async fn serve(broker: Arc<Broker>, socket: TcpStream, mut shutdown: watch::Receiver<bool>) {
+/// Bytes of ready answers a connection may hold for a client that has not read them yet
+/// before it stops reading requests. One answer of any size still gets through, so a client
+/// that never reads costs at most its largest answer plus this.
+const MAX_UNSENT_RESPONSE_BYTES: usize = 16 << 20;
+
+/// Ready answers not yet written to the socket, in bytes; the writer wakes the reader.
+#[derive(Default)]
+struct Unsent {
+    bytes: AtomicUsize,
+    drained: Notify,
+}
+
+impl Unsent {
+    async fn wait_for_room(&self) {
+        loop {
+            let drained = self.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            if self.bytes.load(Ordering::Acquire) < MAX_UNSENT_RESPONSE_BYTES {
+                return;
+            }
+            drained.await;
+        }
+    }
+}
+
+/// An answer on its way to the writer, with what it holds until written.
+struct Pending {
+    response: ResponseFuture,
+    /// The request's bytes in the `queued.max.request.bytes` pool.
+    memory: RequestMemory,
+    /// Bytes counted in `Unsent` (ready answers only).
+    unsent: usize,
+}
+
+pub async fn serve(
+    broker: Arc<Broker>,
+    socket: TcpStream,
+    pool: Arc<RequestMemoryPool>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let peer_addr = socket.peer_addr().ok();
     let peer = peer_addr.map(|a| a.to_string()).unwrap_or_default();
     let client_host = peer_addr
@@ -30,17 +77,27 @@ pub async fn serve(broker: Arc<Broker>, socket: TcpStream, mut shutdown: watch::
         .unwrap_or_default();
     let _ = socket.set_nodelay(true);
     let (mut reader, writer) = socket.into_split();
-    let (tx, rx) = mpsc::channel::<ResponseFuture>(MAX_IN_FLIGHT);
-    let writer_task = tokio::spawn(write_responses(writer, rx));
+    let (tx, rx) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
+    let unsent = Arc::new(Unsent::default());
+    let writer_task = tokio::spawn(write_responses(writer, rx, unsent.clone()));
     let mut buf = BytesMut::new();
-    let max_request = broker.config.socket_request_max_bytes;
+    let limits = &broker.config.socket_server;
+    let max_request = limits.socket_request_max_bytes;
     loop {
+        let next = async {
+            unsent.wait_for_room().await;
+            read_frame(&mut reader, &mut buf, max_request, &pool).await
+        };
         let frame = tokio::select! {
-            frame = read_frame(&mut reader, &mut buf, max_request) => frame,
+            frame = tokio::time::timeout(limits.connections_max_idle, next) => frame,
             _ = shutdown.changed() => break,
             () = tx.closed() => break,
         };
-        let frame = match frame {
+        let Ok(frame) = frame else {
+            tracing::info!(peer = %peer, idle_ms = limits.connections_max_idle.as_millis() as u64, "closing a connection that completed no request within connections.max.idle.ms");
+            break;
+        };
+        let (frame, memory) = match frame {
             Ok(frame) => frame,
             Err(FrameError::Closed) => break,
             Err(e) => {
@@ -50,8 +107,12 @@ pub async fn serve(broker: Arc<Broker>, socket: TcpStream, mut shutdown: watch::
         };
         match api::dispatch(&broker, frame, &client_host) {
             Ok(dispatched) => {
-                let response = if dispatched.may_overlap {
-                    dispatched.response
+                let pending = if dispatched.may_overlap {
+                    Pending {
+                        response: dispatched.response,
+                        memory,
+                        unsent: 0,
+                    }
                 } else {
                     // Finish this request before reading the next, so effects keep their
                     // order. A request parked for long (JoinGroup, a long-polling Fetch) is
@@ -60,9 +121,18 @@ pub async fn serve(broker: Arc<Broker>, socket: TcpStream, mut shutdown: watch::
                         done = dispatched.response => done,
                         _ = shutdown.changed() => break,
                     };
-                    Box::pin(std::future::ready(done))
+                    let size = match &done {
+                        Response::Frame(bytes) => bytes.len(),
+                        _ => 0,
+                    };
+                    unsent.bytes.fetch_add(size, Ordering::AcqRel);
+                    Pending {
+                        response: Box::pin(std::future::ready(done)),
+                        memory,
+                        unsent: size,
+                    }
                 };
-                if tx.send(response).await.is_err() {
+                if tx.send(pending).await.is_err() {
                     break;
                 }
             }
@@ -77,9 +147,18 @@ pub async fn serve(broker: Arc<Broker>, socket: TcpStream, mut shutdown: watch::
     let _ = writer_task.await;
 }
 
-async fn write_responses(writer: OwnedWriteHalf, mut rx: mpsc::Receiver<ResponseFuture>) {
+async fn write_responses(
+    writer: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Pending>,
+    unsent: Arc<Unsent>,
+) {
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
-    while let Some(mut pending) = rx.recv().await {
+    while let Some(Pending {
+        response: mut pending,
+        memory,
+        unsent: counted,
+    }) = rx.recv().await
+    {
         // Responses already written must not wait in the buffer while this one waits
         // (e.g. for its fsync): flush first unless it is ready right away.
         let ready = std::future::poll_fn(|cx| Poll::Ready(pending.as_mut().poll(cx))).await;
@@ -92,14 +171,17 @@ async fn write_responses(writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Response
                 pending.await
             }
         };
-        match response {
-            Response::Frame(bytes) => {
-                if writer.write_all(&bytes).await.is_err() {
-                    return;
-                }
-            }
-            Response::None => {}
-            Response::Close => break,
+        let written = match response {
+            Response::Frame(bytes) => writer.write_all(&bytes).await.is_ok(),
+            Response::None => true,
+            Response::Close => false,
+        };
+        // Answered (or given up on): its bytes and its request's memory go back.
+        unsent.bytes.fetch_sub(counted, Ordering::AcqRel);
+        unsent.drained.notify_waiters();
+        drop(memory);
+        if !written {
+            break;
         }
         if rx.is_empty() && writer.flush().await.is_err() {
             return;

@@ -1,8 +1,13 @@
 //! Kafka framing: each request and response is a 4-byte big-endian size followed by that
 //! many bytes. Requests larger than `socket.request.max.bytes` are refused before anything
-//! is allocated for them, and the buffer grows only as bytes actually arrive.
+//! is allocated for them, a request's bytes are reserved in the `queued.max.request.bytes`
+//! pool before its body is read, and the buffer grows only as bytes actually arrive.
 
 pub mod connection;
+pub mod connection_quotas;
+pub mod request_memory;
+
+use request_memory::{RequestMemory, RequestMemoryPool};
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -48,12 +53,14 @@ impl std::error::Error for FrameError {
 /// Most bytes reserved ahead of what has arrived.
 const READ_CHUNK: usize = 256 * 1024;
 
-/// Reads one frame into `buf` (which keeps bytes read ahead) and returns its payload.
+/// Reads one frame into `buf` (which keeps bytes read ahead) and returns its payload, with
+/// its reservation in `pool` (to hold until the answer is written).
 pub async fn read_frame<R: AsyncRead + Unpin>(
     reader: &mut R,
     buf: &mut BytesMut,
     max_size: usize,
-) -> Result<BytesMut, FrameError> {
+    pool: &RequestMemoryPool,
+) -> Result<(BytesMut, RequestMemory), FrameError> {
     while buf.len() < 4 {
         buf.reserve(READ_CHUNK.min(64 * 1024));
         let n = reader.read_buf(buf).await.map_err(FrameError::Io)?;
@@ -73,6 +80,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
         });
     }
     let total = 4 + size as usize;
+    let memory = pool.reserve(total).await;
     // Room for the whole frame at once: growing in steps would copy what arrived so far
     // at every step. The size is already checked against socket.request.max.bytes, and
     // reserved pages cost memory only as data arrives to fill them.
@@ -85,7 +93,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
         }
     }
     buf.advance(4);
-    Ok(buf.split_to(size as usize))
+    Ok((buf.split_to(size as usize), memory))
 }
 
 #[cfg(test)]
@@ -94,6 +102,7 @@ mod tests {
 
     #[tokio::test]
     async fn frames_are_split_and_limits_enforced() {
+        let pool = RequestMemoryPool::unbounded();
         let mut data: Vec<u8> = Vec::new();
         data.extend_from_slice(&3i32.to_be_bytes());
         data.extend_from_slice(b"abc");
@@ -102,15 +111,21 @@ mod tests {
         let mut reader = &data[..];
         let mut buf = BytesMut::new();
         assert_eq!(
-            &read_frame(&mut reader, &mut buf, 10).await.unwrap()[..],
+            &read_frame(&mut reader, &mut buf, 10, &pool)
+                .await
+                .unwrap()
+                .0[..],
             b"abc"
         );
         assert_eq!(
-            &read_frame(&mut reader, &mut buf, 10).await.unwrap()[..],
+            &read_frame(&mut reader, &mut buf, 10, &pool)
+                .await
+                .unwrap()
+                .0[..],
             b"z"
         );
         assert!(matches!(
-            read_frame(&mut reader, &mut buf, 10).await,
+            read_frame(&mut reader, &mut buf, 10, &pool).await,
             Err(FrameError::Closed)
         ));
 
@@ -118,7 +133,7 @@ mod tests {
         let mut reader = &huge[..];
         let mut buf = BytesMut::new();
         assert!(matches!(
-            read_frame(&mut reader, &mut buf, 100).await,
+            read_frame(&mut reader, &mut buf, 100, &pool).await,
             Err(FrameError::TooLarge { .. })
         ));
         assert!(buf.capacity() < 1 << 20);
@@ -126,7 +141,7 @@ mod tests {
         let neg = (-5i32).to_be_bytes();
         let mut reader = &neg[..];
         assert!(matches!(
-            read_frame(&mut reader, &mut BytesMut::new(), 100).await,
+            read_frame(&mut reader, &mut BytesMut::new(), 100, &pool).await,
             Err(FrameError::TooLarge { .. })
         ));
 
@@ -135,7 +150,7 @@ mod tests {
         short.extend_from_slice(b"abc");
         let mut reader = &short[..];
         assert!(matches!(
-            read_frame(&mut reader, &mut BytesMut::new(), 100).await,
+            read_frame(&mut reader, &mut BytesMut::new(), 100, &pool).await,
             Err(FrameError::Truncated)
         ));
     }

@@ -9,6 +9,7 @@ mod durability;
 mod groups;
 mod idempotence;
 mod kcat;
+mod limits;
 mod raw;
 mod support;
 mod transactions;

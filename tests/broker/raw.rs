@@ -11,6 +11,29 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use crate::batches::TestBatch;
 
+/// One request, framed: size, header (client id `gregor-tests`), body.
+pub fn frame<Req: Encodable>(
+    key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    request: &Req,
+) -> BytesMut {
+    let header = RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("gregor-tests")));
+    let mut body = BytesMut::new();
+    header
+        .encode(&mut body, key.request_header_version(version))
+        .unwrap();
+    request.encode(&mut body, version).unwrap();
+    let mut frame = BytesMut::new();
+    frame.put_i32(body.len() as i32);
+    frame.put_slice(&body);
+    frame
+}
+
 pub fn call<Req: Encodable, Resp: Decodable>(
     addr: &str,
     key: ApiKey,
@@ -21,20 +44,7 @@ pub fn call<Req: Encodable, Resp: Decodable>(
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
-    let header = RequestHeader::default()
-        .with_request_api_key(key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(7)
-        .with_client_id(Some(StrBytes::from_static_str("gregor-tests")));
-    let mut body = BytesMut::new();
-    header
-        .encode(&mut body, key.request_header_version(version))
-        .unwrap();
-    request.encode(&mut body, version).unwrap();
-    let mut frame = BytesMut::new();
-    frame.put_i32(body.len() as i32);
-    frame.put_slice(&body);
-    stream.write_all(&frame).unwrap();
+    stream.write_all(&frame(key, version, 7, request)).unwrap();
     let mut size = [0u8; 4];
     stream.read_exact(&mut size).expect("response size");
     let mut buf = vec![0u8; i32::from_be_bytes(size) as usize];

@@ -54,6 +54,18 @@ impl Broker {
         }
     }
 
+    /// Anonymous resident memory of the broker process (`RssAnon`), in bytes.
+    pub fn rss_anon_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("read /proc/<pid>/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("RssAnon:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .expect("RssAnon in /proc/<pid>/status")
+            * 1024
+    }
+
     /// SIGKILL: no chance to flush or checkpoint.
     pub fn kill9(mut self) {
         let _ = self.child.kill();
