@@ -39,12 +39,14 @@ impl SocketServerConfig {
         let queued_max_request_bytes = match raw.int(key, -1, -1, i64::MAX)? {
             -1 => None,
             // Kafka's rule: one request of the largest size must fit.
-            n if n < socket_request_max_bytes as i64 => return Err(ConfigError::new(
-                key,
-                format!(
+            n if n < socket_request_max_bytes as i64 => {
+                return Err(ConfigError::new(
+                    key,
+                    format!(
                     "must be -1 or at least socket.request.max.bytes ({socket_request_max_bytes})"
                 ),
-            )),
+                ))
+            }
             n => Some(usize::try_from(n).unwrap_or(usize::MAX)),
         };
         let max_connections_per_ip = raw.int(

@@ -228,8 +228,8 @@ impl Log {
                     .map_err(io_err(&txn_index))?,
             );
         }
-        let segment = LogSegment::create(self.storage.as_ref(), &self.dir, base)
-            .map_err(io_err(&self.dir))?;
+        let segment =
+            LogSegment::create(&self.storage, &self.dir, base).map_err(io_err(&self.dir))?;
         tracing::debug!(partition = %self.tp, base_offset = base, "rolled a new segment");
         state.pending_sync.extend(handles);
         // Producer state as of the roll, so start-up replays at most one segment.

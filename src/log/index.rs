@@ -6,7 +6,8 @@
 //! Synchronisation: owned by a `LogSegment`, which is only touched under its `Log`'s lock.
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::storage::{FileRef, OpenMode, Storage};
 
@@ -27,34 +28,58 @@ pub struct TimeEntry {
     pub relative_offset: u32,
 }
 
-/// Appends fixed-size entries to an index file.
+/// Appends fixed-size entries to an index file. The file is opened only while entries are
+/// written to it: entries are also kept in memory, so a rolled segment's indexes hold no
+/// file descriptor (as Kafka's, whose indexes are mmapped and their files closed), and a
+/// partition costs one descriptor per segment plus two for an active one with entries.
 #[derive(Debug)]
 struct IndexFile {
-    file: FileRef,
+    storage: Arc<dyn Storage>,
+    path: PathBuf,
+    file: Option<FileRef>,
     len: u64,
 }
 
 impl IndexFile {
-    fn create(storage: &dyn Storage, path: &Path) -> io::Result<IndexFile> {
+    fn create(storage: &Arc<dyn Storage>, path: &Path) -> io::Result<IndexFile> {
+        storage.open(path, OpenMode::Truncate)?;
         Ok(IndexFile {
-            file: storage.open(path, OpenMode::Truncate)?,
+            storage: storage.clone(),
+            path: path.to_path_buf(),
+            file: None,
             len: 0,
         })
     }
 
-    fn open(storage: &dyn Storage, path: &Path) -> io::Result<(IndexFile, Vec<u8>)> {
+    fn open(storage: &Arc<dyn Storage>, path: &Path) -> io::Result<(IndexFile, Vec<u8>)> {
         let file = storage.open(path, OpenMode::Existing)?;
         let len = file.len()?;
         let mut bytes = vec![0u8; len as usize];
         file.read_exact_at(&mut bytes, 0)?;
-        Ok((IndexFile { file, len }, bytes))
+        let index = IndexFile {
+            storage: storage.clone(),
+            path: path.to_path_buf(),
+            file: None,
+            len,
+        };
+        Ok((index, bytes))
+    }
+
+    /// The open file, opening it if needed.
+    fn file(&mut self) -> io::Result<&FileRef> {
+        if self.file.is_none() {
+            self.file = Some(self.storage.open(&self.path, OpenMode::CreateOrOpen)?);
+        }
+        Ok(self.file.as_ref().expect("just opened"))
     }
 
     fn append(&mut self, entry: &[u8]) -> io::Result<()> {
-        if let Err(e) = self.file.write_all_at(&[entry], self.len) {
+        let len = self.len;
+        let file = self.file()?;
+        if let Err(e) = file.write_all_at(&[entry], len) {
             // Don't leave half an entry behind (best effort: the load-time check also
             // catches it).
-            let _ignored_secondary = self.file.set_len(self.len);
+            let _ignored_secondary = file.set_len(len);
             return Err(e);
         }
         self.len += entry.len() as u64;
@@ -62,9 +87,10 @@ impl IndexFile {
     }
 
     fn rewrite(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.file.set_len(0)?;
+        let file = self.file()?.clone();
+        file.set_len(0)?;
         self.len = 0;
-        self.file.write_all_at(&[bytes], 0)?;
+        file.write_all_at(&[bytes], 0)?;
         self.len = bytes.len() as u64;
         Ok(())
     }
@@ -72,7 +98,7 @@ impl IndexFile {
     /// Cuts the file back to `len` bytes (undoing appends of a failed log append).
     fn truncate(&mut self, len: u64) -> io::Result<()> {
         if len < self.len {
-            self.file.set_len(len)?;
+            self.file()?.set_len(len)?;
             self.len = len;
         }
         Ok(())
@@ -147,9 +173,16 @@ impl<E: IndexEntry> SparseIndex<E> {
         Ok(())
     }
 
-    /// A handle for an fsync outside the log's lock.
-    pub fn sync_handle(&self) -> FileRef {
+    /// A handle for an fsync outside the log's lock, if the file was written since it was
+    /// last released (otherwise there is nothing to sync).
+    pub fn sync_handle(&self) -> Option<FileRef> {
         self.file.file.clone()
+    }
+
+    /// Closes the file (a rolled segment's index: its entries stay in memory; any write
+    /// reopens it).
+    pub fn release(&mut self) {
+        self.file.file = None;
     }
 
     pub fn len(&self) -> usize {
@@ -178,7 +211,11 @@ impl<E: IndexEntry> SparseIndex<E> {
 }
 
 impl OffsetIndex {
-    pub fn create(storage: &dyn Storage, path: &Path, base_offset: i64) -> io::Result<OffsetIndex> {
+    pub fn create(
+        storage: &Arc<dyn Storage>,
+        path: &Path,
+        base_offset: i64,
+    ) -> io::Result<OffsetIndex> {
         Ok(OffsetIndex {
             base_offset,
             file: IndexFile::create(storage, path)?,
@@ -189,7 +226,7 @@ impl OffsetIndex {
     /// Loads an index file; `Ok(None)` if it is missing or fails a sanity check against a
     /// log of `log_size` bytes (then the caller rebuilds it).
     pub fn load(
-        storage: &dyn Storage,
+        storage: &Arc<dyn Storage>,
         path: &Path,
         base_offset: i64,
         log_size: u64,
@@ -255,7 +292,7 @@ impl OffsetIndex {
     }
 
     /// Every entry as (offset, position).
-    #[cfg(test)]
+    #[cfg(any(test, fuzzing))]
     pub fn entries(&self) -> Vec<(i64, u32)> {
         self.entries
             .iter()
@@ -265,7 +302,11 @@ impl OffsetIndex {
 }
 
 impl TimeIndex {
-    pub fn create(storage: &dyn Storage, path: &Path, base_offset: i64) -> io::Result<TimeIndex> {
+    pub fn create(
+        storage: &Arc<dyn Storage>,
+        path: &Path,
+        base_offset: i64,
+    ) -> io::Result<TimeIndex> {
         Ok(TimeIndex {
             base_offset,
             file: IndexFile::create(storage, path)?,
@@ -275,7 +316,7 @@ impl TimeIndex {
 
     /// Loads a time index; `Ok(None)` if missing or not monotonic.
     pub fn load(
-        storage: &dyn Storage,
+        storage: &Arc<dyn Storage>,
         path: &Path,
         base_offset: i64,
         next_offset: i64,
@@ -354,7 +395,7 @@ mod tests {
     fn offset_lookup_finds_floor_entry_and_survives_reload() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("00000000000000000100.index");
-        let fs = crate::storage::FileSystem;
+        let fs = crate::storage::file_system();
         let mut idx = OffsetIndex::create(&fs, &path, 100).unwrap();
         idx.append(100, 0).unwrap();
         idx.append(110, 4000).unwrap();
@@ -373,7 +414,7 @@ mod tests {
     fn time_lookup() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("00000000000000000000.timeindex");
-        let fs = crate::storage::FileSystem;
+        let fs = crate::storage::file_system();
         let mut idx = TimeIndex::create(&fs, &path, 0).unwrap();
         idx.append(1000, 0).unwrap();
         idx.append(2000, 10).unwrap();

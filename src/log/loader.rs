@@ -162,7 +162,7 @@ pub fn load_log(
             RecoveryStart::From(point) => (next_base > point).then_some(point),
         };
         let (segment, result) = LogSegment::open(
-            storage.as_ref(),
+            storage,
             &dir,
             base,
             recover_from,
@@ -212,7 +212,7 @@ pub fn load_log(
         storage.sync_dir(&dir).map_err(io_err(&dir))?;
     }
     if segments.is_empty() {
-        let segment = LogSegment::create(storage.as_ref(), &dir, 0).map_err(io_err(&dir))?;
+        let segment = LogSegment::create(storage, &dir, 0).map_err(io_err(&dir))?;
         storage.sync_dir(&dir).map_err(io_err(&dir))?;
         segments.add(segment);
     }

@@ -8,6 +8,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
@@ -48,7 +49,11 @@ pub struct LogSegment {
 
 impl LogSegment {
     /// Creates an empty segment (its files must not exist or be empty).
-    pub fn create(storage: &dyn Storage, dir: &Path, base_offset: i64) -> io::Result<LogSegment> {
+    pub fn create(
+        storage: &Arc<dyn Storage>,
+        dir: &Path,
+        base_offset: i64,
+    ) -> io::Result<LogSegment> {
         let path = file_names::log_file(dir, base_offset);
         let file = storage.open(&path, OpenMode::Truncate)?;
         Ok(LogSegment {
@@ -80,7 +85,7 @@ impl LogSegment {
     /// the last index entry at or before the recovery point when that entry checks out
     /// (everything before it was fsynced), else from the start (see [`LogSegment::recover`]).
     pub fn open(
-        storage: &dyn Storage,
+        storage: &Arc<dyn Storage>,
         dir: &Path,
         base_offset: i64,
         recover_from: Option<i64>,
@@ -462,13 +467,24 @@ impl LogSegment {
         waited > segment_ms
     }
 
-    /// Handles that must be fsynced for this segment to be durable (log and both indexes).
+    /// Handles that must be fsynced for this segment to be durable (log and the indexes
+    /// written since they were last released).
     pub fn sync_handles(&self) -> Vec<FileRef> {
-        vec![
-            self.file.clone(),
+        [
+            Some(self.file.clone()),
             self.offset_index.sync_handle(),
             self.time_index.sync_handle(),
         ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
+    /// Closes the index files of a segment that is no longer active (their entries stay in
+    /// memory). Take `sync_handles` first if they still need an fsync.
+    pub fn release_index_files(&mut self) {
+        self.offset_index.release();
+        self.time_index.release();
     }
 }
 
@@ -507,7 +523,6 @@ pub fn read_bytes_at(file: &dyn StorageFile, pos: u64, len: usize) -> io::Result
 mod tests {
     use super::*;
     use crate::log::record_batch::{assign_offset, test_support::batch};
-    use crate::storage::FileSystem;
 
     fn append_batch(seg: &mut LogSegment, offset: i64, values: &[&[u8]], ts: i64) {
         let mut b = batch(values, ts);
@@ -519,7 +534,7 @@ mod tests {
     #[test]
     fn recovery_truncates_garbage_and_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
-        let mut seg = LogSegment::create(&FileSystem, dir.path(), 0).unwrap();
+        let mut seg = LogSegment::create(&crate::storage::file_system(), dir.path(), 0).unwrap();
         for i in 0..10 {
             append_batch(
                 &mut seg,
@@ -535,7 +550,15 @@ mod tests {
         let mut bytes = std::fs::read(&path).unwrap();
         bytes.extend_from_slice(&[0xAB; 100]);
         std::fs::write(&path, &bytes).unwrap();
-        let (seg, result) = LogSegment::open(&FileSystem, dir.path(), 0, Some(0), 100, 0).unwrap();
+        let (seg, result) = LogSegment::open(
+            &crate::storage::file_system(),
+            dir.path(),
+            0,
+            Some(0),
+            100,
+            0,
+        )
+        .unwrap();
         let result = result.unwrap();
         assert_eq!(result.truncated_bytes, 100);
         assert_eq!(result.batches, 10);
@@ -545,7 +568,15 @@ mod tests {
         drop(seg);
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
-        let (seg, result) = LogSegment::open(&FileSystem, dir.path(), 0, Some(0), 100, 0).unwrap();
+        let (seg, result) = LogSegment::open(
+            &crate::storage::file_system(),
+            dir.path(),
+            0,
+            Some(0),
+            100,
+            0,
+        )
+        .unwrap();
         assert_eq!(result.unwrap().batches, 9);
         assert_eq!(seg.next_offset(), 18);
         assert!(seg.offset_index().len() > 1);
@@ -554,7 +585,7 @@ mod tests {
     #[test]
     fn clean_open_uses_indexes_and_finds_the_end() {
         let dir = tempfile::tempdir().unwrap();
-        let mut seg = LogSegment::create(&FileSystem, dir.path(), 100).unwrap();
+        let mut seg = LogSegment::create(&crate::storage::file_system(), dir.path(), 100).unwrap();
         for i in 0..20 {
             append_batch(
                 &mut seg,
@@ -565,7 +596,15 @@ mod tests {
         }
         let entries = seg.offset_index().len();
         drop(seg);
-        let (seg, result) = LogSegment::open(&FileSystem, dir.path(), 100, None, 100, 0).unwrap();
+        let (seg, result) = LogSegment::open(
+            &crate::storage::file_system(),
+            dir.path(),
+            100,
+            None,
+            100,
+            0,
+        )
+        .unwrap();
         assert!(result.is_none(), "a clean segment needs no recovery");
         assert_eq!(seg.next_offset(), 120);
         assert_eq!(seg.offset_index().len(), entries);
@@ -573,7 +612,15 @@ mod tests {
         // A corrupted index is detected and rebuilt.
         drop(seg);
         std::fs::write(file_names::index_file(dir.path(), 100), [1, 2, 3]).unwrap();
-        let (seg, result) = LogSegment::open(&FileSystem, dir.path(), 100, None, 100, 0).unwrap();
+        let (seg, result) = LogSegment::open(
+            &crate::storage::file_system(),
+            dir.path(),
+            100,
+            None,
+            100,
+            0,
+        )
+        .unwrap();
         assert!(result.is_some());
         assert_eq!(seg.next_offset(), 120);
         assert_eq!(seg.offset_index().len(), entries);
@@ -582,7 +629,7 @@ mod tests {
     #[test]
     fn recovery_from_a_recovery_point_scans_only_past_it() {
         let dir = tempfile::tempdir().unwrap();
-        let mut seg = LogSegment::create(&FileSystem, dir.path(), 0).unwrap();
+        let mut seg = LogSegment::create(&crate::storage::file_system(), dir.path(), 0).unwrap();
         for i in 0..40 {
             append_batch(
                 &mut seg,
@@ -597,7 +644,15 @@ mod tests {
         let mut bytes = std::fs::read(&path).unwrap();
         bytes.extend_from_slice(&[0xAB; 33]);
         std::fs::write(&path, &bytes).unwrap();
-        let (seg, result) = LogSegment::open(&FileSystem, dir.path(), 0, Some(30), 100, 0).unwrap();
+        let (seg, result) = LogSegment::open(
+            &crate::storage::file_system(),
+            dir.path(),
+            0,
+            Some(30),
+            100,
+            0,
+        )
+        .unwrap();
         let result = result.unwrap();
         assert!(
             result.batches < 15,
@@ -616,7 +671,15 @@ mod tests {
         // A garbage index can't be trusted: the whole segment is scanned.
         drop(seg);
         std::fs::write(file_names::index_file(dir.path(), 0), [0u8; 16]).unwrap();
-        let (seg, result) = LogSegment::open(&FileSystem, dir.path(), 0, Some(30), 100, 0).unwrap();
+        let (seg, result) = LogSegment::open(
+            &crate::storage::file_system(),
+            dir.path(),
+            0,
+            Some(30),
+            100,
+            0,
+        )
+        .unwrap();
         assert_eq!(result.unwrap().batches, 40);
         assert_eq!(seg.offset_index().entries(), entries);
     }

@@ -22,7 +22,12 @@ impl LogSegments {
     }
 
     /// Adds a segment; it becomes the active one if its base offset is the highest.
+    /// Adds a segment; the one that was active until now releases its index files (see
+    /// `IndexFile`), so take its `sync_handles` first.
     pub fn add(&mut self, segment: LogSegment) {
+        if let Some((_, previous)) = self.by_base.range_mut(..segment.base_offset()).next_back() {
+            previous.release_index_files();
+        }
         self.by_base.insert(segment.base_offset(), segment);
     }
 

@@ -131,3 +131,29 @@ fn a_failed_final_checkpoint_makes_the_shutdown_unclean() {
     m.shutdown().unwrap();
     assert!(storage.exists(&marker));
 }
+
+/// A CreateTopics that fails halfway (here a foreign directory is in the way of partition
+/// 3; in practice descriptors or space run out) leaves nothing of the topic behind, and
+/// the foreign directory untouched; before, the topic file and partitions 0-2 stayed and
+/// were loaded at the next start.
+#[test]
+fn a_topic_creation_that_fails_halfway_is_undone() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir_all(dir.path().join("t-3")).unwrap();
+    fs::write(dir.path().join("t-3/notes"), b"not Gregor's").unwrap();
+    let m = manager(dir.path());
+    assert!(m.create_topic("t", 5, 1, BTreeMap::new()).is_err());
+    assert!(m.topic("t").is_none());
+    for p in 0..3 {
+        assert!(
+            !dir.path().join(format!("t-{p}")).exists(),
+            "t-{p} was left"
+        );
+    }
+    assert!(dir.path().join("t-3/notes").exists());
+    m.shutdown().unwrap();
+    let m = manager(dir.path());
+    assert!(m.topic("t").is_none(), "the half-made topic came back");
+    fs::remove_dir_all(dir.path().join("t-3")).unwrap();
+    m.create_topic("t", 5, 1, BTreeMap::new()).unwrap();
+}

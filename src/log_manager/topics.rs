@@ -90,7 +90,15 @@ impl LogManager {
         self.write_topic_file(name, id, partitions, &configs)?;
         let mut logs = Vec::new();
         for p in 0..partitions {
-            logs.push(self.create_partition_log(name, p, id, &log_config)?);
+            match self.create_partition_log(name, p, id, &log_config) {
+                Ok(log) => logs.push(log),
+                Err(e) => {
+                    // Out of descriptors or space halfway: no half-made topic stays behind
+                    // to be loaded at the next start.
+                    self.undo_create_topic(name, id, p, &logs);
+                    return Err(e);
+                }
+            }
         }
         let topic = Arc::new(Topic {
             name: name.to_string(),
@@ -111,6 +119,37 @@ impl LogManager {
             .map_err(TopicError::Checkpoint)?;
         tracing::info!(topic = name, partitions, "created topic");
         Ok(topic)
+    }
+
+    /// Removes what a failed `create_topic` made: the partitions it created (the one that
+    /// failed too, if it got as far as its `partition.metadata`) and the topic file. Best
+    /// effort, each failure logged: a partition directory left without its topic is removed
+    /// at the next start, like one of a deleted topic.
+    fn undo_create_topic(&self, name: &str, id: Uuid, failed: i32, logs: &[Arc<Log>]) {
+        let mut dirs: Vec<_> = logs.iter().map(|l| l.dir().to_path_buf()).collect();
+        for log in logs {
+            let _closed = log.close();
+        }
+        let (_, dir) = self.partition_dir(&TopicPartition {
+            topic: name.to_string(),
+            partition: failed,
+        });
+        if read_partition_metadata(self.storage.as_ref(), &dir) == Some(id) {
+            dirs.push(dir);
+        }
+        for dir in dirs {
+            if let Err(e) = self.storage.remove_dir_all(&dir) {
+                tracing::warn!(dir = %dir.display(), error = %e, "undoing a failed topic creation");
+            }
+        }
+        let path = self.topics_dir().join(format!("{name}.yaml"));
+        let removed = self
+            .storage
+            .remove_file(&path)
+            .and_then(|()| self.storage.sync_dir(&self.topics_dir()));
+        if let Err(e) = removed {
+            tracing::warn!(path = %path.display(), error = %e, "undoing a failed topic creation");
+        }
     }
 
     /// Writes `__gregor_metadata/topics/<name>.yaml` atomically.
