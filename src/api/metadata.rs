@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
@@ -115,21 +116,20 @@ pub async fn handle(
             .iter()
             .map(|t| describe_topic(&broker, t, include_ops))
             .collect(),
-        Some(list) => list
-            .into_iter()
-            .map(
-                |t| match t.name.filter(|n| !n.is_empty() || t.topic_id.is_nil()) {
-                    Some(name) => {
-                        lookup_or_create(&broker, name.as_str(), allow_auto_create, include_ops)
-                    }
-                    // By topic id (v10+): the name is null, or empty as the Java client sends it.
-                    None => match broker.logs.topic_by_id(t.topic_id) {
-                        Some(topic) => describe_topic(&broker, &topic, include_ops),
-                        None => error_topic(None, t.topic_id, ResponseError::UnknownTopicId),
-                    },
-                },
-            )
-            .collect(),
+        // Auto-creation writes partitions to disk: then the lookups run off the async
+        // workers (see `run_blocking`).
+        Some(list)
+            if allow_auto_create
+                && list.iter().any(|t| {
+                    t.name
+                        .as_ref()
+                        .is_some_and(|n| broker.logs.topic(n).is_none())
+                }) =>
+        {
+            let broker = broker.clone();
+            super::run_blocking(move || describe_or_create(&broker, list, true, include_ops)).await
+        }
+        Some(list) => describe_or_create(&broker, list, allow_auto_create, include_ops),
     };
     MetadataResponse::default()
         .with_brokers(vec![MetadataResponseBroker::default()
@@ -146,6 +146,29 @@ pub async fn handle(
             NOT_REQUESTED
         })
         .with_topics(topics)
+}
+
+/// The topics `list` names (by name or id), each auto-created when allowed and missing.
+fn describe_or_create(
+    broker: &Broker,
+    list: Vec<MetadataRequestTopic>,
+    allow_auto_create: bool,
+    include_ops: bool,
+) -> Vec<MetadataResponseTopic> {
+    list.into_iter()
+        .map(
+            |t| match t.name.filter(|n| !n.is_empty() || t.topic_id.is_nil()) {
+                Some(name) => {
+                    lookup_or_create(broker, name.as_str(), allow_auto_create, include_ops)
+                }
+                // By topic id (v10+): the name is null, or empty as the Java client sends it.
+                None => match broker.logs.topic_by_id(t.topic_id) {
+                    Some(topic) => describe_topic(broker, &topic, include_ops),
+                    None => error_topic(None, t.topic_id, ResponseError::UnknownTopicId),
+                },
+            },
+        )
+        .collect()
 }
 
 fn lookup_or_create(

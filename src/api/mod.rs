@@ -92,6 +92,44 @@ macro_rules! api {
     };
 }
 
+/// A table entry whose handler does file-system work (creating, deleting or resizing
+/// partitions, writing configs and checkpoints, creating internal topics): it runs in
+/// request order like `api!`, but on tokio's blocking pool, so that a CreateTopics of
+/// thousands of partitions does not hold an async worker that other connections need.
+macro_rules! blocking_api {
+    ($key:ident, $min:expr, $max:expr, $handler:path) => {
+        SupportedApi {
+            key: ApiKey::$key,
+            min_version: $min,
+            max_version: $max,
+            route: |broker, ctx, body| {
+                deferred(broker, ctx, body, |broker, ctx, request| {
+                    run_blocking(move || {
+                        tokio::runtime::Handle::current().block_on($handler(broker, ctx, request))
+                    })
+                })
+                .map(Dispatched::in_order)
+            },
+        }
+    };
+}
+
+/// Runs `f` on tokio's blocking pool and waits for it. A panic in `f` resumes here, so it
+/// ends the connection exactly as a panic in an async handler does.
+pub async fn run_blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let task = tokio::runtime::Handle::current().spawn_blocking(move || {
+        // block_on needs the runtime's context, which blocking threads have.
+        f()
+    });
+    match task.await {
+        Ok(value) => value,
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => panic!("a blocking handler task was cancelled: {e}"),
+        },
+    }
+}
+
 /// Every API Gregor answers, with its version range and handler: ApiVersions advertises
 /// exactly this table and `dispatch` routes through it, so an API cannot be advertised
 /// without a handler. Produce v0-v2 are advertised (as Kafka 4 does, since librdkafka needs
@@ -107,10 +145,10 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api!(ListOffsets, 1, 10, list_offsets::handle),
     api!(Metadata, 0, 13, metadata::handle),
     api!(ApiVersions, 0, 4, api_versions::handle),
-    api!(CreateTopics, 2, 7, create_topics::handle),
-    api!(DeleteTopics, 1, 6, delete_topics::handle),
+    blocking_api!(CreateTopics, 2, 7, create_topics::handle),
+    blocking_api!(DeleteTopics, 1, 6, delete_topics::handle),
     api!(OffsetForLeaderEpoch, 2, 4, offset_for_leader_epoch::handle),
-    api!(FindCoordinator, 0, 6, find_coordinator::handle),
+    blocking_api!(FindCoordinator, 0, 6, find_coordinator::handle),
     api!(JoinGroup, 0, 9, join_group::handle),
     api!(SyncGroup, 0, 5, sync_group::handle),
     api!(Heartbeat, 0, 4, heartbeat::handle),
@@ -122,20 +160,20 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api!(DeleteGroups, 0, 2, delete_groups::handle),
     api!(OffsetDelete, 0, 0, offset_delete::handle),
     api!(DescribeConfigs, 1, 4, describe_configs::handle),
-    api!(AlterConfigs, 0, 2, alter_configs::handle),
-    api!(
+    blocking_api!(AlterConfigs, 0, 2, alter_configs::handle),
+    blocking_api!(
         IncrementalAlterConfigs,
         0,
         1,
         incremental_alter_configs::handle
     ),
-    api!(CreatePartitions, 0, 3, create_partitions::handle),
-    api!(DeleteRecords, 0, 2, delete_records::handle),
+    blocking_api!(CreatePartitions, 0, 3, create_partitions::handle),
+    blocking_api!(DeleteRecords, 0, 2, delete_records::handle),
     api!(DescribeLogDirs, 1, 4, describe_log_dirs::handle),
     api!(DescribeCluster, 0, 2, describe_cluster::handle),
     api!(DescribeProducers, 0, 0, describe_producers::handle),
     api!(ElectLeaders, 0, 2, elect_leaders::handle),
-    api!(InitProducerId, 0, 5, init_producer_id::handle),
+    blocking_api!(InitProducerId, 0, 5, init_producer_id::handle),
     api!(AddPartitionsToTxn, 0, 5, add_partitions_to_txn::handle),
     api!(AddOffsetsToTxn, 0, 4, add_offsets_to_txn::handle),
     api!(TxnOffsetCommit, 0, 5, txn_offset_commit::handle),

@@ -177,6 +177,9 @@ impl TransactionCoordinator {
         };
         t.last_update_ms = now_ms();
         self.persist(t).await?;
+        // Every marker is appended first, each append asking its log for a flush, so the
+        // fsyncs of all partitions run at once; then each is waited for.
+        let mut written = Vec::with_capacity(t.partitions.len());
         for tp in &t.partitions {
             let Some(log) = self
                 .logs
@@ -191,6 +194,9 @@ impl TransactionCoordinator {
                     tracing::error!(partition = %tp, error = %e, "writing a transaction marker failed");
                     CoordinatorError::KafkaStorageError
                 })?;
+            written.push((tp, log, info));
+        }
+        for (tp, log, info) in written {
             crate::coordinator::internal_topic::await_durable(&log, &info).await?;
             if tp.topic == OFFSETS_TOPIC {
                 self.groups.complete_transaction(t.producer_id, commit);

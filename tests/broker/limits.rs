@@ -4,6 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -11,7 +12,7 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, FetchRequest, ProduceRequest, ProduceResponse, TopicName,
 };
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Decodable, StrBytes};
 
 use crate::batches::TestBatch;
 use crate::raw::{call, frame};
@@ -223,4 +224,100 @@ async fn a_client_that_never_reads_its_fetches_does_not_grow_broker_memory() {
     assert!(answered(&mut other, 1));
     control.shutdown(std::net::Shutdown::Both).unwrap();
     writer.join().unwrap();
+}
+
+/// Sends `request` on `s` and reads the answer's bytes (after the correlation id).
+fn round_trip(s: &mut TcpStream, request: &[u8]) -> Vec<u8> {
+    s.write_all(request).unwrap();
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size).unwrap();
+    let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+    s.read_exact(&mut body).unwrap();
+    body.split_off(4)
+}
+
+/// Admin work runs off the async workers: while a CreateTopics of 10,000 partitions is in
+/// flight (seconds of file creation), produce-and-fetch round trips on another topic keep
+/// their usual latency. The data directory is on tmpfs where there is one, so creation is
+/// CPU-bound, the case that would hold a worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_topics_of_10000_partitions_does_not_delay_produce_and_fetch() {
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+    let dir = if Path::new("/dev/shm").is_dir() {
+        tempfile::tempdir_in("/dev/shm").unwrap()
+    } else {
+        tempfile::tempdir().unwrap()
+    };
+    let broker = Broker::start(dir.path(), &[]);
+    crate::clients::create_topic(&broker.addr, "busy", 1).await;
+    let addr = broker.addr.clone();
+    let create = std::thread::spawn(move || {
+        let request = CreateTopicsRequest::default()
+            .with_timeout_ms(600_000)
+            .with_topics(vec![CreatableTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("wide")))
+                .with_num_partitions(10_000)
+                .with_replication_factor(1)]);
+        let mut s = TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(600))).unwrap();
+        let started = Instant::now();
+        let answer = round_trip(&mut s, &frame(ApiKey::CreateTopics, 4, 3, &request));
+        let r = CreateTopicsResponse::decode(&mut bytes::Bytes::from(answer), 4).unwrap();
+        let message = r.topics[0].error_message.as_ref().map(ToString::to_string);
+        (r.topics[0].error_code, message, started.elapsed())
+    });
+    let mut s = TcpStream::connect(&broker.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let value = [1u8; 100];
+    let mut latencies = Vec::new();
+    let mut offset = 0i64;
+    // Bounded: at most 100,000 round trips, or until the creation is answered.
+    while !create.is_finished() && latencies.len() < 100_000 {
+        let records = TestBatch::new(&[&value[..]]).bytes();
+        let produce = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(10_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str("busy")))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(records))])]);
+        let fetch = FetchRequest::default()
+            .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+            .with_max_wait_ms(0)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_static_str("busy")))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(offset)
+                    .with_partition_max_bytes(1 << 20)])]);
+        let started = Instant::now();
+        round_trip(&mut s, &frame(ApiKey::Produce, 9, 1, &produce));
+        let fetched = round_trip(&mut s, &frame(ApiKey::Fetch, 4, 2, &fetch));
+        latencies.push(started.elapsed());
+        assert!(fetched.len() > 100, "the fetch returned no records");
+        offset += 1;
+    }
+    let (code, message, took) = create.join().unwrap();
+    assert_eq!(
+        code, 0,
+        "CreateTopics of 10,000 partitions failed: {message:?}"
+    );
+    latencies.sort();
+    let pct = |p: usize| latencies[(latencies.len() - 1) * p / 100];
+    let max = *latencies.last().expect("round trips during the creation");
+    eprintln!(
+        "CreateTopics 10,000 partitions took {took:?}; {} produce+fetch round trips meanwhile: p50 {:?}, p99 {:?}, max {max:?}",
+        latencies.len(),
+        pct(50),
+        pct(99),
+    );
+    // Generous for a busy 2-core machine; a blocked worker costs the whole creation time.
+    assert!(
+        max < Duration::from_millis(500),
+        "a produce+fetch took {max:?} while CreateTopics ran ({took:?})"
+    );
 }
