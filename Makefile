@@ -4,7 +4,7 @@
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test build release lint fmt deps compat compat-quick bench bench-startup bench-compare kafka kafka-stop clean
+.PHONY: run test build release lint fmt deps compat compat-quick bench bench-startup bench-compare kafka kafka-stop fuzz fuzz-corpus soak clean
 
 ## Build (release) and run the broker on the embedded default config: 127.0.0.1:9092, data in ./data.
 run:
@@ -67,6 +67,20 @@ kafka-stop:
 ## Start-up time, empty and with 1,000 partitions / 10 GB (GB=, PARTITIONS=, RUNS= to change).
 bench-startup:
 	compat-tests/startup-bench.sh
+
+## Every fuzz target (cargo-fuzz, nightly Rust) for FUZZ_SECONDS each (default 60): prints
+## executions and crashes per target (see docs/reliability.md). TARGETS= for a subset.
+fuzz:
+	fuzz/run.sh
+
+## A bounded soak (SOAK_SECONDS, default 600): mixed produce/consume/group churn/admin against
+## one release broker, sampling RSS, open fds and p99 latency every 10 s (docs/reliability.md).
+soak:
+	compat-tests/soak/run.sh
+
+## Re-minimizes fuzz/.work/corpus into the committed seeds, fuzz/corpus (after `make fuzz`).
+fuzz-corpus:
+	fuzz/corpus.sh
 
 clean:
 	$(CARGO) clean

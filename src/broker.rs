@@ -70,7 +70,7 @@ pub struct Broker {
 impl Broker {
     /// Opens the data directories on `storage` (recovering after a crash), then the rest
     /// (see [`Broker::load`]).
-    #[cfg(test)]
+    #[cfg(any(test, fuzzing))]
     pub async fn open(
         config: Arc<BrokerConfig>,
         storage: Arc<dyn Storage>,

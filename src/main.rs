@@ -1,25 +1,7 @@
 //! Gregor: a broker speaking the Apache Kafka protocol on a native segment store.
 //! This file is the command line: parse flags, load and validate the configuration,
-//! set up logging, run the server, and turn failures into exit codes.
-
-mod alloc;
-mod api;
-mod broker;
-mod config;
-mod coordinator;
-#[cfg(test)]
-mod crash_consistency;
-mod log;
-mod log_manager;
-mod network;
-mod producer_ids;
-mod server;
-mod shutdown;
-mod storage;
-#[cfg(test)]
-#[path = "../tests/broker/batches.rs"]
-mod test_batches;
-mod transaction;
+//! set up logging, run the server, and turn failures into exit codes. The broker itself is
+//! the library (`lib.rs`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,7 +9,8 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use config::{BrokerConfig, RawConfig, DEFAULT_CONFIG_YAML};
+use gregor::config::{BrokerConfig, RawConfig, DEFAULT_CONFIG_YAML};
+use gregor::{alloc, error_chain, server, shutdown};
 
 #[global_allocator]
 static ALLOCATOR: alloc::GregorAlloc = alloc::GregorAlloc;
@@ -135,22 +118,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// An error and its causes on one line: "cannot open the data directories: ...: ...".
-/// Gregor's leaf errors (an I/O error on a path) say their cause in their own message too,
-/// since that message also goes to logs and to clients; a cause already spelled out is
-/// not repeated.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let more = c.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        cause = c.source();
-    }
-    text
 }

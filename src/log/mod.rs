@@ -388,7 +388,7 @@ impl Log {
     /// Checks the whole log against itself: every batch passes its CRC, offsets are
     /// contiguous across segments, every offset-index entry points at the start of the batch
     /// with that offset, and the log end is where the last batch ends.
-    #[cfg(test)]
+    #[cfg(any(test, fuzzing))]
     pub fn check_consistency(&self) -> Result<(), String> {
         use record_batch::check_batch;
         use segment::{read_bytes_at, read_header_at};

@@ -118,8 +118,101 @@ pub fn encode_control_batch(
 fn decode(batch: &[u8]) -> Option<(BatchHeader, Vec<Record>)> {
     let h = BatchHeader::parse(batch)?;
     let mut bytes = Bytes::copy_from_slice(batch.get(..h.size())?);
-    let set = RecordBatchDecoder::decode(&mut bytes).ok()?;
+    let set =
+        RecordBatchDecoder::decode_with_custom_compression(&mut bytes, Some(&decompress_checked))
+            .ok()?;
     Some((h, set.records))
+}
+
+/// The protocol crate's decompression, then [`check_record_layout`] on the result, before
+/// the crate builds the records.
+fn decompress_checked(buf: &mut Bytes, compression: Compression) -> anyhow::Result<Bytes> {
+    use kafka_protocol::compression::{Decompressor, Gzip, Lz4, None, Snappy, Zstd};
+    let take = |b: &mut Bytes| Ok(std::mem::take(b));
+    let records = match compression {
+        Compression::None => None::decompress(buf, take)?,
+        Compression::Gzip => Gzip::decompress(buf, take)?,
+        Compression::Snappy => Snappy::decompress(buf, take)?,
+        Compression::Lz4 => Lz4::decompress(buf, take)?,
+        Compression::Zstd => Zstd::decompress(buf, take)?,
+    };
+    check_record_layout(&records).map_err(anyhow::Error::msg)?;
+    Ok(records)
+}
+
+/// Walks the records of a batch (after decompression) without building them: every record
+/// fits in its bytes, and so do its key, its value and its headers; a record claims no more
+/// headers than its remaining bytes can hold (two bytes each at least). The protocol crate
+/// sizes its vectors and header maps by these counts before reading; without this walk a
+/// 70-byte batch claiming 2^31 headers in one record made it fill gigabytes (found by the
+/// `record_batch` fuzz target).
+fn check_record_layout(mut records: &[u8]) -> Result<(), &'static str> {
+    while !records.is_empty() {
+        let len = varint(&mut records).ok_or("a record length does not decode")?;
+        let len = usize::try_from(len).map_err(|_| "a negative record length")?;
+        if len > records.len() {
+            return Err("a record is longer than its batch");
+        }
+        let (mut record, rest) = records.split_at(len);
+        records = rest;
+        record = record.get(1..).ok_or("a record without attributes")?;
+        varlong(&mut record).ok_or("a timestamp delta does not decode")?;
+        varint(&mut record).ok_or("an offset delta does not decode")?;
+        for _ in 0..2 {
+            skip_bytes(&mut record).ok_or("a key or value is longer than its record")?;
+        }
+        let headers = varint(&mut record).ok_or("a header count does not decode")?;
+        if headers < 0 || headers as usize > record.len() / 2 {
+            return Err("a record claims more headers than its bytes can hold");
+        }
+        for _ in 0..headers {
+            for _ in 0..2 {
+                skip_bytes(&mut record).ok_or("a header is longer than its record")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A zigzag varint (Kafka's 32-bit varint), advancing `buf`, read exactly as the protocol
+/// crate reads it (at most 5 bytes, high bits dropped) so that the walk and the decoder
+/// agree on where each field ends.
+fn varint(buf: &mut &[u8]) -> Option<i64> {
+    let mut value: u32 = 0;
+    for i in 0..5 {
+        let (&b, rest) = buf.split_first()?;
+        *buf = rest;
+        value |= u32::from(b & 0x7f) << (i * 7);
+        if b < 0x80 {
+            break;
+        }
+    }
+    Some(i64::from(((value >> 1) as i32) ^ -((value & 1) as i32)))
+}
+
+/// A zigzag varlong (at most 10 bytes, as the protocol crate reads it), advancing `buf`.
+fn varlong(buf: &mut &[u8]) -> Option<i64> {
+    let mut value: u64 = 0;
+    for i in 0..10 {
+        let (&b, rest) = buf.split_first()?;
+        *buf = rest;
+        value |= u64::from(b & 0x7f) << (i * 7);
+        if b < 0x80 {
+            break;
+        }
+    }
+    Some(((value >> 1) as i64) ^ -((value & 1) as i64))
+}
+
+/// Skips a varint-length-prefixed byte string (-1: null).
+fn skip_bytes(buf: &mut &[u8]) -> Option<()> {
+    let len = varint(buf)?;
+    if len == -1 {
+        return Some(());
+    }
+    let len = usize::try_from(len).ok()?;
+    *buf = buf.get(len..)?;
+    Some(())
 }
 
 /// For a control batch: `Some(true)` for a commit marker, `Some(false)` for an abort.
@@ -191,6 +284,29 @@ pub fn first_record_with_timestamp(batch: &[u8], timestamp: i64) -> Option<Times
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_claiming_more_headers_than_its_bytes_hold_is_refused() {
+        // length 9: attributes, timestamp delta 0, offset delta 0, null key, null value,
+        // then a header count of 2^31 - 1 (zigzag varint) and nothing after it.
+        let mut record = vec![0u8, 0, 0, 1, 1];
+        record.extend_from_slice(&[0xfe, 0xff, 0xff, 0xff, 0x0f]);
+        let mut records = vec![(record.len() as u8) << 1];
+        records.extend_from_slice(&record);
+        assert_eq!(
+            check_record_layout(&records),
+            Err("a record claims more headers than its bytes can hold")
+        );
+        // The same record with no headers is fine, and so is an empty batch.
+        let mut ok = vec![0u8, 0, 0, 1, 1, 0];
+        ok.insert(0, (ok.len() as u8) << 1);
+        assert_eq!(check_record_layout(&ok), Ok(()));
+        assert_eq!(check_record_layout(&[]), Ok(()));
+        assert_eq!(
+            check_record_layout(&[0x7f]),
+            Err("a negative record length")
+        );
+    }
     use crate::log::record_batch::test_support::{batch, TestBatch};
     use crate::log::record_batch::{assign_offset, check_batch};
 

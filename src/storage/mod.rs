@@ -14,7 +14,7 @@
 //! from any thread; `FileSystem` has no state, the simulation keeps its state behind a mutex.
 
 mod file_system;
-#[cfg(test)]
+#[cfg(any(test, fuzzing))]
 pub mod simulated;
 
 use std::fmt;
