@@ -11,7 +11,8 @@ use super::record_batch::{
 use super::records::encode_control_batch;
 use super::segment::LogSegment;
 use super::{
-    file_names, io_err, now_ms, AppendInfo, Log, LogError, LogState, OffsetPosition, LEADER_EPOCH,
+    file_names, io_err, now_ms, AppendInfo, Log, LogError, LogState, OffsetPosition,
+    PendingSnapshot, LEADER_EPOCH,
 };
 use crate::config::TimestampType;
 use crate::storage::OpenMode;
@@ -89,6 +90,7 @@ impl Log {
             }
         };
         let rolled = self.maybe_roll(&mut state, size as u64, now, incoming_timestamp)?;
+        let did_roll = rolled.is_some();
         // Offsets go into a patched copy of each batch's header; the client's bytes after
         // it are written as they are (the CRC does not cover the patched fields). Only
         // LogAppendTime, which changes CRC-covered fields, copies whole batches.
@@ -179,32 +181,39 @@ impl Log {
             log_start_offset: state.log_start_offset,
             flush_failures: state.flush_failures,
         };
-        if state.config.is_durable() {
-            drop(state);
-            self.request_flush();
-        } else {
+        let durable = state.config.is_durable();
+        let mut flush_due = durable;
+        if !durable {
             // Kafka's default semantics: visible (and acknowledged) before the fsync.
             state.high_watermark = end;
-            let flush_due = state.unflushed_messages >= state.config.flush_messages;
-            drop(state);
-            self.data_arrived.notify_waiters();
             // Like Kafka, a rolled segment is flushed right away whatever the flush policy.
-            if flush_due || rolled {
-                self.request_flush();
-            }
+            flush_due = state.unflushed_messages >= state.config.flush_messages || did_roll;
+        }
+        drop(state);
+        // The roll's producer snapshot is written outside the lock, before the flush that
+        // syncs it.
+        if let Some(snapshot) = rolled {
+            self.write_producer_snapshot(snapshot);
+        }
+        if !durable {
+            self.data_arrived.notify_waiters();
+        }
+        if flush_due {
+            self.request_flush();
         }
         Ok(info)
     }
 
     /// Rolls a new active segment if `incoming` bytes would not fit or `segment.ms` passed.
-    /// Returns whether it rolled.
+    /// Returns, if it rolled, the producer snapshot as of the roll, for the caller to write
+    /// once the lock is released.
     fn maybe_roll(
         &self,
         state: &mut LogState,
         incoming: u64,
         now: i64,
         incoming_timestamp: i64,
-    ) -> Result<bool, LogError> {
+    ) -> Result<Option<PendingSnapshot>, LogError> {
         let segment_ms = state.config.segment_ms;
         let segment_bytes = state.config.segment_bytes;
         let Some(active) = state.segments.active_mut() else {
@@ -216,7 +225,7 @@ impl Log {
         let overflows_index = state.log_end_offset - active.base_offset() > (u32::MAX / 2) as i64
             || active.size() + incoming > u32::MAX as u64;
         if !(full || old || overflows_index) {
-            return Ok(false);
+            return Ok(None);
         }
         let base = state.log_end_offset;
         let mut handles = active.sync_handles();
@@ -232,10 +241,9 @@ impl Log {
             LogSegment::create(&self.storage, &self.dir, base).map_err(io_err(&self.dir))?;
         tracing::debug!(partition = %self.tp, base_offset = base, "rolled a new segment");
         state.pending_sync.extend(handles);
-        // Producer state as of the roll, so start-up replays at most one segment.
-        self.write_producer_snapshot(state, base);
         state.dir_sync_pending = true;
         state.segments.add(segment);
-        Ok(true)
+        // Producer state as of the roll, so start-up replays at most one segment.
+        Ok(Some(self.producer_snapshot(state, base)))
     }
 }

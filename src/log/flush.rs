@@ -100,6 +100,8 @@ impl Log {
         state.recovery_point = state.recovery_point.max(end.offset);
         if end.offset >= state.durable_end.offset {
             state.durable_end = end;
+            let log_end = state.log_end_offset;
+            state.producers.durable_up_to(end.offset, log_end);
         }
         state.last_flush = Instant::now();
         state.unflushed_messages = 0;
@@ -163,8 +165,8 @@ impl Log {
     }
 
     /// Cuts the log back to `end` (a batch boundary at or below the log end): later
-    /// segments go, the segment holding `end` is truncated and re-indexed, producer state
-    /// and aborted transactions are rebuilt from what remains.
+    /// segments go, the segment holding `end` is truncated and re-indexed, aborted
+    /// transactions after `end` are dropped and producer state is undone to `end`.
     pub(super) fn truncate_to(
         &self,
         state: &mut LogState,
@@ -181,7 +183,7 @@ impl Log {
         let interval = state.config.index_interval_bytes;
         if let Some(segment) = state.segments.get_mut(end.segment_base) {
             segment
-                .truncate_to(end.position, interval)
+                .truncate_to(end.position, end.offset, interval)
                 .map_err(io_err(&self.dir))?;
         }
         state.log_end_offset = end.offset;
@@ -189,13 +191,19 @@ impl Log {
             state.high_watermark = end;
         }
         state.log_start_offset = state.log_start_offset.min(end.offset);
+        state.aborted.retain(|a| a.last_offset < end.offset);
+        // Producer state: undone in memory when the undo records reach back to `end` (a
+        // cut-back to the last durable point always does, unless they overflowed), else
+        // rebuilt from the newest snapshot and the batch headers after it.
+        if state.producers.undo_to(end.offset) {
+            return Ok(());
+        }
         let (producers, aborted) = super::loader::rebuild_producer_state(
             self.storage.as_ref(),
             &self.dir,
             &state.segments,
         )?;
         state.producers = producers;
-        state.aborted.retain(|a| a.last_offset < end.offset);
         for a in aborted {
             if !state.aborted.contains(&a) {
                 state.aborted.push(a);

@@ -108,6 +108,7 @@ pub(super) fn rebuild_producer_state(
             pos += h.size() as u64;
         }
     }
+    state.forget_undo(log_end);
     Ok((state, aborted))
 }
 

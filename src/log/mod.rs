@@ -160,6 +160,14 @@ pub struct ReadResult {
     pub aborted: Vec<AbortedTxn>,
 }
 
+/// A producer snapshot taken under the log's lock, written after it is released.
+pub(super) struct PendingSnapshot {
+    offset: i64,
+    bytes: Vec<u8>,
+    /// `LogState::flush_failures` when it was taken: a change means the log was cut back.
+    flush_failures: u64,
+}
+
 /// A timestamp lookup's answer (ListOffsets).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimestampOffset {
@@ -323,25 +331,46 @@ impl Log {
         &self.data_arrived
     }
 
-    /// Writes `<offset>.snapshot` (producer state up to `offset`), queues it for the next
-    /// flush's fsync (with its directory) and keeps the latest three. A failure is logged
-    /// and costs only time: the loader then starts from an older snapshot and replays
-    /// more, and a torn one fails its CRC and is skipped.
-    fn write_producer_snapshot(&self, state: &mut LogState, offset: i64) {
-        let path = producer_state::snapshot_file(&self.dir, offset);
+    /// Producer state up to `offset`, encoded under the lock; [`Log::write_producer_snapshot`]
+    /// writes it after the lock is released.
+    fn producer_snapshot(&self, state: &LogState, offset: i64) -> PendingSnapshot {
+        PendingSnapshot {
+            offset,
+            bytes: state.producers.encode(offset),
+            flush_failures: state.flush_failures,
+        }
+    }
+
+    /// Writes `<offset>.snapshot` outside the log's lock, queues it for the next flush's
+    /// fsync (with its directory) and keeps the latest three. If the log was cut back while
+    /// it was written (a failed fsync), the file describes data that is gone and is removed
+    /// again. A failure is logged and costs only time: the loader then starts from an older
+    /// snapshot and replays more, and a torn one fails its CRC and is skipped.
+    fn write_producer_snapshot(&self, snapshot: PendingSnapshot) {
+        let path = producer_state::snapshot_file(&self.dir, snapshot.offset);
         let written = self.storage.open(&path, OpenMode::Truncate).and_then(|f| {
-            f.write_all_at(&[&state.producers.encode(offset)], 0)?;
+            f.write_all_at(&[&snapshot.bytes], 0)?;
             Ok(f)
         });
-        match written {
-            Ok(file) => {
-                state.pending_sync.push(file);
-                state.dir_sync_pending = true;
-            }
+        let file = match written {
+            Ok(file) => file,
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "writing a producer snapshot failed");
                 return;
             }
+        };
+        {
+            let mut state = self.lock();
+            if state.flush_failures != snapshot.flush_failures {
+                // A cut-back that ran before this file existed could not remove it.
+                drop(state);
+                if let Err(e) = self.storage.remove_file(&path) {
+                    tracing::warn!(path = %path.display(), error = %e, "removing a producer snapshot of cut data failed");
+                }
+                return;
+            }
+            state.pending_sync.push(file);
+            state.dir_sync_pending = true;
         }
         if let Ok(all) = producer_state::list_snapshots(self.storage.as_ref(), &self.dir) {
             for (_, old) in all.iter().rev().skip(3) {
@@ -446,8 +475,9 @@ impl Log {
         let mut state = self.lock();
         state.closed = true;
         let end = state.log_end_offset;
-        self.write_producer_snapshot(&mut state, end);
+        let snapshot = self.producer_snapshot(&state, end);
         drop(state);
+        self.write_producer_snapshot(snapshot);
         self.flush(true)
     }
 }

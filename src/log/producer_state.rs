@@ -105,12 +105,105 @@ fn next_seq(seq: i32, delta: i32) -> i32 {
     ((seq as i64 + delta as i64) % (i32::MAX as i64 + 1)) as i32
 }
 
-#[derive(Debug, Default)]
+/// Most undo records kept (see `ProducerStateManager::undo`); past it a cut-back replays
+/// from a snapshot instead. About 100 bytes each.
+const UNDO_LIMIT: usize = 100_000;
+
+/// A producer's entry before a change made by the batch at `offset` (`None`: it had none).
+#[derive(Debug)]
+struct UndoRecord {
+    offset: i64,
+    producer_id: i64,
+    before: Option<ProducerEntry>,
+}
+
+#[derive(Debug)]
 pub struct ProducerStateManager {
     producers: HashMap<i64, ProducerEntry>,
+    /// Changes since the log's last durable point, newest last, so that cutting the log
+    /// back there (a failed fsync) restores producer state in memory, under the log's lock
+    /// for only as long as the undo takes, instead of replaying batch headers from a
+    /// snapshot. `None` once it outgrew `UNDO_LIMIT` (a cut-back then replays) until
+    /// everything appended is durable again.
+    undo: Option<Vec<UndoRecord>>,
+    /// The durable point the undo records start at: they cannot undo below it.
+    undo_floor: i64,
+}
+
+impl Default for ProducerStateManager {
+    fn default() -> ProducerStateManager {
+        ProducerStateManager {
+            producers: HashMap::new(),
+            undo: Some(Vec::new()),
+            undo_floor: 0,
+        }
+    }
 }
 
 impl ProducerStateManager {
+    /// Remembers `producer_id`'s entry before the batch at `offset` changes it.
+    fn record_undo(&mut self, offset: i64, producer_id: i64) {
+        let Some(undo) = &mut self.undo else {
+            return;
+        };
+        if undo.len() >= UNDO_LIMIT {
+            self.undo = None;
+            return;
+        }
+        undo.push(UndoRecord {
+            offset,
+            producer_id,
+            before: self.producers.get(&producer_id).cloned(),
+        });
+    }
+
+    /// The state as loaded is the durable state: no undo records (replaying the log at load
+    /// or after a cut-back records them like appends do).
+    pub fn forget_undo(&mut self, durable_end: i64) {
+        self.undo = Some(Vec::new());
+        self.undo_floor = durable_end;
+    }
+
+    /// Everything before `durable_end` is durable now: its undo records go. When that is
+    /// the whole log (`log_end`), undo starts afresh even after it had overflowed.
+    pub fn durable_up_to(&mut self, durable_end: i64, log_end: i64) {
+        match &mut self.undo {
+            Some(undo) => {
+                undo.retain(|r| r.offset >= durable_end);
+                self.undo_floor = self.undo_floor.max(durable_end);
+            }
+            None if durable_end >= log_end => self.forget_undo(durable_end),
+            None => {}
+        }
+    }
+
+    /// Restores producer state as it was before the batch at `offset` (a cut-back to a
+    /// durable point). False if the undo records do not reach back that far: the caller
+    /// then rebuilds the state from a snapshot and the log.
+    pub fn undo_to(&mut self, offset: i64) -> bool {
+        let Some(undo) = &mut self.undo else {
+            return false;
+        };
+        if offset < self.undo_floor {
+            return false;
+        }
+        while let Some(r) = undo.last() {
+            if r.offset < offset {
+                break;
+            }
+            let r = undo.pop().expect("just looked");
+            match r.before {
+                Some(entry) => {
+                    self.producers.insert(r.producer_id, entry);
+                }
+                None => {
+                    self.producers.remove(&r.producer_id);
+                }
+            }
+        }
+        true
+    }
+
     pub fn producers(&self) -> &HashMap<i64, ProducerEntry> {
         &self.producers
     }
@@ -166,6 +259,7 @@ impl ProducerStateManager {
         if h.producer_id < 0 || h.is_control() {
             return;
         }
+        self.record_undo(h.base_offset, h.producer_id);
         let entry = self
             .producers
             .entry(h.producer_id)
@@ -197,6 +291,7 @@ impl ProducerStateManager {
     /// A transaction marker (control batch at `h`): closes the producer's open
     /// transaction; an abort returns the aborted range.
     pub fn end_txn(&mut self, h: &BatchHeader, commit: bool) -> Option<AbortedTxn> {
+        self.record_undo(h.base_offset, h.producer_id);
         let entry = self
             .producers
             .entry(h.producer_id)
@@ -305,7 +400,14 @@ impl ProducerStateManager {
                 },
             );
         }
-        Some((offset, ProducerStateManager { producers }))
+        Some((
+            offset,
+            ProducerStateManager {
+                producers,
+                undo: Some(Vec::new()),
+                undo_floor: offset,
+            },
+        ))
     }
 }
 

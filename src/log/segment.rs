@@ -405,9 +405,27 @@ impl LogSegment {
 
     /// Cuts the segment back to `size` bytes (a batch boundary) and rebuilds its indexes
     /// from what is left.
-    pub fn truncate_to(&mut self, size: u64, index_interval_bytes: u64) -> io::Result<()> {
+    /// Cuts the segment back to `size` bytes, where the batch at `end_offset` started (a
+    /// batch boundary; everything before it was checked when it was appended). As Kafka
+    /// truncates by its indexes: entries from the last offset-index entry before the cut on
+    /// are dropped and only the bytes after that entry are re-read (about
+    /// `index.interval.bytes`), headers only, not the whole segment.
+    pub fn truncate_to(
+        &mut self,
+        size: u64,
+        end_offset: i64,
+        index_interval_bytes: u64,
+    ) -> io::Result<()> {
         self.file.set_len(size)?;
-        self.recover(index_interval_bytes)?;
+        let (start_offset, start_position) = self.offset_index.lookup(end_offset - 1);
+        self.offset_index.keep_before(start_offset)?;
+        self.time_index.keep_before(start_offset)?;
+        self.first_batch_timestamp = None;
+        self.recover_from(
+            (start_offset, u64::from(start_position)),
+            end_offset,
+            index_interval_bytes,
+        )?;
         Ok(())
     }
 

@@ -157,3 +157,35 @@ fn a_topic_creation_that_fails_halfway_is_undone() {
     fs::remove_dir_all(dir.path().join("t-3")).unwrap();
     m.create_topic("t", 5, 1, BTreeMap::new()).unwrap();
 }
+
+/// DeleteRecords answers only once the new log start offset is checkpointed: when the
+/// checkpoint can't be made durable it fails (KAFKA_STORAGE_ERROR at the API), and the
+/// retry, which checkpoints again, is what survives a restart.
+#[test]
+fn delete_records_fails_when_its_checkpoint_cannot_be_made_durable() {
+    use crate::log::record_batch::{check_batch, test_support::batch};
+    use crate::storage::simulated::{Op, SimulatedStorage};
+    let sim = SimulatedStorage::new(9);
+    sim.create_dir_all_durable(Path::new("/data"));
+    let mut raw = RawConfig::from_yaml(DEFAULT_CONFIG_YAML).unwrap();
+    raw.set("log.dirs", "/data");
+    let config = Arc::new(BrokerConfig::from_raw(&raw).unwrap());
+    let m = LogManager::open(config.clone(), sim.shared()).unwrap();
+    let topic = m.create_topic("t", 1, 1, BTreeMap::new()).unwrap();
+    let log = topic.partitions[0].clone();
+    for i in 0..3u8 {
+        let b = batch(&[&[i]], 1);
+        log.append(&b, &[check_batch(&b).unwrap()]).unwrap();
+        log.flush_once().unwrap();
+    }
+    sim.fail_next(Op::Rename, libc::EIO);
+    assert!(matches!(
+        m.delete_records(&log, 2),
+        Err(crate::log::LogError::Io { .. })
+    ));
+    assert_eq!(m.delete_records(&log, 2).unwrap(), 2);
+    m.shutdown().unwrap();
+    drop((log, topic, m));
+    let m = LogManager::open(config, sim.shared()).unwrap();
+    assert_eq!(m.topic("t").unwrap().partitions[0].log_start_offset(), 2);
+}

@@ -73,6 +73,8 @@ struct Dir {
 
 #[derive(Debug)]
 struct Machine {
+    /// Bytes read through files and `read`, for tests that bound how much a step reads.
+    read_bytes: u64,
     inodes: Vec<Inode>,
     dirs: Vec<Dir>,
     /// Bumped by a power loss; handles from before it stop working.
@@ -340,6 +342,7 @@ impl SimulatedStorage {
                 capacity: None,
                 rng: seed.max(1),
                 evictions: Vec::new(),
+                read_bytes: 0,
             })),
         }
     }
@@ -388,6 +391,11 @@ impl SimulatedStorage {
     /// The next operation of `kind` fails with `code` (an errno), once.
     pub fn fail_next(&self, kind: Op, code: i32) {
         self.lock().fail_next = Some((kind, code));
+    }
+
+    /// Bytes read so far (files and whole-file reads).
+    pub fn read_bytes(&self) -> u64 {
+        self.lock().read_bytes
     }
 
     /// Every read of the file at `path` fails with `code` (an errno) from now on, as over a
@@ -470,11 +478,12 @@ impl StorageFile for SimulatedFile {
     }
 
     fn read_exact_at(&self, buf: &mut [u8], pos: u64) -> io::Result<()> {
-        let m = self.machine()?;
+        let mut m = self.machine()?;
         m.alive()?;
         if let Some(code) = m.inodes[self.inode].read_error {
             return Err(errno(code));
         }
+        m.read_bytes += buf.len() as u64;
         let data = &m.inodes[self.inode].data;
         let end = pos as usize + buf.len();
         if end > data.len() {
