@@ -8,7 +8,7 @@ for dir in .work/corpus/*/; do
   t=$(basename "$dir")
   mkdir -p "corpus/$t" ".work/merged/$t"
   rm -f ".work/merged/$t"/*
-  cargo +nightly fuzz run -O "$t" ".work/merged/$t" "corpus/$t" "$dir" -- -merge=1 -max_len=4096 \
+  cargo +nightly fuzz run -a "$t" ".work/merged/$t" "corpus/$t" "$dir" -- -merge=1 -max_len=4096 \
     > ".work/$t.merge.log" 2>&1
   rm -f "corpus/$t"/*
   # At most 100 seeds per target, the smallest: enough to start every API and codec path,

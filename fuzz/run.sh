@@ -4,6 +4,8 @@
 # the run discovers goes to fuzz/.work/corpus/<target> (kept locally, not committed).
 # Prints, per target, the executions and the crashes (fuzz/artifacts/<target>/). Exits 1 if
 # any target crashed; each crash then becomes a regression test in src/fuzz_targets.rs.
+# Built optimised with debug assertions and overflow checks on (-a): an arithmetic overflow
+# is a crash.
 # TARGETS="request config" runs a subset.
 set -u
 cd "$(dirname "$0")"
@@ -18,7 +20,7 @@ if ! command -v cargo-fuzz >/dev/null 2>&1; then
   echo "installing cargo-fuzz (crates.io)"
   cargo install cargo-fuzz --locked || exit 1
 fi
-cargo +nightly fuzz build -O || exit 1
+cargo +nightly fuzz build -a || exit 1
 
 mkdir -p .work
 summary=.work/summary.tsv
@@ -27,7 +29,7 @@ failed=0
 for t in $targets; do
   mkdir -p ".work/corpus/$t" "corpus/$t" "artifacts/$t"
   before=$(ls "artifacts/$t" | wc -l)
-  cargo +nightly fuzz run -O "$t" ".work/corpus/$t" "corpus/$t" -- \
+  cargo +nightly fuzz run -a "$t" ".work/corpus/$t" "corpus/$t" -- \
     -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
     -print_final_stats=1 > ".work/$t.log" 2>&1
   rc=$?

@@ -239,6 +239,16 @@ mod regressions {
         ));
     }
 
+    /// record_batch, 2026-12-03, with overflow checks on: a batch base timestamp plus a
+    /// record's timestamp delta overflowed i64 in the protocol crate's decoder (a panic in
+    /// debug builds, a wrapped timestamp in release). The layout walk refuses it first.
+    #[test]
+    fn record_batch_timestamp_delta_overflow() {
+        record_batch(include_bytes!(
+            "../fuzz/regressions/record_batch-timestamp-delta-overflow.bin"
+        ));
+    }
+
     /// record_batch, 2026-12-03: a records_count of hundreds of millions made the decoder
     /// reserve that many records up front; under the broker's allocator (`alloc.rs`) the
     /// reservation is lazy and the decoder fails at the first missing record.

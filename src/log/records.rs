@@ -118,15 +118,22 @@ pub fn encode_control_batch(
 fn decode(batch: &[u8]) -> Option<(BatchHeader, Vec<Record>)> {
     let h = BatchHeader::parse(batch)?;
     let mut bytes = Bytes::copy_from_slice(batch.get(..h.size())?);
+    let decompress = |buf: &mut Bytes, compression| {
+        decompress_checked(buf, compression, h.base_offset, h.base_timestamp)
+    };
     let set =
-        RecordBatchDecoder::decode_with_custom_compression(&mut bytes, Some(&decompress_checked))
-            .ok()?;
+        RecordBatchDecoder::decode_with_custom_compression(&mut bytes, Some(&decompress)).ok()?;
     Some((h, set.records))
 }
 
 /// The protocol crate's decompression, then [`check_record_layout`] on the result, before
 /// the crate builds the records.
-fn decompress_checked(buf: &mut Bytes, compression: Compression) -> anyhow::Result<Bytes> {
+fn decompress_checked(
+    buf: &mut Bytes,
+    compression: Compression,
+    base_offset: i64,
+    base_timestamp: i64,
+) -> anyhow::Result<Bytes> {
     use kafka_protocol::compression::{Decompressor, Gzip, Lz4, None, Snappy, Zstd};
     let take = |b: &mut Bytes| Ok(std::mem::take(b));
     let records = match compression {
@@ -136,7 +143,7 @@ fn decompress_checked(buf: &mut Bytes, compression: Compression) -> anyhow::Resu
         Compression::Lz4 => Lz4::decompress(buf, take)?,
         Compression::Zstd => Zstd::decompress(buf, take)?,
     };
-    check_record_layout(&records).map_err(anyhow::Error::msg)?;
+    check_record_layout(&records, base_offset, base_timestamp).map_err(anyhow::Error::msg)?;
     Ok(records)
 }
 
@@ -145,8 +152,13 @@ fn decompress_checked(buf: &mut Bytes, compression: Compression) -> anyhow::Resu
 /// headers than its remaining bytes can hold (two bytes each at least). The protocol crate
 /// sizes its vectors and header maps by these counts before reading; without this walk a
 /// 70-byte batch claiming 2^31 headers in one record made it fill gigabytes (found by the
-/// `record_batch` fuzz target).
-fn check_record_layout(mut records: &[u8]) -> Result<(), &'static str> {
+/// `record_batch` fuzz target). Each record's timestamp and offset (the batch's base plus
+/// the record's delta) must not overflow either: the crate adds them unchecked.
+fn check_record_layout(
+    mut records: &[u8],
+    base_offset: i64,
+    base_timestamp: i64,
+) -> Result<(), &'static str> {
     while !records.is_empty() {
         let len = varint(&mut records).ok_or("a record length does not decode")?;
         let len = usize::try_from(len).map_err(|_| "a negative record length")?;
@@ -156,8 +168,14 @@ fn check_record_layout(mut records: &[u8]) -> Result<(), &'static str> {
         let (mut record, rest) = records.split_at(len);
         records = rest;
         record = record.get(1..).ok_or("a record without attributes")?;
-        varlong(&mut record).ok_or("a timestamp delta does not decode")?;
-        varint(&mut record).ok_or("an offset delta does not decode")?;
+        let timestamp_delta = varlong(&mut record).ok_or("a timestamp delta does not decode")?;
+        base_timestamp
+            .checked_add(timestamp_delta)
+            .ok_or("a record timestamp overflows")?;
+        let offset_delta = varint(&mut record).ok_or("an offset delta does not decode")?;
+        base_offset
+            .checked_add(offset_delta)
+            .ok_or("a record offset overflows")?;
         for _ in 0..2 {
             skip_bytes(&mut record).ok_or("a key or value is longer than its record")?;
         }
@@ -285,6 +303,9 @@ pub fn first_record_with_timestamp(batch: &[u8], timestamp: i64) -> Option<Times
 mod tests {
     use super::*;
 
+    use crate::log::record_batch::test_support::{batch, TestBatch};
+    use crate::log::record_batch::{assign_offset, check_batch};
+
     #[test]
     fn a_record_claiming_more_headers_than_its_bytes_hold_is_refused() {
         // length 9: attributes, timestamp delta 0, offset delta 0, null key, null value,
@@ -294,21 +315,31 @@ mod tests {
         let mut records = vec![(record.len() as u8) << 1];
         records.extend_from_slice(&record);
         assert_eq!(
-            check_record_layout(&records),
+            check_record_layout(&records, 0, 0),
             Err("a record claims more headers than its bytes can hold")
         );
         // The same record with no headers is fine, and so is an empty batch.
         let mut ok = vec![0u8, 0, 0, 1, 1, 0];
         ok.insert(0, (ok.len() as u8) << 1);
-        assert_eq!(check_record_layout(&ok), Ok(()));
-        assert_eq!(check_record_layout(&[]), Ok(()));
+        assert_eq!(check_record_layout(&ok, 0, 0), Ok(()));
         assert_eq!(
-            check_record_layout(&[0x7f]),
+            check_record_layout(&ok, 0, i64::MAX - 1),
+            Ok(()),
+            "a zero delta does not overflow"
+        );
+        assert_eq!(check_record_layout(&[], 0, 0), Ok(()));
+        assert_eq!(
+            check_record_layout(&[0x7f], 0, 0),
             Err("a negative record length")
         );
+        // A timestamp delta of +1 (zigzag 2) on a base of i64::MAX overflows.
+        let mut late = vec![0u8, 2, 0, 1, 1, 0];
+        late.insert(0, (late.len() as u8) << 1);
+        assert_eq!(
+            check_record_layout(&late, 0, i64::MAX),
+            Err("a record timestamp overflows")
+        );
     }
-    use crate::log::record_batch::test_support::{batch, TestBatch};
-    use crate::log::record_batch::{assign_offset, check_batch};
 
     #[test]
     fn record_timestamps_of_an_uncompressed_batch() {
