@@ -14,6 +14,14 @@ fn manager(dir: &Path) -> LogManager {
     .unwrap()
 }
 
+/// The default config with its data directory at `/data` on `sim` (created durably).
+fn simulated_config(sim: &crate::storage::simulated::SimulatedStorage) -> Arc<BrokerConfig> {
+    sim.create_dir_all_durable(Path::new("/data"));
+    let mut raw = RawConfig::from_yaml(DEFAULT_CONFIG_YAML).unwrap();
+    raw.set("log.dirs", "/data");
+    Arc::new(BrokerConfig::from_raw(&raw).unwrap())
+}
+
 #[test]
 fn topics_survive_restart_and_deletion_is_permanent() {
     let dir = tempfile::tempdir().unwrap();
@@ -112,15 +120,8 @@ fn cluster_id_is_stable() {
 fn a_failed_final_checkpoint_makes_the_shutdown_unclean() {
     use crate::storage::simulated::{Op, SimulatedStorage};
     let sim = SimulatedStorage::new(7);
-    sim.create_dir_all_durable(Path::new("/data"));
-    let mut raw = RawConfig::from_yaml(DEFAULT_CONFIG_YAML).unwrap();
-    raw.set("log.dirs", "/data");
     let storage = sim.shared();
-    let m = LogManager::open(
-        Arc::new(BrokerConfig::from_raw(&raw).unwrap()),
-        storage.clone(),
-    )
-    .unwrap();
+    let m = LogManager::open(simulated_config(&sim), storage.clone()).unwrap();
     m.create_topic("t", 1, 1, BTreeMap::new()).unwrap();
     let marker = Path::new("/data").join(CLEAN_SHUTDOWN_FILE);
     // The first rename after the final flushes is a checkpoint's (write_atomically).
@@ -166,10 +167,7 @@ fn delete_records_fails_when_its_checkpoint_cannot_be_made_durable() {
     use crate::log::record_batch::{check_batch, test_support::batch};
     use crate::storage::simulated::{Op, SimulatedStorage};
     let sim = SimulatedStorage::new(9);
-    sim.create_dir_all_durable(Path::new("/data"));
-    let mut raw = RawConfig::from_yaml(DEFAULT_CONFIG_YAML).unwrap();
-    raw.set("log.dirs", "/data");
-    let config = Arc::new(BrokerConfig::from_raw(&raw).unwrap());
+    let config = simulated_config(&sim);
     let m = LogManager::open(config.clone(), sim.shared()).unwrap();
     let topic = m.create_topic("t", 1, 1, BTreeMap::new()).unwrap();
     let log = topic.partitions[0].clone();

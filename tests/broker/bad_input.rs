@@ -14,25 +14,12 @@ use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, Producer};
 
 use crate::batches::TestBatch;
-use crate::support::Broker;
+use crate::support::{closed_by_broker, Broker};
 
 fn connect(addr: &str) -> TcpStream {
     let s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s
-}
-
-/// Reads until EOF; true if the broker closed the connection (rather than timing out).
-fn closed_by_broker(mut s: TcpStream) -> bool {
-    let mut buf = [0u8; 4096];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return true,
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
-            Err(_) => return false,
-        }
-    }
 }
 
 /// A request header v1 (non-flexible) followed by `body`, framed.
@@ -79,46 +66,46 @@ fn malformed_frames_close_only_their_own_connection() {
     // A size far beyond socket.request.max.bytes.
     let mut s = connect(&broker.addr);
     s.write_all(&i32::MAX.to_be_bytes()).unwrap();
-    assert!(closed_by_broker(s), "huge size");
+    assert!(closed_by_broker(&mut s), "huge size");
 
     // A negative size.
     let mut s = connect(&broker.addr);
     s.write_all(&(-1i32).to_be_bytes()).unwrap();
-    assert!(closed_by_broker(s), "negative size");
+    assert!(closed_by_broker(&mut s), "negative size");
 
     // A frame cut short by the client.
     let mut s = connect(&broker.addr);
     s.write_all(&100i32.to_be_bytes()).unwrap();
     s.write_all(&[0u8; 10]).unwrap();
     s.shutdown(std::net::Shutdown::Write).unwrap();
-    assert!(closed_by_broker(s), "truncated frame");
+    assert!(closed_by_broker(&mut s), "truncated frame");
 
     // A frame too short for a request header.
     let mut s = connect(&broker.addr);
     s.write_all(&[0, 0, 0, 3, 0, 18, 0]).unwrap();
-    assert!(closed_by_broker(s), "short header");
+    assert!(closed_by_broker(&mut s), "short header");
 
     // Unknown API key.
     let mut s = connect(&broker.addr);
     s.write_all(&frame(9999, 0, 1, &[])).unwrap();
-    assert!(closed_by_broker(s), "unknown api key");
+    assert!(closed_by_broker(&mut s), "unknown api key");
 
     // A known API this broker does not serve (OffsetCommit).
     let mut s = connect(&broker.addr);
     s.write_all(&frame(8, 2, 1, &[])).unwrap();
-    assert!(closed_by_broker(s), "unsupported api");
+    assert!(closed_by_broker(&mut s), "unsupported api");
 
     // Garbage: an HTTP request.
     let mut s = connect(&broker.addr);
     s.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .unwrap();
-    assert!(closed_by_broker(s), "http garbage");
+    assert!(closed_by_broker(&mut s), "http garbage");
 
     // A Metadata v1 request claiming 2^31-1 topics: must not allocate for them.
     let mut s = connect(&broker.addr);
     s.write_all(&frame(3, 1, 7, &i32::MAX.to_be_bytes()))
         .unwrap();
-    assert!(closed_by_broker(s), "hostile array length");
+    assert!(closed_by_broker(&mut s), "hostile array length");
 
     // Random bytes with a plausible size.
     let mut s = connect(&broker.addr);
@@ -131,7 +118,7 @@ fn malformed_frames_close_only_their_own_connection() {
         junk.push(x as u8);
     }
     s.write_all(&junk).unwrap();
-    let _ = closed_by_broker(s);
+    let _ = closed_by_broker(&mut s);
 
     // The bystander still gets answers: ApiVersions v0 is header v1 + empty body.
     bystander.write_all(&frame(18, 0, 42, &[])).unwrap();

@@ -6,10 +6,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use kafka_protocol::messages::describe_producers_request::TopicRequest;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, DescribeProducersRequest, DescribeProducersResponse, InitProducerIdRequest,
-    InitProducerIdResponse, ProduceRequest, ProduceResponse, TopicName,
+    InitProducerIdResponse, ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::config::ClientConfig;
@@ -17,18 +16,11 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::clients::{consume_all, create_topic};
-use crate::raw::{batch, call};
+use crate::raw::{batch, call, produce_request};
 use crate::support::Broker;
 
 fn produce(addr: &str, records: bytes::Bytes) -> (i16, i64) {
-    let request = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(5000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_static_str("idem")))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(records))])]);
+    let request = produce_request("idem", records);
     let r: ProduceResponse = call(addr, ApiKey::Produce, 9, &request);
     let p = &r.responses[0].partition_responses[0];
     (p.error_code, p.base_offset)

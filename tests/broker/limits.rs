@@ -8,15 +8,14 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, FetchRequest, ProduceRequest, ProduceResponse, TopicName,
+    ApiKey, ApiVersionsRequest, FetchRequest, ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
 use crate::batches::TestBatch;
-use crate::raw::{call, frame};
-use crate::support::Broker;
+use crate::raw::{call, frame, produce_request};
+use crate::support::{closed_by_broker, Broker};
 
 /// ApiVersions v0 over `s`; true if answered.
 fn answered(s: &mut TcpStream, correlation_id: i32) -> bool {
@@ -35,19 +34,6 @@ fn answered(s: &mut TcpStream, correlation_id: i32) -> bool {
     }
     let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
     s.read_exact(&mut body).is_ok() && body[..4] == correlation_id.to_be_bytes()
-}
-
-/// Waits (up to the read timeout) for the broker to close `s`; true if it did.
-fn closed_by_broker(s: &mut TcpStream) -> bool {
-    let mut buf = [0u8; 4096];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return true,
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
-            Err(_) => return false,
-        }
-    }
 }
 
 /// A connection from `local` (a loopback address) to the broker.
@@ -165,15 +151,7 @@ async fn a_client_that_never_reads_its_fetches_does_not_grow_broker_memory() {
     // 4 MiB in the partition, in 1/4 MiB batches.
     let value = vec![7u8; 256 * 1024];
     for _ in 0..16 {
-        let records = TestBatch::new(&[&value[..]]).bytes();
-        let request = ProduceRequest::default()
-            .with_acks(-1)
-            .with_timeout_ms(10_000)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(TopicName(StrBytes::from_static_str("big")))
-                .with_partition_data(vec![PartitionProduceData::default()
-                    .with_index(0)
-                    .with_records(Some(records))])]);
+        let request = produce_request("big", TestBatch::new(&[&value[..]]).bytes());
         let r: ProduceResponse = call(&broker.addr, ApiKey::Produce, 9, &request);
         assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
     }
@@ -274,15 +252,7 @@ async fn a_create_topics_of_10000_partitions_does_not_delay_produce_and_fetch() 
     let mut offset = 0i64;
     // Bounded: at most 100,000 round trips, or until the creation is answered.
     while !create.is_finished() && latencies.len() < 100_000 {
-        let records = TestBatch::new(&[&value[..]]).bytes();
-        let produce = ProduceRequest::default()
-            .with_acks(-1)
-            .with_timeout_ms(10_000)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(TopicName(StrBytes::from_static_str("busy")))
-                .with_partition_data(vec![PartitionProduceData::default()
-                    .with_index(0)
-                    .with_records(Some(records))])]);
+        let produce = produce_request("busy", TestBatch::new(&[&value[..]]).bytes());
         let fetch = FetchRequest::default()
             .with_replica_id(kafka_protocol::messages::BrokerId(-1))
             .with_max_wait_ms(0)

@@ -6,7 +6,8 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{ApiKey, ProduceRequest, RequestHeader, TopicName};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use crate::batches::TestBatch;
@@ -32,6 +33,18 @@ pub fn frame<Req: Encodable>(
     frame.put_i32(body.len() as i32);
     frame.put_slice(&body);
     frame
+}
+
+/// A Produce request (acks=all) of `records` to partition 0 of `topic`.
+pub fn produce_request(topic: &str, records: Bytes) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(records))])])
 }
 
 pub fn call<Req: Encodable, Resp: Decodable>(

@@ -8,6 +8,21 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+/// Reads from `s` until EOF; true if the broker closed the connection (EOF or a reset),
+/// false if the read timed out first.
+pub fn closed_by_broker(s: &mut std::net::TcpStream) -> bool {
+    use std::io::Read;
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
 pub struct Broker {
     child: Child,
     pub addr: String,
