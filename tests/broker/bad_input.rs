@@ -7,9 +7,8 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::messages::ProduceResponse;
+use kafka_protocol::protocol::{Decodable, Encodable};
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, Producer};
 
@@ -161,14 +160,7 @@ fn batch(value: &[u8]) -> Vec<u8> {
 }
 
 fn produce(s: &mut TcpStream, topic: &str, records: Vec<u8>, correlation_id: i32) -> i16 {
-    let request = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(5000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(Bytes::from(records)))])]);
+    let request = crate::raw::produce_request(topic, Bytes::from(records));
     let mut body = BytesMut::new();
     request.encode(&mut body, 7).unwrap();
     s.write_all(&frame(0, 7, correlation_id, &body)).unwrap();

@@ -6,9 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::{ApiKey, ProduceResponse};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -229,14 +227,7 @@ impl Drop for SmallFileSystem {
 }
 
 fn produce_raw(addr: &str, topic: &str, value: &[u8]) -> (i16, i64) {
-    let request = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(5000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(batch(&[value], -1, -1, -1)))])]);
+    let request = crate::raw::produce_request(topic, batch(&[value], -1, -1, -1));
     let r: ProduceResponse = call(addr, ApiKey::Produce, 9, &request);
     let p = &r.responses[0].partition_responses[0];
     (p.error_code, p.base_offset)
