@@ -145,8 +145,10 @@ impl Log {
         state.appended_since_failure = false;
         let keep = state.durable_end;
         let lost = state.log_end_offset - keep.offset;
-        let outcome = self.truncate_to(&mut state, keep);
+        // Handles queued for a sync hold only data past `keep`, which the cut removes; the
+        // cut queues what it changes itself (a shortened `.txnindex`).
         state.pending_sync.clear();
+        let outcome = self.truncate_to(&mut state, keep);
         // The directory may name segments that are now gone: sync it with the next flush.
         state.dir_sync_pending = true;
         drop(state);
@@ -186,6 +188,7 @@ impl Log {
                 .truncate_to(end.position, end.offset, interval)
                 .map_err(io_err(&self.dir))?;
         }
+        self.truncate_txn_index(state, end.segment_base, end.offset)?;
         state.log_end_offset = end.offset;
         if state.high_watermark.offset > end.offset {
             state.high_watermark = end;

@@ -686,3 +686,42 @@ fn a_cut_back_rereads_only_the_tail_after_the_last_index_entry() {
     assert_eq!(log.log_end_offset(), 1025);
     log.check_consistency().unwrap();
 }
+
+/// A cut-back also cuts the `.txnindex` entries of aborts it removed: left in the file, a
+/// restart would list the aborted range again once the log grew past it with other data.
+#[test]
+fn a_cut_back_removes_the_transaction_index_entries_of_cut_markers() {
+    use crate::storage::simulated::Op;
+    let sim = SimulatedStorage::new(26);
+    let lazy = LogConfig {
+        flush_messages: u64::MAX,
+        ..config(1 << 20)
+    };
+    let log = open_on_with(&sim, RecoveryStart::From(0), lazy.clone());
+    let b = txn_batch(&[b"kept"], 7, 0);
+    log.append(&b, &[check_batch(&b).unwrap()]).unwrap();
+    log.append_marker(7, 0, false).unwrap(); // abort at 1, durable
+    log.flush_once().unwrap();
+    let b = txn_batch(&[b"cut"], 7, 1);
+    log.append(&b, &[check_batch(&b).unwrap()]).unwrap();
+    log.append_marker(7, 0, false).unwrap(); // abort at 3, lost with the fsync
+    let txn_index = file_names::txn_index_file(std::path::Path::new("/d/t-0"), 0);
+    assert_eq!(sim.shared().read(&txn_index).unwrap().len(), 68);
+    sim.fail_next(Op::SyncData, libc::EIO);
+    assert!(log.flush_once().is_err());
+    assert_eq!(log.log_end_offset(), 2);
+    assert_eq!(sim.shared().read(&txn_index).unwrap().len(), 34);
+    // The log grows past offset 3 again with committed data, and a restart lists only the
+    // abort that is still in the log.
+    let b = txn_batch(&[b"again"], 7, 1);
+    log.append(&b, &[check_batch(&b).unwrap()]).unwrap();
+    log.append_marker(7, 0, true).unwrap();
+    let b = batch(&[b"more"], 1);
+    log.append(&b, &[check_batch(&b).unwrap()]).unwrap();
+    log.close().unwrap();
+    drop(log);
+    let log = open_on_with(&sim, RecoveryStart::CleanShutdown, lazy);
+    let aborted = log.read(0, 1 << 20, true, true).unwrap().aborted;
+    assert_eq!(aborted.len(), 1, "{aborted:?}");
+    assert_eq!(aborted[0].last_offset, 1);
+}

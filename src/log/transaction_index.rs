@@ -68,6 +68,38 @@ pub(super) fn read_txn_indexes(
 }
 
 impl Log {
+    /// Drops the entries of the segment at `base` whose abort markers are at or after
+    /// `end` (a cut-back removed them): left in the file they would apply again once the
+    /// log grows past those offsets with other data. Entries are in marker order, so the
+    /// file is cut at the first such entry; the cut is fsynced with the next flush.
+    pub(super) fn truncate_txn_index(
+        &self,
+        state: &mut LogState,
+        base: i64,
+        end: i64,
+    ) -> Result<(), LogError> {
+        let path = file_names::txn_index_file(&self.dir, base);
+        let io = |source| LogError::Io {
+            path: path.clone(),
+            source,
+        };
+        let bytes = match self.storage.read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io(e)),
+        };
+        let kept = decode_entries(&bytes)
+            .take_while(|a| a.last_offset < end)
+            .count();
+        let len = (kept * ENTRY_SIZE) as u64;
+        if len < bytes.len() as u64 {
+            let file = self.storage.open(&path, OpenMode::Existing).map_err(io)?;
+            file.set_len(len).map_err(io)?;
+            state.pending_sync.push(file);
+        }
+        Ok(())
+    }
+
     /// Appends an aborted transaction to the active segment's `.txnindex` and queues the
     /// file for the next flush's fsync, so the entry is durable with its marker. The
     /// entry goes at the last whole-entry boundary, over any torn tail of an earlier
