@@ -1,6 +1,7 @@
 //! The simulated file system against the POSIX durability contract it models.
 
 use super::*;
+use crate::storage::OpenMode;
 
 fn setup() -> (SimulatedStorage, Arc<dyn Storage>) {
     let sim = SimulatedStorage::new(7);
