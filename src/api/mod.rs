@@ -80,7 +80,7 @@ impl std::fmt::Debug for SupportedApi {
 
 /// A table entry whose handler runs in request order: `api!(Key, min, max, module::handle)`.
 macro_rules! api {
-    ($key:ident, $min:expr, $max:expr, $handler:path) => {
+    ($key:ident, $min:expr, $max:expr, $handler:expr) => {
         SupportedApi {
             key: ApiKey::$key,
             min_version: $min,
@@ -98,19 +98,11 @@ macro_rules! api {
 /// thousands of partitions does not hold an async worker that other connections need.
 macro_rules! blocking_api {
     ($key:ident, $min:expr, $max:expr, $handler:path) => {
-        SupportedApi {
-            key: ApiKey::$key,
-            min_version: $min,
-            max_version: $max,
-            route: |broker, ctx, body| {
-                deferred(broker, ctx, body, |broker, ctx, request| {
-                    run_blocking(move || {
-                        tokio::runtime::Handle::current().block_on($handler(broker, ctx, request))
-                    })
-                })
-                .map(Dispatched::in_order)
-            },
-        }
+        api!($key, $min, $max, |broker, ctx, request| {
+            run_blocking(move || {
+                tokio::runtime::Handle::current().block_on($handler(broker, ctx, request))
+            })
+        })
     };
 }
 

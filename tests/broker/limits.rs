@@ -36,6 +36,21 @@ fn answered(s: &mut TcpStream, correlation_id: i32) -> bool {
     s.read_exact(&mut body).is_ok() && body[..4] == correlation_id.to_be_bytes()
 }
 
+/// A Fetch (no wait) of up to `max_bytes` from partition 0 of `topic` at `offset`.
+fn fetch_request(topic: &'static str, offset: i64, max_bytes: i32) -> FetchRequest {
+    FetchRequest::default()
+        .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        .with_max_bytes(max_bytes)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str(topic)))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(max_bytes)])])
+}
+
 /// A connection from `local` (a loopback address) to the broker.
 async fn connect_from(local: &str, broker: &str) -> TcpStream {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
@@ -155,17 +170,7 @@ async fn a_client_that_never_reads_its_fetches_does_not_grow_broker_memory() {
         let r: ProduceResponse = call(&broker.addr, ApiKey::Produce, 9, &request);
         assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
     }
-    let fetch = FetchRequest::default()
-        .with_replica_id(kafka_protocol::messages::BrokerId(-1))
-        .with_max_wait_ms(0)
-        .with_min_bytes(1)
-        .with_max_bytes(8 << 20)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(TopicName(StrBytes::from_static_str("big")))
-            .with_partitions(vec![FetchPartition::default()
-                .with_partition(0)
-                .with_fetch_offset(0)
-                .with_partition_max_bytes(8 << 20)])]);
+    let fetch = fetch_request("big", 0, 8 << 20);
     let before = broker.rss_anon_bytes();
     let mut stuck = TcpStream::connect(&broker.addr).unwrap();
     let control = stuck.try_clone().unwrap();
@@ -253,17 +258,7 @@ async fn a_create_topics_of_10000_partitions_does_not_delay_produce_and_fetch() 
     // Bounded: at most 100,000 round trips, or until the creation is answered.
     while !create.is_finished() && latencies.len() < 100_000 {
         let produce = produce_request("busy", TestBatch::new(&[&value[..]]).bytes());
-        let fetch = FetchRequest::default()
-            .with_replica_id(kafka_protocol::messages::BrokerId(-1))
-            .with_max_wait_ms(0)
-            .with_min_bytes(1)
-            .with_max_bytes(1 << 20)
-            .with_topics(vec![FetchTopic::default()
-                .with_topic(TopicName(StrBytes::from_static_str("busy")))
-                .with_partitions(vec![FetchPartition::default()
-                    .with_partition(0)
-                    .with_fetch_offset(offset)
-                    .with_partition_max_bytes(1 << 20)])]);
+        let fetch = fetch_request("busy", offset, 1 << 20);
         let started = Instant::now();
         round_trip(&mut s, &frame(ApiKey::Produce, 9, 1, &produce));
         let fetched = round_trip(&mut s, &frame(ApiKey::Fetch, 4, 2, &fetch));
