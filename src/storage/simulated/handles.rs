@@ -28,29 +28,27 @@ struct SimulatedFile {
     boot: u64,
 }
 
+/// Locks the machine for a handle of boot `boot`; an error if the machine has been through
+/// a power loss since.
+fn lock_for_boot(machine: &Mutex<Machine>, boot: u64) -> io::Result<MutexGuard<'_, Machine>> {
+    let m = machine
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if m.boot != boot {
+        return Err(stale_error());
+    }
+    Ok(m)
+}
+
 impl Process {
     fn lock(&self) -> io::Result<MutexGuard<'_, Machine>> {
-        let m = self
-            .machine
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if m.boot != self.boot {
-            return Err(stale_error());
-        }
-        Ok(m)
+        lock_for_boot(&self.machine, self.boot)
     }
 }
 
 impl SimulatedFile {
     fn machine(&self) -> io::Result<MutexGuard<'_, Machine>> {
-        let m = self
-            .machine
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if m.boot != self.boot {
-            return Err(stale_error());
-        }
-        Ok(m)
+        lock_for_boot(&self.machine, self.boot)
     }
 }
 
