@@ -1,5 +1,5 @@
-//! Produce (key 0): validates each partition's record batches (header and CRC32C only),
-//! appends them, and answers once the data is durable (or at once when the log
+//! Produce (key 0): validates each partition's record batches (header and CRC32C only;
+//! for a compacted topic also that every record has a key), appends them, and answers once the data is durable (or at once when the log
 //! acknowledges before fsync, or never for acks=0).
 //!
 //! The appends happen when the request is dispatched, in request order; only the wait for
@@ -8,7 +8,9 @@
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader};
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use kafka_protocol::ResponseError;
@@ -16,7 +18,8 @@ use kafka_protocol::ResponseError;
 use super::errors::{coordinator_error, log_error_code};
 use super::{Dispatched, RequestContext, RequestError, Response, ResponseFuture};
 use crate::broker::Broker;
-use crate::log::record_batch::{validate_produce_batches, BatchHeader};
+use crate::log::record_batch::{validate_produce_batches, BatchError, BatchHeader};
+use crate::log::record_view::keyless_records;
 use crate::log::{AppendInfo, Log, LogError};
 
 /// A partition's outcome before the durability wait.
@@ -154,6 +157,11 @@ fn append_partition(
         Ok(headers) => headers,
         Err(e) => return refused(log, index, &LogError::Batch(e)),
     };
+    if config.cleanup_compact {
+        if let Some(refusal) = check_keys(log, index, records, &headers) {
+            return refusal;
+        }
+    }
     if let Some(transactional_id) = transactional_id {
         if let Err(e) = verify_transactional(broker, transactional_id, log, &headers) {
             // Refused before the log is touched: no offsets, as Kafka answers.
@@ -182,6 +190,64 @@ fn append_partition(
             refused(log, index, &e)
         }
     }
+}
+
+/// Kafka's `LogValidator.validateKey`: every record produced to a compacted topic needs a
+/// key. The partition is refused with INVALID_RECORD, and `record_errors` names each
+/// keyless record by its index in its batch (clients fail those records with
+/// INVALID_RECORD and the others of the batch with a retriable error of their own).
+fn check_keys(
+    log: &Log,
+    index: i32,
+    records: &[u8],
+    headers: &[BatchHeader],
+) -> Option<PartitionOutcome> {
+    let mut errors = Vec::new();
+    let mut at = 0usize;
+    for h in headers {
+        let batch = &records[at..at + h.size()];
+        at += h.size();
+        let Some(keyless) = keyless_records(batch) else {
+            return Some(refused(
+                log,
+                index,
+                &LogError::Batch(BatchError::Corrupt(
+                    "the records of a batch do not decode".into(),
+                )),
+            ));
+        };
+        errors.extend(keyless);
+    }
+    if errors.is_empty() {
+        return None;
+    }
+    let message = format!(
+        "Compacted topic cannot accept message without key in topic partition {}.",
+        log.topic_partition()
+    );
+    let shown: Vec<String> = errors
+        .iter()
+        .take(3)
+        .map(|i| format!("RecordError(batchIndex={i}, message='{message}')"))
+        .collect();
+    let mut outcome = refused(
+        log,
+        index,
+        &LogError::Batch(BatchError::Invalid(format!(
+            "One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [{}]",
+            errors.len(),
+            shown.join(", ")
+        ))),
+    );
+    outcome.response.record_errors = errors
+        .iter()
+        .map(|i| {
+            BatchIndexAndErrorMessage::default()
+                .with_batch_index(*i as i32)
+                .with_batch_index_error_message(Some(StrBytes::from_string(message.clone())))
+        })
+        .collect();
+    Some(outcome)
 }
 
 /// Kafka's check of transactional batches before they are written: a batch from an

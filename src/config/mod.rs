@@ -2,6 +2,7 @@
 //! overrides, then validated into a typed [`BrokerConfig`]. Keys are Kafka's broker property
 //! names; every error names the key it is about.
 
+mod cleaner;
 mod coordinators;
 mod raw;
 mod socket_server;
@@ -14,9 +15,10 @@ use std::time::Duration;
 
 pub use raw::RawConfig;
 
+pub use cleaner::CleanerConfig;
 pub use coordinators::{CoordinatorConfig, TransactionConfig};
 pub use socket_server::SocketServerConfig;
-pub use topic::{LogConfig, TimestampType};
+pub use topic::{CompactionConfig, LogConfig, TimestampType};
 
 /// The default configuration, as shipped in `config/gregor.yaml`.
 pub const DEFAULT_CONFIG_YAML: &str = include_str!("../../config/gregor.yaml");
@@ -104,6 +106,8 @@ pub struct BrokerConfig {
     pub transactions: TransactionConfig,
     /// `group.*` and `offsets.*`: the group coordinator's settings.
     pub coordinator: CoordinatorConfig,
+    /// `log.cleaner.*`: the log cleaner's threads, memory and pace.
+    pub cleaner: CleanerConfig,
     /// Defaults for every topic's log, overridable per topic.
     pub log: LogConfig,
 }
@@ -146,6 +150,12 @@ impl BrokerConfig {
             ));
         }
         let default_replication_factor = raw.int("default.replication.factor", 1, 1, 1)? as i16;
+        let policy = {
+            let policy = raw.string("log.cleanup.policy", "delete");
+            crate::config::topic::validate_topic_config("cleanup.policy", &policy)
+                .map_err(|e| ConfigError::new("log.cleanup.policy", e.message))?;
+            topic::cleanup_policy(&policy)
+        };
         let log_defaults = LogConfig {
             segment_bytes: raw.int("log.segment.bytes", 1 << 30, 14, i32::MAX as i64)? as u64,
             segment_ms: match raw.optional_int("log.roll.ms", 1, i64::MAX)? {
@@ -164,12 +174,9 @@ impl BrokerConfig {
             )?,
             retention_ms: retention_ms(raw)?,
             retention_bytes: raw.int("log.retention.bytes", -1, -1, i64::MAX)?,
-            cleanup_delete: {
-                let policy = raw.string("log.cleanup.policy", "delete");
-                crate::config::topic::validate_topic_config("cleanup.policy", &policy)
-                    .map_err(|e| ConfigError::new("log.cleanup.policy", e.message))?;
-                policy.split(',').any(|p| p.trim() == "delete")
-            },
+            cleanup_delete: policy.0,
+            cleanup_compact: policy.1,
+            compaction: cleaner::compaction_defaults(raw)?,
             cache_hot_bytes: match raw.int("log.cache.hot.bytes", 134_217_728, -1, i64::MAX)? {
                 -1 => None,
                 n => Some(n as u64),
@@ -184,6 +191,7 @@ impl BrokerConfig {
             default_replication_factor,
             auto_create_topics_enable: raw.bool("auto.create.topics.enable", true)?,
             socket_server: SocketServerConfig::from_raw(raw)?,
+            cleaner: CleanerConfig::from_raw(raw)?,
             max_request_partition_size_limit: raw.int(
                 "max.request.partition.size.limit",
                 2000,
@@ -365,7 +373,16 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker("log.retention.hours", "168", 3, "Retention in hours, used when log.retention.ms and log.retention.minutes are unset."),
     broker("log.retention.bytes", "-1", 5, "Partitions larger than this lose their oldest segments (-1: no limit)."),
     broker("log.retention.check.interval.ms", "300000", 5, "How often retention is applied."),
-    broker("log.cleanup.policy", "delete", 7, "Default cleanup.policy of topics (compaction is not implemented)."),
+    broker("log.cleanup.policy", "delete", 7, "Default cleanup.policy of topics: delete and/or compact."),
+    broker("log.cleaner.enable", "true", 1, "Run the log cleaner, which compacts topics whose cleanup.policy includes compact."),
+    broker("log.cleaner.threads", "1", 3, "Logs cleaned at once."),
+    broker("log.cleaner.dedupe.buffer.size", "134217728", 5, "Memory of the cleaners' offset maps (key hash to offset), over all threads."),
+    broker("log.cleaner.io.max.bytes.per.second", "1.7976931348623157E308", 6, "Cleaner I/O (read plus written) allowed per second, over all threads."),
+    broker("log.cleaner.backoff.ms", "15000", 5, "Pause of a cleaner thread when no log needs cleaning."),
+    broker("log.cleaner.delete.retention.ms", "86400000", 5, "Default delete.retention.ms of topics."),
+    broker("log.cleaner.min.cleanable.ratio", "0.5", 6, "Default min.cleanable.dirty.ratio of topics."),
+    broker("log.cleaner.min.compaction.lag.ms", "0", 5, "Default min.compaction.lag.ms of topics."),
+    broker("log.cleaner.max.compaction.lag.ms", "9223372036854775807", 5, "Default max.compaction.lag.ms of topics."),
     broker("log.cache.hot.bytes", "134217728", 5, "Gregor only: fsynced data further than this behind a partition's end is dropped from the page cache (-1: never, as Kafka)."),
     broker("group.initial.rebalance.delay.ms", "3000", 3, "Delay of the first rebalance of an empty group."),
     broker("group.min.session.timeout.ms", "6000", 3, "Smallest session timeout a member may ask for."),

@@ -43,12 +43,58 @@ pub struct LogConfig {
     pub retention_bytes: i64,
     /// `cleanup.policy` includes `delete` (retention applies).
     pub cleanup_delete: bool,
+    /// `cleanup.policy` includes `compact` (the log cleaner keeps the latest record per key).
+    pub cleanup_compact: bool,
+    /// How the log cleaner treats this log, when it is compacted.
+    pub compaction: CompactionConfig,
     /// Broker-wide `log.cache.hot.bytes`: fsynced data further than this behind a
     /// partition's end is dropped from the page cache (None: never, as Kafka).
     pub cache_hot_bytes: Option<u64>,
 }
 
+/// The topic configs of compaction (`delete.retention.ms`, `min.cleanable.dirty.ratio`,
+/// `min.compaction.lag.ms`, `max.compaction.lag.ms`); the defaults are Kafka's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompactionConfig {
+    /// How long a tombstone or transaction marker survives after the cleaner passed it.
+    pub delete_retention_ms: i64,
+    /// Share of dirty bytes (written since the last cleaning) that makes a log cleanable.
+    pub min_cleanable_dirty_ratio: f64,
+    /// Records younger than this are not cleaned.
+    pub min_compaction_lag_ms: i64,
+    /// Records older than this are cleaned whatever the dirty ratio (and the active
+    /// segment of a compacted log is rolled after this long).
+    pub max_compaction_lag_ms: i64,
+}
+
+impl Default for CompactionConfig {
+    fn default() -> CompactionConfig {
+        CompactionConfig {
+            delete_retention_ms: 86_400_000,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+        }
+    }
+}
+
+/// Parses `cleanup.policy`: (delete, compact).
+pub fn cleanup_policy(value: &str) -> (bool, bool) {
+    let has = |name: &str| value.split(',').any(|p| p.trim() == name);
+    (has("delete"), has("compact"))
+}
+
 impl LogConfig {
+    /// Kafka's `maxSegmentMs`: a compacted log also rolls its active segment once it is
+    /// `max.compaction.lag.ms` old, so the cleaner can reach its records.
+    pub fn roll_ms(&self) -> i64 {
+        if self.cleanup_compact {
+            self.segment_ms.min(self.compaction.max_compaction_lag_ms)
+        } else {
+            self.segment_ms
+        }
+    }
+
     /// Whether producers wait for the fsync of their data (and consumers see only fsynced data).
     pub fn is_durable(&self) -> bool {
         self.flush_messages <= 1
@@ -78,7 +124,18 @@ impl LogConfig {
                 "retention.ms" => config.retention_ms = int(-1, i64::MAX)?,
                 "retention.bytes" => config.retention_bytes = int(-1, i64::MAX)?,
                 "cleanup.policy" => {
-                    config.cleanup_delete = value.split(',').any(|p| p.trim() == "delete");
+                    (config.cleanup_delete, config.cleanup_compact) = cleanup_policy(value);
+                }
+                "delete.retention.ms" => config.compaction.delete_retention_ms = int(0, i64::MAX)?,
+                "min.cleanable.dirty.ratio" => {
+                    config.compaction.min_cleanable_dirty_ratio =
+                        value.trim().parse().unwrap_or(0.5);
+                }
+                "min.compaction.lag.ms" => {
+                    config.compaction.min_compaction_lag_ms = int(0, i64::MAX)?;
+                }
+                "max.compaction.lag.ms" => {
+                    config.compaction.max_compaction_lag_ms = int(1, i64::MAX)?;
                 }
                 _ => {}
             }
@@ -143,12 +200,12 @@ macro_rules! def {
 /// rest are validated, stored and reported (see the README).
 #[rustfmt::skip]
 pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
-    def!("cleanup.policy", Kind::CleanupPolicy, LIST, ["log.cleanup.policy"], "The retention policy of old log segments: delete (retention applies) and/or compact (compaction is not implemented: stored only)."),
+    def!("cleanup.policy", Kind::CleanupPolicy, LIST, ["log.cleanup.policy"], "The retention policy of old log segments: delete (retention deletes old segments) and/or compact (the log cleaner keeps the latest record of each key)."),
     def!("compression.gzip.level", int(-1, 9), INT, ["compression.gzip.level"], "Compression level for gzip."),
     def!("compression.lz4.level", int(1, 17), INT, ["compression.lz4.level"], "Compression level for lz4."),
     def!("compression.type", Kind::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]), STRING, ["compression.type"], "Final compression of the topic's data; producer keeps the producer's codec (Gregor always stores batches as produced)."),
     def!("compression.zstd.level", int(-131_072, 22), INT, ["compression.zstd.level"], "Compression level for zstd."),
-    def!("delete.retention.ms", int(0, I64), LONG, ["log.cleaner.delete.retention.ms"], "How long delete tombstones are kept in compacted topics (stored only)."),
+    def!("delete.retention.ms", int(0, I64), LONG, ["log.cleaner.delete.retention.ms"], "How long tombstones and transaction markers of a compacted topic survive after the cleaner has passed them."),
     def!("file.delete.delay.ms", int(0, I64), LONG, ["log.segment.delete.delay.ms"], "Time to wait before deleting a file from the filesystem (stored only)."),
     def!("flush.messages", int(1, I64), LONG, ["log.flush.interval.messages"], "Messages written before an fsync; 1 means every produce is fsynced before it is acknowledged."),
     def!("flush.ms", int(0, I64), LONG, ["log.flush.interval.ms", "log.flush.scheduler.interval.ms"], "Longest time unflushed data may wait for an fsync."),
@@ -157,13 +214,13 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     def!("leader.replication.throttled.replicas", Kind::Text, LIST, [], "Replicas to throttle on the leader side (no replication here; stored only)."),
     def!("local.retention.bytes", int(-2, I64), LONG, ["log.local.retention.bytes"], "Local retention size with tiered storage (stored only)."),
     def!("local.retention.ms", int(-2, I64), LONG, ["log.local.retention.ms"], "Local retention time with tiered storage (stored only)."),
-    def!("max.compaction.lag.ms", int(1, I64), LONG, ["log.cleaner.max.compaction.lag.ms"], "Longest time a message stays ineligible for compaction (stored only)."),
+    def!("max.compaction.lag.ms", int(1, I64), LONG, ["log.cleaner.max.compaction.lag.ms"], "Longest time a record stays uncompacted: older dirty records make the log cleanable whatever its dirty ratio."),
     def!("max.message.bytes", int(0, I32), INT, ["message.max.bytes"], "Largest record batch size allowed in this topic."),
     def!("message.timestamp.after.max.ms", int(0, I64), LONG, ["log.message.timestamp.after.max.ms"], "Largest allowed difference of a message timestamp ahead of the broker's clock (stored only)."),
     def!("message.timestamp.before.max.ms", int(0, I64), LONG, ["log.message.timestamp.before.max.ms"], "Largest allowed difference of a message timestamp behind the broker's clock (stored only)."),
     def!("message.timestamp.type", Kind::OneOf(&["CreateTime", "LogAppendTime"]), STRING, ["log.message.timestamp.type"], "Whether stored timestamps are the producer's (CreateTime) or the broker's (LogAppendTime)."),
-    def!("min.cleanable.dirty.ratio", Kind::Ratio, DOUBLE, ["log.cleaner.min.cleanable.ratio"], "Dirty ratio that makes a compacted log eligible for cleaning (stored only)."),
-    def!("min.compaction.lag.ms", int(0, I64), LONG, ["log.cleaner.min.compaction.lag.ms"], "Shortest time a message stays uncompacted (stored only)."),
+    def!("min.cleanable.dirty.ratio", Kind::Ratio, DOUBLE, ["log.cleaner.min.cleanable.ratio"], "Share of a compacted log written since its last cleaning that makes it eligible for cleaning."),
+    def!("min.compaction.lag.ms", int(0, I64), LONG, ["log.cleaner.min.compaction.lag.ms"], "Shortest time a record stays uncompacted."),
     def!("min.insync.replicas", int(1, I32), INT, ["min.insync.replicas"], "Replicas that must acknowledge an acks=all write (one node: always satisfied)."),
     def!("preallocate", Kind::Bool, BOOLEAN, ["log.preallocate"], "Preallocate segment files (stored only)."),
     def!("remote.log.copy.disable", Kind::Bool, BOOLEAN, [], "Stop copying segments to tiered storage (no tiered storage here; stored only)."),
@@ -204,23 +261,23 @@ pub fn default_value(d: &LogConfig, name: &str) -> String {
             TimestampType::CreateTime => "CreateTime".into(),
             TimestampType::LogAppendTime => "LogAppendTime".into(),
         },
-        "segment.jitter.ms" | "min.compaction.lag.ms" => "0".into(),
+        "segment.jitter.ms" => "0".into(),
+        "min.compaction.lag.ms" => d.compaction.min_compaction_lag_ms.to_string(),
+        "max.compaction.lag.ms" => d.compaction.max_compaction_lag_ms.to_string(),
         "segment.index.bytes" => "10485760".into(),
-        "message.timestamp.before.max.ms" | "max.compaction.lag.ms" => i64::MAX.to_string(),
+        "message.timestamp.before.max.ms" => i64::MAX.to_string(),
         "message.timestamp.after.max.ms" => "3600000".into(),
         "retention.ms" => d.retention_ms.to_string(),
         "retention.bytes" => d.retention_bytes.to_string(),
         "local.retention.ms" | "local.retention.bytes" => "-2".into(),
-        "delete.retention.ms" => "86400000".into(),
+        "delete.retention.ms" => d.compaction.delete_retention_ms.to_string(),
         "file.delete.delay.ms" => "60000".into(),
-        "min.cleanable.dirty.ratio" => "0.5".into(),
-        "cleanup.policy" => {
-            if d.cleanup_delete {
-                "delete".into()
-            } else {
-                "compact".into()
-            }
-        }
+        "min.cleanable.dirty.ratio" => d.compaction.min_cleanable_dirty_ratio.to_string(),
+        "cleanup.policy" => match (d.cleanup_delete, d.cleanup_compact) {
+            (true, true) => "compact,delete".into(),
+            (false, true) => "compact".into(),
+            _ => "delete".into(),
+        },
         "compression.type" => "producer".into(),
         "compression.gzip.level" => "-1".into(),
         "compression.lz4.level" => "9".into(),
@@ -301,6 +358,8 @@ mod tests {
             retention_ms: 604_800_000,
             retention_bytes: -1,
             cleanup_delete: true,
+            cleanup_compact: false,
+            compaction: CompactionConfig::default(),
             cache_hot_bytes: None,
         }
     }

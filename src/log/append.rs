@@ -214,7 +214,7 @@ impl Log {
         now: i64,
         incoming_timestamp: i64,
     ) -> Result<Option<PendingSnapshot>, LogError> {
-        let segment_ms = state.config.segment_ms;
+        let segment_ms = state.config.roll_ms();
         let segment_bytes = state.config.segment_bytes;
         let Some(active) = state.segments.active_mut() else {
             return Err(LogError::Closed);

@@ -65,12 +65,30 @@ pub fn parse_log_file_name(name: &str) -> Option<i64> {
 
 /// Suffix of a segment file being deleted; leftovers are removed at start-up.
 pub const DELETED_SUFFIX: &str = ".deleted";
+/// Suffix of a segment file the log cleaner is writing; leftovers are removed at start-up.
+pub const CLEANED_SUFFIX: &str = ".cleaned";
+/// Suffix of a cleaned segment file that is complete and durable and replaces the
+/// segments it covers; start-up finishes an interrupted replacement.
+pub const SWAP_SUFFIX: &str = ".swap";
+/// Per-directory checkpoint of each compacted partition's first dirty offset (where the
+/// next cleaning starts building its offset map).
+pub const CLEANER_OFFSET_CHECKPOINT: &str = "cleaner-offset-checkpoint";
 
 /// `<path>.deleted`.
 pub fn deleted(path: &Path) -> PathBuf {
+    with_suffix(path, DELETED_SUFFIX)
+}
+
+/// `<path><suffix>`, e.g. `00000000000000000042.log.swap`.
+pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.as_os_str().to_os_string();
-    name.push(DELETED_SUFFIX);
+    name.push(suffix);
     PathBuf::from(name)
+}
+
+/// The base offset of a `.log.swap` file name, if it is one.
+pub fn parse_swap_log_file_name(name: &str) -> Option<i64> {
+    parse_log_file_name(name.strip_suffix(SWAP_SUFFIX)?)
 }
 
 /// `<topic>-<partition>`.
@@ -100,6 +118,11 @@ mod tests {
         );
         assert_eq!(parse_log_file_name("00000000000000000042.log"), Some(42));
         assert_eq!(parse_log_file_name("42.log"), None);
+        assert_eq!(
+            parse_swap_log_file_name("00000000000000000042.log.swap"),
+            Some(42)
+        );
+        assert_eq!(parse_swap_log_file_name("00000000000000000042.log"), None);
         assert_eq!(
             parse_partition_dir_name("my-topic-3"),
             Some(("my-topic", 3))

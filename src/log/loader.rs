@@ -112,6 +112,82 @@ pub(super) fn rebuild_producer_state(
     Ok((state, aborted))
 }
 
+fn name_of(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Leftovers of a cleaning interrupted by a crash (see `compaction.rs`). `.cleaned` files
+/// were never promised to anyone: removed. A `.log.swap` is a complete, fsynced cleaned
+/// segment: every segment it covers (its base up to the offset after its last batch, which
+/// is the end of the segments it replaces) goes, whatever name it has by now, and the swap
+/// files take their final names. Index or transaction-index swaps without their log swap
+/// are removed.
+fn finish_cleaner_swaps(storage: &dyn Storage, dir: &Path) -> Result<(), LogError> {
+    let entries = storage.list(dir).map_err(io_err(dir))?;
+    let mut swaps = Vec::new();
+    for path in &entries {
+        let name = name_of(path);
+        if name.ends_with(file_names::CLEANED_SUFFIX) {
+            storage.remove_file(path).map_err(io_err(path))?;
+        } else if let Some(base) = file_names::parse_swap_log_file_name(&name) {
+            swaps.push((base, path.clone()));
+        }
+    }
+    for (base, swap) in &swaps {
+        let file = storage
+            .open(swap, crate::storage::OpenMode::Existing)
+            .map_err(io_err(swap))?;
+        let size = file.len().map_err(io_err(swap))?;
+        let (mut pos, mut end) = (0u64, *base);
+        while let Some(h) = read_header_at(file.as_ref(), pos, size).map_err(io_err(swap))? {
+            end = h.next_offset();
+            pos += h.size() as u64;
+        }
+        drop(file);
+        for path in storage.list(dir).map_err(io_err(dir))? {
+            let name = name_of(&path);
+            let stem = name.split('.').next().unwrap_or_default();
+            let kind = name
+                .strip_suffix(file_names::DELETED_SUFFIX)
+                .unwrap_or(&name);
+            let segment_file = [
+                LOG_SUFFIX,
+                INDEX_SUFFIX,
+                TIME_INDEX_SUFFIX,
+                TXN_INDEX_SUFFIX,
+            ]
+            .iter()
+            .any(|suffix| kind.ends_with(suffix));
+            let covered = segment_file
+                && stem.len() == 20
+                && stem
+                    .parse::<i64>()
+                    .is_ok_and(|b| (*base..end.max(base + 1)).contains(&b));
+            if covered {
+                storage.remove_file(&path).map_err(io_err(&path))?;
+            }
+        }
+        for final_name in file_names::segment_files(dir, *base).iter().rev() {
+            let swap = file_names::with_suffix(final_name, file_names::SWAP_SUFFIX);
+            if storage.exists(&swap) {
+                storage.rename(&swap, final_name).map_err(io_err(&swap))?;
+            }
+        }
+        tracing::info!(dir = %dir.display(), base_offset = base, "finished swapping in a cleaned segment");
+    }
+    for path in storage.list(dir).map_err(io_err(dir))? {
+        if name_of(&path).ends_with(file_names::SWAP_SUFFIX) {
+            storage.remove_file(&path).map_err(io_err(&path))?;
+        }
+    }
+    if !swaps.is_empty() {
+        storage.sync_dir(dir).map_err(io_err(dir))?;
+    }
+    Ok(())
+}
+
 /// Opens (or creates) the log in `dir`.
 pub fn load_log(
     storage: &Arc<dyn Storage>,
@@ -122,12 +198,8 @@ pub fn load_log(
     checkpointed_log_start: i64,
 ) -> Result<(Log, LoadReport), LogError> {
     storage.create_dir_all(&dir).map_err(io_err(&dir))?;
+    finish_cleaner_swaps(storage.as_ref(), &dir)?;
     let entries = storage.list(&dir).map_err(io_err(&dir))?;
-    let name_of = |path: &Path| {
-        path.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    };
     let mut bases: Vec<i64> = entries
         .iter()
         .filter_map(|p| file_names::parse_log_file_name(&name_of(p)))
@@ -157,6 +229,18 @@ pub fn load_log(
     let now = now_ms();
     let mut truncated_at: Option<usize> = None;
     for (i, &base) in bases.iter().enumerate() {
+        // A cleaned segment whose swap was renamed into place before all the segments it
+        // replaces were: those left over start inside it, and go.
+        if segments.active().is_some_and(|s| s.next_offset() > base) {
+            for path in file_names::segment_files(&dir, base) {
+                if storage.exists(&path) {
+                    storage.remove_file(&path).map_err(io_err(&path))?;
+                }
+            }
+            report.deleted_segments += 1;
+            storage.sync_dir(&dir).map_err(io_err(&dir))?;
+            continue;
+        }
         let next_base = bases.get(i + 1).copied().unwrap_or(i64::MAX);
         let recover_from = match recovery {
             RecoveryStart::CleanShutdown => None,

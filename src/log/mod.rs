@@ -12,6 +12,8 @@
 //! `data_arrived` (a `Notify`) for long-polling fetches.
 
 mod append;
+pub mod cleaner;
+pub mod compaction;
 pub mod file_names;
 mod flush;
 pub mod index;
@@ -19,6 +21,7 @@ pub mod loader;
 pub mod producer_state;
 mod read;
 pub mod record_batch;
+pub mod record_view;
 pub mod records;
 mod retention;
 pub mod segment;
@@ -201,6 +204,11 @@ struct LogState {
     producers: ProducerStateManager,
     /// Aborted transactions, by marker offset (also in the segments' `.txnindex` files).
     aborted: Vec<AbortedTxn>,
+    /// Compacted logs: where the dirty part starts (`cleaner-offset-checkpoint`).
+    cleaner_checkpoint: i64,
+    /// Compacted logs: the earliest delete horizon the last cleaning left in the log (a
+    /// cleaning is due once it passes, to drop those tombstones and markers).
+    next_delete_horizon: Option<i64>,
 }
 
 pub struct Log {
@@ -272,6 +280,8 @@ impl Log {
             closed: false,
             producers,
             aborted,
+            cleaner_checkpoint: 0,
+            next_delete_horizon: None,
         };
         let (durable, _) = watch::channel(Durability {
             offset: end.offset,
@@ -414,8 +424,8 @@ impl Log {
         self.lock().config = config;
     }
 
-    /// Checks the whole log against itself: every batch passes its CRC, offsets are
-    /// contiguous across segments, every offset-index entry points at the start of the batch
+    /// Checks the whole log against itself: every batch passes its CRC, offsets increase
+    /// across segments (with gaps only where compaction removed records), every offset-index entry points at the start of the batch
     /// with that offset, and the log end is where the last batch ends.
     #[cfg(any(test, fuzzing))]
     pub fn check_consistency(&self) -> Result<(), String> {
@@ -435,7 +445,8 @@ impl Log {
                 let bytes =
                     read_bytes_at(file.as_ref(), pos, h.size()).map_err(|e| e.to_string())?;
                 check_batch(&bytes).map_err(|e| format!("segment {base} at {pos}: {e}"))?;
-                if next.is_some_and(|n| n != h.base_offset) || h.base_offset < *base {
+                // Offsets increase; compaction leaves gaps between batches, never overlaps.
+                if next.is_some_and(|n| h.base_offset < n) || h.base_offset < *base {
                     return Err(format!(
                         "segment {base} at {pos}: batch at offset {} after {next:?}",
                         h.base_offset

@@ -10,7 +10,7 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
-use super::record_batch::BatchHeader;
+use super::record_batch::{BatchHeader, HEADER_SIZE};
 use super::TimestampOffset;
 
 /// A record to encode: optional key, optional value (None = tombstone).
@@ -126,6 +126,42 @@ fn decode(batch: &[u8]) -> Option<(BatchHeader, Vec<Record>)> {
     Some((h, set.records))
 }
 
+/// The records section of a stored batch (the bytes after its header), decompressed and
+/// checked by [`check_record_layout`]; `None` if it does not decompress or is malformed.
+pub(super) fn records_section(batch: &[u8]) -> Option<Bytes> {
+    let h = BatchHeader::parse(batch)?;
+    let compression = match h.compression() {
+        0 => Compression::None,
+        1 => Compression::Gzip,
+        2 => Compression::Snappy,
+        3 => Compression::Lz4,
+        4 => Compression::Zstd,
+        _ => return None,
+    };
+    let mut section = Bytes::copy_from_slice(batch.get(HEADER_SIZE..h.size())?);
+    decompress_checked(&mut section, compression, h.base_offset, h.base_timestamp).ok()
+}
+
+/// `records` compressed with a batch's codec (its attributes' low three bits).
+pub(super) fn compress_section(codec: i16, records: &[u8]) -> Option<Vec<u8>> {
+    use bytes::BufMut;
+    use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
+    let fill = |tmp: &mut BytesMut| {
+        tmp.put_slice(records);
+        Ok(())
+    };
+    let mut out = BytesMut::new();
+    let done = match codec {
+        0 => return Some(records.to_vec()),
+        1 => Gzip::compress(&mut out, fill),
+        2 => Snappy::compress(&mut out, fill),
+        3 => Lz4::compress(&mut out, fill),
+        4 => Zstd::compress(&mut out, fill),
+        _ => return None,
+    };
+    done.ok().map(|()| out.to_vec())
+}
+
 /// The protocol crate's decompression, then [`check_record_layout`] on the result, before
 /// the crate builds the records.
 fn decompress_checked(
@@ -195,7 +231,7 @@ fn check_record_layout(
 /// A zigzag varint (Kafka's 32-bit varint), advancing `buf`, read exactly as the protocol
 /// crate reads it (at most 5 bytes, high bits dropped) so that the walk and the decoder
 /// agree on where each field ends.
-fn varint(buf: &mut &[u8]) -> Option<i64> {
+pub(super) fn varint(buf: &mut &[u8]) -> Option<i64> {
     let mut value: u32 = 0;
     for i in 0..5 {
         let (&b, rest) = buf.split_first()?;
@@ -209,7 +245,7 @@ fn varint(buf: &mut &[u8]) -> Option<i64> {
 }
 
 /// A zigzag varlong (at most 10 bytes, as the protocol crate reads it), advancing `buf`.
-fn varlong(buf: &mut &[u8]) -> Option<i64> {
+pub(super) fn varlong(buf: &mut &[u8]) -> Option<i64> {
     let mut value: u64 = 0;
     for i in 0..10 {
         let (&b, rest) = buf.split_first()?;

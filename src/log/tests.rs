@@ -22,6 +22,8 @@ fn config(segment_bytes: u64) -> LogConfig {
         retention_ms: -1,
         retention_bytes: -1,
         cleanup_delete: true,
+        cleanup_compact: false,
+        compaction: crate::config::CompactionConfig::default(),
         cache_hot_bytes: None,
     }
 }

@@ -14,7 +14,7 @@ use crate::storage::{OpenMode, Storage};
 /// Bytes per entry.
 const ENTRY_SIZE: usize = 34;
 
-fn encode_entry(a: &AbortedTxn, last_stable_offset: i64) -> [u8; ENTRY_SIZE] {
+pub(super) fn encode_entry(a: &AbortedTxn, last_stable_offset: i64) -> [u8; ENTRY_SIZE] {
     let mut entry = [0u8; ENTRY_SIZE];
     entry[0..2].copy_from_slice(&0i16.to_be_bytes());
     entry[2..10].copy_from_slice(&a.producer_id.to_be_bytes());

@@ -68,7 +68,7 @@ pub fn read(storage: &dyn Storage, path: &Path) -> HashMap<TopicPartition, i64> 
     points
 }
 
-fn encode(entries: &[(&TopicPartition, i64)]) -> String {
+pub(super) fn encode(entries: &[(&TopicPartition, i64)]) -> String {
     let mut text = format!("0\n{}\n", entries.len());
     for (tp, offset) in entries {
         text.push_str(&format!("{} {} {offset}\n", tp.topic, tp.partition));

@@ -14,15 +14,17 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use uuid::Uuid;
 
 use crate::config::{BrokerConfig, ConfigError};
+use crate::log::cleaner::Throttler;
 use crate::log::file_names::{
-    self, CLEAN_SHUTDOWN_FILE, DELETE_DIR_SUFFIX, LOG_START_OFFSET_CHECKPOINT, METADATA_DIR,
-    META_PROPERTIES, RECOVERY_POINT_CHECKPOINT,
+    self, CLEANER_OFFSET_CHECKPOINT, CLEAN_SHUTDOWN_FILE, DELETE_DIR_SUFFIX,
+    LOG_START_OFFSET_CHECKPOINT, METADATA_DIR, META_PROPERTIES, RECOVERY_POINT_CHECKPOINT,
 };
 use crate::log::loader::{load_log, RecoveryStart};
 use crate::log::{Log, LogError, TopicPartition};
@@ -31,6 +33,7 @@ use checkpoint::CheckpointError;
 use metadata::{read_partition_metadata, write_partition_metadata};
 
 mod checkpoint;
+mod cleaning;
 mod metadata;
 mod topics;
 
@@ -178,6 +181,12 @@ pub struct LogManager {
     cluster_id: String,
     topics: RwLock<TopicTable>,
     admin: Mutex<()>,
+    /// Partitions the cleaner threads are working on.
+    cleaning: cleaning::InProgress,
+    /// Set at shutdown: running cleanings stop at their next batch.
+    stopping: AtomicBool,
+    /// `log.cleaner.io.max.bytes.per.second`, shared by the cleaner threads.
+    throttler: Throttler,
 }
 
 impl LogManager {
@@ -218,6 +227,9 @@ impl LogManager {
             cluster_id: cluster_id.unwrap_or_default(),
             topics: RwLock::new(TopicTable::default()),
             admin: Mutex::new(()),
+            cleaning: Mutex::default(),
+            stopping: AtomicBool::new(false),
+            throttler: Throttler::new(config.cleaner.io_max_bytes_per_second),
             config: config.clone(),
             storage: storage.clone(),
         };
@@ -230,6 +242,7 @@ impl LogManager {
             .map_err(io_err(&metadata_dir))?;
         let recovery_points = manager.read_checkpoint(RECOVERY_POINT_CHECKPOINT);
         let log_start_offsets = manager.read_checkpoint(LOG_START_OFFSET_CHECKPOINT);
+        let cleaner_offsets = manager.read_checkpoint(CLEANER_OFFSET_CHECKPOINT);
         let mut table = TopicTable::default();
         for path in storage.list(&metadata_dir).map_err(io_err(&metadata_dir))? {
             if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
@@ -262,6 +275,9 @@ impl LogManager {
                     log_start,
                 )
                 .map_err(TopicError::Log)?;
+                if let Some(first_dirty) = cleaner_offsets.get(&tp) {
+                    log.restore_cleaner_checkpoint(*first_dirty);
+                }
                 if read_partition_metadata(storage.as_ref(), &dir) != Some(id) {
                     write_partition_metadata(storage.as_ref(), &dir, id)?;
                 }
@@ -448,9 +464,15 @@ impl LogManager {
         Ok(low)
     }
 
-    /// Background duties until `shutdown` fires: time-based flushes (`flush.ms`) and the
-    /// recovery-point checkpoint.
+    /// Background duties until `shutdown` fires: time-based flushes (`flush.ms`), the
+    /// recovery-point checkpoint, retention and the log cleaner's threads.
     pub async fn run_background(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut cleaners = tokio::task::JoinSet::new();
+        if self.config.cleaner.enable {
+            for _ in 0..self.config.cleaner.threads {
+                cleaners.spawn(self.clone().run_cleaner_thread(shutdown.clone()));
+            }
+        }
         let mut flush_tick = tokio::time::interval(Duration::from_millis(100));
         let mut checkpoint_tick =
             tokio::time::interval(self.config.log_flush_offset_checkpoint_interval);
@@ -482,7 +504,11 @@ impl LogManager {
                         tracing::error!(error = %e, "the retention task failed");
                     }
                 }
-                _ = shutdown.changed() => return,
+                _ = shutdown.changed() => {
+                    self.stopping.store(true, std::sync::atomic::Ordering::Relaxed);
+                    while cleaners.join_next().await.is_some() {}
+                    return;
+                }
             }
         }
     }
@@ -491,6 +517,8 @@ impl LogManager {
     /// An error means the directories were not all marked clean: the next start recovers
     /// from the last good recovery points (nothing acknowledged is lost by that).
     pub fn shutdown(&self) -> Result<(), ShutdownError> {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let mut failed_flushes = 0;
         for log in self.all_logs() {
             if let Err(e) = log.close() {

@@ -8,11 +8,16 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
+/// A record's key and value (`None`: null; a null value is a tombstone).
+pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
 /// A v2 batch of `values` (no keys, no headers) at offsets 0.., CreateTime timestamps
 /// `timestamp, timestamp + 1, ...`, from no producer, uncompressed, unless told otherwise.
 #[derive(Debug, Clone, Copy)]
 pub struct TestBatch<'a> {
     values: &'a [&'a [u8]],
+    /// Keys and values (None: null) instead of `values`.
+    keyed: Option<&'a [KeyValue<'a>]>,
     timestamp: i64,
     same_timestamp: bool,
     producer: Option<(i64, i16, i32)>,
@@ -24,11 +29,20 @@ impl<'a> TestBatch<'a> {
     pub fn new(values: &'a [&'a [u8]]) -> TestBatch<'a> {
         TestBatch {
             values,
+            keyed: None,
             timestamp: 1000,
             same_timestamp: false,
             producer: None,
             transactional: false,
             compression: Compression::None,
+        }
+    }
+
+    /// A batch of keyed records (a `None` value is a tombstone).
+    pub fn keyed(records: &'a [KeyValue<'a>]) -> TestBatch<'a> {
+        TestBatch {
+            keyed: Some(records),
+            ..TestBatch::new(&[])
         }
     }
 
@@ -63,7 +77,8 @@ impl<'a> TestBatch<'a> {
 
     pub fn encode(&self) -> Vec<u8> {
         let (producer_id, producer_epoch, base_sequence) = self.producer.unwrap_or((-1, -1, -1));
-        let records: Vec<Record> = (0..self.values.len())
+        let count = self.keyed.map_or(self.values.len(), <[_]>::len);
+        let records: Vec<Record> = (0..count)
             .map(|i| Record {
                 transactional: self.transactional,
                 control: false,
@@ -80,8 +95,11 @@ impl<'a> TestBatch<'a> {
                 } else {
                     self.timestamp + i as i64
                 },
-                key: None,
-                value: Some(Bytes::copy_from_slice(self.values[i])),
+                key: self.keyed.and_then(|k| k[i].0).map(Bytes::copy_from_slice),
+                value: match self.keyed {
+                    Some(k) => k[i].1.map(Bytes::copy_from_slice),
+                    None => Some(Bytes::copy_from_slice(self.values[i])),
+                },
                 headers: kafka_protocol::indexmap::IndexMap::new(),
             })
             .collect();
