@@ -221,14 +221,16 @@ fn check_keys(
     if errors.is_empty() {
         return None;
     }
+    // Kafka's texts: the summary quotes each error with a full stop, the per-record
+    // messages have none.
     let message = format!(
-        "Compacted topic cannot accept message without key in topic partition {}.",
+        "Compacted topic cannot accept message without key in topic partition {}",
         log.topic_partition()
     );
     let shown: Vec<String> = errors
         .iter()
         .take(3)
-        .map(|i| format!("RecordError(batchIndex={i}, message='{message}')"))
+        .map(|i| format!("RecordError(batchIndex={i}, message='{message}.')"))
         .collect();
     let mut outcome = refused(
         log,

@@ -5,6 +5,7 @@ mod admin;
 mod bad_input;
 mod batches;
 mod clients;
+mod compaction;
 mod durability;
 mod groups;
 mod idempotence;

@@ -175,6 +175,18 @@ final class Sessions {
         return MemoryRecords.withRecords(Compression.NONE, rs);
     }
 
+    /** Five keyed records, except those at {@code without} (a compacted topic refuses those). */
+    static MemoryRecords keyless(long firstTimestamp, int... without) {
+        SimpleRecord[] rs = new SimpleRecord[5];
+        for (int i = 0; i < rs.length; i++) {
+            final int at = i;
+            boolean noKey = Arrays.stream(without).anyMatch(w -> w == at);
+            rs[i] = new SimpleRecord(firstTimestamp + i, noKey ? null : ("k" + i).getBytes(StandardCharsets.UTF_8),
+                    ("v" + i).getBytes(StandardCharsets.UTF_8));
+        }
+        return MemoryRecords.withRecords(Compression.NONE, rs);
+    }
+
     static MemoryRecords idempotent(long pid, short epoch, int seq, int n) {
         SimpleRecord[] rs = new SimpleRecord[n];
         for (int i = 0; i < n; i++) {
@@ -379,6 +391,10 @@ final class Sessions {
                 }),
                 step("v9_too_large", c -> c.wire.send(produceTo(c.name("small"), 0, records(40, T0)), v(9))),
                 step("v9_after_refusals", c -> c.wire.send(produceTo(c.name("p"), 0, records(1, T0 + 5)), v(9))),
+                step("create_compacted", c -> createAndAwait(c, c.name("compacted"), 1, "cleanup.policy", "compact")),
+                step("v9_compacted_keyless", c -> c.wire.send(produceTo(c.name("compacted"), 0, keyless(T0, 1, 2, 4)), v(9))),
+                step("v3_compacted_keyless", c -> c.wire.send(produceTo(c.name("compacted"), 0, keyless(T0, 0)), v(3))),
+                step("v9_compacted_keyed", c -> c.wire.send(produceTo(c.name("compacted"), 0, records(2, T0)), v(9))),
                 step("init_producer_id", c -> {
                     Wire.Answer a = c.until(new InitProducerIdRequestData().setTransactionalId(null)
                             .setTransactionTimeoutMs(60_000).setProducerId(-1).setProducerEpoch((short) -1), v(4),
