@@ -54,9 +54,12 @@ fn producer(addr: &str, extra: &[(&str, &str)]) -> FutureProducer {
     config.create().expect("producer")
 }
 
+/// A consumed record: offset, key, value (None: a tombstone).
+type Stored = (i64, Vec<u8>, Option<Vec<u8>>);
+
 /// Reads the whole partition from the beginning to its high watermark, as a Kafka Streams
 /// restore does: (offset, key, value) in order.
-fn read_all(addr: &str, topic: &str) -> Vec<(i64, Vec<u8>, Option<Vec<u8>>)> {
+fn read_all(addr: &str, topic: &str) -> Vec<Stored> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", addr)
         .set("group.id", "restore")
@@ -98,7 +101,7 @@ fn read_all(addr: &str, topic: &str) -> Vec<(i64, Vec<u8>, Option<Vec<u8>>)> {
     out
 }
 
-fn table(records: &[(i64, Vec<u8>, Option<Vec<u8>>)]) -> BTreeMap<Vec<u8>, Vec<u8>> {
+fn table(records: &[Stored]) -> BTreeMap<Vec<u8>, Vec<u8>> {
     let mut table = BTreeMap::new();
     for (_, key, value) in records {
         match value {
