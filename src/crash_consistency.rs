@@ -9,6 +9,9 @@
 //! - every acknowledged offset commit (or a later one) is what OffsetFetch returns;
 //! - a topic whose creation was acknowledged exists with all its partitions.
 //!
+//! The log cleaner runs alongside (on `__consumer_offsets`, in small segments), so crashes
+//! land in cleanings too: the commit checks then say that compaction lost nothing.
+//!
 //! A control run with fsync made to lie (`forget_syncs`) must lose acknowledged data: it
 //! proves the checks can fail.
 
@@ -37,6 +40,7 @@ use crate::broker::Broker;
 use crate::config::{BrokerConfig, RawConfig, DEFAULT_CONFIG_YAML};
 use crate::log::record_batch::check_batch;
 use crate::log::record_batch::test_support::idempotent_batch;
+use crate::log::cleaner::OffsetMap;
 use crate::log::records::decode_key_values;
 use crate::storage::simulated::{Op, SimulatedStorage};
 
@@ -45,7 +49,9 @@ const PARTITIONS: i32 = 3;
 const PRODUCERS: usize = 3;
 const BATCHES_PER_PRODUCER: i32 = 24;
 const GROUP: &str = "crash-group";
-const COMMITS: i64 = 20;
+const COMMITS: i64 = 40;
+/// Cleanings the cleaner task tries during a run (most find nothing due).
+const CLEANINGS: usize = 40;
 
 fn config() -> Arc<BrokerConfig> {
     let mut raw = RawConfig::from_yaml(DEFAULT_CONFIG_YAML).expect("default config");
@@ -53,6 +59,8 @@ fn config() -> Arc<BrokerConfig> {
     raw.set("offsets.topic.num.partitions", "1");
     raw.set("transaction.state.log.num.partitions", "1");
     raw.set("group.initial.rebalance.delay.ms", "0");
+    raw.set("offsets.topic.segment.bytes", "1024");
+    raw.set("log.cleaner.min.cleanable.ratio", "0.01");
     Arc::new(BrokerConfig::from_raw(&raw).expect("config"))
 }
 
@@ -103,6 +111,8 @@ struct Acknowledged {
     batches: HashMap<(i64, i32, i32), (i64, i32)>,
     /// partition -> (last acknowledged commit, last attempted commit)
     commits: BTreeMap<i32, (i64, i64)>,
+    /// Cleanings that completed.
+    cleanings: usize,
 }
 
 async fn create_topic(broker: &Arc<Broker>) -> Result<(), String> {
@@ -239,10 +249,33 @@ async fn workload(
             }
         })
     };
+    let cleaner = {
+        let (broker, acked) = (broker.clone(), acked.clone());
+        tokio::spawn(async move {
+            let mut map = OffsetMap::with_memory(1 << 20);
+            for _ in 0..CLEANINGS {
+                let logs = broker.logs.clone();
+                let cleaned = tokio::task::spawn_blocking(move || {
+                    let cleaned = logs.clean_dirtiest(&mut map);
+                    (map, cleaned)
+                })
+                .await;
+                match cleaned {
+                    Ok((returned, cleaned)) => {
+                        map = returned;
+                        acked.lock().expect("acked").cleanings += usize::from(cleaned);
+                    }
+                    Err(_) => return,
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+    };
     for t in tasks {
         let _ = t.await;
     }
     let _ = committer.await;
+    let _ = cleaner.await;
 }
 
 /// Everything the checks found wrong (empty: consistent).
@@ -447,6 +480,10 @@ async fn acknowledged_data_survives_a_crash_at_any_io_operation() {
         "every batch is acknowledged without a crash"
     );
     assert!(ops > 100, "the workload does I/O ({ops} operations)");
+    assert!(
+        acked.cleanings > 0,
+        "the cleaner compacts __consumer_offsets during the workload, so crashes hit it"
+    );
     let mut rng = 0x9E37_79B9_7F4A_7C15u64;
     let iterations = 300;
     let (mut acked_total, mut runs_with_acks) = (0, 0);

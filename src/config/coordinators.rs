@@ -21,6 +21,9 @@ pub struct CoordinatorConfig {
     pub offsets_retention_check_interval: Duration,
     /// `offsets.topic.num.partitions`.
     pub offsets_topic_partitions: i32,
+    /// `offsets.topic.segment.bytes`: segment size of `__consumer_offsets` (the cleaner
+    /// compacts sealed segments only).
+    pub offsets_topic_segment_bytes: i32,
     /// `offset.metadata.max.bytes`.
     pub offset_metadata_max_bytes: usize,
 }
@@ -32,4 +35,6 @@ pub struct TransactionConfig {
     pub max_timeout_ms: i32,
     /// `transaction.state.log.num.partitions`.
     pub state_partitions: i32,
+    /// `transaction.state.log.segment.bytes`.
+    pub state_segment_bytes: i32,
 }

@@ -231,6 +231,12 @@ impl BrokerConfig {
                 )? as i32,
                 state_partitions: raw.int("transaction.state.log.num.partitions", 50, 1, 1000)?
                     as i32,
+                state_segment_bytes: raw.int(
+                    "transaction.state.log.segment.bytes",
+                    104_857_600,
+                    14,
+                    i32::MAX as i64,
+                )? as i32,
             },
             coordinator: CoordinatorConfig {
                 initial_rebalance_delay: Duration::from_millis(raw.int(
@@ -263,6 +269,12 @@ impl BrokerConfig {
                 )? as u64),
                 offsets_topic_partitions: raw.int("offsets.topic.num.partitions", 50, 1, 1000)?
                     as i32,
+                offsets_topic_segment_bytes: raw.int(
+                    "offsets.topic.segment.bytes",
+                    104_857_600,
+                    14,
+                    i32::MAX as i64,
+                )? as i32,
                 offset_metadata_max_bytes: raw.int(
                     "offset.metadata.max.bytes",
                     4096,
@@ -391,9 +403,11 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker("offsets.retention.minutes", "10080", 3, "Committed offsets of groups without members expire after this."),
     broker("offsets.retention.check.interval.ms", "600000", 5, "How often expired offsets and groups left with neither members nor offsets are removed."),
     broker("offsets.topic.num.partitions", "50", 3, "Partitions of __consumer_offsets."),
+    broker("offsets.topic.segment.bytes", "104857600", 3, "Segment size of __consumer_offsets (compacted: only sealed segments are cleaned)."),
     broker("offset.metadata.max.bytes", "4096", 3, "Longest metadata of an offset commit."),
     broker("transaction.max.timeout.ms", "900000", 3, "Longest transaction timeout a producer may ask for."),
     broker("transaction.state.log.num.partitions", "50", 3, "Partitions of __transaction_state."),
+    broker("transaction.state.log.segment.bytes", "104857600", 3, "Segment size of __transaction_state (compacted: only sealed segments are cleaned)."),
     broker("producer.id.expiration.ms", "86400000", 3, "Idle time after which an idempotent producer's state is forgotten."),
 ];
 

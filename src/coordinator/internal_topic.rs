@@ -1,6 +1,6 @@
 //! What the coordinators share about their internal topics (`__consumer_offsets`,
-//! `__transaction_state`): created on first use (compacted, 100 MB segments, as Kafka
-//! does), a key's partition by Kafka's `abs(String.hashCode) % partitions`, and durable
+//! `__transaction_state`): created on first use (compacted, `offsets.topic.segment.bytes` /
+//! `transaction.state.log.segment.bytes` segments, 100 MB by default, as Kafka does), a key's partition by Kafka's `abs(String.hashCode) % partitions`, and durable
 //! appends of the broker's own record batches.
 
 use std::collections::BTreeMap;
@@ -26,11 +26,13 @@ pub fn partition_for(key: &str, partitions: i32) -> i32 {
     abs % partitions.max(1)
 }
 
-/// The partition of `topic` that holds `key`, creating the topic on first use.
+/// The partition of `topic` that holds `key`, creating the topic on first use (with
+/// `partitions` partitions of `segment_bytes` segments).
 pub fn partition_log(
     logs: &LogManager,
     topic: &str,
     partitions: i32,
+    segment_bytes: i32,
     key: &str,
 ) -> Result<Arc<Log>, CoordinatorError> {
     let t = if let Some(t) = logs.topic(topic) {
@@ -38,7 +40,7 @@ pub fn partition_log(
     } else {
         let mut configs = BTreeMap::new();
         configs.insert("cleanup.policy".to_string(), "compact".to_string());
-        configs.insert("segment.bytes".to_string(), "104857600".to_string());
+        configs.insert("segment.bytes".to_string(), segment_bytes.to_string());
         match logs.create_topic(topic, partitions, 1, configs) {
             Ok(t) => t,
             Err(TopicError::AlreadyExists(_)) => logs

@@ -24,6 +24,7 @@ impl GroupCoordinator {
             &self.logs,
             OFFSETS_TOPIC,
             self.config.offsets_topic_partitions,
+            self.config.offsets_topic_segment_bytes,
             group_id,
         )
     }

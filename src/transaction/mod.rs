@@ -116,6 +116,7 @@ impl TransactionCoordinator {
             &self.logs,
             TRANSACTION_STATE_TOPIC,
             self.config.state_partitions,
+            self.config.state_segment_bytes,
             transactional_id,
         )
     }
