@@ -4,7 +4,7 @@
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test build release lint fmt deps compat compat-quick bench bench-cleaner bench-startup bench-compare kafka kafka-stop fuzz fuzz-corpus soak clean
+.PHONY: run test build release lint fmt deps compat compat-quick bench bench-cleaner bench-cleaner-compare bench-startup bench-compare kafka kafka-stop fuzz fuzz-corpus soak clean
 
 ## Build (release) and run the broker on the embedded default config: 127.0.0.1:9092, data in ./data.
 run:
@@ -54,6 +54,10 @@ bench:
 ## 10 k keys (RECORDS=, KEYS=, COMPRESSION=, SEGMENT_BYTES= to change).
 bench-cleaner:
 	cargo run --release --quiet --example cleaner_bench
+
+## The log cleaners of Apache Kafka and Gregor on the same produced topic (about 3 minutes).
+bench-cleaner-compare:
+	compat-tests/cleaner-compare.sh
 
 ## The same harness against Gregor and Apache Kafka (defaults, and flush.messages=1) in one
 ## run: one table with the ratios (see docs/benchmarks.md). RUNS=, N_1K=, ... to change.
