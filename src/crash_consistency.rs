@@ -38,9 +38,9 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use crate::api::{self, Response};
 use crate::broker::Broker;
 use crate::config::{BrokerConfig, RawConfig, DEFAULT_CONFIG_YAML};
+use crate::log::cleaner::OffsetMap;
 use crate::log::record_batch::check_batch;
 use crate::log::record_batch::test_support::idempotent_batch;
-use crate::log::cleaner::OffsetMap;
 use crate::log::records::decode_key_values;
 use crate::storage::simulated::{Op, SimulatedStorage};
 

@@ -211,8 +211,8 @@ fn check_keys(
             return Some(refused(
                 log,
                 index,
-                &LogError::Batch(BatchError::Corrupt(
-                    "the records of a batch do not decode".into(),
+                &LogError::Batch(BatchError::Invalid(
+                    "the records of a batch do not decode or do not match its header".into(),
                 )),
             ));
         };

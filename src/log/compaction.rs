@@ -211,45 +211,61 @@ impl Log {
             });
         if !unchanged {
             drop(state);
-            for (swap, _) in &swap_files {
-                if self.storage.exists(swap) {
-                    self.storage.remove_file(swap).map_err(io_err(swap))?;
-                }
-            }
+            self.remove_swap_files(&swap_files)?;
             return Ok(false);
         }
-        let mut doomed = Vec::new();
-        for (old, _) in &cleaned.replaces {
-            for path in file_names::segment_files(&self.dir, *old) {
-                if self.storage.exists(&path) {
-                    let renamed = file_names::deleted(&path);
-                    self.storage
-                        .rename(&path, &renamed)
-                        .map_err(io_err(&path))?;
-                    doomed.push(renamed);
+        // Every rename, so that a failure part-way can put the old names back: a swap left
+        // behind with the old segments still in use would be finished by the next start-up
+        // even after later cleanings or retention changed those offsets.
+        let mut renamed: Vec<(PathBuf, PathBuf)> = Vec::new();
+        let installed = (|| -> Result<LogSegment, LogError> {
+            for (old, _) in &cleaned.replaces {
+                for path in file_names::segment_files(&self.dir, *old) {
+                    if self.storage.exists(&path) {
+                        let to = file_names::deleted(&path);
+                        self.storage.rename(&path, &to).map_err(io_err(&path))?;
+                        renamed.push((path, to));
+                    }
                 }
             }
-        }
-        // The log file last: start-up treats a `.log.swap` as the whole swap.
-        for (swap, final_name) in swap_files.iter().rev() {
-            if self.storage.exists(swap) {
-                self.storage
-                    .rename(swap, final_name)
-                    .map_err(io_err(swap))?;
+            // The log file last: start-up treats a `.log.swap` as the whole swap.
+            for (swap, final_name) in swap_files.iter().rev() {
+                if self.storage.exists(swap) {
+                    self.storage
+                        .rename(swap, final_name)
+                        .map_err(io_err(swap))?;
+                    renamed.push((swap.clone(), final_name.clone()));
+                }
             }
-        }
-        let (segment, _) = LogSegment::open(
-            &self.storage,
-            &self.dir,
-            base,
-            None,
-            state.config.index_interval_bytes,
-            super::now_ms(),
-        )
-        .map_err(io_err(&file_names::log_file(&self.dir, base)))?;
+            let (segment, _) = LogSegment::open(
+                &self.storage,
+                &self.dir,
+                base,
+                None,
+                state.config.index_interval_bytes,
+                super::now_ms(),
+            )
+            .map_err(io_err(&file_names::log_file(&self.dir, base)))?;
+            Ok(segment)
+        })();
+        let mut segment = match installed {
+            Ok(segment) => segment,
+            Err(e) => {
+                for (from, to) in renamed.iter().rev() {
+                    if let Err(undo) = self.storage.rename(to, from) {
+                        tracing::error!(path = %to.display(), error = %undo, "undoing a segment swap failed; start-up will finish or discard it");
+                    }
+                }
+                drop(state);
+                self.remove_swap_files(&swap_files)?;
+                return Err(e);
+            }
+        };
         for (old, _) in &cleaned.replaces {
             state.segments.remove(*old);
         }
+        // A sealed segment: its indexes are not written again (see `IndexFile`).
+        segment.release_index_files();
         state.segments.add(segment);
         state
             .aborted
@@ -258,11 +274,32 @@ impl Log {
         self.storage
             .sync_dir(&self.dir)
             .map_err(io_err(&self.dir))?;
-        for path in doomed {
-            if let Err(e) = self.storage.remove_file(&path) {
-                tracing::warn!(path = %path.display(), error = %e, "removing a replaced segment failed");
+        for (_, to) in renamed
+            .iter()
+            .filter(|(from, _)| !from.to_string_lossy().ends_with(SWAP_SUFFIX))
+        {
+            if let Err(e) = self.storage.remove_file(to) {
+                tracing::warn!(path = %to.display(), error = %e, "removing a replaced segment failed");
             }
         }
         Ok(true)
+    }
+
+    /// Removes a refused swap's files, durably: a swap that came back after a power loss
+    /// would be finished at start-up.
+    fn remove_swap_files(&self, swap_files: &[(PathBuf, PathBuf)]) -> Result<(), LogError> {
+        let mut removed = false;
+        for (swap, _) in swap_files {
+            if self.storage.exists(swap) {
+                self.storage.remove_file(swap).map_err(io_err(swap))?;
+                removed = true;
+            }
+        }
+        if removed {
+            self.storage
+                .sync_dir(&self.dir)
+                .map_err(io_err(&self.dir))?;
+        }
+        Ok(())
     }
 }

@@ -122,13 +122,30 @@ fn name_of(path: &Path) -> String {
 /// were never promised to anyone: removed. A `.log.swap` is a complete, fsynced cleaned
 /// segment: every segment it covers (its base up to the offset after its last batch, which
 /// is the end of the segments it replaces) goes, whatever name it has by now, and the swap
-/// files take their final names. Index or transaction-index swaps without their log swap
-/// are removed.
+/// files take their final names. A swap is stale, and removed instead, if a segment it
+/// would cover ends past it (only possible if undoing a failed swap failed too, and later
+/// cleanings moved on). Index or transaction-index swaps without their log swap are
+/// removed. Renames are durable only with their directory, so after a crash a swapped-in
+/// `.log` may sit beside the old segment's indexes: every segment with such leftovers has
+/// its `.index` and `.timeindex` rebuilt from its log.
 fn finish_cleaner_swaps(storage: &dyn Storage, dir: &Path) -> Result<(), LogError> {
     let entries = storage.list(dir).map_err(io_err(dir))?;
     let mut swaps = Vec::new();
+    let mut touched = std::collections::BTreeSet::new();
     for path in &entries {
         let name = name_of(path);
+        let leftover = [
+            file_names::CLEANED_SUFFIX,
+            file_names::SWAP_SUFFIX,
+            file_names::DELETED_SUFFIX,
+        ]
+        .iter()
+        .any(|suffix| name.ends_with(suffix));
+        if leftover {
+            if let Some(base) = segment_base_of(&name) {
+                touched.insert(base);
+            }
+        }
         if name.ends_with(file_names::CLEANED_SUFFIX) {
             storage.remove_file(path).map_err(io_err(path))?;
         } else if let Some(base) = file_names::parse_swap_log_file_name(&name) {
@@ -136,38 +153,37 @@ fn finish_cleaner_swaps(storage: &dyn Storage, dir: &Path) -> Result<(), LogErro
         }
     }
     for (base, swap) in &swaps {
-        let file = storage
-            .open(swap, crate::storage::OpenMode::Existing)
-            .map_err(io_err(swap))?;
-        let size = file.len().map_err(io_err(swap))?;
-        let (mut pos, mut end) = (0u64, *base);
-        while let Some(h) = read_header_at(file.as_ref(), pos, size).map_err(io_err(swap))? {
-            end = h.next_offset();
-            pos += h.size() as u64;
-        }
-        drop(file);
+        let end = segment_end(storage, swap, *base)?;
+        let mut covered = Vec::new();
+        let mut stale = false;
         for path in storage.list(dir).map_err(io_err(dir))? {
             let name = name_of(&path);
-            let stem = name.split('.').next().unwrap_or_default();
+            let Some(b) = segment_base_of(&name) else {
+                continue;
+            };
+            if name.ends_with(file_names::SWAP_SUFFIX) || !(*base..end.max(base + 1)).contains(&b) {
+                continue;
+            }
             let kind = name
                 .strip_suffix(file_names::DELETED_SUFFIX)
                 .unwrap_or(&name);
-            let segment_file = [
-                LOG_SUFFIX,
-                INDEX_SUFFIX,
-                TIME_INDEX_SUFFIX,
-                TXN_INDEX_SUFFIX,
-            ]
-            .iter()
-            .any(|suffix| kind.ends_with(suffix));
-            let covered = segment_file
-                && stem.len() == 20
-                && stem
-                    .parse::<i64>()
-                    .is_ok_and(|b| (*base..end.max(base + 1)).contains(&b));
-            if covered {
-                storage.remove_file(&path).map_err(io_err(&path))?;
+            if kind.ends_with(LOG_SUFFIX) && segment_end(storage, &path, b)? > end {
+                stale = true;
             }
+            covered.push(path);
+        }
+        if stale {
+            tracing::warn!(dir = %dir.display(), base_offset = base, "removing a stale cleaned segment: the segments it would replace have changed since");
+            for final_name in file_names::segment_files(dir, *base) {
+                let swap = file_names::with_suffix(&final_name, file_names::SWAP_SUFFIX);
+                if storage.exists(&swap) {
+                    storage.remove_file(&swap).map_err(io_err(&swap))?;
+                }
+            }
+            continue;
+        }
+        for path in covered {
+            storage.remove_file(&path).map_err(io_err(&path))?;
         }
         for final_name in file_names::segment_files(dir, *base).iter().rev() {
             let swap = file_names::with_suffix(final_name, file_names::SWAP_SUFFIX);
@@ -182,10 +198,61 @@ fn finish_cleaner_swaps(storage: &dyn Storage, dir: &Path) -> Result<(), LogErro
             storage.remove_file(&path).map_err(io_err(&path))?;
         }
     }
-    if !swaps.is_empty() {
+    for base in &touched {
+        if storage.exists(&file_names::log_file(dir, *base)) {
+            for index in [
+                file_names::index_file(dir, *base),
+                file_names::time_index_file(dir, *base),
+            ] {
+                if storage.exists(&index) {
+                    storage.remove_file(&index).map_err(io_err(&index))?;
+                }
+            }
+        }
+    }
+    if !touched.is_empty() {
         storage.sync_dir(dir).map_err(io_err(dir))?;
     }
     Ok(())
+}
+
+/// The base offset in a segment file's name (20 digits, then a suffix).
+fn segment_base_of(name: &str) -> Option<i64> {
+    let (stem, rest) = name.split_at_checked(20)?;
+    if !rest.starts_with('.') || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let kind = rest
+        .strip_suffix(file_names::DELETED_SUFFIX)
+        .unwrap_or(rest);
+    let kind = kind.strip_suffix(file_names::SWAP_SUFFIX).unwrap_or(kind);
+    let kind = kind
+        .strip_suffix(file_names::CLEANED_SUFFIX)
+        .unwrap_or(kind);
+    [
+        LOG_SUFFIX,
+        INDEX_SUFFIX,
+        TIME_INDEX_SUFFIX,
+        TXN_INDEX_SUFFIX,
+    ]
+    .contains(&kind)
+    .then(|| stem.parse().ok())
+    .flatten()
+}
+
+/// The offset after the last batch of the log file at `path` (`base` if it has none),
+/// by walking its batch headers.
+fn segment_end(storage: &dyn Storage, path: &Path, base: i64) -> Result<i64, LogError> {
+    let file = storage
+        .open(path, crate::storage::OpenMode::Existing)
+        .map_err(io_err(path))?;
+    let size = file.len().map_err(io_err(path))?;
+    let (mut pos, mut end) = (0u64, base);
+    while let Some(h) = read_header_at(file.as_ref(), pos, size).map_err(io_err(path))? {
+        end = h.next_offset();
+        pos += h.size() as u64;
+    }
+    Ok(end)
 }
 
 /// Opens (or creates) the log in `dir`.

@@ -218,6 +218,8 @@ pub struct Log {
     state: Mutex<LogState>,
     durable: watch::Sender<Durability>,
     data_arrived: Notify,
+    /// `LogState::closed`, readable without the lock (the cleaner checks it per batch).
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Log {
@@ -294,6 +296,7 @@ impl Log {
             state: Mutex::new(state),
             durable,
             data_arrived: Notify::new(),
+            closed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -301,6 +304,11 @@ impl Log {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether the log was closed (deleted, or the broker is stopping).
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn topic_partition(&self) -> &TopicPartition {
@@ -485,6 +493,8 @@ impl Log {
         // Closed first, so no append can slip in after the final flush.
         let mut state = self.lock();
         state.closed = true;
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let end = state.log_end_offset;
         let snapshot = self.producer_snapshot(&state, end);
         drop(state);

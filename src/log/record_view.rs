@@ -46,16 +46,31 @@ pub struct BatchRecords {
 }
 
 impl BatchRecords {
-    /// Reads every record of `batch` (any codec); `None` if the batch does not decode.
+    /// Reads every record of `batch` (any codec); `None` if the batch does not decode, or
+    /// its records do not match its header: as many as `records_count`, offset deltas
+    /// increasing within `0..=last_offset_delta` (a record claiming a far later offset
+    /// would otherwise win every later cleaning for its key).
     pub fn read(batch: &[u8]) -> Option<BatchRecords> {
         let header = BatchHeader::parse(batch)?;
         let section = records_section(batch)?;
-        let mut records = Vec::new();
+        let mut records: Vec<RecordRef> = Vec::new();
         let mut at = 0usize;
         while at < section.len() {
             let record = read_record(&section, at, &header)?;
+            let after_previous = records
+                .last()
+                .is_none_or(|p| record.offset_delta > p.offset_delta);
+            if !after_previous
+                || record.offset_delta < 0
+                || record.offset_delta > i64::from(header.last_offset_delta)
+            {
+                return None;
+            }
             at = record.whole.end;
             records.push(record);
+        }
+        if records.len() != usize::try_from(header.records_count).ok()? {
+            return None;
         }
         Some(BatchRecords {
             header,
@@ -129,7 +144,8 @@ pub fn put_varlong(out: &mut Vec<u8>, value: i64) {
 }
 
 /// Indexes (within the batch, as Produce's `record_errors` count them) of the records of
-/// `batch` that have no key; `None` if the batch does not decode.
+/// `batch` that have no key; `None` if the batch does not decode or its records do not
+/// match its header (see [`BatchRecords::read`]).
 pub fn keyless_records(batch: &[u8]) -> Option<Vec<usize>> {
     let records = BatchRecords::read(batch)?;
     Some(
@@ -169,6 +185,22 @@ mod tests {
         assert!(r.records[0].has_value && !r.records[2].has_value);
         assert_eq!(keyless_records(&b), Some(vec![1]));
         assert_eq!(r.delete_horizon(), None);
+    }
+
+    #[test]
+    fn records_that_do_not_match_their_header_are_refused() {
+        let mut b = encode_batch(
+            &[(Some(b"k1"), Some(b"v1")), (Some(b"k2"), None)],
+            5000,
+            None,
+        );
+        assert!(BatchRecords::read(&b).is_some());
+        // Claim one record more than the batch holds.
+        b[57..61].copy_from_slice(&3i32.to_be_bytes());
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert!(BatchRecords::read(&b).is_none());
+        assert_eq!(keyless_records(&b), None);
     }
 
     #[test]

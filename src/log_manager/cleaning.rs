@@ -21,6 +21,21 @@ use crate::log::{Log, TopicPartition};
 /// Partitions being cleaned right now.
 pub(super) type InProgress = std::sync::Mutex<HashSet<TopicPartition>>;
 
+/// A partition's place on the busy list, given up when dropped.
+struct Busy<'a> {
+    set: &'a InProgress,
+    tp: TopicPartition,
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.tp);
+    }
+}
+
 impl LogManager {
     /// One cleaner thread until shutdown.
     pub(super) async fn run_cleaner_thread(
@@ -85,12 +100,31 @@ impl LogManager {
         let Some((log, plan)) = candidate else {
             return false;
         };
-        let result = self.clean_log(&log, &plan, map, now);
-        self.cleaning
+        // Off the busy list however the cleaning ends, a panic included.
+        let _busy = Busy {
+            set: &self.cleaning,
+            tp: log.topic_partition().clone(),
+        };
+        self.clean_log(&log, &plan, map, now).is_some()
+    }
+
+    /// Waits until no cleaner thread works on `tp` (Kafka's `abortAndPauseCleaning`): the
+    /// log is closed first, so a running cleaning stops at its next batch. Topic deletion
+    /// calls this before it touches the partition's directory.
+    pub(super) fn wait_for_cleaning(&self, tp: &TopicPartition) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while self
+            .cleaning
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(log.topic_partition());
-        result.is_some()
+            .contains(tp)
+        {
+            if std::time::Instant::now() > deadline {
+                tracing::error!(partition = %tp, "a cleaning did not stop within 60 s");
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 
     /// Cleans one log now, whatever its dirty ratio (the cleaner threads and tests).
@@ -139,8 +173,13 @@ impl LogManager {
         }
     }
 
-    /// Writes each data directory's `cleaner-offset-checkpoint` (compacted logs only).
+    /// Writes each data directory's `cleaner-offset-checkpoint` (compacted logs only); one
+    /// writer at a time (they share the temp file).
     pub fn checkpoint_cleaner_offsets(&self) -> Result<(), CheckpointError> {
+        let _one_writer = self
+            .cleaner_checkpoint_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let logs: Vec<Arc<Log>> = self
             .all_logs()
             .into_iter()

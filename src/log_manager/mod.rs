@@ -187,6 +187,8 @@ pub struct LogManager {
     stopping: AtomicBool,
     /// `log.cleaner.io.max.bytes.per.second`, shared by the cleaner threads.
     throttler: Throttler,
+    /// Serialises writes of `cleaner-offset-checkpoint`.
+    cleaner_checkpoint_lock: Mutex<()>,
 }
 
 impl LogManager {
@@ -230,6 +232,7 @@ impl LogManager {
             cleaning: Mutex::default(),
             stopping: AtomicBool::new(false),
             throttler: Throttler::new(config.cleaner.io_max_bytes_per_second),
+            cleaner_checkpoint_lock: Mutex::new(()),
             config: config.clone(),
             storage: storage.clone(),
         };

@@ -336,6 +336,9 @@ impl LogManager {
             if let Err(e) = log.close() {
                 tracing::warn!(partition = %log.topic_partition(), error = %e, "flush before delete failed");
             }
+            // No cleaner may write into the directory once it is renamed (or reused by a
+            // topic created under the same name).
+            self.wait_for_cleaning(log.topic_partition());
             let dir = log.dir().to_path_buf();
             let doomed = dir.with_file_name(format!(
                 "{}.{}{DELETE_DIR_SUFFIX}",
@@ -351,6 +354,11 @@ impl LogManager {
         // next create of that name checkpoints (or fails) before it is used.
         if self.checkpoint_recovery_points().is_err() {
             tracing::warn!(topic = name, "checkpoint after deleting a topic failed");
+        }
+        // Else a topic created under this name would start, after a restart, from the
+        // deleted one's first dirty offset (and never clean what lies before it).
+        if let Err(e) = self.checkpoint_cleaner_offsets() {
+            tracing::warn!(topic = name, error = %e, "cleaner checkpoint after deleting a topic failed");
         }
         tracing::info!(topic = name, "deleted topic");
         Ok(topic)

@@ -26,7 +26,7 @@ use super::super::compaction::{CleanedSegment, CleaningPlan, SegmentToClean};
 use super::super::file_names::{self, CLEANED_SUFFIX, SWAP_SUFFIX};
 use super::super::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
 use super::super::producer_state::AbortedTxn;
-use super::super::record_batch::BatchHeader;
+use super::super::record_batch::{BatchHeader, HEADER_SIZE};
 use super::super::record_view::{delete_horizon, BatchRecords, RecordRef};
 use super::super::records::control_marker;
 use super::super::segment::read_bytes_at;
@@ -130,7 +130,7 @@ impl Cleaner<'_> {
     ) -> Result<Option<CleanerStats>, LogError> {
         let started = Instant::now();
         self.map.clear();
-        let map_end = self.build_offset_map(plan)?;
+        let map_end = self.build_offset_map(log, plan)?;
         if map_end <= plan.first_dirty && plan.dirty_bytes > 0 && !plan.forced {
             tracing::warn!(partition = %log.topic_partition(), "the offset map holds too few keys to clean this log: raise log.cleaner.dedupe.buffer.size");
             return Ok(None);
@@ -154,7 +154,7 @@ impl Cleaner<'_> {
             .take_while(|s| s.base_offset < map_end.max(plan.first_dirty + 1))
             .collect();
         for group in group_by_size(&to_clean, plan.config.segment_bytes) {
-            if self.stop.load(Ordering::Relaxed) {
+            if self.stopped(log) {
                 return Ok(None);
             }
             let cleaned = self.clean_group(log, &group, &mut pass);
@@ -176,9 +176,14 @@ impl Cleaner<'_> {
         Ok(Some(pass.stats))
     }
 
+    /// Shutdown, or the log was closed (deleted): give up at the next batch.
+    fn stopped(&self, log: &Log) -> bool {
+        self.stop.load(Ordering::Relaxed) || log.is_closed()
+    }
+
     /// Reads the dirty part into the map; returns the offset after the last batch whose
     /// keys all went in (the map's end).
-    fn build_offset_map(&mut self, plan: &CleaningPlan) -> Result<i64, LogError> {
+    fn build_offset_map(&mut self, log: &Log, plan: &CleaningPlan) -> Result<i64, LogError> {
         let txns = Transactions::new(&plan.aborted);
         let mut map_end = plan.first_dirty;
         for segment in plan
@@ -208,7 +213,7 @@ impl Cleaner<'_> {
                     }
                 }
                 map_end = h.next_offset();
-                Ok(!self.stop.load(Ordering::Relaxed))
+                Ok(!self.stopped(log))
             })?;
             if full {
                 break;
@@ -271,9 +276,9 @@ impl Cleaner<'_> {
                     let n = writer.flush_to(out.as_ref()).map_err(io_err(&log_path))?;
                     self.throttler.acquire(n);
                 }
-                Ok(!self.stop.load(Ordering::Relaxed))
+                Ok(!self.stopped(log))
             })?;
-            if self.stop.load(Ordering::Relaxed) {
+            if self.stopped(log) {
                 drop(out);
                 remove_leftovers(storage, dir, base);
                 return Ok(None);
@@ -314,6 +319,11 @@ impl Cleaner<'_> {
             .write_all_at(&[&txn_bytes], 0)
             .and_then(|()| txn_file.sync_data())
             .map_err(io_err(&txn_path))?;
+        if self.stopped(log) {
+            // A deleted topic's directory may be gone or reused: promise nothing in it.
+            remove_leftovers(storage, dir, base);
+            return Ok(None);
+        }
         // The log file last, then the directory: from then on the swap is what start-up
         // puts in place of the old segments.
         for path in [&index_path, &time_path, &txn_path, &log_path] {
@@ -334,8 +344,12 @@ impl Cleaner<'_> {
         let new_horizon = now.saturating_add(pass.plan.config.compaction.delete_retention_ms);
         let horizon = delete_horizon(h);
         if h.is_control() {
-            let retained = pass.txns.retained.remove(&h.producer_id).unwrap_or(false);
-            if !retained && horizon.is_some_and(|t| now >= t) {
+            if pass.txns.retained.remove(&h.producer_id).unwrap_or(false) {
+                // Kafka's rule: a marker's grace period starts only once no batch of its
+                // transaction is left.
+                return Filtered::Keep;
+            }
+            if horizon.is_some_and(|t| now >= t) {
                 if control_marker(batch) == Some(false) {
                     pass.txns.removed_aborts.push(AbortedTxn {
                         producer_id: h.producer_id,
@@ -355,7 +369,7 @@ impl Cleaner<'_> {
                 return Filtered::Drop;
             }
             let horizon = horizon.unwrap_or(new_horizon);
-            note_horizon(&mut pass.next_horizon, horizon);
+            note_horizon(&mut pass.next_horizon, horizon, now);
             if delete_horizon(h).is_some() {
                 return Filtered::Keep;
             }
@@ -373,6 +387,9 @@ impl Cleaner<'_> {
         }
         let Some(records) = BatchRecords::read(batch) else {
             // Not decodable here: kept as it is rather than guessed at.
+            if h.is_transactional() {
+                pass.txns.retained.insert(h.producer_id, true);
+            }
             return Filtered::Keep;
         };
         let expired = horizon.is_some_and(|t| now >= t);
@@ -403,7 +420,11 @@ impl Cleaner<'_> {
             (None, false) => None,
         };
         if tombstones {
-            note_horizon(&mut pass.next_horizon, horizon_after.unwrap_or(new_horizon));
+            note_horizon(
+                &mut pass.next_horizon,
+                horizon_after.unwrap_or(new_horizon),
+                now,
+            );
         }
         if kept.len() == records.records.len() && horizon_after == horizon {
             return Filtered::Keep;
@@ -412,8 +433,12 @@ impl Cleaner<'_> {
     }
 }
 
-fn note_horizon(next: &mut Option<i64>, horizon: i64) {
-    *next = Some(next.map_or(horizon, |n| n.min(horizon)));
+/// Remembers the earliest delete horizon still ahead (one already passed makes no later
+/// cleaning due: what it guards is kept for another reason).
+fn note_horizon(next: &mut Option<i64>, horizon: i64, now: i64) {
+    if horizon > now {
+        *next = Some(next.map_or(horizon, |n| n.min(horizon)));
+    }
 }
 
 fn swap_name(cleaned: &Path) -> PathBuf {
@@ -478,6 +503,15 @@ fn for_each_batch(
         let mut at = 0usize;
         while let Some(h) = BatchHeader::parse(&chunk[at..]) {
             let size = h.size();
+            if size < HEADER_SIZE {
+                return Err(LogError::Io {
+                    path: segment.path.clone(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("a batch of {size} bytes at {}", pos + at as u64),
+                    ),
+                });
+            }
             if at + size > chunk.len() {
                 if at > 0 {
                     break;

@@ -45,20 +45,16 @@ fn config() -> LogConfig {
 }
 
 fn open(sim: &SimulatedStorage) -> Arc<Log> {
+    open_after(sim, RecoveryStart::From(0))
+}
+
+fn open_after(sim: &SimulatedStorage, recovery: RecoveryStart) -> Arc<Log> {
     sim.create_dir_all_durable(Path::new(DIR));
     let tp = TopicPartition {
         topic: "c".into(),
         partition: 0,
     };
-    let (log, _) = load_log(
-        &sim.shared(),
-        tp,
-        DIR.into(),
-        config(),
-        RecoveryStart::From(0),
-        0,
-    )
-    .expect("load");
+    let (log, _) = load_log(&sim.shared(), tp, DIR.into(), config(), recovery, 0).expect("load");
     Arc::new(log)
 }
 
@@ -327,6 +323,12 @@ fn aborted_transactions_go_and_read_committed_state_does_not_change() {
         2,
         "markers of transactions without data left go"
     );
+    // The markers left are pinned by their producers' last batches: they get no horizon,
+    // so no cleaning is forced for them (a passed horizon there made the cleaner spin).
+    for later in [RETENTION + 1, 100 * RETENTION] {
+        let plan = log.cleaning_plan(later).unwrap();
+        assert!(!plan.forced && !plan.is_due(), "{plan:?}");
+    }
     assert!(
         log.lock().aborted.is_empty(),
         "the removed abort is forgotten"
@@ -435,4 +437,60 @@ fn a_crash_at_any_step_of_a_cleaning_loses_and_duplicates_nothing() {
         let finished: BTreeSet<Stored> = records(&log).into_iter().collect();
         assert_eq!(finished, cleaned, "crash at op {crash}: cleaning again");
     }
+}
+
+fn write_file(sim: &SimulatedStorage, path: &Path, bytes: &[u8]) {
+    let storage = sim.shared();
+    let file = storage
+        .open(path, crate::storage::OpenMode::Truncate)
+        .unwrap();
+    file.write_all_at(&[bytes], 0).unwrap();
+    file.sync_data().unwrap();
+    storage.sync_dir(Path::new(DIR)).unwrap();
+}
+
+/// Start-up finishes a swap only if it still covers whole segments: a stale one (left by a
+/// failed swap whose undo failed too, after later cleanings merged its range) is removed.
+/// And a segment with cleaner leftovers gets its indexes rebuilt, since the renames of a
+/// swap may have reached the disk one without the other.
+#[test]
+fn start_up_discards_a_stale_swap_and_rebuilds_indexes_beside_leftovers() {
+    use crate::log::file_names;
+    let sim = SimulatedStorage::new(5);
+    let log = open_after(&sim, RecoveryStart::CleanShutdown);
+    fill(&log, 60, 10);
+    let storage = sim.shared();
+    let dir = Path::new(DIR);
+    let first_log = storage.read(&file_names::log_file(dir, 0)).unwrap();
+    let first_index = storage.read(&file_names::index_file(dir, 0)).unwrap();
+    clean(&log, 0).expect("cleaned");
+    clean(&log, 0).expect("merged");
+    let expected = records(&log);
+    log.close().unwrap();
+    drop(log);
+    // The original first segment as a swap: it covers less than today's merged segment 0.
+    write_file(
+        &sim,
+        &file_names::with_suffix(&file_names::log_file(dir, 0), ".swap"),
+        &first_log,
+    );
+    let log = open_after(&sim, RecoveryStart::CleanShutdown);
+    log.check_consistency().unwrap();
+    assert_eq!(records(&log), expected, "the stale swap changed nothing");
+    assert!(!storage.exists(&file_names::with_suffix(
+        &file_names::log_file(dir, 0),
+        ".swap"
+    )));
+    log.close().unwrap();
+    drop(log);
+    // The old segment's index beside the cleaned log, and a `.deleted` leftover.
+    write_file(&sim, &file_names::index_file(dir, 0), &first_index);
+    write_file(
+        &sim,
+        &file_names::deleted(&file_names::index_file(dir, 0)),
+        b"",
+    );
+    let log = open_after(&sim, RecoveryStart::CleanShutdown);
+    log.check_consistency().unwrap();
+    assert_eq!(records(&log), expected);
 }
