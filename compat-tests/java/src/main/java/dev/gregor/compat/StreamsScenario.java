@@ -23,6 +23,7 @@ import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.serialization.LongDeserializer;
 import org.apache.kafka.common.serialization.Serdes;
+import org.apache.kafka.common.utils.Bytes;
 import org.apache.kafka.streams.KafkaStreams;
 import org.apache.kafka.streams.StoreQueryParameters;
 import org.apache.kafka.streams.StreamsBuilder;
@@ -31,6 +32,7 @@ import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Produced;
 import org.apache.kafka.streams.processor.StateRestoreListener;
 import org.apache.kafka.streams.state.KeyValueIterator;
+import org.apache.kafka.streams.state.KeyValueStore;
 import org.apache.kafka.streams.state.QueryableStoreTypes;
 import org.apache.kafka.streams.state.ReadOnlyKeyValueStore;
 
@@ -46,7 +48,84 @@ final class StreamsScenario {
     static final int COLORS = 7;
 
     static List<Main.Scenario> all() {
-        return List.of(new Main.Scenario("streams_eos_count_restore", false, 300, StreamsScenario::run));
+        return List.of(new Main.Scenario("streams_eos_count_restore", false, 300, StreamsScenario::run),
+                new Main.Scenario("streams_restore_from_compacted_changelog", false, 300,
+                        StreamsScenario::runCompacted));
+    }
+
+    /**
+     * The same count, its changelog rolled every 100 ms and due for cleaning at 1 % dirty: the
+     * broker's log cleaner compacts the transactional changelog while the application is
+     * down (waited for: fewer records than before), and the restore from what compaction
+     * left gives exactly the counts.
+     */
+    static void runCompacted(Env env) throws Exception {
+        String in = env.name("in"), out = env.name("out"), app = env.name("app");
+        env.createTopic(in, 3, null);
+        env.createTopic(out, 3, null);
+        Map<String, String> changelog = Map.of("segment.ms", "100", "min.cleanable.dirty.ratio", "0.01");
+        Path state = Files.createTempDirectory("gregor-streams-");
+        try {
+            AtomicLong restored = new AtomicLong();
+            KafkaStreams first = start(env, app, in, out, state, restored, changelog);
+            try {
+                // In rounds, so that the changelog gets many updates of each key over many segments.
+                for (int round = 0; round < 10; round++) {
+                    produce(env, in, round * 300, 300);
+                    awaitCounts(first, expected((round + 1) * 300), 120_000);
+                    Thread.sleep(150);
+                }
+            } finally {
+                first.close(java.time.Duration.ofSeconds(30));
+            }
+            String topic = app + "-counts-changelog";
+            long before = countRecords(env, topic);
+            long after = before;
+            long deadline = System.currentTimeMillis() + 120_000;
+            while (after >= before && System.currentTimeMillis() < deadline) {
+                Thread.sleep(1000);
+                after = countRecords(env, topic);
+            }
+            check(after < before, "the changelog was compacted: " + before + " records, then " + after);
+
+            deleteTree(state);
+            Files.createDirectories(state);
+            produce(env, in, 3000, 1000);
+            KafkaStreams second = start(env, app, in, out, state, restored, changelog);
+            try {
+                awaitCounts(second, expected(4000), 120_000);
+            } finally {
+                second.close(java.time.Duration.ofSeconds(30));
+            }
+            check(restored.get() > 0, "the store was restored from its compacted changelog");
+            checkEq(expected(4000), lastCounts(env, out), "last committed count per color in the output topic");
+        } finally {
+            deleteTree(state);
+        }
+    }
+
+    /** Records (read_committed) in all partitions of {@code topic}, read to its end. */
+    static long countRecords(Env env, String topic) throws Exception {
+        int partitions = env.admin().describeTopics(List.of(topic)).allTopicNames().get().get(topic).partitions().size();
+        Properties p = env.consumerProps(null);
+        p.put("key.deserializer", org.apache.kafka.common.serialization.ByteArrayDeserializer.class.getName());
+        p.put("value.deserializer", org.apache.kafka.common.serialization.ByteArrayDeserializer.class.getName());
+        p.put("isolation.level", "read_committed");
+        long n = 0;
+        try (KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(p)) {
+            List<TopicPartition> tps = new java.util.ArrayList<>();
+            for (int i = 0; i < partitions; i++) {
+                tps.add(new TopicPartition(topic, i));
+            }
+            c.assign(tps);
+            c.seekToBeginning(tps);
+            Map<TopicPartition, Long> end = c.endOffsets(tps);
+            long deadline = System.currentTimeMillis() + 30_000;
+            while (tps.stream().anyMatch(tp -> c.position(tp) < end.get(tp)) && System.currentTimeMillis() < deadline) {
+                n += c.poll(java.time.Duration.ofMillis(200)).count();
+            }
+        }
+        return n;
     }
 
     static void run(Env env) throws Exception {
@@ -57,7 +136,7 @@ final class StreamsScenario {
         try {
             produce(env, in, 0, 3000);
             AtomicLong restored = new AtomicLong();
-            KafkaStreams first = start(env, app, in, out, state, restored);
+            KafkaStreams first = start(env, app, in, out, state, restored, Map.of());
             try {
                 awaitCounts(first, expected(3000), 120_000);
                 awaitRepartitionPurged(env, app, 60_000);
@@ -69,7 +148,7 @@ final class StreamsScenario {
             deleteTree(state);
             Files.createDirectories(state);
             produce(env, in, 3000, 1000);
-            KafkaStreams second = start(env, app, in, out, state, restored);
+            KafkaStreams second = start(env, app, in, out, state, restored, Map.of());
             try {
                 awaitCounts(second, expected(4000), 120_000);
             } finally {
@@ -127,11 +206,16 @@ final class StreamsScenario {
         return m;
     }
 
-    static KafkaStreams start(Env env, String app, String in, String out, Path state, AtomicLong restored) {
+    static KafkaStreams start(Env env, String app, String in, String out, Path state, AtomicLong restored,
+            Map<String, String> changelogConfigs) {
         StreamsBuilder b = new StreamsBuilder();
+        Materialized<String, Long, KeyValueStore<Bytes, byte[]>> store = Materialized.as("counts");
+        if (!changelogConfigs.isEmpty()) {
+            store = store.withLoggingEnabled(changelogConfigs);
+        }
         b.<String, String>stream(in)
                 .groupBy((user, color) -> color)
-                .count(Materialized.as("counts"))
+                .count(store)
                 .toStream()
                 .to(out, Produced.with(Serdes.String(), Serdes.Long()));
         Properties p = new Properties();
