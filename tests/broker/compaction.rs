@@ -15,6 +15,17 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
+use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
+use kafka_protocol::messages::{
+    ApiKey, DescribeLogDirsRequest, DescribeLogDirsResponse, IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::raw::call;
 use crate::support::Broker;
 
 /// A cleaner that looks for work every 100 ms.
@@ -221,4 +232,85 @@ async fn a_changelog_is_compacted_in_the_background_and_restores_to_the_same_tab
             .any(|l| l.starts_with("changelog 0 ") && !l.ends_with(" 0")),
         "{checkpoint}"
     );
+}
+
+fn partition_size(addr: &str, topic: &'static str) -> i64 {
+    let dirs: DescribeLogDirsResponse = call(
+        addr,
+        ApiKey::DescribeLogDirs,
+        4,
+        &DescribeLogDirsRequest::default().with_topics(Some(vec![
+            DescribableLogDirTopic::default()
+                .with_topic(TopicName(StrBytes::from_static_str(topic)))
+                .with_partitions(vec![0]),
+        ])),
+    );
+    dirs.results[0].topics[0].partitions[0].partition_size
+}
+
+/// A topic switched live from `delete` to `compact` is cleaned, and DescribeLogDirs reports
+/// the smaller partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_a_topic_to_compact_shrinks_it_in_describe_log_dirs() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &CLEANER);
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &broker.addr)
+        .create()
+        .expect("admin");
+    let topic = NewTopic::new("switched", 1, TopicReplication::Fixed(1))
+        .set("segment.bytes", "4096")
+        .set("min.cleanable.dirty.ratio", "0.01");
+    for r in admin
+        .create_topics(&[topic], &AdminOptions::new())
+        .await
+        .expect("create_topics")
+    {
+        r.expect("created");
+    }
+    let p = producer(&broker.addr, &[("batch.size", "2000")]);
+    let mut expected = BTreeMap::new();
+    let mut deliveries = Vec::new();
+    for i in 0..2000 {
+        let (key, value) = (format!("k{}", i % 20), format!("v{i}"));
+        deliveries.push(
+            p.send_result(FutureRecord::to("switched").key(&key).payload(&value))
+                .map_err(|(e, _)| e)
+                .expect("queued"),
+        );
+        expected.insert(key.into_bytes(), value.into_bytes());
+    }
+    for d in deliveries {
+        d.await
+            .expect("delivered")
+            .map_err(|(e, _)| e)
+            .expect("produced");
+    }
+    let before = partition_size(&broker.addr, "switched");
+    let switch: IncrementalAlterConfigsResponse = call(
+        &broker.addr,
+        ApiKey::IncrementalAlterConfigs,
+        1,
+        &IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_static_str("switched"))
+                .with_configs(vec![AlterableConfig::default()
+                    .with_name(StrBytes::from_static_str("cleanup.policy"))
+                    .with_config_operation(0)
+                    .with_value(Some(StrBytes::from_static_str("compact")))]),
+        ]),
+    );
+    assert_eq!(switch.responses[0].error_code, 0, "{switch:?}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut after = partition_size(&broker.addr, "switched");
+    while after * 2 > before && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        after = partition_size(&broker.addr, "switched");
+    }
+    assert!(
+        after * 2 <= before,
+        "{before} bytes, then {after} after 60 s"
+    );
+    assert_eq!(table(&read_all(&broker.addr, "switched")), expected);
 }

@@ -494,3 +494,47 @@ fn start_up_discards_a_stale_swap_and_rebuilds_indexes_beside_leftovers() {
     log.check_consistency().unwrap();
     assert_eq!(records(&log), expected);
 }
+
+/// `cleanup.policy=compact,delete`: retention deletes old segments of a compacted log and
+/// the cleaner carries on from the new log start (a windowed store's changelog).
+#[test]
+fn compact_and_delete_both_apply() {
+    let sim = SimulatedStorage::new(6);
+    sim.create_dir_all_durable(Path::new(DIR));
+    let mut cfg = config();
+    cfg.cleanup_delete = true;
+    cfg.retention_ms = 10_000;
+    let tp = TopicPartition {
+        topic: "c".into(),
+        partition: 0,
+    };
+    let (log, _) = load_log(
+        &sim.shared(),
+        tp,
+        DIR.into(),
+        cfg,
+        RecoveryStart::From(0),
+        0,
+    )
+    .unwrap();
+    let log = Arc::new(log);
+    // Old records (timestamp 1 000), then new ones (timestamp 100 000).
+    fill(&log, 30, 5);
+    for _ in 0..30 {
+        append(
+            &log,
+            TestBatch::keyed(&[(Some(b"k1"), Some(b"new")), (Some(b"k2"), Some(b"new"))])
+                .timestamp(100_000)
+                .encode(),
+        );
+    }
+    clean(&log, 50_000).expect("cleaned");
+    assert!(log.apply_retention(50_000) > 0, "old segments expire");
+    assert!(log.log_start_offset() > 0);
+    let plan = log.cleaning_plan(50_000).unwrap();
+    assert!(plan.first_dirty >= log.log_start_offset());
+    log.check_consistency().unwrap();
+    let latest = latest_per_key(&records(&log));
+    assert_eq!(latest[b"k1".as_slice()].1.as_deref(), Some(&b"new"[..]));
+    assert!(records(&log).iter().all(|r| r.0 >= log.log_start_offset()));
+}
