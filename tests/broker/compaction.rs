@@ -65,6 +65,16 @@ fn producer(addr: &str, extra: &[(&str, &str)]) -> FutureProducer {
     config.create().expect("producer")
 }
 
+/// Waits for every queued record's delivery; any failure fails the test.
+async fn delivered(deliveries: Vec<rdkafka::producer::DeliveryFuture>) {
+    for d in deliveries {
+        d.await
+            .expect("delivered")
+            .map_err(|(e, _)| e)
+            .expect("produced");
+    }
+}
+
 /// A consumed record: offset, key, value (None: a tombstone).
 type Stored = (i64, Vec<u8>, Option<Vec<u8>>);
 
@@ -195,12 +205,7 @@ async fn a_changelog_is_compacted_in_the_background_and_restores_to_the_same_tab
             expected.insert(key.into_bytes(), value.into_bytes());
         }
     }
-    for d in deliveries {
-        d.await
-            .expect("delivered")
-            .map_err(|(e, _)| e)
-            .expect("produced");
-    }
+    delivered(deliveries).await;
     p.flush(Duration::from_secs(10)).expect("flush");
     // The cleaner runs in the background: wait (bounded) until it has compacted.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -280,12 +285,7 @@ async fn switching_a_topic_to_compact_shrinks_it_in_describe_log_dirs() {
         );
         expected.insert(key.into_bytes(), value.into_bytes());
     }
-    for d in deliveries {
-        d.await
-            .expect("delivered")
-            .map_err(|(e, _)| e)
-            .expect("produced");
-    }
+    delivered(deliveries).await;
     let before = partition_size(&broker.addr, "switched");
     let switch: IncrementalAlterConfigsResponse = call(
         &broker.addr,

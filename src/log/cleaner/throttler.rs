@@ -45,3 +45,21 @@ impl Throttler {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A lower bound only (a sleep never ends early), so the test holds on a busy machine.
+    #[test]
+    fn io_beyond_the_rate_waits() {
+        let limited = Throttler::new(1_000_000.0);
+        let started = Instant::now();
+        limited.acquire(300_000);
+        assert!(
+            started.elapsed() >= Duration::from_millis(290),
+            "300 kB at 1 MB/s took {:?}",
+            started.elapsed()
+        );
+    }
+}
