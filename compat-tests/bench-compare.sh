@@ -42,7 +42,7 @@ run_one() {
       target/release/gregor serve --listen 127.0.0.1:0 --data-dir "$dir/gregor" --log-level warn \
         ${GREGOR_ARGS:-} > "$dir/gregor.out" 2> "$dir/gregor.err" &
       gpid=$!
-      for _ in $(seq 1 500); do grep -q "listening on" "$dir/gregor.out" 2>/dev/null && break; sleep 0.01; done
+      for _ in $(seq 1 500); do grep -q "^gregor listening on" "$dir/gregor.out" 2>/dev/null && break; sleep 0.01; done
       addr=$(sed -n 's/^gregor listening on //p' "$dir/gregor.out")
       pid=$gpid ;;
     kafka|kafka-flush1)

@@ -31,7 +31,7 @@ python3 compat-tests/startup.py startup_to_first_answer 5 "$bin" "$port" "$dir/s
 # shellcheck disable=SC2086 # GREGOR_ARGS: extra broker arguments, e.g. "-o log.flush.interval.messages=10000"
 "$bin" serve --listen 127.0.0.1:0 --data-dir "$dir/data" --log-level warn ${GREGOR_ARGS:-} > "$dir/out" 2> "$dir/err" &
 pid=$!
-for _ in $(seq 1 500); do grep -q "listening on" "$dir/out" 2>/dev/null && break; sleep 0.01; done
+for _ in $(seq 1 500); do grep -q "^gregor listening on" "$dir/out" 2>/dev/null && break; sleep 0.01; done
 addr=$(sed -n 's/^gregor listening on //p' "$dir/out")
 echo "RESULT binary_size bytes=$(stat -c %s "$bin")"
 echo "RESULT broker_idle_rss kB=$(awk '/VmRSS/{print $2}' /proc/$pid/status)"

@@ -26,7 +26,7 @@ kafka=$(compat-tests/kafka/kafka.sh start log.cleaner.backoff.ms=1000 | sed -n '
 target/release/gregor serve --listen 127.0.0.1:0 --data-dir "$dir/data" --log-level info \
   -o log.cleaner.backoff.ms=1000 > "$dir/out" 2> "$dir/err" &
 gpid=$!
-for _ in $(seq 1 100); do grep -q "listening on" "$dir/out" && break; sleep 0.1; done
+for _ in $(seq 1 100); do grep -q "^gregor listening on" "$dir/out" && break; sleep 0.1; done
 gregor=$(sed -n 's/^gregor listening on //p' "$dir/out")
 "$venv/bin/python" compat-tests/cleaner_compare.py \
   kafka "$kafka" "$KAFKA_STATE/server.log" gregor "$gregor" "$dir/err"

@@ -32,7 +32,7 @@ scenarios() {
   dir=$(mktemp -d)
   "$gregor" serve --listen 127.0.0.1:0 --data-dir "$dir/data" --log-level warn > "$dir/out" 2> "$dir/err" &
   local pid=$!
-  for _ in $(seq 1 100); do grep -q "listening on" "$dir/out" && break; sleep 0.1; done
+  for _ in $(seq 1 100); do grep -q "^gregor listening on" "$dir/out" && break; sleep 0.1; done
   local addr args=()
   addr=$(sed -n 's/^gregor listening on //p' "$dir/out")
   for a in "$@"; do args+=("${a//ADDR/$addr}"); done

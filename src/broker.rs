@@ -1,5 +1,5 @@
-//! The state every request handler shares: configuration, the log manager, and the address
-//! this broker advertises. Immutable after start-up; shared as `Arc<Broker>`.
+//! The state every request handler shares: configuration, the log manager, the coordinators,
+//! the SCRAM credentials, and the address each listener advertises. Immutable after start-up; shared as `Arc<Broker>`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,6 +10,8 @@ use crate::coordinator::internal_topic::ReplayError;
 use crate::coordinator::GroupCoordinator;
 use crate::log_manager::{LogManager, TopicError};
 use crate::producer_ids::ProducerIdManager;
+use crate::security::credentials::{CredentialError, CredentialStore};
+use crate::security::tls::TlsError;
 use crate::storage::Storage;
 use crate::transaction::TransactionCoordinator;
 
@@ -27,6 +29,10 @@ pub enum StartError {
     Task(tokio::task::JoinError),
     /// `__consumer_offsets` or `__transaction_state` could not be replayed.
     Replay(ReplayError),
+    /// The SCRAM credentials file could not be read.
+    Credentials(CredentialError),
+    /// A TLS listener's keystore or truststore does not load.
+    Tls(TlsError),
 }
 
 impl std::fmt::Display for StartError {
@@ -40,6 +46,8 @@ impl std::fmt::Display for StartError {
             StartError::Replay(_) => {
                 f.write_str("cannot load the coordinators' state from their internal topics")
             }
+            StartError::Credentials(_) => f.write_str("cannot read the SCRAM credentials"),
+            StartError::Tls(_) => f.write_str("cannot set up a TLS listener"),
         }
     }
 }
@@ -51,6 +59,8 @@ impl std::error::Error for StartError {
             StartError::ProducerIds { source, .. } => Some(source),
             StartError::Task(e) => Some(e),
             StartError::Replay(e) => Some(e),
+            StartError::Credentials(e) => Some(e),
+            StartError::Tls(e) => Some(e),
         }
     }
 }
@@ -62,9 +72,21 @@ pub struct Broker {
     pub groups: Arc<GroupCoordinator>,
     pub producer_ids: Arc<ProducerIdManager>,
     pub txns: Arc<TransactionCoordinator>,
-    /// Host and port given to clients in Metadata (the bound port when configured as 0).
-    pub advertised_host: String,
-    pub advertised_port: u16,
+    /// Each listener's advertised address, in `listeners` order (the bound address where
+    /// configured with an empty host or port 0). Metadata, FindCoordinator and
+    /// DescribeCluster answer with the endpoint of the listener the request came through.
+    pub endpoints: Vec<Endpoint>,
+    /// SCRAM credentials (AlterUserScramCredentials; checked by SCRAM listeners).
+    pub credentials: Arc<CredentialStore>,
+}
+
+/// A listener as clients are told to reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub listener: String,
+    pub protocol: crate::config::SecurityProtocol,
+    pub host: String,
+    pub port: u16,
 }
 
 impl Broker {
@@ -77,7 +99,7 @@ impl Broker {
         local: SocketAddr,
     ) -> Result<Broker, StartError> {
         let logs = Self::open_logs(config.clone(), storage).await?;
-        Self::load(config, logs, local).await
+        Self::load(config, logs, &[local]).await
     }
 
     /// Opens the data directories on `storage`, recovering after a crash.
@@ -93,11 +115,12 @@ impl Broker {
     }
 
     /// Loads the group and transaction coordinators from their internal topics in `logs`.
-    /// `local` is the address the listener is bound to. An error says which part failed.
+    /// `bound` are the addresses the listeners are bound to, in order. An error says which
+    /// part failed.
     pub async fn load(
         config: Arc<BrokerConfig>,
         logs: Arc<LogManager>,
-        local: SocketAddr,
+        bound: &[SocketAddr],
     ) -> Result<Broker, StartError> {
         let groups = {
             let (coordinator_config, logs) = (config.coordinator.clone(), logs.clone());
@@ -121,27 +144,49 @@ impl Broker {
             .await
             .map_err(StartError::Replay)?,
         );
-        let advertised = config.advertised();
+        let endpoints = config
+            .listeners
+            .iter()
+            .zip(bound)
+            .map(|(l, local)| Endpoint {
+                listener: l.name.clone(),
+                protocol: l.protocol,
+                host: if l.advertised_host.is_empty() {
+                    local.ip().to_string()
+                } else {
+                    l.advertised_host.clone()
+                },
+                port: if l.advertised_port == 0 {
+                    local.port()
+                } else {
+                    l.advertised_port
+                },
+            })
+            .collect();
+        let path = logs.metadata_dir().join("scram-credentials.yaml");
+        let credentials = CredentialStore::open(logs.storage().clone(), path)
+            .map(Arc::new)
+            .map_err(StartError::Credentials)?;
         Ok(Broker {
-            producer_ids,
-            txns,
+            config,
             logs,
             groups,
-            advertised_host: if advertised.host.is_empty() {
-                local.ip().to_string()
-            } else {
-                advertised.host.clone()
-            },
-            advertised_port: if advertised.port == 0 {
-                local.port()
-            } else {
-                advertised.port
-            },
-            config,
+            producer_ids,
+            txns,
+            endpoints,
+            credentials,
         })
     }
 
     pub fn node_id(&self) -> i32 {
         self.config.node_id
+    }
+
+    /// The advertised endpoint of listener `index` (the first if out of range).
+    pub fn endpoint(&self, index: usize) -> &Endpoint {
+        self.endpoints
+            .get(index)
+            .or(self.endpoints.first())
+            .expect("a broker has at least one listener")
     }
 }

@@ -15,6 +15,7 @@ pub mod log;
 pub mod log_manager;
 pub mod network;
 pub mod producer_ids;
+pub mod security;
 pub mod server;
 pub mod shutdown;
 pub mod storage;

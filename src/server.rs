@@ -1,5 +1,5 @@
-//! The broker's life: open the logs, listen, accept connections (within `max.connections`
-//! and `max.connections.per.ip`), and on a stop signal shut down in order: stop accepting, let
+//! The broker's life: open the logs, listen on every listener, accept connections (within
+//! `max.connections` and `max.connections.per.ip`; TLS listeners complete a handshake first), and on a stop signal shut down in order: stop accepting, let
 //! connections answer what they have read, then flush, checkpoint and close every log.
 
 use std::sync::Arc;
@@ -12,13 +12,16 @@ use tokio::task::JoinSet;
 use crate::broker::{Broker, StartError};
 use crate::config::BrokerConfig;
 use crate::log_manager::ShutdownError;
-use crate::network::connection;
+use crate::network::connection::{self, Accepted};
 use crate::network::connection_quotas::ConnectionQuotas;
 use crate::network::request_memory::RequestMemoryPool;
+use crate::security::tls::TlsListener;
 use crate::storage;
 
 /// How long in-flight requests get to finish at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a client gets to complete its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
 pub enum ServerError {
@@ -62,15 +65,35 @@ where
     let logs = Broker::open_logs(config.clone(), storage::file_system())
         .await
         .map_err(ServerError::Start)?;
-    let listener_config = &config.listeners[0];
-    let listen_error = |source| ServerError::Listen {
-        addr: listener_config.to_string(),
-        source,
-    };
-    let addr = listener_config.socket_addr().map_err(listen_error)?;
-    let listener = TcpListener::bind(addr).await.map_err(listen_error)?;
-    let local = listener.local_addr().map_err(listen_error)?;
-    let broker = Broker::load(config.clone(), logs, local)
+    let mut sockets = Vec::new();
+    let mut bound = Vec::new();
+    for listener_config in &config.listeners {
+        let listen_error = |source| ServerError::Listen {
+            addr: listener_config.to_string(),
+            source,
+        };
+        let addr = listener_config.socket_addr().map_err(listen_error)?;
+        let socket = TcpListener::bind(addr).await.map_err(listen_error)?;
+        bound.push(socket.local_addr().map_err(listen_error)?);
+        sockets.push(socket);
+    }
+    // Each listener's TLS and SASL, built once (TLS files are re-read when they change).
+    let mut tls = Vec::new();
+    for l in &config.listeners {
+        tls.push(match &l.tls {
+            Some(settings) => Some(Arc::new(
+                TlsListener::new(&l.name, settings)
+                    .map_err(|e| ServerError::Start(StartError::Tls(e)))?,
+            )),
+            None => None,
+        });
+    }
+    let sasl: Vec<_> = config
+        .listeners
+        .iter()
+        .map(|l| l.sasl.clone().map(Arc::new))
+        .collect();
+    let broker = Broker::load(config.clone(), logs, &bound)
         .await
         .map(Arc::new)
         .map_err(ServerError::Start)?;
@@ -79,9 +102,13 @@ where
         broker.groups.clone(),
         broker.txns.clone(),
     );
-    // Tests and scripts read this line to find the port.
-    println!("gregor listening on {local}");
-    tracing::info!(address = %local, topics = logs.topics().len(), cluster_id = logs.cluster_id(), "broker started");
+    // Tests and scripts read these lines to find the ports: one per listener, then the
+    // first listener's alone, last.
+    for (l, addr) in config.listeners.iter().zip(&bound) {
+        println!("gregor listener {} listening on {addr}", l.name);
+    }
+    println!("gregor listening on {}", bound[0]);
+    tracing::info!(addresses = ?bound, topics = logs.topics().len(), cluster_id = logs.cluster_id(), "broker started");
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let background = tokio::spawn(logs.clone().run_background(shutdown_rx.clone()));
@@ -91,20 +118,35 @@ where
     let pool = Arc::new(RequestMemoryPool::new(
         config.socket_server.queued_max_request_bytes,
     ));
-    let mut connections = JoinSet::new();
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (socket, peer) = match accepted {
-                    Ok(pair) => pair,
+    // One accept loop per listener, all feeding this one.
+    let (accepted_tx, mut accepted_rx) = tokio::sync::mpsc::channel(64);
+    let mut acceptors = JoinSet::new();
+    for (index, socket) in sockets.into_iter().enumerate() {
+        let accepted_tx = accepted_tx.clone();
+        acceptors.spawn(async move {
+            loop {
+                match socket.accept().await {
+                    Ok((stream, peer)) => {
+                        if accepted_tx.send((stream, peer, index)).await.is_err() {
+                            return;
+                        }
+                    }
                     Err(e) => {
                         // e.g. out of file descriptors: back off instead of spinning.
                         tracing::warn!(error = %e, "accept failed");
                         tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
                     }
-                };
+                }
+            }
+        });
+    }
+    drop(accepted_tx);
+    let mut connections = JoinSet::new();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            accepted = accepted_rx.recv() => {
+                let Some((socket, peer, index)) = accepted else { break };
                 let permit = match quotas.try_acquire(peer.ip()) {
                     Ok(permit) => permit,
                     Err(refused) => {
@@ -115,8 +157,28 @@ where
                 };
                 let (broker, pool) = (broker.clone(), pool.clone());
                 let shutdown = shutdown_rx.clone();
+                let tls = tls[index].clone();
+                let accepted = Accepted {
+                    peer: Some(peer),
+                    listener: index,
+                    sasl: sasl[index].clone(),
+                };
                 connections.spawn(async move {
-                    connection::serve(broker, socket, pool, shutdown).await;
+                    let _ = socket.set_nodelay(true);
+                    match tls {
+                        None => {
+                            let (reader, writer) = socket.into_split();
+                            connection::serve(broker, reader, writer, accepted, pool, shutdown).await;
+                        }
+                        Some(tls) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.acceptor().accept(socket)).await {
+                            Ok(Ok(stream)) => {
+                                let (reader, writer) = tokio::io::split(stream);
+                                connection::serve(broker, reader, writer, accepted, pool, shutdown).await;
+                            }
+                            Ok(Err(e)) => tracing::info!(peer = %peer, error = %e, "TLS handshake failed; closing the connection"),
+                            Err(_) => tracing::info!(peer = %peer, "TLS handshake timed out; closing the connection"),
+                        },
+                    }
                     drop(permit);
                 });
                 // Reap finished connections so the set does not grow.
@@ -126,7 +188,8 @@ where
         }
     }
     tracing::info!("shutting down: no new connections, finishing in-flight requests");
-    drop(listener);
+    acceptors.abort_all();
+    drop(accepted_rx);
     let _ = shutdown_tx.send(true);
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
         while connections.join_next().await.is_some() {}

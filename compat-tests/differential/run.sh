@@ -26,7 +26,7 @@ kafka=$("$root/compat-tests/kafka/kafka.sh" start | sed -n 's/^kafka listening o
   -o num.partitions=1 -o default.replication.factor=1 -o auto.create.topics.enable=true \
   -o group.initial.rebalance.delay.ms=0 > "$dir/out" 2> "$dir/err" &
 gpid=$!
-for _ in $(seq 1 100); do grep -q "listening on" "$dir/out" && break; sleep 0.1; done
+for _ in $(seq 1 100); do grep -q "^gregor listening on" "$dir/out" && break; sleep 0.1; done
 gaddr=$(sed -n 's/^gregor listening on //p' "$dir/out")
 [ -n "$gaddr" ] || { echo "differential: gregor did not start" >&2; cat "$dir/err" >&2; exit 1; }
 echo "# differential: Apache Kafka on $kafka, Gregor on $gaddr" >&2

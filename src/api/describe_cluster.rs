@@ -44,8 +44,10 @@ pub async fn handle(
         .with_controller_id(node)
         .with_brokers(vec![DescribeClusterBroker::default()
             .with_broker_id(node)
-            .with_host(StrBytes::from_string(broker.advertised_host.clone()))
-            .with_port(broker.advertised_port as i32)])
+            .with_host(StrBytes::from_string(
+                broker.endpoint(ctx.listener).host.clone(),
+            ))
+            .with_port(i32::from(broker.endpoint(ctx.listener).port))])
         .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
             cluster_operations()
         } else {

@@ -42,8 +42,9 @@ pub async fn handle(
     ctx: RequestContext,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
-    let host = StrBytes::from_string(broker.advertised_host.clone());
-    let port = broker.advertised_port as i32;
+    let endpoint = broker.endpoint(ctx.listener);
+    let host = StrBytes::from_string(endpoint.host.clone());
+    let port = i32::from(endpoint.port);
     let node = BrokerId(broker.node_id());
     if ctx.version >= 4 {
         let coordinators = request

@@ -134,8 +134,10 @@ pub async fn handle(
     MetadataResponse::default()
         .with_brokers(vec![MetadataResponseBroker::default()
             .with_node_id(BrokerId(broker.node_id()))
-            .with_host(StrBytes::from_string(broker.advertised_host.clone()))
-            .with_port(broker.advertised_port as i32)])
+            .with_host(StrBytes::from_string(
+                broker.endpoint(ctx.listener).host.clone(),
+            ))
+            .with_port(i32::from(broker.endpoint(ctx.listener).port))])
         .with_cluster_id(Some(StrBytes::from_string(
             broker.logs.cluster_id().to_string(),
         )))

@@ -11,6 +11,7 @@
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod alter_configs;
+pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
@@ -24,6 +25,7 @@ pub mod describe_log_dirs;
 pub mod describe_producers;
 pub mod describe_topic_partitions;
 pub mod describe_transactions;
+pub mod describe_user_scram_credentials;
 pub mod elect_leaders;
 pub mod end_txn;
 pub mod errors;
@@ -43,6 +45,8 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sasl_authenticate;
+pub mod sasl_handshake;
 pub mod sync_group;
 pub mod txn_offset_commit;
 
@@ -178,6 +182,20 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
         0,
         describe_topic_partitions::handle
     ),
+    api!(SaslHandshake, 0, 1, sasl_handshake::handle),
+    api!(SaslAuthenticate, 0, 2, sasl_authenticate::handle),
+    api!(
+        DescribeUserScramCredentials,
+        0,
+        0,
+        describe_user_scram_credentials::handle
+    ),
+    blocking_api!(
+        AlterUserScramCredentials,
+        0,
+        0,
+        alter_user_scram_credentials::handle
+    ),
 ];
 
 pub fn supported(key: ApiKey) -> Option<&'static SupportedApi> {
@@ -231,7 +249,34 @@ pub struct RequestContext {
     pub client_id: Option<String>,
     /// The peer's address as Kafka reports it (`/127.0.0.1`).
     pub client_host: String,
+    /// Index of the listener the request came through (`Broker::endpoint`).
+    pub listener: usize,
+    /// Who sent it, as Kafka's `KafkaPrincipal` prints (`User:alice`, `User:ANONYMOUS`).
+    pub principal: String,
 }
+
+/// The connection a request came on: what `RequestContext` takes from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// `/127.0.0.1`.
+    pub client_host: String,
+    pub listener: usize,
+    pub principal: String,
+}
+
+impl Peer {
+    /// A client on the first listener, unauthenticated (tests, fuzzing).
+    pub fn anonymous(client_host: &str) -> Peer {
+        Peer {
+            client_host: client_host.to_string(),
+            listener: 0,
+            principal: ANONYMOUS.to_string(),
+        }
+    }
+}
+
+/// Kafka's principal of a connection that did not authenticate.
+pub const ANONYMOUS: &str = "User:ANONYMOUS";
 
 /// Encodes `body` as a complete response frame.
 pub fn encode_response<R: Encodable>(ctx: &RequestContext, body: &R) -> Response {
@@ -295,7 +340,7 @@ where
 pub fn dispatch(
     broker: &Arc<Broker>,
     frame: BytesMut,
-    client_host: &str,
+    peer: &Peer,
 ) -> Result<Dispatched, RequestError> {
     let mut body = frame.freeze();
     if body.len() < 8 {
@@ -320,7 +365,9 @@ pub fn dispatch(
                 version: 0,
                 correlation_id,
                 client_id: None,
-                client_host: client_host.to_string(),
+                client_host: peer.client_host.clone(),
+                listener: peer.listener,
+                principal: peer.principal.clone(),
             };
             let response = api_versions::unsupported_version_response();
             return Ok(Dispatched::in_order(Box::pin(async move {
@@ -344,7 +391,9 @@ pub fn dispatch(
         version,
         correlation_id,
         client_id: header.client_id.map(|s| s.to_string()),
-        client_host: client_host.to_string(),
+        client_host: peer.client_host.clone(),
+        listener: peer.listener,
+        principal: peer.principal.clone(),
     };
     (api.route)(broker, ctx, &mut body)
 }

@@ -4,12 +4,12 @@
 
 mod cleaner;
 mod coordinators;
+pub mod listeners;
 mod raw;
 mod socket_server;
 pub mod source;
 pub mod topic;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -17,6 +17,7 @@ pub use raw::RawConfig;
 
 pub use cleaner::CleanerConfig;
 pub use coordinators::{CoordinatorConfig, TransactionConfig};
+pub use listeners::{Listener, SecurityProtocol};
 pub use socket_server::SocketServerConfig;
 pub use topic::{CompactionConfig, LogConfig, TimestampType};
 
@@ -47,44 +48,19 @@ impl std::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// A listener as in Kafka's `listeners`: `NAME://HOST:PORT`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listener {
-    pub name: String,
-    pub host: String,
-    pub port: u16,
-}
-
-impl Listener {
-    /// The address to bind: the host resolved (empty: every interface) with the port.
-    pub fn socket_addr(&self) -> std::io::Result<SocketAddr> {
-        let host = if self.host.is_empty() {
-            "0.0.0.0"
-        } else {
-            &self.host
-        };
-        use std::net::ToSocketAddrs;
-        (host, self.port).to_socket_addrs()?.next().ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("host `{}` has no address", self.host),
-            )
-        })
-    }
-}
-
-impl std::fmt::Display for Listener {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}://{}:{}", self.name, self.host, self.port)
-    }
-}
-
 /// The validated broker configuration. Immutable once built; shared as `Arc<BrokerConfig>`.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
     pub node_id: i32,
+    /// `listeners` with their security (`listeners.rs`); the first is the one `--listen`
+    /// sets and tools read.
     pub listeners: Vec<Listener>,
-    pub advertised_listeners: Vec<Listener>,
+    /// `connections.max.reauth.ms`: SASL sessions last this long, then the client must
+    /// re-authenticate (KIP-368; 0: forever).
+    pub connections_max_reauth_ms: i64,
+    /// `connection.failed.authentication.delay.ms`: a failed authentication is answered
+    /// (and the connection closed) this much later, to slow down guessing.
+    pub failed_authentication_delay: Duration,
     pub log_dirs: Vec<PathBuf>,
     pub num_partitions: i32,
     pub default_replication_factor: i16,
@@ -120,22 +96,7 @@ impl BrokerConfig {
                 return Err(ConfigError::new(key, "unknown configuration key"));
             }
         }
-        let listeners = parse_listeners(
-            "listeners",
-            &raw.string("listeners", "PLAINTEXT://127.0.0.1:9092"),
-        )?;
-        if listeners.len() != 1 {
-            return Err(ConfigError::new(
-                "listeners",
-                "exactly one PLAINTEXT listener is supported",
-            ));
-        }
-        let advertised_raw = raw.string("advertised.listeners", "");
-        let advertised_listeners = if advertised_raw.trim().is_empty() {
-            listeners.clone()
-        } else {
-            parse_listeners("advertised.listeners", &advertised_raw)?
-        };
+        let listeners = listeners::parse(raw)?;
         let log_dirs: Vec<PathBuf> = raw
             .string("log.dirs", "./data")
             .split(',')
@@ -185,7 +146,13 @@ impl BrokerConfig {
         Ok(BrokerConfig {
             node_id: raw.int("node.id", 1, 0, i32::MAX as i64)? as i32,
             listeners,
-            advertised_listeners,
+            connections_max_reauth_ms: raw.int("connections.max.reauth.ms", 0, 0, i64::MAX)?,
+            failed_authentication_delay: Duration::from_millis(raw.int(
+                "connection.failed.authentication.delay.ms",
+                100,
+                0,
+                i32::MAX as i64,
+            )? as u64),
             log_dirs,
             num_partitions: raw.int("num.partitions", 1, 1, 100_000)? as i32,
             default_replication_factor,
@@ -285,11 +252,6 @@ impl BrokerConfig {
             log: log_defaults,
         })
     }
-
-    /// The address clients are told to use (Metadata): the first advertised listener.
-    pub fn advertised(&self) -> &Listener {
-        &self.advertised_listeners[0]
-    }
 }
 
 const MINUTE_MS: i64 = 60_000;
@@ -358,8 +320,28 @@ const fn broker_unset(name: &'static str, config_type: i8, doc: &'static str) ->
 #[rustfmt::skip]
 pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker("node.id", "1", 3, "The node id of this broker."),
-    broker("listeners", "PLAINTEXT://127.0.0.1:9092", 7, "The listener: NAME://HOST:PORT (PLAINTEXT only)."),
-    broker("advertised.listeners", "", 7, "The address clients are told to use; empty: the listener."),
+    broker("listeners", "PLAINTEXT://127.0.0.1:9092", 7, "The listeners: NAME://HOST:PORT, comma-separated; each name's security protocol comes from listener.security.protocol.map."),
+    broker("advertised.listeners", "", 7, "The addresses clients are told to use, per listener name; a listener not named here advertises itself."),
+    broker("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL", 7, "Listener name to security protocol (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL)."),
+    broker_unset("ssl.keystore.type", 2, "PEM (the only type supported)."),
+    broker_unset("ssl.keystore.location", 2, "A PEM file with the listener's private key (unencrypted PKCS#8, PKCS#1 or SEC1) and certificate chain; re-read when it changes."),
+    broker_unset("ssl.keystore.key", 9, "The private key as PEM text (with ssl.keystore.certificate.chain)."),
+    broker_unset("ssl.keystore.certificate.chain", 9, "The certificate chain as PEM text (with ssl.keystore.key)."),
+    broker_unset("ssl.key.password", 9, "Not supported: give the key unencrypted."),
+    broker_unset("ssl.keystore.password", 9, "Not supported: PEM keystores have no password."),
+    broker_unset("ssl.truststore.type", 2, "PEM (the only type supported)."),
+    broker_unset("ssl.truststore.location", 2, "A PEM file of CA certificates that client certificates must chain to; re-read when it changes."),
+    broker_unset("ssl.truststore.certificates", 9, "CA certificates as PEM text."),
+    broker_unset("ssl.truststore.password", 9, "Not supported: PEM truststores have no password."),
+    broker("ssl.client.auth", "none", 2, "Client certificates: none, requested or required (mutual TLS)."),
+    broker("ssl.enabled.protocols", "TLSv1.2,TLSv1.3", 7, "TLS versions offered."),
+    broker("ssl.protocol", "TLSv1.3", 2, "Accepted for compatibility; ssl.enabled.protocols decides."),
+    broker_unset("ssl.cipher.suites", 7, "Cipher suites offered (IANA names, e.g. TLS_AES_128_GCM_SHA256); unset: rustls's defaults."),
+    broker("ssl.principal.mapping.rules", "DEFAULT", 2, "DEFAULT: a client certificate's principal is its subject."),
+    broker("ssl.endpoint.identification.algorithm", "https", 2, "Accepted for compatibility (a broker does not verify client host names)."),
+    broker("sasl.enabled.mechanisms", "GSSAPI", 7, "SASL mechanisms of SASL listeners: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (GSSAPI and OAUTHBEARER are not supported)."),
+    broker("connections.max.reauth.ms", "0", 5, "SASL sessions expire after this long and must re-authenticate (KIP-368); 0: never."),
+    broker("connection.failed.authentication.delay.ms", "100", 3, "Delay before a failed authentication is answered and the connection closed."),
     broker("log.dirs", "./data", 2, "Comma-separated data directories."),
     broker("num.partitions", "1", 3, "Partitions of a topic created without a count."),
     broker("default.replication.factor", "1", 3, "Replication factor of new topics (only 1)."),
@@ -412,41 +394,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
 ];
 
 fn is_known_key(key: &str) -> bool {
-    BROKER_CONFIGS.iter().any(|d| d.name == key)
-}
-
-fn parse_listeners(key: &str, value: &str) -> Result<Vec<Listener>, ConfigError> {
-    let mut out = Vec::new();
-    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let (name, rest) = item
-            .split_once("://")
-            .ok_or_else(|| ConfigError::new(key, format!("`{item}` is not NAME://HOST:PORT")))?;
-        if name != "PLAINTEXT" {
-            return Err(ConfigError::new(
-                key,
-                format!("listener `{name}`: only PLAINTEXT is supported"),
-            ));
-        }
-        let (host, port) = rest
-            .rsplit_once(':')
-            .ok_or_else(|| ConfigError::new(key, format!("`{item}` has no port")))?;
-        let port: u16 = port
-            .parse()
-            .map_err(|_| ConfigError::new(key, format!("`{port}` is not a port number")))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        out.push(Listener {
-            name: name.to_string(),
-            host: host.to_string(),
-            port,
-        });
-    }
-    if out.is_empty() {
-        return Err(ConfigError::new(
-            key,
-            format!("`{value}` names no listener (expected NAME://HOST:PORT)"),
-        ));
-    }
-    Ok(out)
+    BROKER_CONFIGS.iter().any(|d| d.name == key) || listeners::is_listener_scoped_key(key)
 }
 
 #[cfg(test)]
@@ -534,8 +482,12 @@ mod tests {
             BrokerConfig::from_raw(&raw).unwrap_err().key,
             "default.replication.factor"
         );
+        // A TLS listener without a keystore names the keystore setting.
         let raw = RawConfig::from_yaml("listeners: SSL://x:1\n").unwrap();
-        assert_eq!(BrokerConfig::from_raw(&raw).unwrap_err().key, "listeners");
+        assert_eq!(
+            BrokerConfig::from_raw(&raw).unwrap_err().key,
+            "ssl.keystore.location"
+        );
     }
 
     #[test]

@@ -75,6 +75,11 @@ impl RawConfig {
         &self.values
     }
 
+    /// A key's value as given, if set.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.values.get(key).map(String::as_str)
+    }
+
     pub fn keys(&self) -> impl Iterator<Item = &String> {
         self.values.keys()
     }

@@ -15,15 +15,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 
+use std::net::SocketAddr;
+
 use bytes::BytesMut;
-use tokio::io::{AsyncWriteExt, BufWriter};
-use tokio::net::tcp::OwnedWriteHalf;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::{mpsc, watch, Notify};
 
+use super::authentication::{Authentication, Verdict};
 use super::request_memory::{RequestMemory, RequestMemoryPool};
 use super::{read_frame, FrameError};
-use crate::api::{self, Response, ResponseFuture};
+use crate::api::{self, Peer, Response, ResponseFuture};
 use crate::broker::Broker;
 
 /// Requests read ahead of their responses, per connection (Kafka's clients send at most 5).
@@ -64,19 +65,35 @@ struct Pending {
     unsent: usize,
 }
 
-pub async fn serve(
+/// Where a connection came from: its peer, and the listener it was accepted on (with that
+/// listener's SASL settings, if it authenticates with SASL).
+pub struct Accepted {
+    pub peer: Option<SocketAddr>,
+    pub listener: usize,
+    pub sasl: Option<Arc<crate::config::listeners::SaslSettings>>,
+}
+
+/// Serves one connection, read and written through `reader` and `writer` (a TCP socket's
+/// halves, or a TLS stream's).
+pub async fn serve<R, W>(
     broker: Arc<Broker>,
-    socket: TcpStream,
+    mut reader: R,
+    writer: W,
+    accepted: Accepted,
     pool: Arc<RequestMemoryPool>,
     mut shutdown: watch::Receiver<bool>,
-) {
-    let peer_addr = socket.peer_addr().ok();
-    let peer = peer_addr.map(|a| a.to_string()).unwrap_or_default();
-    let client_host = peer_addr
+) where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let peer = accepted.peer.map(|a| a.to_string()).unwrap_or_default();
+    let client_host = accepted
+        .peer
         .map(|a| format!("/{}", a.ip()))
         .unwrap_or_default();
-    let _ = socket.set_nodelay(true);
-    let (mut reader, writer) = socket.into_split();
+    let mut authentication = accepted
+        .sasl
+        .map(|settings| Authentication::new(accepted.listener, settings));
     let (tx, rx) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
     let unsent = Arc::new(Unsent::default());
     let writer_task = tokio::spawn(write_responses(writer, rx, unsent.clone()));
@@ -105,7 +122,42 @@ pub async fn serve(
                 break;
             }
         };
-        match api::dispatch(&broker, frame, &client_host) {
+        if let Some(auth) = authentication.as_mut() {
+            let answer = match auth.on_frame(&broker, &frame, &client_host) {
+                Verdict::Dispatch => None,
+                Verdict::Answer(response) => Some((response, None)),
+                Verdict::AnswerAndClose(response, delay) => Some((response, Some(delay))),
+                Verdict::Close(reason) => {
+                    tracing::info!(peer = %peer, reason, "closing connection");
+                    break;
+                }
+            };
+            if let Some((response, close_after)) = answer {
+                if let Some(delay) = close_after {
+                    tracing::info!(peer = %peer, "authentication failed; closing the connection");
+                    tokio::time::sleep(delay).await;
+                }
+                let pending = Pending {
+                    response: Box::pin(std::future::ready(response)),
+                    memory,
+                    unsent: 0,
+                };
+                if tx.send(pending).await.is_err() || close_after.is_some() {
+                    break;
+                }
+                continue;
+            }
+        }
+        let from = Peer {
+            client_host: client_host.clone(),
+            listener: accepted.listener,
+            principal: authentication
+                .as_ref()
+                .and_then(Authentication::principal)
+                .unwrap_or(api::ANONYMOUS)
+                .to_string(),
+        };
+        match api::dispatch(&broker, frame, &from) {
             Ok(dispatched) => {
                 let pending = if dispatched.may_overlap {
                     Pending {
@@ -147,8 +199,8 @@ pub async fn serve(
     let _ = writer_task.await;
 }
 
-async fn write_responses(
-    writer: OwnedWriteHalf,
+async fn write_responses<W: AsyncWrite + Unpin>(
+    writer: W,
     mut rx: mpsc::Receiver<Pending>,
     unsent: Arc<Unsent>,
 ) {

@@ -3,6 +3,7 @@
 //! is allocated for them, a request's bytes are reserved in the `queued.max.request.bytes`
 //! pool before its body is read, and the buffer grows only as bytes actually arrive.
 
+pub mod authentication;
 pub mod connection;
 pub mod connection_quotas;
 pub mod request_memory;

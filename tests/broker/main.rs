@@ -12,5 +12,6 @@ mod idempotence;
 mod kcat;
 mod limits;
 mod raw;
+mod security;
 mod support;
 mod transactions;

@@ -25,7 +25,10 @@ pub fn closed_by_broker(s: &mut std::net::TcpStream) -> bool {
 
 pub struct Broker {
     child: Child,
+    /// The first listener's address.
     pub addr: String,
+    /// Every listener's address, by listener name.
+    pub listeners: std::collections::HashMap<String, String>,
     pub data_dir: PathBuf,
 }
 
@@ -53,18 +56,33 @@ impl Broker {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { return };
-                if let Some(addr) = line.strip_prefix("gregor listening on ") {
-                    let _ = tx.send(addr.trim().to_string());
+                if let Some(named) = line.strip_prefix("gregor listener ") {
+                    if let Some((name, addr)) = named.split_once(" listening on ") {
+                        let _ = tx.send((Some(name.to_string()), addr.trim().to_string()));
+                    }
+                } else if let Some(addr) = line.strip_prefix("gregor listening on ") {
+                    let _ = tx.send((None, addr.trim().to_string()));
                 }
             }
         });
-        let Ok(addr) = rx.recv_timeout(Duration::from_secs(60)) else {
-            let _ = child.kill();
-            panic!("gregor did not start within 60 s");
+        // The named listeners come first, then the first listener's line alone.
+        let mut listeners = std::collections::HashMap::new();
+        let addr = loop {
+            match rx.recv_timeout(Duration::from_secs(60)) {
+                Ok((Some(name), addr)) => {
+                    listeners.insert(name, addr);
+                }
+                Ok((None, addr)) => break addr,
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("gregor did not start within 60 s");
+                }
+            }
         };
         Broker {
             child,
             addr,
+            listeners,
             data_dir: data_dir.to_path_buf(),
         }
     }
