@@ -19,6 +19,31 @@ use crate::config::listeners::SaslMechanism;
 use crate::security::credentials::Change;
 use crate::security::scram::{ScramCredential, MAX_ITERATIONS, MIN_ITERATIONS};
 
+/// `keys` (distinct, in insertion order) in the order a Java `HashMap<String, _>` of default
+/// capacity iterates them: Kafka builds these responses from one, and clients that compare
+/// answers (or tests) see its order. Buckets by Java's spread `String.hashCode`, the table
+/// doubling past a load of 0.75, insertion order within a bucket.
+pub fn java_hash_map_order(keys: Vec<String>) -> Vec<String> {
+    let mut capacity = 16usize;
+    while keys.len() > capacity * 3 / 4 {
+        capacity *= 2;
+    }
+    let bucket = |key: &str| {
+        let mut h: u32 = 0;
+        for unit in key.encode_utf16() {
+            h = h.wrapping_mul(31).wrapping_add(u32::from(unit));
+        }
+        ((h ^ (h >> 16)) as usize) & (capacity - 1)
+    };
+    let mut indexed: Vec<(usize, usize, String)> = keys
+        .into_iter()
+        .enumerate()
+        .map(|(i, k)| (bucket(&k), i, k))
+        .collect();
+    indexed.sort_by_key(|(b, i, _)| (*b, *i));
+    indexed.into_iter().map(|(_, _, k)| k).collect()
+}
+
 /// Kafka's `ScramMechanism` type codes.
 pub fn mechanism_code(m: SaslMechanism) -> i8 {
     match m {
@@ -43,17 +68,23 @@ pub async fn handle(
     // Per user, in request order: the first error wins.
     let mut outcome: BTreeMap<String, Result<(), (ResponseError, &'static str)>> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();
-    let mut count: BTreeMap<String, usize> = BTreeMap::new();
-    for name in request
+    // Kafka refuses the same (user, mechanism) twice; one user may change two mechanisms.
+    let mut count: BTreeMap<(String, i8), usize> = BTreeMap::new();
+    for (name, mechanism) in request
         .deletions
         .iter()
-        .map(|d| d.name.to_string())
-        .chain(request.upsertions.iter().map(|u| u.name.to_string()))
+        .map(|d| (d.name.to_string(), d.mechanism))
+        .chain(
+            request
+                .upsertions
+                .iter()
+                .map(|u| (u.name.to_string(), u.mechanism)),
+        )
     {
-        if !count.contains_key(&name) {
+        if !order.contains(&name) {
             order.push(name.clone());
         }
-        *count.entry(name).or_default() += 1;
+        *count.entry((name, mechanism)).or_default() += 1;
     }
     let mut changes = Vec::new();
     let existing = broker.credentials.describe();
@@ -62,7 +93,7 @@ pub async fn handle(
             .entry(name.to_string())
             .or_insert(Err((error, message)));
     };
-    for (name, n) in &count {
+    for ((name, _), n) in &count {
         if *n > 1 {
             fail(
                 name,
@@ -167,7 +198,7 @@ pub async fn handle(
     } else {
         broker.credentials.apply(valid)
     };
-    let results = order
+    let results = java_hash_map_order(order)
         .iter()
         .map(|name| {
             let result = AlterUserScramCredentialsResult::default()
@@ -187,4 +218,35 @@ pub async fn handle(
         })
         .collect();
     AlterUserScramCredentialsResponse::default().with_results(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The orders Kafka 4.1.1 answered in (the differential runner's names).
+    #[test]
+    fn results_come_in_java_hash_map_order() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            java_hash_map_order(names(&["diff-u1-035758", "diff-u1b-035758"])),
+            names(&["diff-u1b-035758", "diff-u1-035758"])
+        );
+        assert_eq!(
+            java_hash_map_order(names(&[
+                "diff-u4-29481a",
+                "diff-u6-29481a",
+                "diff-u2-29481a",
+                "diff-u3-29481a",
+                "diff-u5-29481a"
+            ])),
+            names(&[
+                "diff-u6-29481a",
+                "diff-u4-29481a",
+                "diff-u2-29481a",
+                "diff-u3-29481a",
+                "diff-u5-29481a"
+            ])
+        );
+    }
 }

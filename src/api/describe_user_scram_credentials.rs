@@ -13,7 +13,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::alter_user_scram_credentials::mechanism_code;
+use super::alter_user_scram_credentials::{java_hash_map_order, mechanism_code};
 use super::RequestContext;
 use crate::broker::Broker;
 
@@ -37,8 +37,8 @@ pub async fn handle(
             .unwrap_or_default()
     };
     let results = match request.users.filter(|u| !u.is_empty()) {
-        None => all
-            .keys()
+        None => java_hash_map_order(all.keys().cloned().collect())
+            .iter()
             .map(|user| {
                 DescribeUserScramCredentialsResult::default()
                     .with_user(StrBytes::from_string(user.clone()))
@@ -53,12 +53,16 @@ pub async fn handle(
                 .map(|u| u.name.to_string())
                 .collect();
             let mut done = BTreeSet::new();
-            users
+            let distinct: Vec<String> = users
                 .iter()
-                .filter(|u| done.insert(u.name.to_string()))
-                .map(|u| {
-                    let name = u.name.to_string();
-                    let result = DescribeUserScramCredentialsResult::default().with_user(u.name.clone());
+                .map(|u| u.name.to_string())
+                .filter(|n| done.insert(n.clone()))
+                .collect();
+            java_hash_map_order(distinct)
+                .into_iter()
+                .map(|name| {
+                    let result = DescribeUserScramCredentialsResult::default()
+                        .with_user(StrBytes::from_string(name.clone()));
                     if duplicates.contains(&name) {
                         result
                             .with_error_code(ResponseError::DuplicateResource.code())

@@ -15,6 +15,11 @@ import org.apache.kafka.common.header.internals.RecordHeader;
 import org.apache.kafka.common.message.AddOffsetsToTxnRequestData;
 import org.apache.kafka.common.message.AddPartitionsToTxnRequestData;
 import org.apache.kafka.common.message.AlterConfigsRequestData;
+import org.apache.kafka.common.message.AlterUserScramCredentialsRequestData;
+import org.apache.kafka.common.message.DescribeUserScramCredentialsRequestData;
+import org.apache.kafka.common.message.DescribeUserScramCredentialsResponseData;
+import org.apache.kafka.common.message.SaslAuthenticateRequestData;
+import org.apache.kafka.common.message.SaslHandshakeRequestData;
 import org.apache.kafka.common.message.ApiVersionsRequestData;
 import org.apache.kafka.common.message.CreatePartitionsRequestData;
 import org.apache.kafka.common.message.CreateTopicsRequestData;
@@ -63,7 +68,7 @@ final class Sessions {
 
     static List<Differential.Session> all() {
         return List.of(apiVersions(), metadata(), createTopics(), produce(), fetchAndOffsets(), groups(),
-                transactions(), configs(), admin(), badRequests());
+                transactions(), configs(), admin(), scram(), badRequests());
     }
 
     // ---- building blocks ----
@@ -723,6 +728,60 @@ final class Sessions {
                         List.of("retention.ms", "segment.ms", "cleanup.policy"), false), v(4))),
                 step("incremental_broker", c -> c.wire.send(incremental(4, "1", true, "log.cleaner.threads", 0, "2"), v(1))),
                 step("incremental_broker_static", c -> c.wire.send(incremental(4, "1", true, "num.partitions", 0, "2"), v(1))));
+    }
+
+    static AlterUserScramCredentialsRequestData.ScramCredentialUpsertion upsert(String user, int mechanism, int iterations) {
+        return new AlterUserScramCredentialsRequestData.ScramCredentialUpsertion().setName(user)
+                .setMechanism((byte) mechanism).setIterations(iterations)
+                .setSalt("a salt of sixteen".getBytes(StandardCharsets.UTF_8)).setSaltedPassword(new byte[32]);
+    }
+
+    static AlterUserScramCredentialsRequestData.ScramCredentialDeletion deletion(String user, int mechanism) {
+        return new AlterUserScramCredentialsRequestData.ScramCredentialDeletion().setName(user)
+                .setMechanism((byte) mechanism);
+    }
+
+    static DescribeUserScramCredentialsRequestData describeScram(String... users) {
+        var r = new DescribeUserScramCredentialsRequestData();
+        if (users.length == 0) {
+            return r.setUsers(null);
+        }
+        List<DescribeUserScramCredentialsRequestData.UserName> names = new ArrayList<>();
+        for (String u : users) {
+            names.add(new DescribeUserScramCredentialsRequestData.UserName().setName(u));
+        }
+        return r.setUsers(names);
+    }
+
+    /** SASL APIs on a plaintext listener, and SCRAM credentials managed through the API (KIP-554). */
+    static Differential.Session scram() {
+        return session("scram",
+                step("sasl_handshake_on_plaintext", c -> c.wire.send(new SaslHandshakeRequestData().setMechanism("PLAIN"), v(1))),
+                step("sasl_authenticate_on_plaintext", c -> c.wire.send(new SaslAuthenticateRequestData()
+                        .setAuthBytes(new byte[0]), v(2))),
+                step("describe_none", c -> c.wire.send(describeScram(), v(0))),
+                step("upsert", c -> c.wire.send(new AlterUserScramCredentialsRequestData()
+                        .setUpsertions(List.of(upsert(c.name("u1"), 1, 4096), upsert(c.name("u1b"), 2, 8192))), v(0))),
+                step("too_few_iterations", c -> c.wire.send(new AlterUserScramCredentialsRequestData()
+                        .setUpsertions(List.of(upsert(c.name("u2"), 1, 100))), v(0))),
+                step("unknown_mechanism", c -> c.wire.send(new AlterUserScramCredentialsRequestData()
+                        .setUpsertions(List.of(upsert(c.name("u3"), 0, 4096))), v(0))),
+                step("too_many_iterations", c -> c.wire.send(new AlterUserScramCredentialsRequestData()
+                        .setUpsertions(List.of(upsert(c.name("u5"), 1, 20000))), v(0))),
+                step("delete_missing", c -> c.wire.send(new AlterUserScramCredentialsRequestData()
+                        .setDeletions(List.of(deletion(c.name("u4"), 1))), v(0))),
+                step("same_credential_twice", c -> c.wire.send(new AlterUserScramCredentialsRequestData()
+                        .setUpsertions(List.of(upsert(c.name("u6"), 1, 4096), upsert(c.name("u6"), 1, 8192))), v(0))),
+                step("delete_missing_and_upsert", c -> c.wire.send(new AlterUserScramCredentialsRequestData()
+                        .setUpsertions(List.of(upsert(c.name("u7"), 1, 4096)))
+                        .setDeletions(List.of(deletion(c.name("u7"), 2))), v(0))),
+                step("describe_named", c -> c.until(describeScram(c.name("u1"), c.name("nobody")), v(0),
+                        m -> ((DescribeUserScramCredentialsResponseData) m).results().get(0).errorCode() != 0)),
+                step("describe_twice", c -> c.wire.send(describeScram(c.name("u1"), c.name("u1")), v(0))),
+                step("delete", c -> c.wire.send(new AlterUserScramCredentialsRequestData()
+                        .setDeletions(List.of(deletion(c.name("u1"), 1))), v(0))),
+                step("describe_deleted", c -> c.until(describeScram(c.name("u1")), v(0),
+                        m -> ((DescribeUserScramCredentialsResponseData) m).results().get(0).errorCode() == 0)));
     }
 
     static Differential.Session admin() {
