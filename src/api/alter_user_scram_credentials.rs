@@ -227,7 +227,7 @@ mod tests {
     /// The orders Kafka 4.1.1 answered in (the differential runner's names).
     #[test]
     fn results_come_in_java_hash_map_order() {
-        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let names = |v: &[&str]| v.iter().map(ToString::to_string).collect::<Vec<_>>();
         assert_eq!(
             java_hash_map_order(names(&["diff-u1-035758", "diff-u1b-035758"])),
             names(&["diff-u1b-035758", "diff-u1-035758"])
