@@ -490,6 +490,24 @@ mod tests {
         );
     }
 
+    /// The README's secure example is a configuration Gregor accepts.
+    #[test]
+    fn the_secure_example_config_is_valid() {
+        let raw = RawConfig::from_yaml(include_str!("../../config/secure.example.yaml")).unwrap();
+        let config = BrokerConfig::from_raw(&raw).unwrap();
+        let protocols: Vec<_> = config.listeners.iter().map(|l| l.protocol).collect();
+        assert_eq!(
+            protocols,
+            [
+                SecurityProtocol::Plaintext,
+                SecurityProtocol::SaslSsl,
+                SecurityProtocol::Ssl
+            ]
+        );
+        assert_eq!(config.listeners[1].advertised_host, "broker.example.com");
+        assert_eq!(config.connections_max_reauth_ms, 3_600_000);
+    }
+
     #[test]
     fn overrides_win_over_the_file() {
         let mut raw = RawConfig::from_yaml("num.partitions: 2\n").unwrap();
