@@ -4,7 +4,7 @@
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test build release lint fmt deps compat compat-quick bench bench-cleaner bench-cleaner-compare bench-startup bench-compare kafka kafka-stop fuzz fuzz-corpus soak clean
+.PHONY: run test build release lint fmt deps compat compat-quick bench bench-cleaner bench-cleaner-compare bench-tls bench-startup bench-compare kafka kafka-stop fuzz fuzz-corpus soak clean
 
 ## Build (release) and run the broker on the embedded default config: 127.0.0.1:9092, data in ./data.
 run:
@@ -54,6 +54,10 @@ bench:
 ## 10 k keys (RECORDS=, KEYS=, COMPRESSION=, SEGMENT_BYTES= to change).
 bench-cleaner:
 	cargo run --release --quiet --example cleaner_bench
+
+## TLS against plaintext: one Gregor with both listeners, confluent-kafka through each.
+bench-tls:
+	compat-tests/tls-bench.sh
 
 ## The log cleaners of Apache Kafka and Gregor on the same produced topic (about 3 minutes).
 bench-cleaner-compare:
