@@ -147,7 +147,11 @@ class Gregor:
              "-o", "group.initial.rebalance.delay.ms=3000",
              "-o", f"auto.create.topics.enable={'true' if auto_create else 'false'}"],
             stdout=subprocess.PIPE, stderr=self.stderr, text=True)
+        # One "gregor listener NAME listening on ADDR" line per listener, then the first
+        # listener's "gregor listening on ADDR" alone, last.
         line = self.proc.stdout.readline()
+        while line.startswith("gregor listener "):
+            line = self.proc.stdout.readline()
         if not line.startswith("gregor listening on "):
             self.proc.kill()
             raise RuntimeError(f"gregor did not start: {line!r}")

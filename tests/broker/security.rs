@@ -450,3 +450,116 @@ fn sasl_plain_and_scram_authenticate_and_refuse_wrong_passwords() {
         "three rounds of three messages, the last after the restart"
     );
 }
+
+/// One request and its answer on an open connection.
+fn exchange<Req: kafka_protocol::protocol::Encodable, Resp: kafka_protocol::protocol::Decodable>(
+    stream: &mut std::net::TcpStream,
+    key: ApiKey,
+    version: i16,
+    request: &Req,
+) -> Resp {
+    use bytes::Buf;
+    use std::io::Read;
+    stream
+        .write_all(&crate::raw::frame(key, version, 9, request))
+        .unwrap();
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size).expect("response size");
+    let mut buf = vec![0u8; i32::from_be_bytes(size) as usize];
+    stream.read_exact(&mut buf).expect("response");
+    let mut buf = bytes::Bytes::from(buf);
+    assert_eq!(buf.get_i32(), 9, "correlation id");
+    if key.response_header_version(version) >= 1 {
+        buf.get_u8();
+    }
+    Resp::decode(&mut buf, version).expect("decode response")
+}
+
+fn authenticate_plain(
+    stream: &mut std::net::TcpStream,
+    password: &str,
+) -> kafka_protocol::messages::SaslAuthenticateResponse {
+    use kafka_protocol::messages::SaslAuthenticateRequest;
+    let handshake: SaslHandshakeResponse = exchange(
+        stream,
+        ApiKey::SaslHandshake,
+        1,
+        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+    );
+    assert_eq!(handshake.error_code, 0);
+    exchange(
+        stream,
+        ApiKey::SaslAuthenticate,
+        2,
+        &SaslAuthenticateRequest::default()
+            .with_auth_bytes(format!("\0alice\0{password}").into_bytes().into()),
+    )
+}
+
+/// KIP-368: the session lasts `connections.max.reauth.ms`; re-authenticating renews it,
+/// a request after it closes the connection. And a mechanism the listener does not enable
+/// is refused with the ones it does.
+#[test]
+fn sasl_sessions_expire_unless_renewed_and_unknown_mechanisms_are_refused() {
+    use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(
+        dir.path(),
+        &[
+            "listeners=PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+            "listener.name.sasl_plaintext.sasl.enabled.mechanisms=PLAIN",
+            JAAS,
+            "connections.max.reauth.ms=1500",
+            "connection.failed.authentication.delay.ms=0",
+        ],
+    );
+    let sasl = broker.listeners["SASL_PLAINTEXT"].clone();
+    let mut s = std::net::TcpStream::connect(&sasl).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let auth = authenticate_plain(&mut s, "alice-secret");
+    assert_eq!((auth.error_code, auth.session_lifetime_ms), (0, 1500));
+    let metadata: MetadataResponse =
+        exchange(&mut s, ApiKey::Metadata, 12, &MetadataRequest::default());
+    assert_eq!(metadata.brokers.len(), 1);
+    // Renewed before it ends, then let it run out.
+    let again = authenticate_plain(&mut s, "alice-secret");
+    assert_eq!((again.error_code, again.session_lifetime_ms), (0, 1500));
+    std::thread::sleep(std::time::Duration::from_millis(1600));
+    s.write_all(&crate::raw::frame(
+        ApiKey::Metadata,
+        12,
+        10,
+        &MetadataRequest::default(),
+    ))
+    .unwrap();
+    assert!(
+        closed_by_broker(&mut s),
+        "a request after the session's end closes it"
+    );
+
+    // A wrong password: SASL_AUTHENTICATION_FAILED with Kafka's text, then closed.
+    let mut s = std::net::TcpStream::connect(&sasl).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let refused = authenticate_plain(&mut s, "guess");
+    assert_eq!(refused.error_code, 58);
+    assert_eq!(
+        refused.error_message.as_deref(),
+        Some("Authentication failed: Invalid username or password")
+    );
+    assert!(closed_by_broker(&mut s));
+
+    let mut s = std::net::TcpStream::connect(&sasl).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let handshake: SaslHandshakeResponse = exchange(
+        &mut s,
+        ApiKey::SaslHandshake,
+        1,
+        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("SCRAM-SHA-256")),
+    );
+    assert_eq!(handshake.error_code, 33, "UNSUPPORTED_SASL_MECHANISM");
+    assert_eq!(handshake.mechanisms, [StrBytes::from_static_str("PLAIN")]);
+    assert!(closed_by_broker(&mut s));
+}
