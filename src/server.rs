@@ -15,6 +15,7 @@ use crate::log_manager::ShutdownError;
 use crate::network::connection::{self, Accepted};
 use crate::network::connection_quotas::ConnectionQuotas;
 use crate::network::request_memory::RequestMemoryPool;
+use crate::security::principal::certificate_principal;
 use crate::security::tls::TlsListener;
 use crate::storage;
 
@@ -162,6 +163,7 @@ where
                     peer: Some(peer),
                     listener: index,
                     sasl: sasl[index].clone(),
+                    tls_principal: None,
                 };
                 connections.spawn(async move {
                     let _ = socket.set_nodelay(true);
@@ -172,6 +174,13 @@ where
                         }
                         Some(tls) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.acceptor().accept(socket)).await {
                             Ok(Ok(stream)) => {
+                                let tls_principal = stream
+                                    .get_ref()
+                                    .1
+                                    .peer_certificates()
+                                    .and_then(|certs| certs.first())
+                                    .and_then(|cert| certificate_principal(cert.as_ref()));
+                                let accepted = Accepted { tls_principal, ..accepted };
                                 let (reader, writer) = tokio::io::split(stream);
                                 connection::serve(broker, reader, writer, accepted, pool, shutdown).await;
                             }

@@ -71,6 +71,9 @@ pub struct Accepted {
     pub peer: Option<SocketAddr>,
     pub listener: usize,
     pub sasl: Option<Arc<crate::config::listeners::SaslSettings>>,
+    /// The TLS client certificate's principal (`User:<subject>`), if one was presented.
+    /// On a SASL_SSL listener the SASL principal is the connection's instead, as in Kafka.
+    pub tls_principal: Option<String>,
 }
 
 /// Serves one connection, read and written through `reader` and `writer` (a TCP socket's
@@ -151,11 +154,11 @@ pub async fn serve<R, W>(
         let from = Peer {
             client_host: client_host.clone(),
             listener: accepted.listener,
-            principal: authentication
-                .as_ref()
-                .and_then(Authentication::principal)
-                .unwrap_or(api::ANONYMOUS)
-                .to_string(),
+            principal: match &authentication {
+                Some(auth) => auth.principal().unwrap_or(api::ANONYMOUS),
+                None => accepted.tls_principal.as_deref().unwrap_or(api::ANONYMOUS),
+            }
+            .to_string(),
         };
         match api::dispatch(&broker, frame, &from) {
             Ok(dispatched) => {

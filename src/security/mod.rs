@@ -4,6 +4,7 @@
 //! in `config/listeners.rs`.
 
 pub mod credentials;
+pub mod principal;
 pub mod sasl;
 pub mod scram;
 pub mod tls;
