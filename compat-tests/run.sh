@@ -43,7 +43,11 @@ scenarios() {
 }
 
 python_scenarios() {
-  scenarios python "$venv/bin/python" compat-tests/python/scenarios.py ADDR
+  local rc=0
+  scenarios python "$venv/bin/python" compat-tests/python/scenarios.py ADDR || rc=1
+  # The secured listeners (TLS, mTLS, SASL PLAIN and SCRAM): secure.py starts its own broker.
+  timeout 300 "$venv/bin/python" compat-tests/python/secure.py "$gregor" | tee "$work/python-secure.txt" || rc=1
+  return $rc
 }
 
 rc=0
