@@ -60,6 +60,24 @@ fn mechanism_of(code: i8) -> Option<SaslMechanism> {
     }
 }
 
+/// The checks every change gets: a known mechanism, then a user name.
+fn user_and_mechanism(
+    name: &str,
+    mechanism: i8,
+) -> Result<SaslMechanism, (ResponseError, &'static str)> {
+    let mechanism = mechanism_of(mechanism).ok_or((
+        ResponseError::UnsupportedSaslMechanism,
+        "Unknown SCRAM mechanism",
+    ))?;
+    if name.is_empty() {
+        return Err((
+            ResponseError::UnacceptableCredential,
+            "Username must not be empty",
+        ));
+    }
+    Ok(mechanism)
+}
+
 pub async fn handle(
     broker: Arc<Broker>,
     _ctx: RequestContext,
@@ -104,22 +122,13 @@ pub async fn handle(
     }
     for d in &request.deletions {
         let name = d.name.to_string();
-        let Some(mechanism) = mechanism_of(d.mechanism) else {
-            fail(
-                &name,
-                ResponseError::UnsupportedSaslMechanism,
-                "Unknown SCRAM mechanism",
-            );
-            continue;
+        let mechanism = match user_and_mechanism(&name, d.mechanism) {
+            Ok(mechanism) => mechanism,
+            Err((error, message)) => {
+                fail(&name, error, message);
+                continue;
+            }
         };
-        if name.is_empty() {
-            fail(
-                &name,
-                ResponseError::UnacceptableCredential,
-                "Username must not be empty",
-            );
-            continue;
-        }
         let exists = existing
             .get(&name)
             .is_some_and(|ms| ms.iter().any(|(m, _)| *m == mechanism));
@@ -141,22 +150,13 @@ pub async fn handle(
     }
     for u in &request.upsertions {
         let name = u.name.to_string();
-        let Some(mechanism) = mechanism_of(u.mechanism) else {
-            fail(
-                &name,
-                ResponseError::UnsupportedSaslMechanism,
-                "Unknown SCRAM mechanism",
-            );
-            continue;
+        let mechanism = match user_and_mechanism(&name, u.mechanism) {
+            Ok(mechanism) => mechanism,
+            Err((error, message)) => {
+                fail(&name, error, message);
+                continue;
+            }
         };
-        if name.is_empty() {
-            fail(
-                &name,
-                ResponseError::UnacceptableCredential,
-                "Username must not be empty",
-            );
-            continue;
-        }
         if u.iterations < MIN_ITERATIONS {
             fail(
                 &name,

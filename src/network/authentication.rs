@@ -155,6 +155,18 @@ impl Authentication {
         ))
     }
 
+    /// The request's context and body; `None` if either does not decode.
+    fn decode<R: Decodable>(
+        &self,
+        frame: &BytesMut,
+        version: i16,
+        client_host: &str,
+    ) -> Option<(RequestContext, R)> {
+        let (ctx, mut body) = self.context(frame, version, client_host)?;
+        let request = R::decode(&mut body, version).ok()?;
+        Some((ctx, request))
+    }
+
     fn handshake(
         &mut self,
         frame: &BytesMut,
@@ -162,10 +174,8 @@ impl Authentication {
         client_host: &str,
         delay: Duration,
     ) -> Verdict {
-        let Some((ctx, mut body)) = self.context(frame, version, client_host) else {
-            return Verdict::Close("a malformed SaslHandshake request".into());
-        };
-        let Ok(request) = SaslHandshakeRequest::decode(&mut body, version) else {
+        let Some((ctx, request)) = self.decode::<SaslHandshakeRequest>(frame, version, client_host)
+        else {
             return Verdict::Close("a malformed SaslHandshake request".into());
         };
         let enabled: Vec<StrBytes> = self
@@ -202,10 +212,9 @@ impl Authentication {
         client_host: &str,
         delay: Duration,
     ) -> Verdict {
-        let Some((ctx, mut body)) = self.context(frame, version, client_host) else {
-            return Verdict::Close("a malformed SaslAuthenticate request".into());
-        };
-        let Ok(request) = SaslAuthenticateRequest::decode(&mut body, version) else {
+        let Some((ctx, request)) =
+            self.decode::<SaslAuthenticateRequest>(frame, version, client_host)
+        else {
             return Verdict::Close("a malformed SaslAuthenticate request".into());
         };
         let State::AwaitingAuthenticate(mut exchange) =

@@ -7,7 +7,7 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialUpsertion;
 use kafka_protocol::messages::describe_user_scram_credentials_request::UserName;
@@ -126,33 +126,7 @@ fn make_certificates(dir: &Path) {
     std::fs::write(dir.join("server.pem"), keystore).unwrap();
 }
 
-/// Runs kcat; `Ok(stdout)` or `Err(stderr)`.
-fn kcat(args: &[&str], input: Option<&str>) -> Result<String, String> {
-    // Cargo's LD_LIBRARY_PATH would make kcat load the rdkafka crate's own librdkafka,
-    // which is built without OpenSSL; kcat needs Debian's.
-    let mut child = Command::new("timeout")
-        .arg("30")
-        .arg("kcat")
-        .args(args)
-        .env_remove("LD_LIBRARY_PATH")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run kcat");
-    {
-        let mut stdin = child.stdin.take().unwrap();
-        if let Some(input) = input {
-            stdin.write_all(input.as_bytes()).unwrap();
-        }
-    }
-    let out = child.wait_with_output().unwrap();
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
+use crate::kcat::run_kcat as kcat;
 
 /// Produces three messages through `security` settings, then reads them back.
 fn round_trip(addr: &str, topic: &str, security: &[&str]) -> Result<Vec<String>, String> {
