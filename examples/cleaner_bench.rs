@@ -122,13 +122,14 @@ fn main() {
     let before = log.size_bytes();
     let plan = log.cleaning_plan(now_ms()).expect("a compacted log");
     let dirty = plan.dirty_bytes;
-    let mut map = OffsetMap::with_memory(128 << 20);
+    let mut map = OffsetMap::with_memory(128 << 20, 0.9);
     let throttler = Throttler::new(f64::MAX);
     let stop = AtomicBool::new(false);
     let mut cleaner = Cleaner {
         map: &mut map,
         throttler: &throttler,
         stop: &stop,
+        io_chunk: gregor::log::cleaner::DEFAULT_IO_CHUNK,
     };
     let started = Instant::now();
     let stats = cleaner

@@ -253,7 +253,7 @@ async fn workload(
     let cleaner = {
         let (broker, acked) = (broker.clone(), acked.clone());
         tokio::spawn(async move {
-            let mut map = OffsetMap::with_memory(1 << 20);
+            let mut map = OffsetMap::with_memory(1 << 20, 0.9);
             for _ in 0..CLEANINGS {
                 let logs = broker.logs.clone();
                 let cleaned = tokio::task::spawn_blocking(move || {

@@ -1,6 +1,6 @@
 //! The log cleaner's broker settings (Kafka's `CleanerConfig`): whether it runs, how many
-//! threads, the memory of their offset maps, an I/O rate limit and the pause between
-//! passes. The per-topic compaction settings are in `topic.rs` (`CompactionConfig`).
+//! threads, the memory of their offset maps and how full they may get, their I/O buffers,
+//! an I/O rate limit and the pause between passes. The per-topic compaction settings are in `topic.rs` (`CompactionConfig`).
 
 use std::time::Duration;
 
@@ -20,9 +20,20 @@ pub struct CleanerConfig {
     pub io_max_bytes_per_second: f64,
     /// `log.cleaner.backoff.ms`: the pause when no log needs cleaning.
     pub backoff: Duration,
+    /// `log.cleaner.io.buffer.size`: read and write buffers over all threads.
+    pub io_buffer_size: usize,
+    /// `log.cleaner.io.buffer.load.factor`: how full an offset map may get (Kafka's name
+    /// for the dedupe buffer's load factor).
+    pub io_buffer_load_factor: f64,
 }
 
 impl CleanerConfig {
+    /// Bytes per read and per write of one thread: its half of its share of
+    /// `log.cleaner.io.buffer.size` (a read and a write buffer), at least 64 KiB.
+    pub fn io_chunk(&self) -> usize {
+        (self.io_buffer_size / self.threads.max(1) / 2).max(64 << 10)
+    }
+
     /// The offset map memory of one thread, as Kafka divides the dedupe buffer.
     pub fn map_memory_per_thread(&self) -> usize {
         self.dedupe_buffer_size / self.threads.max(1)
@@ -54,6 +65,15 @@ impl CleanerConfig {
             backoff: Duration::from_millis(
                 raw.int("log.cleaner.backoff.ms", 15_000, 0, i64::MAX)? as u64
             ),
+            io_buffer_size: raw.int("log.cleaner.io.buffer.size", 524_288, 0, i32::MAX as i64)?
+                as usize,
+            io_buffer_load_factor: ratio_or_rate(
+                raw,
+                "log.cleaner.io.buffer.load.factor",
+                0.9,
+                0.01,
+                1.0,
+            )?,
         })
     }
 }

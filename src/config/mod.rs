@@ -373,6 +373,8 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker("log.cleaner.dedupe.buffer.size", "134217728", 5, "Memory of the cleaners' offset maps (key hash to offset), over all threads."),
     broker("log.cleaner.io.max.bytes.per.second", "1.7976931348623157E308", 6, "Cleaner I/O (read plus written) allowed per second, over all threads."),
     broker("log.cleaner.backoff.ms", "15000", 5, "Pause of a cleaner thread when no log needs cleaning."),
+    broker("log.cleaner.io.buffer.size", "524288", 3, "Memory of the cleaners' read and write buffers, over all threads."),
+    broker("log.cleaner.io.buffer.load.factor", "0.9", 6, "How full a cleaner's offset map may get."),
     broker("log.cleaner.delete.retention.ms", "86400000", 5, "Default delete.retention.ms of topics."),
     broker("log.cleaner.min.cleanable.ratio", "0.5", 6, "Default min.cleanable.dirty.ratio of topics."),
     broker("log.cleaner.min.compaction.lag.ms", "0", 5, "Default min.compaction.lag.ms of topics."),

@@ -42,7 +42,10 @@ impl LogManager {
         self: Arc<Self>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
-        let mut map = OffsetMap::with_memory(self.config.cleaner.map_memory_per_thread());
+        let mut map = OffsetMap::with_memory(
+            self.config.cleaner.map_memory_per_thread(),
+            self.config.cleaner.io_buffer_load_factor,
+        );
         loop {
             let manager = self.clone();
             let cleaned = tokio::task::spawn_blocking(move || {
@@ -57,7 +60,10 @@ impl LogManager {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "a cleaner thread failed");
-                    map = OffsetMap::with_memory(self.config.cleaner.map_memory_per_thread());
+                    map = OffsetMap::with_memory(
+                        self.config.cleaner.map_memory_per_thread(),
+                        self.config.cleaner.io_buffer_load_factor,
+                    );
                     false
                 }
             };
@@ -139,6 +145,7 @@ impl LogManager {
             map,
             throttler: &self.throttler,
             stop: &self.stopping,
+            io_chunk: self.config.cleaner.io_chunk(),
         };
         match cleaner.clean(log, plan, now) {
             Ok(Some(stats)) => {

@@ -37,8 +37,9 @@ use super::offset_map::OffsetMap;
 use super::throttler::Throttler;
 use crate::storage::{OpenMode, Storage};
 
-/// Bytes read from a segment, or written to a cleaned one, at a time.
-const IO_CHUNK: usize = 1 << 20;
+/// Bytes read from a segment, or written to a cleaned one, at a time, unless the broker
+/// sets it (`log.cleaner.io.buffer.size`).
+pub const DEFAULT_IO_CHUNK: usize = 256 << 10;
 
 /// What one cleaning did, for the cleaner's log line and the benchmark.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -65,6 +66,8 @@ pub struct Cleaner<'a> {
     pub map: &'a mut OffsetMap,
     pub throttler: &'a Throttler,
     pub stop: &'a AtomicBool,
+    /// Bytes per read and per write (`CleanerConfig::io_chunk`).
+    pub io_chunk: usize,
 }
 
 /// How one batch leaves the cleaner.
@@ -192,7 +195,7 @@ impl Cleaner<'_> {
             .filter(|s| s.next_offset > plan.first_dirty)
         {
             let mut full = false;
-            for_each_batch(segment, self.throttler, |batch, h| {
+            for_each_batch(segment, self.io_chunk, self.throttler, |batch, h| {
                 if h.next_offset() <= plan.first_dirty {
                     return Ok(true);
                 }
@@ -238,13 +241,14 @@ impl Cleaner<'_> {
         let out = storage
             .open(&log_path, OpenMode::Truncate)
             .map_err(io_err(&log_path))?;
-        let mut writer = SegmentWriter::new(base, pass.plan.config.index_interval_bytes);
+        let mut writer =
+            SegmentWriter::new(base, pass.plan.config.index_interval_bytes, self.io_chunk);
         let mut changed = group.len() > 1;
         let removed_before = pass.txns.removed_aborts.len();
         for (i, segment) in group.iter().enumerate() {
             pass.stats.size_before += segment.size;
             let last_segment = i + 1 == group.len();
-            for_each_batch(segment, self.throttler, |batch, h| {
+            for_each_batch(segment, self.io_chunk, self.throttler, |batch, h| {
                 pass.stats.bytes_read += batch.len() as u64;
                 pass.stats.records_read += h.records_count.max(0) as u64;
                 let mut filtered = self.filter_batch(batch, &h, pass);
@@ -272,7 +276,7 @@ impl Cleaner<'_> {
                 let written = BatchHeader::parse(bytes).map_or(0, |h| h.records_count.max(0));
                 pass.stats.records_kept += written as u64;
                 writer.push(bytes);
-                if writer.buffered() >= IO_CHUNK {
+                if writer.buffered() >= self.io_chunk {
                     let n = writer.flush_to(out.as_ref()).map_err(io_err(&log_path))?;
                     self.throttler.acquire(n);
                 }
@@ -487,16 +491,17 @@ fn group_by_size<'s>(
     groups
 }
 
-/// Calls `f` with each batch of `segment` in order, reading about a megabyte at a time,
-/// until it returns `false`.
+/// Calls `f` with each batch of `segment` in order, reading `chunk` bytes at a time (a
+/// larger batch whole), until it returns `false`.
 fn for_each_batch(
     segment: &SegmentToClean,
+    chunk: usize,
     throttler: &Throttler,
     mut f: impl FnMut(&[u8], BatchHeader) -> Result<bool, LogError>,
 ) -> Result<(), LogError> {
     let mut pos = 0u64;
     while pos < segment.size {
-        let len = (segment.size - pos).min(IO_CHUNK as u64) as usize;
+        let len = (segment.size - pos).min(chunk as u64) as usize;
         let mut chunk: Bytes =
             read_bytes_at(segment.file.as_ref(), pos, len).map_err(io_err(&segment.path))?;
         throttler.acquire(len as u64);
@@ -558,11 +563,11 @@ struct SegmentWriter {
 }
 
 impl SegmentWriter {
-    fn new(base: i64, interval: u64) -> SegmentWriter {
+    fn new(base: i64, interval: u64, chunk: usize) -> SegmentWriter {
         SegmentWriter {
             base,
             interval,
-            buf: Vec::with_capacity(IO_CHUNK),
+            buf: Vec::with_capacity(chunk),
             flushed: 0,
             size: 0,
             since_entry: 0,

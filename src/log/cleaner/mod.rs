@@ -14,7 +14,7 @@ mod cleaner;
 mod offset_map;
 mod throttler;
 
-pub use cleaner::{Cleaner, CleanerStats};
+pub use cleaner::{Cleaner, CleanerStats, DEFAULT_IO_CHUNK};
 pub use offset_map::OffsetMap;
 pub use throttler::Throttler;
 

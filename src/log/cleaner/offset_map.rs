@@ -1,7 +1,8 @@
 //! The cleaner's offset map (Kafka's `SkeinOffsetMap`): for each key of the dirty part of a
 //! log, the offset of its latest record. Keys are kept as 128-bit hashes, so the map's
 //! memory is bounded by the number of keys, not their size: `log.cleaner.dedupe.buffer.size`
-//! divided among the cleaner threads, at Kafka's 24 bytes per entry and load factor 0.9.
+//! divided among the cleaner threads, at Kafka's 24 bytes per entry, filled at most to
+//! `log.cleaner.io.buffer.load.factor` (0.9).
 //!
 //! Not synchronised: each cleaner thread owns one.
 
@@ -10,7 +11,6 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 /// Bytes Kafka budgets per entry: a 16-byte hash and an 8-byte offset.
 const BYTES_PER_ENTRY: usize = 24;
-const LOAD_FACTOR: f64 = 0.9;
 
 pub struct OffsetMap {
     offsets: HashMap<u128, i64, BuildHasherDefault<HashPrefix>>,
@@ -18,12 +18,13 @@ pub struct OffsetMap {
 }
 
 impl OffsetMap {
-    /// A map for `memory` bytes of dedupe buffer.
-    pub fn with_memory(memory: usize) -> OffsetMap {
+    /// A map for `memory` bytes of dedupe buffer, filled at most to `load_factor`
+    /// (`log.cleaner.io.buffer.load.factor`, 0.9 by default).
+    pub fn with_memory(memory: usize, load_factor: f64) -> OffsetMap {
         let slots = memory / BYTES_PER_ENTRY;
         OffsetMap {
             offsets: HashMap::default(),
-            capacity: ((slots as f64 * LOAD_FACTOR) as usize).max(1),
+            capacity: ((slots as f64 * load_factor) as usize).max(1),
         }
     }
 
@@ -98,7 +99,7 @@ mod tests {
 
     #[test]
     fn the_latest_offset_wins_and_a_full_map_refuses_new_keys() {
-        let mut map = OffsetMap::with_memory(24 * 4);
+        let mut map = OffsetMap::with_memory(24 * 4, 0.9);
         assert_eq!(map.capacity(), 3);
         assert!(map.put(b"a", 5));
         assert!(

@@ -93,13 +93,14 @@ fn fill(log: &Arc<Log>, n: usize, keys: usize) {
 
 fn clean(log: &Arc<Log>, now: i64) -> Option<CleanerStats> {
     let plan = log.cleaning_plan(now).expect("a compacted log");
-    let mut map = OffsetMap::with_memory(1 << 20);
+    let mut map = OffsetMap::with_memory(1 << 20, 0.9);
     let throttler = Throttler::new(f64::MAX);
     let stop = AtomicBool::new(false);
     let mut cleaner = Cleaner {
         map: &mut map,
         throttler: &throttler,
         stop: &stop,
+        io_chunk: super::DEFAULT_IO_CHUNK,
     };
     cleaner.clean(log, &plan, now).expect("clean")
 }
@@ -402,13 +403,14 @@ fn a_crash_at_any_step_of_a_cleaning_loses_and_duplicates_nothing() {
         let (sim, log) = build(100 + crash);
         sim.crash_at(sim.ops() + crash);
         let plan = log.cleaning_plan(0).unwrap();
-        let mut map = OffsetMap::with_memory(1 << 20);
+        let mut map = OffsetMap::with_memory(1 << 20, 0.9);
         let throttler = Throttler::new(f64::MAX);
         let stop = AtomicBool::new(false);
         let _crashed = Cleaner {
             map: &mut map,
             throttler: &throttler,
             stop: &stop,
+            io_chunk: super::DEFAULT_IO_CHUNK,
         }
         .clean(&log, &plan, 0);
         drop(log);
