@@ -92,7 +92,7 @@ async fn call<Req: Encodable, Resp: Decodable>(
         .encode(&mut frame, version)
         .map_err(|e| e.to_string())?;
     let dispatched =
-        api::dispatch(broker, frame, &api::Peer::anonymous("/127.0.0.1")).map_err(|e| e.0)?;
+        api::dispatch(broker, frame, api::Peer::anonymous("/127.0.0.1")).map_err(|e| e.0)?;
     let Response::Frame(out) = dispatched.response.await else {
         return Err("no response frame".into());
     };

@@ -79,7 +79,7 @@ pub fn request(data: &[u8]) {
     frame.put_slice(rest);
     let f = fixture();
     let _guard = f.runtime.enter();
-    let _ = dispatch(&f.broker, frame, &crate::api::Peer::anonymous("/127.0.0.1"));
+    let _ = dispatch(&f.broker, frame, crate::api::Peer::anonymous("/127.0.0.1"));
 }
 
 /// The bytes a client sends, cut into frames with a 64 KiB `socket.request.max.bytes`.

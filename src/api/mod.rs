@@ -340,7 +340,7 @@ where
 pub fn dispatch(
     broker: &Arc<Broker>,
     frame: BytesMut,
-    peer: &Peer,
+    peer: Peer,
 ) -> Result<Dispatched, RequestError> {
     let mut body = frame.freeze();
     if body.len() < 8 {
@@ -365,9 +365,9 @@ pub fn dispatch(
                 version: 0,
                 correlation_id,
                 client_id: None,
-                client_host: peer.client_host.clone(),
+                client_host: peer.client_host,
                 listener: peer.listener,
-                principal: peer.principal.clone(),
+                principal: peer.principal,
             };
             let response = api_versions::unsupported_version_response();
             return Ok(Dispatched::in_order(Box::pin(async move {
@@ -391,9 +391,9 @@ pub fn dispatch(
         version,
         correlation_id,
         client_id: header.client_id.map(|s| s.to_string()),
-        client_host: peer.client_host.clone(),
+        client_host: peer.client_host,
         listener: peer.listener,
-        principal: peer.principal.clone(),
+        principal: peer.principal,
     };
     (api.route)(broker, ctx, &mut body)
 }

@@ -160,7 +160,7 @@ pub async fn serve<R, W>(
             }
             .to_string(),
         };
-        match api::dispatch(&broker, frame, &from) {
+        match api::dispatch(&broker, frame, from) {
             Ok(dispatched) => {
                 let pending = if dispatched.may_overlap {
                     Pending {
