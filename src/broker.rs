@@ -1,5 +1,5 @@
 //! The state every request handler shares: configuration, the log manager, the coordinators,
-//! the SCRAM credentials, and the address each listener advertises. Immutable after start-up; shared as `Arc<Broker>`.
+//! the SCRAM credentials, the ACLs, and the address each listener advertises. Immutable after start-up; shared as `Arc<Broker>`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,6 +10,8 @@ use crate::coordinator::internal_topic::ReplayError;
 use crate::coordinator::GroupCoordinator;
 use crate::log_manager::{LogManager, TopicError};
 use crate::producer_ids::ProducerIdManager;
+use crate::security::acl_store::AclStoreError;
+use crate::security::authorizer::Authorizer;
 use crate::security::credentials::{CredentialError, CredentialStore};
 use crate::security::tls::TlsError;
 use crate::storage::Storage;
@@ -33,6 +35,8 @@ pub enum StartError {
     Credentials(CredentialError),
     /// A TLS listener's keystore or truststore does not load.
     Tls(TlsError),
+    /// The ACL file could not be read.
+    Acls(AclStoreError),
 }
 
 impl std::fmt::Display for StartError {
@@ -48,6 +52,7 @@ impl std::fmt::Display for StartError {
             }
             StartError::Credentials(_) => f.write_str("cannot read the SCRAM credentials"),
             StartError::Tls(_) => f.write_str("cannot set up a TLS listener"),
+            StartError::Acls(_) => f.write_str("cannot read the ACLs"),
         }
     }
 }
@@ -61,6 +66,7 @@ impl std::error::Error for StartError {
             StartError::Replay(e) => Some(e),
             StartError::Credentials(e) => Some(e),
             StartError::Tls(e) => Some(e),
+            StartError::Acls(e) => Some(e),
         }
     }
 }
@@ -78,6 +84,8 @@ pub struct Broker {
     pub endpoints: Vec<Endpoint>,
     /// SCRAM credentials (AlterUserScramCredentials; checked by SCRAM listeners).
     pub credentials: Arc<CredentialStore>,
+    /// The ACLs and their settings, when `authorizer.class.name` is set.
+    pub authorizer: Option<Arc<Authorizer>>,
 }
 
 /// A listener as clients are told to reach it.
@@ -167,6 +175,17 @@ impl Broker {
         let credentials = CredentialStore::open(logs.storage().clone(), path)
             .map(Arc::new)
             .map_err(StartError::Credentials)?;
+        let authorizer = match &config.authorizer {
+            None => None,
+            Some(settings) => Some(Arc::new(
+                Authorizer::open(
+                    settings.clone(),
+                    logs.storage().clone(),
+                    logs.metadata_dir().join("acls.yaml"),
+                )
+                .map_err(StartError::Acls)?,
+            )),
+        };
         Ok(Broker {
             config,
             logs,
@@ -175,6 +194,7 @@ impl Broker {
             txns,
             endpoints,
             credentials,
+            authorizer,
         })
     }
 

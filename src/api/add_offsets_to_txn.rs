@@ -4,16 +4,38 @@
 use std::sync::Arc;
 
 use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse};
+use kafka_protocol::ResponseError;
 
 use super::errors::CoordinatorCode;
 use super::RequestContext;
 use crate::broker::Broker;
+use crate::security::acl::{Operation, ResourceType};
 
 pub async fn handle(
     broker: Arc<Broker>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     request: AddOffsetsToTxnRequest,
 ) -> AddOffsetsToTxnResponse {
+    let denied = if !broker.allows(
+        &ctx,
+        Operation::Write,
+        ResourceType::TransactionalId,
+        &request.transactional_id,
+    ) {
+        Some(ResponseError::TransactionalIdAuthorizationFailed)
+    } else if !broker.allows(
+        &ctx,
+        Operation::Read,
+        ResourceType::Group,
+        &request.group_id,
+    ) {
+        Some(ResponseError::GroupAuthorizationFailed)
+    } else {
+        None
+    };
+    if let Some(e) = denied {
+        return AddOffsetsToTxnResponse::default().with_error_code(e.code());
+    }
     let result = broker
         .txns
         .add_offsets(

@@ -9,11 +9,13 @@ use kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
 };
 use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse};
+use kafka_protocol::ResponseError;
 
 use super::errors::{coordinator_code, CoordinatorCode};
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::log::TopicPartition;
+use crate::security::acl::{Operation, ResourceType};
 
 fn partitions_of(topics: &[AddPartitionsToTxnTopic]) -> Vec<TopicPartition> {
     topics
@@ -25,6 +27,52 @@ fn partitions_of(topics: &[AddPartitionsToTxnTopic]) -> Vec<TopicPartition> {
             })
         })
         .collect()
+}
+
+/// The codes of a v0-v3 request that fails authorization, as Kafka answers it: WRITE on
+/// the transactional id, else TRANSACTIONAL_ID_AUTHORIZATION_FAILED everywhere; WRITE on
+/// every topic, else TOPIC_AUTHORIZATION_FAILED for the refused ones, with the unknown ones
+/// UNKNOWN_TOPIC_OR_PARTITION and the rest OPERATION_NOT_ATTEMPTED. `None`: authorized.
+fn refused(
+    broker: &Broker,
+    ctx: &RequestContext,
+    request: &AddPartitionsToTxnRequest,
+) -> Option<Vec<i16>> {
+    let topics = &request.v3_and_below_topics;
+    let count = topics.iter().map(|t| t.partitions.len()).sum();
+    let transactional_id = request.v3_and_below_transactional_id.as_str();
+    if !broker.allows(
+        ctx,
+        Operation::Write,
+        ResourceType::TransactionalId,
+        transactional_id,
+    ) {
+        return Some(vec![
+            ResponseError::TransactionalIdAuthorizationFailed.code();
+            count
+        ]);
+    }
+    let denied: Vec<bool> = topics
+        .iter()
+        .map(|t| !broker.allows(ctx, Operation::Write, ResourceType::Topic, &t.name))
+        .collect();
+    if !denied.contains(&true) {
+        return None;
+    }
+    let mut codes = Vec::with_capacity(count);
+    for (t, denied) in topics.iter().zip(denied) {
+        let topic = broker.logs.topic(&t.name);
+        for &p in &t.partitions {
+            codes.push(if denied {
+                ResponseError::TopicAuthorizationFailed.code()
+            } else if topic.as_ref().and_then(|t| t.partition(p)).is_none() {
+                ResponseError::UnknownTopicOrPartition.code()
+            } else {
+                ResponseError::OperationNotAttempted.code()
+            });
+        }
+    }
+    Some(codes)
 }
 
 fn results(
@@ -58,6 +106,10 @@ pub async fn handle(
 ) -> AddPartitionsToTxnResponse {
     if ctx.version <= 3 {
         let partitions = partitions_of(&request.v3_and_below_topics);
+        if let Some(codes) = refused(&broker, &ctx, &request) {
+            return AddPartitionsToTxnResponse::default()
+                .with_results_by_topic_v3_and_below(results(&request.v3_and_below_topics, &codes));
+        }
         let codes = broker
             .txns
             .add_partitions(
@@ -74,6 +126,11 @@ pub async fn handle(
             );
         return AddPartitionsToTxnResponse::default()
             .with_results_by_topic_v3_and_below(results(&request.v3_and_below_topics, &codes));
+    }
+    // v4+ is sent by brokers, verifying for their produce requests.
+    if !broker.allows_on_cluster(&ctx, Operation::ClusterAction) {
+        return AddPartitionsToTxnResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code());
     }
     let mut out = Vec::new();
     for txn in &request.transactions {

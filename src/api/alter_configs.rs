@@ -9,10 +9,12 @@ use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+use super::authorization::check_config_access;
 use super::describe_configs::{BROKER, TOPIC};
 use super::errors::topic_error_code;
 use super::RequestContext;
 use crate::broker::Broker;
+use crate::security::acl::Operation;
 
 /// The answer for a resource that is not a topic.
 pub fn not_a_topic(resource_type: i8) -> (ResponseError, String) {
@@ -30,14 +32,23 @@ pub fn not_a_topic(resource_type: i8) -> (ResponseError, String) {
 
 pub async fn handle(
     broker: Arc<Broker>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     request: AlterConfigsRequest,
 ) -> AlterConfigsResponse {
     let responses = request
         .resources
         .into_iter()
         .map(|r| {
-            let outcome = if r.resource_type == TOPIC {
+            let access = check_config_access(
+                &broker,
+                &ctx,
+                Operation::AlterConfigs,
+                r.resource_type,
+                &r.resource_name,
+            );
+            let outcome = if let Err((e, message)) = access {
+                Err((e, message.to_string()))
+            } else if r.resource_type == TOPIC {
                 let configs: BTreeMap<String, String> = r
                     .configs
                     .iter()

@@ -16,6 +16,7 @@ use kafka_protocol::ResponseError;
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::config::listeners::SaslMechanism;
+use crate::security::acl::Operation;
 use crate::security::credentials::Change;
 use crate::security::scram::{ScramCredential, MAX_ITERATIONS, MIN_ITERATIONS};
 
@@ -80,9 +81,30 @@ fn user_and_mechanism(
 
 pub async fn handle(
     broker: Arc<Broker>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     request: AlterUserScramCredentialsRequest,
 ) -> AlterUserScramCredentialsResponse {
+    if !broker.allows_on_cluster(&ctx, Operation::Alter) {
+        // Every user named fails, in name order, as Kafka's controller answers.
+        let users: std::collections::BTreeSet<String> = request
+            .deletions
+            .iter()
+            .map(|d| d.name.to_string())
+            .chain(request.upsertions.iter().map(|u| u.name.to_string()))
+            .collect();
+        let results = users
+            .into_iter()
+            .map(|user| {
+                AlterUserScramCredentialsResult::default()
+                    .with_user(StrBytes::from_string(user))
+                    .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
+                    .with_error_message(Some(StrBytes::from_static_str(
+                        "Request needs ALTER permission.",
+                    )))
+            })
+            .collect();
+        return AlterUserScramCredentialsResponse::default().with_results(results);
+    }
     // Per user, in request order: the first error wins.
     let mut outcome: BTreeMap<String, Result<(), (ResponseError, &'static str)>> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();

@@ -12,10 +12,11 @@ use kafka_protocol::ResponseError;
 use super::errors::topic_error_code;
 use super::RequestContext;
 use crate::broker::Broker;
+use crate::security::acl::{Operation, ResourceType};
 
 pub async fn handle(
     broker: Arc<Broker>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let mut seen = HashSet::new();
@@ -34,6 +35,11 @@ pub async fn handle(
                 Err((
                     ResponseError::InvalidRequest,
                     format!("Duplicate topic in request: {name}"),
+                ))
+            } else if !broker.allows(&ctx, Operation::Alter, ResourceType::Topic, &name) {
+                Err((
+                    ResponseError::TopicAuthorizationFailed,
+                    "Topic authorization failed.".to_string(),
                 ))
             } else if let Some(assignments) = &t.assignments {
                 let current = broker

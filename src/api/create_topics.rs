@@ -16,6 +16,7 @@ use super::errors::topic_error_code;
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::config::topic::TOPIC_CONFIGS;
+use crate::security::acl::{Operation, ResourceType};
 
 pub async fn handle(
     broker: Arc<Broker>,
@@ -29,6 +30,7 @@ pub async fn handle(
         .filter(|t| !seen.insert(t.name.to_string()))
         .map(|t| t.name.to_string())
         .collect();
+    let may_create_any = broker.allows_on_cluster(&ctx, Operation::Create);
     let mut results = Vec::new();
     let mut answered_duplicates = HashSet::new();
     for topic in request.topics {
@@ -49,6 +51,19 @@ pub async fn handle(
             );
             continue;
         }
+        if !may_create_any && !broker.allows(&ctx, Operation::Create, ResourceType::Topic, &name) {
+            results.push(
+                result
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    .with_error_message(Some(StrBytes::from_static_str("Authorization failed.")))
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1),
+            );
+            continue;
+        }
+        // Without DESCRIBE_CONFIGS the id and configs of the new topic are not shown.
+        let describable =
+            broker.allows(&ctx, Operation::DescribeConfigs, ResourceType::Topic, &name);
         if !topic.assignments.is_empty() {
             let single_node = topic
                 .assignments
@@ -106,6 +121,12 @@ pub async fn handle(
                 .map(|t| (t.partitions.len() as i32, t.id, t.configs.clone()))
         };
         match outcome {
+            Ok((partitions, _, _)) if !describable => {
+                result = result
+                    .with_num_partitions(partitions)
+                    .with_replication_factor(1)
+                    .with_topic_config_error_code(ResponseError::TopicAuthorizationFailed.code());
+            }
             Ok((partitions, id, stored_configs)) => {
                 let entries = TOPIC_CONFIGS
                     .iter()

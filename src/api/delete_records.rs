@@ -13,10 +13,11 @@ use kafka_protocol::ResponseError;
 use super::errors::log_error_code;
 use super::RequestContext;
 use crate::broker::Broker;
+use crate::security::acl::{Operation, ResourceType};
 
 pub async fn handle(
     broker: Arc<Broker>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     request: DeleteRecordsRequest,
 ) -> DeleteRecordsResponse {
     let topics = request
@@ -24,6 +25,7 @@ pub async fn handle(
         .into_iter()
         .map(|t| {
             let topic = broker.logs.topic(t.name.as_str());
+            let denied = !broker.allows(&ctx, Operation::Delete, ResourceType::Topic, &t.name);
             let partitions =
                 t.partitions
                     .iter()
@@ -32,6 +34,8 @@ pub async fn handle(
                             .with_partition_index(p.partition_index)
                             .with_low_watermark(-1);
                         match topic.as_ref().and_then(|t| t.partition(p.partition_index)) {
+                            _ if denied => result
+                                .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
                             None => result
                                 .with_error_code(ResponseError::UnknownTopicOrPartition.code()),
                             Some(log) => match broker.logs.delete_records(log, p.offset) {

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::errors::topic_error_code;
 use super::RequestContext;
 use crate::broker::Broker;
+use crate::security::acl::{Operation, ResourceType};
 
 pub async fn handle(
     broker: Arc<Broker>,
@@ -41,6 +42,17 @@ pub async fn handle(
             (Some(_), false) | (None, true) => {
                 result.with_error_code(ResponseError::InvalidRequest.code())
             }
+            // DELETE on the topic, checked before its existence.
+            (Some(name), true)
+                if !broker.allows(&ctx, Operation::Delete, ResourceType::Topic, &name) =>
+            {
+                result
+                    .with_name(Some(name))
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    .with_error_message(Some(StrBytes::from_static_str(
+                        "Topic authorization failed.",
+                    )))
+            }
             (Some(name), true) => match broker.logs.delete_topic(name.as_str()) {
                 Ok(topic) => {
                     broker.groups.on_topic_deleted(&topic.name).await;
@@ -52,6 +64,32 @@ pub async fn handle(
                     .with_error_message(Some(StrBytes::from_string(e.to_string()))),
             },
             (None, false) => match broker.logs.topic_by_id(id) {
+                // By id: a topic the principal may not DESCRIBE is not admitted to exist.
+                Some(topic)
+                    if !broker.allows(
+                        &ctx,
+                        Operation::Describe,
+                        ResourceType::Topic,
+                        &topic.name,
+                    ) =>
+                {
+                    result.with_error_code(ResponseError::UnknownTopicId.code())
+                }
+                Some(topic)
+                    if !broker.allows(
+                        &ctx,
+                        Operation::Delete,
+                        ResourceType::Topic,
+                        &topic.name,
+                    ) =>
+                {
+                    result
+                        .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
+                        .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                        .with_error_message(Some(StrBytes::from_static_str(
+                            "Topic authorization failed.",
+                        )))
+                }
                 Some(topic) => match broker.logs.delete_topic(&topic.name) {
                     Ok(_) => {
                         broker.groups.on_topic_deleted(&topic.name).await;

@@ -7,7 +7,7 @@ use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeCluster
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::metadata::cluster_operations;
+use super::metadata::cluster_authorized_operations;
 use super::RequestContext;
 use crate::broker::Broker;
 
@@ -49,7 +49,7 @@ pub async fn handle(
             ))
             .with_port(i32::from(broker.endpoint(ctx.listener).port))])
         .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
-            cluster_operations()
+            cluster_authorized_operations(&broker, &ctx)
         } else {
             i32::MIN
         })

@@ -11,11 +11,13 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+use super::authorization::check_config_access;
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::config::source::DescribedConfig;
 use crate::config::topic::TOPIC_CONFIGS;
 use crate::config::BROKER_CONFIGS;
+use crate::security::acl::Operation;
 
 /// Kafka's `ConfigResource.Type`.
 pub const TOPIC: i8 = 2;
@@ -164,8 +166,33 @@ pub async fn handle(
         synonyms: request.include_synonyms,
         documentation: request.include_documentation,
     };
-    let results = request
-        .resources
+    // Kafka answers the resources the principal may describe first, then the others.
+    let (allowed, denied): (Vec<_>, Vec<_>) = request.resources.into_iter().partition(|r| {
+        check_config_access(
+            &broker,
+            &ctx,
+            Operation::DescribeConfigs,
+            r.resource_type,
+            &r.resource_name,
+        )
+        .is_ok()
+    });
+    let denied = denied.into_iter().map(|r| {
+        let (e, message) = check_config_access(
+            &broker,
+            &ctx,
+            Operation::DescribeConfigs,
+            r.resource_type,
+            &r.resource_name,
+        )
+        .expect_err("partitioned as denied");
+        DescribeConfigsResult::default()
+            .with_resource_type(r.resource_type)
+            .with_resource_name(r.resource_name)
+            .with_error_code(e.code())
+            .with_error_message(Some(StrBytes::from_static_str(message)))
+    });
+    let results = allowed
         .into_iter()
         .map(|r| {
             let name = r.resource_name.as_str();
@@ -187,6 +214,7 @@ pub async fn handle(
                     .with_error_message(Some(StrBytes::from_string(message))),
             }
         })
+        .chain(denied)
         .collect();
     DescribeConfigsResponse::default().with_results(results)
 }

@@ -9,9 +9,11 @@ use kafka_protocol::messages::describe_log_dirs_response::{
 };
 use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
 
 use super::RequestContext;
 use crate::broker::Broker;
+use crate::security::acl::Operation;
 
 /// (total, usable) bytes of the file system holding `path`, -1 each when unknown.
 fn disk_space(path: &std::path::Path) -> (i64, i64) {
@@ -28,6 +30,10 @@ pub async fn handle(
     ctx: RequestContext,
     request: DescribeLogDirsRequest,
 ) -> DescribeLogDirsResponse {
+    if !broker.allows_on_cluster(&ctx, Operation::Describe) {
+        return DescribeLogDirsResponse::default()
+            .with_error_code(ResponseError::ClusterAuthorizationFailed.code());
+    }
     let wanted: Option<Vec<(String, Vec<i32>)>> = request.topics.map(|ts| {
         ts.into_iter()
             .map(|t| (t.topic.to_string(), t.partitions))

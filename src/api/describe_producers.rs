@@ -12,10 +12,11 @@ use kafka_protocol::ResponseError;
 
 use super::RequestContext;
 use crate::broker::Broker;
+use crate::security::acl::{Operation, ResourceType};
 
 pub async fn handle(
     broker: Arc<Broker>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     request: DescribeProducersRequest,
 ) -> DescribeProducersResponse {
     let topics = request
@@ -23,12 +24,15 @@ pub async fn handle(
         .into_iter()
         .map(|t| {
             let topic = broker.logs.topic(t.name.as_str());
+            let denied = !broker.allows(&ctx, Operation::Read, ResourceType::Topic, &t.name);
             let partitions = t
                 .partition_indexes
                 .iter()
                 .map(|&p| {
                     let r = PartitionResponse::default().with_partition_index(p);
-                    if let Some(log) = topic.as_ref().and_then(|t| t.partition(p)) {
+                    if denied {
+                        r.with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                    } else if let Some(log) = topic.as_ref().and_then(|t| t.partition(p)) {
                         r.with_active_producers(
                             log.producers()
                                 .into_iter()

@@ -15,11 +15,11 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
-use super::metadata::topic_operations;
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::log::LEADER_EPOCH;
 use crate::log_manager::{validate_topic_name, Topic, INTERNAL_TOPICS};
+use crate::security::acl::{Operation, ResourceType};
 
 fn name(s: &str) -> Option<TopicName> {
     Some(TopicName(StrBytes::from_string(s.to_string())))
@@ -60,7 +60,7 @@ fn partitions(
 
 pub async fn handle(
     broker: Arc<Broker>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     request: DescribeTopicPartitionsRequest,
 ) -> DescribeTopicPartitionsResponse {
     let all = request.topics.is_empty();
@@ -74,6 +74,8 @@ pub async fn handle(
             .topics()
             .iter()
             .map(|t| t.name.clone())
+            // All topics: those the principal may not DESCRIBE are left out.
+            .filter(|n| broker.allows(&ctx, Operation::Describe, ResourceType::Topic, n))
             .collect()
     } else {
         request.topics.iter().map(|t| t.name.to_string()).collect()
@@ -109,6 +111,15 @@ pub async fn handle(
                     .with_partition_index(0),
             );
             break;
+        }
+        let topic_operations =
+            || broker.authorized_operations(&ctx, ResourceType::Topic, topic_name);
+        if !all && !broker.allows(&ctx, Operation::Describe, ResourceType::Topic, topic_name) {
+            topics.push(
+                error_topic(topic_name, ResponseError::TopicAuthorizationFailed)
+                    .with_is_internal(false),
+            );
+            continue;
         }
         let Some(topic) = broker.logs.topic(topic_name) else {
             if !all {

@@ -12,21 +12,36 @@ use kafka_protocol::ResponseError;
 
 use super::RequestContext;
 use crate::broker::Broker;
+use crate::security::acl::{Operation, ResourceType};
 
 pub async fn handle(
     broker: Arc<Broker>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     request: DescribeTransactionsRequest,
 ) -> DescribeTransactionsResponse {
     let mut states = Vec::new();
     for id in request.transactional_ids {
         let state = TransactionState::default().with_transactional_id(id.clone());
+        if !broker.allows(
+            &ctx,
+            Operation::Describe,
+            ResourceType::TransactionalId,
+            &id,
+        ) {
+            states.push(
+                state.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code()),
+            );
+            continue;
+        }
         let state = match broker.txns.describe(id.as_str()).await {
             // Kafka leaves the other fields at their schema defaults (0).
             None => state.with_error_code(ResponseError::TransactionalIdNotFound.code()),
             Some(t) => {
                 let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-                for tp in &t.partitions {
+                // Only the topics the principal may DESCRIBE are shown.
+                for tp in t.partitions.iter().filter(|tp| {
+                    broker.allows(&ctx, Operation::Describe, ResourceType::Topic, &tp.topic)
+                }) {
                     by_topic
                         .entry(tp.topic.clone())
                         .or_default()

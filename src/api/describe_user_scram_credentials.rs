@@ -16,12 +16,30 @@ use kafka_protocol::ResponseError;
 use super::alter_user_scram_credentials::{java_hash_map_order, mechanism_code};
 use super::RequestContext;
 use crate::broker::Broker;
+use crate::security::acl::Operation;
 
 pub async fn handle(
     broker: Arc<Broker>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     request: DescribeUserScramCredentialsRequest,
 ) -> DescribeUserScramCredentialsResponse {
+    if !broker.allows_on_cluster(&ctx, Operation::Describe) {
+        // The request fails, and so does each user it names.
+        let denied = ResponseError::ClusterAuthorizationFailed.code();
+        let results = request
+            .users
+            .unwrap_or_default()
+            .into_iter()
+            .map(|u| {
+                DescribeUserScramCredentialsResult::default()
+                    .with_user(u.name)
+                    .with_error_code(denied)
+            })
+            .collect();
+        return DescribeUserScramCredentialsResponse::default()
+            .with_error_code(denied)
+            .with_results(results);
+    }
     let all = broker.credentials.describe();
     let info = |user: &str| -> Vec<CredentialInfo> {
         all.get(user)

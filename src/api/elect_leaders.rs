@@ -11,12 +11,39 @@ use kafka_protocol::ResponseError;
 
 use super::RequestContext;
 use crate::broker::Broker;
+use crate::security::acl::Operation;
 
 pub async fn handle(
     broker: Arc<Broker>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     request: ElectLeadersRequest,
 ) -> ElectLeadersResponse {
+    if !broker.allows_on_cluster(&ctx, Operation::Alter) {
+        // Every named partition fails, and (v1+) the whole request.
+        let denied = ResponseError::ClusterAuthorizationFailed.code();
+        let results = request
+            .topic_partitions
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| {
+                let partitions = t
+                    .partitions
+                    .iter()
+                    .map(|&p| {
+                        PartitionResult::default()
+                            .with_partition_id(p)
+                            .with_error_code(denied)
+                    })
+                    .collect();
+                ReplicaElectionResult::default()
+                    .with_topic(t.topic)
+                    .with_partition_result(partitions)
+            })
+            .collect();
+        return ElectLeadersResponse::default()
+            .with_error_code(denied)
+            .with_replica_election_results(results);
+    }
     let Some(wanted) = request.topic_partitions else {
         // All partitions: Kafka lists every topic, each with no partition needing an election.
         let results = broker

@@ -24,6 +24,7 @@ use super::errors::log_error_code;
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::log::{Log, LEADER_EPOCH};
+use crate::security::acl::{Operation, ResourceType};
 
 /// Kafka's FetchRequest `INITIAL_EPOCH` and `FINAL_EPOCH`.
 const INITIAL_EPOCH: i32 = 0;
@@ -81,8 +82,13 @@ pub async fn handle(
                 .with_topic(t.topic.clone())
                 .with_topic_id(t.topic_id),
         );
+        // READ on the topic, checked before its existence (except an unknown topic id).
+        let name = topic.as_ref().map_or(t.topic.as_str(), |t| t.name.as_str());
+        let denied = (topic.is_some() || ctx.version < 13)
+            && !broker.allows(&ctx, Operation::Read, ResourceType::Topic, name);
         for p in &t.partitions {
             let log = match &topic {
+                _ if denied => Err(ResponseError::TopicAuthorizationFailed),
                 None => Err(unknown),
                 Some(topic) => topic
                     .partition(p.partition)

@@ -12,12 +12,30 @@ use kafka_protocol::ResponseError;
 use super::errors::coordinator_error;
 use super::RequestContext;
 use crate::broker::Broker;
+use crate::security::acl::{Operation, ResourceType};
 
 const GROUP: i8 = 0;
 const TRANSACTION: i8 = 1;
 
-fn lookup(broker: &Broker, key_type: i8, key: &str) -> Result<(), (ResponseError, &'static str)> {
+fn lookup(
+    broker: &Broker,
+    ctx: &RequestContext,
+    key_type: i8,
+    key: &str,
+) -> Result<(), (ResponseError, &'static str)> {
     match key_type {
+        GROUP if !broker.allows(ctx, Operation::Describe, ResourceType::Group, key) => Err((
+            ResponseError::GroupAuthorizationFailed,
+            "Group authorization failed.",
+        )),
+        TRANSACTION
+            if !broker.allows(ctx, Operation::Describe, ResourceType::TransactionalId, key) =>
+        {
+            Err((
+                ResponseError::TransactionalIdAuthorizationFailed,
+                "Transactional Id authorization failed.",
+            ))
+        }
         GROUP => broker.groups.ensure_offsets_topic(key).map_err(|e| {
             (
                 coordinator_error(e),
@@ -51,7 +69,7 @@ pub async fn handle(
             .coordinator_keys
             .iter()
             .map(
-                |key| match lookup(&broker, request.key_type, key.as_str()) {
+                |key| match lookup(&broker, &ctx, request.key_type, key.as_str()) {
                     Ok(()) => Coordinator::default()
                         .with_key(key.clone())
                         .with_node_id(node)
@@ -73,7 +91,7 @@ pub async fn handle(
     } else {
         GROUP
     };
-    match lookup(&broker, key_type, request.key.as_str()) {
+    match lookup(&broker, &ctx, key_type, request.key.as_str()) {
         Ok(()) => FindCoordinatorResponse::default()
             .with_node_id(node)
             .with_host(host)

@@ -4,16 +4,27 @@
 use std::sync::Arc;
 
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
+use kafka_protocol::ResponseError;
 
 use super::errors::CoordinatorCode;
 use super::RequestContext;
 use crate::broker::Broker;
+use crate::security::acl::{Operation, ResourceType};
 
 pub async fn handle(
     broker: Arc<Broker>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     request: HeartbeatRequest,
 ) -> HeartbeatResponse {
+    if !broker.allows(
+        &ctx,
+        Operation::Read,
+        ResourceType::Group,
+        &request.group_id,
+    ) {
+        return HeartbeatResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     let result = broker.groups.heartbeat(
         request.group_id.as_str(),
         request.member_id.as_str(),

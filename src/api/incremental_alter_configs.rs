@@ -11,11 +11,13 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::alter_configs::not_a_topic;
+use super::authorization::check_config_access;
 use super::describe_configs::TOPIC;
 use super::errors::topic_error_code;
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::config::topic::{config_type, default_value, topic_config_def};
+use crate::security::acl::Operation;
 
 const SET: i8 = 0;
 const DELETE: i8 = 1;
@@ -101,7 +103,7 @@ fn apply(
 
 pub async fn handle(
     broker: Arc<Broker>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let responses = request
@@ -109,7 +111,16 @@ pub async fn handle(
         .into_iter()
         .map(|r| {
             let name = r.resource_name.as_str();
-            let outcome = if r.resource_type == TOPIC {
+            let access = check_config_access(
+                &broker,
+                &ctx,
+                Operation::AlterConfigs,
+                r.resource_type,
+                name,
+            );
+            let outcome = if let Err((e, message)) = access {
+                Err((e, message.to_string()))
+            } else if r.resource_type == TOPIC {
                 match broker.logs.topic(name) {
                     None => Err((
                         ResponseError::UnknownTopicOrPartition,

@@ -10,6 +10,7 @@ use kafka_protocol::ResponseError;
 use super::errors::coordinator_error;
 use super::RequestContext;
 use crate::broker::Broker;
+use crate::security::acl::{Operation, ResourceType};
 
 pub async fn handle(
     broker: Arc<Broker>,
@@ -23,6 +24,9 @@ pub async fn handle(
             .with_producer_epoch(-1)
     };
     if let Some(id) = request.transactional_id.as_ref() {
+        if !broker.allows(&ctx, Operation::Write, ResourceType::TransactionalId, id) {
+            return failed(ResponseError::TransactionalIdAuthorizationFailed);
+        }
         let expected = (ctx.version >= 3 && *request.producer_id >= 0)
             .then_some((*request.producer_id, request.producer_epoch));
         return match broker
@@ -35,6 +39,12 @@ pub async fn handle(
                 .with_producer_epoch(epoch),
             Err(e) => failed(coordinator_error(e)),
         };
+    }
+    // An idempotent producer needs IDEMPOTENT_WRITE on the cluster or WRITE on some topic.
+    if !broker.allows_on_cluster(&ctx, Operation::IdempotentWrite)
+        && !broker.allows_on_any(&ctx, Operation::Write, ResourceType::Topic)
+    {
+        return failed(ResponseError::ClusterAuthorizationFailed);
     }
     // As Kafka does for idempotent producers (also for a KIP-360 epoch bump request): a
     // fresh producer id, epoch 0.

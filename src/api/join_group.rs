@@ -13,12 +13,24 @@ use super::errors::coordinator_error_code;
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::coordinator::{JoinRequest, Outcome};
+use crate::security::acl::{Operation, ResourceType};
 
 pub async fn handle(
     broker: Arc<Broker>,
     ctx: RequestContext,
     request: JoinGroupRequest,
 ) -> JoinGroupResponse {
+    if !broker.allows(
+        &ctx,
+        Operation::Read,
+        ResourceType::Group,
+        &request.group_id,
+    ) {
+        return JoinGroupResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code())
+            .with_generation_id(-1)
+            .with_protocol_name((ctx.version < 7).then(StrBytes::default));
+    }
     let join = JoinRequest {
         group_id: request.group_id.to_string(),
         member_id: request.member_id.to_string(),

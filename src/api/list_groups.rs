@@ -9,6 +9,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::RequestContext;
 use crate::broker::Broker;
+use crate::security::acl::{Operation, ResourceType};
 
 pub async fn handle(
     broker: Arc<Broker>,
@@ -25,10 +26,15 @@ pub async fn handle(
         .iter()
         .map(|s| s.to_ascii_lowercase())
         .collect();
+    // DESCRIBE on the cluster lists every group; else those the principal may DESCRIBE.
+    let all = broker.allows_on_cluster(&ctx, Operation::Describe);
     let groups = broker
         .groups
         .list_groups()
         .into_iter()
+        .filter(|(id, _, _)| {
+            all || broker.allows(&ctx, Operation::Describe, ResourceType::Group, id)
+        })
         .filter(|(_, _, state)| {
             states.is_empty() || states.contains(&state.name().to_ascii_lowercase())
         })

@@ -15,6 +15,7 @@ use super::fetch::check_leader_epoch;
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::log::{Log, LogError, TimestampOffset, LEADER_EPOCH};
+use crate::security::acl::{Operation, ResourceType};
 
 /// Kafka's special timestamps in ListOffsets.
 const LATEST: i64 = -1;
@@ -65,12 +66,19 @@ pub async fn handle(
     let mut topics = Vec::new();
     for t in request.topics {
         let topic = broker.logs.topic(t.name.as_str());
+        let denied = !broker.allows(&ctx, Operation::Describe, ResourceType::Topic, &t.name);
         let partitions = t
             .partitions
             .iter()
             .map(|p| {
                 let response =
                     ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+                if denied {
+                    return response
+                        .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                        .with_timestamp(-1)
+                        .with_offset(-1);
+                }
                 let Some(log) = topic.as_ref().and_then(|t| t.partition(p.partition_index)) else {
                     return response
                         .with_error_code(ResponseError::UnknownTopicOrPartition.code())

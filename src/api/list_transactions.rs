@@ -15,6 +15,7 @@ use kafka_protocol::ResponseError;
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::log::now_ms;
+use crate::security::acl::{Operation, ResourceType};
 
 const KNOWN_STATES: &[&str] = &[
     "Empty",
@@ -81,6 +82,14 @@ pub async fn handle(
             pattern
                 .as_ref()
                 .is_none_or(|r| r.is_match(&t.transactional_id))
+        })
+        .filter(|t| {
+            broker.allows(
+                &ctx,
+                Operation::Describe,
+                ResourceType::TransactionalId,
+                &t.transactional_id,
+            )
         })
         .map(|t| {
             TransactionState::default()

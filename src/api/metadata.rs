@@ -1,6 +1,7 @@
 //! Metadata (key 3): brokers (just this one), the cluster id, and topics with their
 //! partitions, led by this node. Unknown topics are created here when
-//! `auto.create.topics.enable` and the request allow it, as Kafka does.
+//! `auto.create.topics.enable` and the request allow it, as Kafka does. Topics the
+//! principal may not DESCRIBE are left out of an all-topics answer and fail when named.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,52 +20,17 @@ use super::RequestContext;
 use crate::broker::Broker;
 use crate::log::LEADER_EPOCH;
 use crate::log_manager::{validate_topic_name, Topic, INTERNAL_TOPICS};
+use crate::security::acl::{Operation, ResourceType, CLUSTER_NAME};
 
-/// Kafka's `AclOperation` codes, as bits of the `authorized_operations` fields.
-const READ: i32 = 3;
-const WRITE: i32 = 4;
-const CREATE: i32 = 5;
-const DELETE: i32 = 6;
-const ALTER: i32 = 7;
-const DESCRIBE: i32 = 8;
-const CLUSTER_ACTION: i32 = 9;
-const DESCRIBE_CONFIGS: i32 = 10;
-const ALTER_CONFIGS: i32 = 11;
-const IDEMPOTENT_WRITE: i32 = 12;
-/// Kafka's "not requested" value.
+/// Kafka's "not requested" value of the `authorized_operations` fields.
 const NOT_REQUESTED: i32 = i32::MIN;
 
-fn bits(ops: &[i32]) -> i32 {
-    ops.iter().fold(0, |acc, op| acc | 1 << op)
-}
-
-/// Without an authorizer every operation on the resource is allowed (as in Kafka).
-pub fn topic_operations() -> i32 {
-    bits(&[
-        READ,
-        WRITE,
-        CREATE,
-        DELETE,
-        ALTER,
-        DESCRIBE,
-        DESCRIBE_CONFIGS,
-        ALTER_CONFIGS,
-    ])
-}
-
-pub fn cluster_operations() -> i32 {
-    bits(&[
-        CREATE,
-        ALTER,
-        DESCRIBE,
-        CLUSTER_ACTION,
-        DESCRIBE_CONFIGS,
-        ALTER_CONFIGS,
-        IDEMPOTENT_WRITE,
-    ])
-}
-
-pub fn describe_topic(broker: &Broker, topic: &Topic, include_ops: bool) -> MetadataResponseTopic {
+fn describe_topic(
+    broker: &Broker,
+    ctx: &RequestContext,
+    topic: &Topic,
+    include_ops: bool,
+) -> MetadataResponseTopic {
     let node = BrokerId(broker.node_id());
     let partitions = (0..topic.partitions.len() as i32)
         .map(|p| {
@@ -82,7 +48,7 @@ pub fn describe_topic(broker: &Broker, topic: &Topic, include_ops: bool) -> Meta
         .with_is_internal(topic.is_internal())
         .with_partitions(partitions)
         .with_topic_authorized_operations(if include_ops {
-            topic_operations()
+            broker.authorized_operations(ctx, ResourceType::Topic, &topic.name)
         } else {
             NOT_REQUESTED
         })
@@ -110,11 +76,13 @@ pub async fn handle(
     let allow_auto_create = broker.config.auto_create_topics_enable
         && (ctx.version < 4 || request.allow_auto_topic_creation);
     let topics = match wanted {
+        // All topics: those the principal may not DESCRIBE are left out.
         None => broker
             .logs
             .topics()
             .iter()
-            .map(|t| describe_topic(&broker, t, include_ops))
+            .filter(|t| broker.allows(&ctx, Operation::Describe, ResourceType::Topic, &t.name))
+            .map(|t| describe_topic(&broker, &ctx, t, include_ops))
             .collect(),
         // Auto-creation writes partitions to disk: then the lookups run off the async
         // workers (see `run_blocking`).
@@ -126,10 +94,11 @@ pub async fn handle(
                         .is_some_and(|n| broker.logs.topic(n).is_none())
                 }) =>
         {
-            let broker = broker.clone();
-            super::run_blocking(move || describe_or_create(&broker, list, true, include_ops)).await
+            let (broker, ctx) = (broker.clone(), ctx.clone());
+            super::run_blocking(move || describe_or_create(&broker, &ctx, list, true, include_ops))
+                .await
         }
-        Some(list) => describe_or_create(&broker, list, allow_auto_create, include_ops),
+        Some(list) => describe_or_create(&broker, &ctx, list, allow_auto_create, include_ops),
     };
     MetadataResponse::default()
         .with_brokers(vec![MetadataResponseBroker::default()
@@ -143,16 +112,28 @@ pub async fn handle(
         )))
         .with_controller_id(BrokerId(broker.node_id()))
         .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
-            cluster_operations()
+            cluster_authorized_operations(&broker, &ctx)
         } else {
             NOT_REQUESTED
         })
         .with_topics(topics)
 }
 
+/// The cluster's `authorized_operations` bits: 0 without DESCRIBE on it, as in Kafka.
+pub fn cluster_authorized_operations(broker: &Broker, ctx: &RequestContext) -> i32 {
+    if broker.allows_on_cluster(ctx, Operation::Describe) {
+        broker.authorized_operations(ctx, ResourceType::Cluster, CLUSTER_NAME)
+    } else {
+        0
+    }
+}
+
 /// The topics `list` names (by name or id), each auto-created when allowed and missing.
+/// A topic the principal may not DESCRIBE is TOPIC_AUTHORIZATION_FAILED whether or not it
+/// exists, and a missing one it may not CREATE (on the cluster or the topic) too.
 fn describe_or_create(
     broker: &Broker,
+    ctx: &RequestContext,
     list: Vec<MetadataRequestTopic>,
     allow_auto_create: bool,
     include_ops: bool,
@@ -160,12 +141,31 @@ fn describe_or_create(
     list.into_iter()
         .map(
             |t| match t.name.filter(|n| !n.is_empty() || t.topic_id.is_nil()) {
+                Some(name)
+                    if !broker.allows(ctx, Operation::Describe, ResourceType::Topic, &name) =>
+                {
+                    error_topic(
+                        Some(&name),
+                        Uuid::nil(),
+                        ResponseError::TopicAuthorizationFailed,
+                    )
+                }
                 Some(name) => {
-                    lookup_or_create(broker, name.as_str(), allow_auto_create, include_ops)
+                    lookup_or_create(broker, ctx, name.as_str(), allow_auto_create, include_ops)
                 }
                 // By topic id (v10+): the name is null, or empty as the Java client sends it.
                 None => match broker.logs.topic_by_id(t.topic_id) {
-                    Some(topic) => describe_topic(broker, &topic, include_ops),
+                    Some(topic)
+                        if !broker.allows(
+                            ctx,
+                            Operation::Describe,
+                            ResourceType::Topic,
+                            &topic.name,
+                        ) =>
+                    {
+                        error_topic(None, t.topic_id, ResponseError::TopicAuthorizationFailed)
+                    }
+                    Some(topic) => describe_topic(broker, ctx, &topic, include_ops),
                     None => error_topic(None, t.topic_id, ResponseError::UnknownTopicId),
                 },
             },
@@ -175,12 +175,13 @@ fn describe_or_create(
 
 fn lookup_or_create(
     broker: &Broker,
+    ctx: &RequestContext,
     name: &str,
     auto_create: bool,
     include_ops: bool,
 ) -> MetadataResponseTopic {
     if let Some(topic) = broker.logs.topic(name) {
-        return describe_topic(broker, &topic, include_ops);
+        return describe_topic(broker, ctx, &topic, include_ops);
     }
     if let Err(e) = validate_topic_name(name) {
         return error_topic(Some(name), Uuid::nil(), topic_error_code(&e));
@@ -193,11 +194,20 @@ fn lookup_or_create(
             ResponseError::UnknownTopicOrPartition,
         );
     }
+    if !broker.allows_on_cluster(ctx, Operation::Create)
+        && !broker.allows(ctx, Operation::Create, ResourceType::Topic, name)
+    {
+        return error_topic(
+            Some(name),
+            Uuid::nil(),
+            ResponseError::TopicAuthorizationFailed,
+        );
+    }
     match broker.logs.create_topic(name, -1, -1, BTreeMap::new()) {
-        Ok(topic) => describe_topic(broker, &topic, include_ops),
+        Ok(topic) => describe_topic(broker, ctx, &topic, include_ops),
         // Another request created it first.
         Err(crate::log_manager::TopicError::AlreadyExists(_)) => match broker.logs.topic(name) {
-            Some(topic) => describe_topic(broker, &topic, include_ops),
+            Some(topic) => describe_topic(broker, ctx, &topic, include_ops),
             None => error_topic(Some(name), Uuid::nil(), ResponseError::LeaderNotAvailable),
         },
         Err(e) => {

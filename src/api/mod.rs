@@ -13,11 +13,15 @@ pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod alter_user_scram_credentials;
 pub mod api_versions;
+pub mod authorization;
+pub mod create_acls;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_acls;
 pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_acls;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
@@ -156,6 +160,9 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api!(DeleteGroups, 0, 2, delete_groups::handle),
     api!(OffsetDelete, 0, 0, offset_delete::handle),
     api!(DescribeConfigs, 1, 4, describe_configs::handle),
+    api!(DescribeAcls, 1, 3, describe_acls::handle),
+    blocking_api!(CreateAcls, 1, 3, create_acls::handle),
+    blocking_api!(DeleteAcls, 1, 3, delete_acls::handle),
     blocking_api!(AlterConfigs, 0, 2, alter_configs::handle),
     blocking_api!(
         IncrementalAlterConfigs,

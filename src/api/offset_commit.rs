@@ -8,19 +8,35 @@ use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+use kafka_protocol::ResponseError;
 
 use super::errors::coordinator_code;
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::coordinator::OffsetCommitEntry;
+use crate::security::acl::{Operation, ResourceType};
 
 pub async fn handle(
     broker: Arc<Broker>,
     ctx: RequestContext,
     request: OffsetCommitRequest,
 ) -> OffsetCommitResponse {
+    if !broker.allows(
+        &ctx,
+        Operation::Read,
+        ResourceType::Group,
+        &request.group_id,
+    ) {
+        return every_partition(request, ResponseError::GroupAuthorizationFailed.code());
+    }
+    // READ on each topic: the partitions of the others are answered without a commit.
+    let denied: Vec<bool> = request
+        .topics
+        .iter()
+        .map(|t| !broker.allows(&ctx, Operation::Read, ResourceType::Topic, &t.name))
+        .collect();
     let mut entries = Vec::new();
-    for t in &request.topics {
+    for (t, _) in request.topics.iter().zip(&denied).filter(|(_, d)| !**d) {
         for p in &t.partitions {
             entries.push(OffsetCommitEntry {
                 topic: t.name.to_string(),
@@ -55,6 +71,35 @@ pub async fn handle(
     let topics = request
         .topics
         .into_iter()
+        .zip(denied)
+        .map(|(t, denied)| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    OffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(if denied {
+                            ResponseError::TopicAuthorizationFailed.code()
+                        } else {
+                            codes.next().map_or(0, coordinator_code)
+                        })
+                })
+                .collect();
+            OffsetCommitResponseTopic::default()
+                .with_name(t.name)
+                .with_topic_id(t.topic_id)
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(topics)
+}
+
+/// The same error for every partition of the request.
+fn every_partition(request: OffsetCommitRequest, error_code: i16) -> OffsetCommitResponse {
+    let topics = request
+        .topics
+        .into_iter()
         .map(|t| {
             let partitions = t
                 .partitions
@@ -62,7 +107,7 @@ pub async fn handle(
                 .map(|p| {
                     OffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
-                        .with_error_code(codes.next().map_or(0, coordinator_code))
+                        .with_error_code(error_code)
                 })
                 .collect();
             OffsetCommitResponseTopic::default()

@@ -7,20 +7,39 @@ use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
+use kafka_protocol::ResponseError;
 
 use super::errors::{coordinator_code, CoordinatorCode};
 use super::RequestContext;
 use crate::broker::Broker;
+use crate::security::acl::{Operation, ResourceType};
 
 pub async fn handle(
     broker: Arc<Broker>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     request: OffsetDeleteRequest,
 ) -> OffsetDeleteResponse {
+    if !broker.allows(
+        &ctx,
+        Operation::Delete,
+        ResourceType::Group,
+        &request.group_id,
+    ) {
+        return OffsetDeleteResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
+    // READ on each topic: the partitions of the others are answered without a deletion.
+    let denied: Vec<bool> = request
+        .topics
+        .iter()
+        .map(|t| !broker.allows(&ctx, Operation::Read, ResourceType::Topic, &t.name))
+        .collect();
     let partitions: Vec<(String, i32)> = request
         .topics
         .iter()
-        .flat_map(|t| {
+        .zip(&denied)
+        .filter(|(_, denied)| !**denied)
+        .flat_map(|(t, _)| {
             t.partitions
                 .iter()
                 .map(|p| (t.name.to_string(), p.partition_index))
@@ -37,14 +56,19 @@ pub async fn handle(
             let topics = request
                 .topics
                 .into_iter()
-                .map(|t| {
+                .zip(denied)
+                .map(|(t, denied)| {
                     let partitions = t
                         .partitions
                         .iter()
                         .map(|p| {
                             OffsetDeleteResponsePartition::default()
                                 .with_partition_index(p.partition_index)
-                                .with_error_code(codes.next().map_or(0, coordinator_code))
+                                .with_error_code(if denied {
+                                    ResponseError::TopicAuthorizationFailed.code()
+                                } else {
+                                    codes.next().map_or(0, coordinator_code)
+                                })
                         })
                         .collect();
                     OffsetDeleteResponseTopic::default()

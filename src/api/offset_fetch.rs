@@ -1,5 +1,6 @@
 //! OffsetFetch (key 9): committed offsets of a group (v8+: of several groups); a partition
-//! without a commit answers offset -1. A null topic list means every committed offset.
+//! without a commit answers offset -1. A null topic list means every committed offset the
+//! principal may DESCRIBE.
 
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use kafka_protocol::ResponseError;
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::coordinator::group::CommittedOffset;
+use crate::security::acl::{Operation, ResourceType};
 
 fn values(o: Option<CommittedOffset>) -> (i64, i32, String) {
     match o {
@@ -38,6 +40,59 @@ fn stability(
     }
 }
 
+/// One topic's answer: per partition its error code and committed offset.
+type TopicOffsets = (String, Vec<(i32, i16, (i64, i32, String))>);
+
+/// The offsets of `group` the request may see: DESCRIBE on the group, or the error; of the
+/// named topics, those it may not DESCRIBE answer TOPIC_AUTHORIZATION_FAILED (after the
+/// others, as Kafka orders them); of all topics, those are left out.
+fn group_offsets(
+    broker: &Broker,
+    ctx: &RequestContext,
+    group: &str,
+    wanted: Option<Vec<(String, Vec<i32>)>>,
+    require_stable: bool,
+) -> Result<Vec<TopicOffsets>, ResponseError> {
+    if !broker.allows(ctx, Operation::Describe, ResourceType::Group, group) {
+        return Err(ResponseError::GroupAuthorizationFailed);
+    }
+    let may_describe =
+        |topic: &str| broker.allows(ctx, Operation::Describe, ResourceType::Topic, topic);
+    let mut denied = Vec::new();
+    let wanted = wanted.map(|topics| {
+        let (allowed, refused): (Vec<_>, Vec<_>) =
+            topics.into_iter().partition(|(t, _)| may_describe(t));
+        denied = refused;
+        allowed
+    });
+    let all = wanted.is_none();
+    let mut topics: Vec<TopicOffsets> = broker
+        .groups
+        .fetch_offsets(group, wanted)
+        .into_iter()
+        .filter(|(topic, _)| !all || may_describe(topic))
+        .map(|(topic, parts)| {
+            let partitions = parts
+                .into_iter()
+                .map(|(p, o)| {
+                    let code = stability(broker, require_stable, group, &topic, p);
+                    (p, code, values(o))
+                })
+                .collect();
+            (topic, partitions)
+        })
+        .collect();
+    let refused = ResponseError::TopicAuthorizationFailed.code();
+    topics.extend(denied.into_iter().map(|(topic, parts)| {
+        let partitions = parts
+            .into_iter()
+            .map(|p| (p, refused, values(None)))
+            .collect();
+        (topic, partitions)
+    }));
+    Ok(topics)
+}
+
 pub async fn handle(
     broker: Arc<Broker>,
     ctx: RequestContext,
@@ -54,63 +109,73 @@ pub async fn handle(
                         .map(|t| (t.name.to_string(), t.partition_indexes))
                         .collect()
                 });
-                let topics = broker
-                    .groups
-                    .fetch_offsets(g.group_id.as_str(), wanted)
-                    .into_iter()
-                    .map(|(topic, parts)| {
-                        let partitions = parts
+                let response =
+                    OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
+                match group_offsets(&broker, &ctx, g.group_id.as_str(), wanted, require_stable) {
+                    Err(e) => response.with_error_code(e.code()),
+                    Ok(topics) => response.with_topics(
+                        topics
                             .into_iter()
-                            .map(|(p, o)| {
-                                let (offset, epoch, metadata) = values(o);
-                                OffsetFetchResponsePartitions::default()
-                                    .with_error_code(stability(
-                                        &broker,
-                                        require_stable,
-                                        g.group_id.as_str(),
-                                        &topic,
-                                        p,
-                                    ))
-                                    .with_partition_index(p)
-                                    .with_committed_offset(offset)
-                                    .with_committed_leader_epoch(epoch)
-                                    .with_metadata(Some(StrBytes::from_string(metadata)))
+                            .map(|(topic, parts)| {
+                                let partitions = parts
+                                    .into_iter()
+                                    .map(|(p, code, (offset, epoch, metadata))| {
+                                        OffsetFetchResponsePartitions::default()
+                                            .with_error_code(code)
+                                            .with_partition_index(p)
+                                            .with_committed_offset(offset)
+                                            .with_committed_leader_epoch(epoch)
+                                            .with_metadata(Some(StrBytes::from_string(metadata)))
+                                    })
+                                    .collect();
+                                OffsetFetchResponseTopics::default()
+                                    .with_name(TopicName(StrBytes::from_string(topic)))
+                                    .with_partitions(partitions)
                             })
-                            .collect();
-                        OffsetFetchResponseTopics::default()
-                            .with_name(TopicName(StrBytes::from_string(topic)))
-                            .with_partitions(partitions)
-                    })
-                    .collect();
-                OffsetFetchResponseGroup::default()
-                    .with_group_id(g.group_id)
-                    .with_topics(topics)
+                            .collect(),
+                    ),
+                }
             })
             .collect();
         return OffsetFetchResponse::default().with_groups(groups);
     }
-    let wanted = request.topics.map(|ts| {
+    let wanted: Option<Vec<(String, Vec<i32>)>> = request.topics.map(|ts| {
         ts.into_iter()
             .map(|t| (t.name.to_string(), t.partition_indexes))
             .collect()
     });
-    let topics = broker
-        .groups
-        .fetch_offsets(request.group_id.as_str(), wanted)
+    let topics = match group_offsets(
+        &broker,
+        &ctx,
+        request.group_id.as_str(),
+        wanted.clone(),
+        require_stable,
+    ) {
+        Ok(topics) => topics,
+        // v2+ has a top-level error; v1 reports it in every requested partition.
+        Err(e) if ctx.version >= 2 => {
+            return OffsetFetchResponse::default().with_error_code(e.code())
+        }
+        Err(e) => wanted
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(topic, parts)| {
+                let partitions = parts
+                    .into_iter()
+                    .map(|p| (p, e.code(), values(None)))
+                    .collect();
+                (topic, partitions)
+            })
+            .collect(),
+    };
+    let topics = topics
         .into_iter()
         .map(|(topic, parts)| {
             let partitions = parts
                 .into_iter()
-                .map(|(p, o)| {
-                    let (offset, epoch, metadata) = values(o);
+                .map(|(p, code, (offset, epoch, metadata))| {
                     OffsetFetchResponsePartition::default()
-                        .with_error_code(stability(
-                            &broker,
-                            require_stable,
-                            request.group_id.as_str(),
-                            &topic,
-                            p,
-                        ))
+                        .with_error_code(code)
                         .with_partition_index(p)
                         .with_committed_offset(offset)
                         .with_committed_leader_epoch(if ctx.version >= 5 { epoch } else { -1 })

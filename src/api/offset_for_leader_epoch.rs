@@ -13,15 +13,17 @@ use super::fetch::check_leader_epoch;
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::log::LEADER_EPOCH;
+use crate::security::acl::{Operation, ResourceType};
 
 pub async fn handle(
     broker: Arc<Broker>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     request: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
     let mut topics = Vec::new();
     for t in request.topics {
         let topic = broker.logs.topic(t.topic.as_str());
+        let denied = !broker.allows(&ctx, Operation::Describe, ResourceType::Topic, &t.topic);
         let partitions = t
             .partitions
             .iter()
@@ -30,6 +32,10 @@ pub async fn handle(
                     .with_partition(p.partition)
                     .with_leader_epoch(-1)
                     .with_end_offset(-1);
+                if denied {
+                    return response
+                        .with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                }
                 let Some(log) = topic.as_ref().and_then(|t| t.partition(p.partition)) else {
                     return response.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                 };

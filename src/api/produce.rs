@@ -21,6 +21,7 @@ use crate::broker::Broker;
 use crate::log::record_batch::{validate_produce_batches, BatchError, BatchHeader};
 use crate::log::record_view::keyless_records;
 use crate::log::{AppendInfo, Log, LogError};
+use crate::security::acl::{Operation, ResourceType};
 
 /// A partition's outcome before the durability wait.
 struct PartitionOutcome {
@@ -63,6 +64,10 @@ pub fn handle(
     request: ProduceRequest,
 ) -> ResponseFuture {
     let acks = request.acks;
+    // Kafka checks WRITE on the transactional id first and fails the whole request.
+    let transaction_denied = request.transactional_id.as_ref().is_some_and(|id| {
+        !broker.allows(&ctx, Operation::Write, ResourceType::TransactionalId, id)
+    });
     let mut topics: Vec<(TopicProduceResponse, Vec<PartitionOutcome>)> = Vec::new();
     let mut any_error = false;
     for topic_data in request.topic_data {
@@ -76,9 +81,22 @@ pub fn handle(
         } else {
             ResponseError::UnknownTopicOrPartition
         };
+        // Unauthorized topics fail before their existence is checked, as in Kafka.
+        let name = topic
+            .as_ref()
+            .map_or(topic_data.name.as_str(), |t| t.name.as_str());
+        let denied = if transaction_denied {
+            Some(ResponseError::TransactionalIdAuthorizationFailed)
+        } else if !broker.allows(&ctx, Operation::Write, ResourceType::Topic, name) {
+            Some(ResponseError::TopicAuthorizationFailed)
+        } else {
+            None
+        };
         let mut partitions = Vec::new();
         for p in topic_data.partition_data {
-            let outcome = if matches!(acks, -1..=1) {
+            let outcome = if let Some(error) = denied {
+                error_partition(p.index, error, None)
+            } else if matches!(acks, -1..=1) {
                 match topic.as_ref().and_then(|t| t.partition(p.index)) {
                     None => error_partition(p.index, unknown, None),
                     Some(log) => append_partition(

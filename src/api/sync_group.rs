@@ -11,12 +11,22 @@ use super::errors::coordinator_error_code;
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::coordinator::{Outcome, SyncRequest};
+use crate::security::acl::{Operation, ResourceType};
 
 pub async fn handle(
     broker: Arc<Broker>,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     request: SyncGroupRequest,
 ) -> SyncGroupResponse {
+    if !broker.allows(
+        &ctx,
+        Operation::Read,
+        ResourceType::Group,
+        &request.group_id,
+    ) {
+        return SyncGroupResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     let assignments: HashMap<String, bytes::Bytes> = request
         .assignments
         .into_iter()

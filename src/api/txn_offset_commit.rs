@@ -7,21 +7,49 @@ use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
+use kafka_protocol::ResponseError;
 
 use super::errors::{coordinator_code, CoordinatorCode};
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::coordinator::OffsetCommitEntry;
+use crate::security::acl::{Operation, ResourceType};
 
 pub async fn handle(
     broker: Arc<Broker>,
     ctx: RequestContext,
     request: TxnOffsetCommitRequest,
 ) -> TxnOffsetCommitResponse {
+    // WRITE on the transactional id, then READ on the group, fail every partition; READ on
+    // a topic fails just its partitions.
+    let refused = if !broker.allows(
+        &ctx,
+        Operation::Write,
+        ResourceType::TransactionalId,
+        &request.transactional_id,
+    ) {
+        Some(ResponseError::TransactionalIdAuthorizationFailed)
+    } else if !broker.allows(
+        &ctx,
+        Operation::Read,
+        ResourceType::Group,
+        &request.group_id,
+    ) {
+        Some(ResponseError::GroupAuthorizationFailed)
+    } else {
+        None
+    };
+    let denied: Vec<bool> = request
+        .topics
+        .iter()
+        .map(|t| !broker.allows(&ctx, Operation::Read, ResourceType::Topic, &t.name))
+        .collect();
     let entries: Vec<OffsetCommitEntry> = request
         .topics
         .iter()
-        .flat_map(|t| {
+        .zip(&denied)
+        .filter(|(_, denied)| !**denied && refused.is_none())
+        .flat_map(|(t, _)| {
             t.partitions.iter().map(|p| OffsetCommitEntry {
                 topic: t.name.to_string(),
                 partition: p.partition_index,
@@ -38,15 +66,22 @@ pub async fn handle(
             })
         })
         .collect();
-    let check = broker
-        .txns
-        .check_offset_commit(
-            request.transactional_id.as_str(),
-            *request.producer_id,
-            request.producer_epoch,
-        )
-        .await;
-    let codes: Vec<i16> = if let Err(e) = check {
+    let check = match refused {
+        Some(_) => Ok(()),
+        None => {
+            broker
+                .txns
+                .check_offset_commit(
+                    request.transactional_id.as_str(),
+                    *request.producer_id,
+                    request.producer_epoch,
+                )
+                .await
+        }
+    };
+    let codes: Vec<i16> = if refused.is_some() {
+        Vec::new()
+    } else if let Err(e) = check {
         vec![e.code(); entries.len()]
     } else {
         let member = (ctx.version >= 3 && request.generation_id >= 0).then(|| {
@@ -77,14 +112,19 @@ pub async fn handle(
     let topics = request
         .topics
         .into_iter()
-        .map(|t| {
+        .zip(denied)
+        .map(|(t, denied)| {
             let partitions = t
                 .partitions
                 .iter()
                 .map(|p| {
                     TxnOffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
-                        .with_error_code(codes.next().unwrap_or(0))
+                        .with_error_code(match refused {
+                            Some(e) => e.code(),
+                            None if denied => ResponseError::TopicAuthorizationFailed.code(),
+                            None => codes.next().unwrap_or(0),
+                        })
                 })
                 .collect();
             TxnOffsetCommitResponseTopic::default()

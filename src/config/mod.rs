@@ -2,6 +2,7 @@
 //! overrides, then validated into a typed [`BrokerConfig`]. Keys are Kafka's broker property
 //! names; every error names the key it is about.
 
+mod authorizer;
 mod cleaner;
 mod coordinators;
 pub mod listeners;
@@ -61,6 +62,8 @@ pub struct BrokerConfig {
     /// `connection.failed.authentication.delay.ms`: a failed authentication is answered
     /// (and the connection closed) this much later, to slow down guessing.
     pub failed_authentication_delay: Duration,
+    /// `authorizer.class.name` and its settings: `None` when requests are not authorized.
+    pub authorizer: Option<crate::security::acl::AuthorizerSettings>,
     pub log_dirs: Vec<PathBuf>,
     pub num_partitions: i32,
     pub default_replication_factor: i16,
@@ -153,6 +156,7 @@ impl BrokerConfig {
                 0,
                 i32::MAX as i64,
             )? as u64),
+            authorizer: authorizer::parse(raw)?,
             log_dirs,
             num_partitions: raw.int("num.partitions", 1, 1, 100_000)? as i32,
             default_replication_factor,
@@ -342,6 +346,9 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker("sasl.enabled.mechanisms", "GSSAPI", 7, "SASL mechanisms of SASL listeners: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (GSSAPI and OAUTHBEARER are not supported)."),
     broker("connections.max.reauth.ms", "0", 5, "SASL sessions expire after this long and must re-authenticate (KIP-368); 0: never."),
     broker("connection.failed.authentication.delay.ms", "100", 3, "Delay before a failed authentication is answered and the connection closed."),
+    broker("authorizer.class.name", "", 2, "org.apache.kafka.metadata.authorizer.StandardAuthorizer: authorize every request against the ACLs (CreateAcls); empty: allow everything."),
+    broker_unset("super.users", 2, "Principals that skip ACLs, separated by `;` (User:admin;User:CN=ops)."),
+    broker("allow.everyone.if.no.acl.found", "false", 1, "Allow a request on a resource no ACL names."),
     broker("log.dirs", "./data", 2, "Comma-separated data directories."),
     broker("num.partitions", "1", 3, "Partitions of a topic created without a count."),
     broker("default.replication.factor", "1", 3, "Replication factor of new topics (only 1)."),

@@ -13,47 +13,128 @@
 //! READ, WRITE, DELETE and ALTER, and for DESCRIBE_CONFIGS also ALTER_CONFIGS (Kafka's
 //! implied operations; DENY bindings imply nothing beyond themselves and ALL).
 
-/// Kafka's `ResourceType` codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum ResourceType {
-    Topic = 2,
-    Group = 3,
-    Cluster = 4,
-    TransactionalId = 5,
-    DelegationToken = 6,
-    User = 7,
+/// A Kafka enum with its wire codes and the names its tools print (`TOPIC`, `READ`).
+macro_rules! kafka_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $code:literal, $text:literal;)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum $name {
+            $($variant = $code,)*
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant,)*];
+
+            pub fn from_code(code: i8) -> Option<$name> {
+                Self::ALL.iter().copied().find(|v| *v as i8 == code)
+            }
+
+            pub fn code(self) -> i8 {
+                self as i8
+            }
+
+            /// Kafka's name of the value, as its tools print it.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)*
+                }
+            }
+
+            pub fn from_name(name: &str) -> Option<$name> {
+                Self::ALL.iter().copied().find(|v| v.name().eq_ignore_ascii_case(name))
+            }
+        }
+    };
 }
 
-/// Kafka's `AclOperation` codes (ANY and UNKNOWN are filter-only).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Operation {
-    All = 2,
-    Read = 3,
-    Write = 4,
-    Create = 5,
-    Delete = 6,
-    Alter = 7,
-    Describe = 8,
-    ClusterAction = 9,
-    DescribeConfigs = 10,
-    AlterConfigs = 11,
-    IdempotentWrite = 12,
-    CreateTokens = 13,
-    DescribeTokens = 14,
-}
+kafka_enum!(
+    /// Kafka's `ResourceType` codes (ANY and UNKNOWN are filter-only).
+    ResourceType {
+        Topic = 2, "TOPIC";
+        Group = 3, "GROUP";
+        Cluster = 4, "CLUSTER";
+        TransactionalId = 5, "TRANSACTIONAL_ID";
+        DelegationToken = 6, "DELEGATION_TOKEN";
+        User = 7, "USER";
+    }
+);
 
-/// `PatternType` codes: LITERAL (3) and PREFIXED (4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum PatternType {
-    Literal = 3,
-    Prefixed = 4,
-}
+kafka_enum!(
+    /// Kafka's `AclOperation` codes (ANY and UNKNOWN are filter-only).
+    Operation {
+        All = 2, "ALL";
+        Read = 3, "READ";
+        Write = 4, "WRITE";
+        Create = 5, "CREATE";
+        Delete = 6, "DELETE";
+        Alter = 7, "ALTER";
+        Describe = 8, "DESCRIBE";
+        ClusterAction = 9, "CLUSTER_ACTION";
+        DescribeConfigs = 10, "DESCRIBE_CONFIGS";
+        AlterConfigs = 11, "ALTER_CONFIGS";
+        IdempotentWrite = 12, "IDEMPOTENT_WRITE";
+        CreateTokens = 13, "CREATE_TOKENS";
+        DescribeTokens = 14, "DESCRIBE_TOKENS";
+    }
+);
 
-/// `AclPermissionType`: DENY (2), ALLOW (3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Permission {
-    Deny = 2,
-    Allow = 3,
+kafka_enum!(
+    /// `PatternType` codes of a binding (ANY and MATCH are filter-only).
+    PatternType {
+        Literal = 3, "LITERAL";
+        Prefixed = 4, "PREFIXED";
+    }
+);
+
+kafka_enum!(
+    /// `AclPermissionType` codes.
+    Permission {
+        Deny = 2, "DENY";
+        Allow = 3, "ALLOW";
+    }
+);
+
+/// The name of the one cluster resource.
+pub const CLUSTER_NAME: &str = "kafka-cluster";
+
+/// The resource name or principal that matches every one.
+pub const WILDCARD: &str = "*";
+pub const WILDCARD_PRINCIPAL: &str = "User:*";
+
+impl ResourceType {
+    /// The operations ACLs on this resource type can grant (Kafka's
+    /// `AclEntry.supportedOperations`), whose bits `authorized_operations` fields report.
+    pub fn supported_operations(self) -> &'static [Operation] {
+        use Operation::{
+            Alter, AlterConfigs, ClusterAction, Create, CreateTokens, Delete, Describe,
+            DescribeConfigs, DescribeTokens, IdempotentWrite, Read, Write,
+        };
+        match self {
+            ResourceType::Topic => &[
+                Read,
+                Write,
+                Create,
+                Describe,
+                Delete,
+                Alter,
+                DescribeConfigs,
+                AlterConfigs,
+            ],
+            ResourceType::Group => &[Read, Describe, Delete, DescribeConfigs, AlterConfigs],
+            ResourceType::Cluster => &[
+                Create,
+                ClusterAction,
+                DescribeConfigs,
+                AlterConfigs,
+                IdempotentWrite,
+                Alter,
+                Describe,
+            ],
+            ResourceType::TransactionalId => &[Describe, Write],
+            ResourceType::DelegationToken => &[Describe],
+            ResourceType::User => &[CreateTokens, DescribeTokens],
+        }
+    }
 }
 
 /// One ACL binding.
@@ -79,14 +160,16 @@ impl AclBinding {
     fn matches_resource(&self, resource_type: ResourceType, name: &str) -> bool {
         self.resource_type == resource_type
             && match self.pattern_type {
-                PatternType::Literal => self.resource_name == "*" || self.resource_name == name,
+                PatternType::Literal => {
+                    self.resource_name == WILDCARD || self.resource_name == name
+                }
                 PatternType::Prefixed => name.starts_with(&self.resource_name),
             }
     }
 
     fn matches_who(&self, principal: &str, host: &str) -> bool {
-        (self.principal == principal || self.principal == "User:*")
-            && (self.host == "*" || self.host == host)
+        (self.principal == principal || self.principal == WILDCARD_PRINCIPAL)
+            && (self.host == WILDCARD || self.host == host)
     }
 
     /// Whether this binding covers `operation` (Kafka's implied operations for ALLOW).
@@ -135,6 +218,65 @@ pub fn authorize(
         }
     }
     allowed || (!any_for_resource && settings.allow_everyone_if_no_acl_found)
+}
+
+/// Whether `principal` at `host` may do `operation` on some resource of `resource_type`
+/// (Kafka's `authorizeByResourceType`; InitProducerId without a transactional id asks it
+/// for WRITE on any topic). Allowed when a hard-coded name would be allowed (super users,
+/// `allow.everyone.if.no.acl.found`), when a wildcard ALLOW exists, or when some ALLOW
+/// pattern is not covered by a DENY: a LITERAL one not denied by the same literal, and
+/// neither kind denied by a DENY prefix of it. No operations are implied here.
+pub fn authorize_by_resource_type(
+    bindings: &[AclBinding],
+    settings: &AuthorizerSettings,
+    principal: &str,
+    host: &str,
+    operation: Operation,
+    resource_type: ResourceType,
+) -> bool {
+    if authorize(
+        bindings,
+        settings,
+        principal,
+        host,
+        operation,
+        resource_type,
+        "hardcode",
+    ) {
+        return true;
+    }
+    let mut denied_literals = std::collections::BTreeSet::new();
+    let mut denied_prefixes = std::collections::BTreeSet::new();
+    let mut allowed = Vec::new();
+    let mut wildcard_allowed = false;
+    for b in bindings.iter().filter(|b| {
+        b.resource_type == resource_type
+            && b.matches_who(principal, host)
+            && (b.operation == operation || b.operation == Operation::All)
+    }) {
+        match (b.permission, b.pattern_type) {
+            (Permission::Deny, PatternType::Literal) if b.resource_name == WILDCARD => {
+                return false
+            }
+            (Permission::Deny, PatternType::Literal) => {
+                denied_literals.insert(b.resource_name.as_str());
+            }
+            (Permission::Deny, PatternType::Prefixed) => {
+                denied_prefixes.insert(b.resource_name.as_str());
+            }
+            (Permission::Allow, PatternType::Literal) if b.resource_name == WILDCARD => {
+                wildcard_allowed = true;
+            }
+            (Permission::Allow, pattern) => allowed.push((pattern, b.resource_name.as_str())),
+        }
+    }
+    wildcard_allowed
+        || allowed.into_iter().any(|(pattern, name)| {
+            let denied_literally =
+                pattern == PatternType::Literal && denied_literals.contains(name);
+            let denied_by_prefix = denied_prefixes.iter().any(|p| name.starts_with(p));
+            !denied_literally && !denied_by_prefix
+        })
 }
 
 #[cfg(test)]
@@ -281,5 +423,56 @@ mod tests {
             ResourceType::Topic,
             "t"
         ));
+    }
+
+    #[test]
+    fn by_resource_type_needs_an_allow_that_no_deny_covers() {
+        let settings = AuthorizerSettings::default();
+        let write = |name: &str, pattern, permission| AclBinding {
+            host: "*".into(),
+            ..binding(name, pattern, "User:alice", Operation::Write, permission)
+        };
+        let any_topic = |acls: &[AclBinding]| {
+            authorize_by_resource_type(
+                acls,
+                &settings,
+                "User:alice",
+                "127.0.0.1",
+                Operation::Write,
+                ResourceType::Topic,
+            )
+        };
+        assert!(!any_topic(&[]));
+        assert!(any_topic(&[write(
+            "t",
+            PatternType::Literal,
+            Permission::Allow
+        )]));
+        assert!(!any_topic(&[
+            write("t", PatternType::Literal, Permission::Allow),
+            write("t", PatternType::Literal, Permission::Deny),
+        ]));
+        assert!(!any_topic(&[
+            write("team-a", PatternType::Prefixed, Permission::Allow),
+            write("team", PatternType::Prefixed, Permission::Deny),
+        ]));
+        assert!(any_topic(&[
+            write("team-a", PatternType::Prefixed, Permission::Allow),
+            write("team-a-x", PatternType::Prefixed, Permission::Deny),
+        ]));
+        assert!(!any_topic(&[
+            write("*", PatternType::Literal, Permission::Allow),
+            write("*", PatternType::Literal, Permission::Deny),
+        ]));
+        assert!(any_topic(&[write(
+            "*",
+            PatternType::Literal,
+            Permission::Allow
+        )]));
+        // READ does not imply WRITE, and nothing is implied here.
+        assert!(!any_topic(&[AclBinding {
+            operation: Operation::Read,
+            ..write("t", PatternType::Literal, Permission::Allow)
+        }]));
     }
 }

@@ -1,11 +1,16 @@
 //! Authentication (issue 16): TLS for `SSL`/`SASL_SSL` listeners (`tls.rs`), client
 //! certificate principals (`principal.rs`), SASL PLAIN and SCRAM (`sasl.rs`, `scram.rs`), and
-//! the SCRAM credentials they check (`credentials.rs`). `acl.rs` is the authorization
-//! decision that the ACL APIs and per-API checks (not yet built) will use.
+//! the SCRAM credentials they check (`credentials.rs`). Authorization (`authorizer.rs`):
+//! ACL bindings and Kafka's decision (`acl.rs`), the filters of DescribeAcls and DeleteAcls
+//! (`acl_filter.rs`) and the durable ACLs (`acl_store.rs`); the APIs ask it through
+//! `api/authorization.rs`.
 //! The connection drives them (`network/authentication.rs`); listener settings are parsed
 //! in `config/listeners.rs`.
 
 pub mod acl;
+pub mod acl_filter;
+pub mod acl_store;
+pub mod authorizer;
 pub mod credentials;
 pub mod principal;
 pub mod sasl;

@@ -1,6 +1,7 @@
 //! Integration tests: real `gregor` processes on 127.0.0.1 with temp data directories,
 //! driven by real clients (the rdkafka crate, Debian's kcat) and by raw sockets.
 
+mod acls;
 mod admin;
 mod bad_input;
 mod batches;

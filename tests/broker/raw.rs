@@ -91,3 +91,48 @@ fn now_batch<'a>(values: &'a [&'a [u8]]) -> TestBatch<'a> {
         .as_millis() as i64;
     TestBatch::new(values).timestamp(now).same_timestamp()
 }
+
+/// One request and its answer on an open connection.
+pub fn exchange<Req: Encodable, Resp: Decodable>(
+    stream: &mut TcpStream,
+    key: ApiKey,
+    version: i16,
+    request: &Req,
+) -> Resp {
+    stream.write_all(&frame(key, version, 9, request)).unwrap();
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size).expect("response size");
+    let mut buf = vec![0u8; i32::from_be_bytes(size) as usize];
+    stream.read_exact(&mut buf).expect("response");
+    let mut buf = Bytes::from(buf);
+    assert_eq!(buf.get_i32(), 9, "correlation id");
+    if key.response_header_version(version) >= 1 {
+        buf.get_u8();
+    }
+    Resp::decode(&mut buf, version).expect("decode response")
+}
+
+/// SaslHandshake and SaslAuthenticate with PLAIN on `stream`.
+pub fn authenticate_plain(
+    stream: &mut TcpStream,
+    user: &str,
+    password: &str,
+) -> kafka_protocol::messages::SaslAuthenticateResponse {
+    use kafka_protocol::messages::{
+        SaslAuthenticateRequest, SaslHandshakeRequest, SaslHandshakeResponse,
+    };
+    let handshake: SaslHandshakeResponse = exchange(
+        stream,
+        ApiKey::SaslHandshake,
+        1,
+        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+    );
+    assert_eq!(handshake.error_code, 0);
+    exchange(
+        stream,
+        ApiKey::SaslAuthenticate,
+        2,
+        &SaslAuthenticateRequest::default()
+            .with_auth_bytes(format!("\0{user}\0{password}").into_bytes().into()),
+    )
+}

@@ -18,7 +18,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use crate::raw::call;
+use crate::raw::{authenticate_plain, call, exchange};
 use crate::support::{closed_by_broker, Broker};
 
 fn tools_available(test: &str) -> bool {
@@ -425,51 +425,6 @@ fn sasl_plain_and_scram_authenticate_and_refuse_wrong_passwords() {
     );
 }
 
-/// One request and its answer on an open connection.
-fn exchange<Req: kafka_protocol::protocol::Encodable, Resp: kafka_protocol::protocol::Decodable>(
-    stream: &mut std::net::TcpStream,
-    key: ApiKey,
-    version: i16,
-    request: &Req,
-) -> Resp {
-    use bytes::Buf;
-    use std::io::Read;
-    stream
-        .write_all(&crate::raw::frame(key, version, 9, request))
-        .unwrap();
-    let mut size = [0u8; 4];
-    stream.read_exact(&mut size).expect("response size");
-    let mut buf = vec![0u8; i32::from_be_bytes(size) as usize];
-    stream.read_exact(&mut buf).expect("response");
-    let mut buf = bytes::Bytes::from(buf);
-    assert_eq!(buf.get_i32(), 9, "correlation id");
-    if key.response_header_version(version) >= 1 {
-        buf.get_u8();
-    }
-    Resp::decode(&mut buf, version).expect("decode response")
-}
-
-fn authenticate_plain(
-    stream: &mut std::net::TcpStream,
-    password: &str,
-) -> kafka_protocol::messages::SaslAuthenticateResponse {
-    use kafka_protocol::messages::SaslAuthenticateRequest;
-    let handshake: SaslHandshakeResponse = exchange(
-        stream,
-        ApiKey::SaslHandshake,
-        1,
-        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
-    );
-    assert_eq!(handshake.error_code, 0);
-    exchange(
-        stream,
-        ApiKey::SaslAuthenticate,
-        2,
-        &SaslAuthenticateRequest::default()
-            .with_auth_bytes(format!("\0alice\0{password}").into_bytes().into()),
-    )
-}
-
 /// KIP-368: the session lasts `connections.max.reauth.ms`; re-authenticating renews it,
 /// a request after it closes the connection. And a mechanism the listener does not enable
 /// is refused with the ones it does.
@@ -491,13 +446,13 @@ fn sasl_sessions_expire_unless_renewed_and_unknown_mechanisms_are_refused() {
     let mut s = std::net::TcpStream::connect(&sasl).unwrap();
     s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .unwrap();
-    let auth = authenticate_plain(&mut s, "alice-secret");
+    let auth = authenticate_plain(&mut s, "alice", "alice-secret");
     assert_eq!((auth.error_code, auth.session_lifetime_ms), (0, 1500));
     let metadata: MetadataResponse =
         exchange(&mut s, ApiKey::Metadata, 12, &MetadataRequest::default());
     assert_eq!(metadata.brokers.len(), 1);
     // Renewed before it ends, then let it run out.
-    let again = authenticate_plain(&mut s, "alice-secret");
+    let again = authenticate_plain(&mut s, "alice", "alice-secret");
     assert_eq!((again.error_code, again.session_lifetime_ms), (0, 1500));
     std::thread::sleep(std::time::Duration::from_millis(1600));
     s.write_all(&crate::raw::frame(
@@ -516,7 +471,7 @@ fn sasl_sessions_expire_unless_renewed_and_unknown_mechanisms_are_refused() {
     let mut s = std::net::TcpStream::connect(&sasl).unwrap();
     s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .unwrap();
-    let refused = authenticate_plain(&mut s, "guess");
+    let refused = authenticate_plain(&mut s, "alice", "guess");
     assert_eq!(refused.error_code, 58);
     assert_eq!(
         refused.error_message.as_deref(),
