@@ -161,13 +161,15 @@ def differences(w):
       "ApiVersions, Metadata, CreateTopics, Produce, Fetch and offsets, groups, transactions, configs, admin, bad "
       "requests) to a fresh Apache Kafka 4.1.1 and a fresh Gregor, decodes both answers with Kafka's own message "
       "classes and compares them field by field. Identities, clocks, error messages and file-system sizes are "
-      "normalised; every other difference must be explained below, or the run fails.")
+      "normalised; every other difference must be explained below, or the run fails. A second, secure run "
+      "(`SecureSessions.java`) starts both brokers with the StandardAuthorizer and a SASL_PLAINTEXT listener "
+      "and compares ACL management and what every API refuses a user without the ACLs.")
     w("")
     out = os.path.join(HERE, ".work", "differential.txt")
     summary = [l.strip() for l in open(out)] if os.path.exists(out) else []
     summary = [l for l in summary if re.match(r"^\d+ steps:", l)]
     if summary:
-        w(f"Last run: {summary[-1]}.")
+        w(f"Last run: {summary[0]}" + (f"; secure run: {summary[1]}." if len(summary) > 1 else "."))
         w("")
     known = []
     with open(os.path.join(HERE, "differential", "known-differences.tsv")) as f:
@@ -176,6 +178,9 @@ def differences(w):
                 known.append(line.rstrip("\n").split("\t"))
     counts = collections.Counter()
     results = read_tsv(os.path.join(HERE, "differential", "results.tsv"))
+    secure = os.path.join(HERE, "differential", "results-secure.tsv")
+    if os.path.exists(secure):
+        results += read_tsv(secure)
     for r in results:
         counts[r["reason"]] += 1
     w("| where (session/step) | field | fields differing in the last run | reason |")

@@ -3,6 +3,8 @@
 # (compat-tests/kafka) and a fresh Gregor, answers compared field by field
 # (compat-tests/java: Differential.java, Sessions.java). Differences are either explained by
 # known-differences.tsv or reported as UNEXPLAINED (exit 1). Writes results.tsv here.
+# Then the secure run: both brokers again, with the StandardAuthorizer and a SASL_PLAINTEXT
+# listener (SecureSessions.java: ACLs and what each API refuses), into results-secure.tsv.
 #   run.sh [GREGOR_BINARY]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -30,4 +32,35 @@ for _ in $(seq 1 100); do grep -q "^gregor listening on" "$dir/out" && break; sl
 gaddr=$(sed -n 's/^gregor listening on //p' "$dir/out")
 [ -n "$gaddr" ] || { echo "differential: gregor did not start" >&2; cat "$dir/err" >&2; exit 1; }
 echo "# differential: Apache Kafka on $kafka, Gregor on $gaddr" >&2
-"$root/compat-tests/java/run.sh" differential "$kafka" "$gaddr" "$here/known-differences.tsv" "$here/results.tsv"
+status=0
+"$root/compat-tests/java/run.sh" differential "$kafka" "$gaddr" "$here/known-differences.tsv" "$here/results.tsv" || status=1
+kill -TERM "$gpid"; wait "$gpid" 2>/dev/null || true; gpid=
+"$root/compat-tests/kafka/kafka.sh" stop >/dev/null
+
+# The secure run. The same settings on both; ANONYMOUS is super on the plaintext listeners
+# (Kafka's controller talks to its broker part there).
+jaas='org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="admin-pw" user_alice="alice-pw";'
+secure=(
+  "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+  "super.users=User:admin;User:ANONYMOUS"
+  "sasl.enabled.mechanisms=PLAIN"
+  "listener.name.sasl_plaintext.plain.sasl.jaas.config=$jaas"
+  "connection.failed.authentication.delay.ms=0"
+)
+sasl_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+KAFKA_SASL_PORT=$sasl_port "$root/compat-tests/kafka/kafka.sh" start "${secure[@]}" >/dev/null
+overrides=()
+for kv in "${secure[@]}"; do overrides+=(-o "$kv"); done
+rm -rf "$dir/data"
+"$gregor" serve --listen 127.0.0.1:0 --data-dir "$dir/data" --log-level warn \
+  -o "listeners=PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0" "${overrides[@]}" \
+  -o num.partitions=1 -o default.replication.factor=1 -o auto.create.topics.enable=true \
+  -o group.initial.rebalance.delay.ms=0 > "$dir/out" 2> "$dir/err" &
+gpid=$!
+for _ in $(seq 1 100); do grep -q "^gregor listening on" "$dir/out" && break; sleep 0.1; done
+gsasl=$(sed -n 's/^gregor listener SASL_PLAINTEXT listening on //p' "$dir/out")
+[ -n "$gsasl" ] || { echo "differential: secure gregor did not start" >&2; cat "$dir/err" >&2; exit 1; }
+echo "# differential (secure): Apache Kafka on 127.0.0.1:$sasl_port, Gregor on $gsasl" >&2
+"$root/compat-tests/java/run.sh" differential-secure "127.0.0.1:$sasl_port" "$gsasl" "$here/known-differences.tsv" \
+  "$here/results-secure.tsv" || status=1
+exit $status

@@ -2,7 +2,7 @@
 # The Java client scenarios and the differential runner (compat-tests/java, Maven).
 #   run.sh build                               compile once (rebuilt when a source changes)
 #   run.sh scenarios BOOTSTRAP quick|full [NAME...]
-#   run.sh differential KAFKA GREGOR KNOWN_TSV OUT_TSV
+#   run.sh differential[-secure] KAFKA GREGOR KNOWN_TSV OUT_TSV
 # Output of the scenarios: `PASS|FAIL|SKIP java NAME SECONDS` lines, then `N passed, ...`.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -29,6 +29,6 @@ run() {
 
 case "${1:-}" in
   build) build ;;
-  scenarios|differential) run "$@" ;;
-  *) echo "usage: $0 build | scenarios BOOTSTRAP quick|full [NAME...] | differential KAFKA GREGOR KNOWN OUT" >&2; exit 2 ;;
+  scenarios|differential|differential-secure) run "$@" ;;
+  *) echo "usage: $0 build | scenarios BOOTSTRAP quick|full [NAME...] | differential[-secure] KAFKA GREGOR KNOWN OUT" >&2; exit 2 ;;
 esac

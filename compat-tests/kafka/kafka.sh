@@ -105,16 +105,20 @@ start() {
   local port cport
   port=${KAFKA_PORT:-$(free_port)}
   cport=$(free_port)
+  # KAFKA_SASL_PORT adds a SASL_PLAINTEXT listener there (its JAAS users and mechanisms
+  # come as KEY=VALUE settings).
+  local sasl_listener=
+  if [ -n "${KAFKA_SASL_PORT:-}" ]; then sasl_listener=",SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT"; fi
   cat > "$state/server.properties" <<EOF
 # Single-node KRaft, combined broker and controller, with Gregor's defaults.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport$sasl_listener
+advertised.listeners=PLAINTEXT://127.0.0.1:$port$sasl_listener
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
 log.dirs=$state/data
 num.partitions=1
 default.replication.factor=1

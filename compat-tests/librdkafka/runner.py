@@ -8,8 +8,9 @@
    the version changes). Tests of the `cli` class get Kafka's command-line tools from the
    jars `compat-tests/kafka/kafka.sh fetch` brings (KAFKA_PATH, BROKERS).
 3. For each selected test number: starts a fresh Gregor on a free loopback port with a temp
-   data directory (topics auto-created with 4 partitions and Kafka's 3 s initial rebalance
-   delay, like the suite's upstream clusters), writes test.conf, runs `test-runner -L -p1 NNNN` under a per-test timeout,
+   data directory (topics auto-created with 4 partitions, Kafka's 3 s initial rebalance
+   delay, and the StandardAuthorizer allowing what no ACL names, like the suite's upstream
+   clusters), writes test.conf, runs `test-runner -L -p1 NNNN` under a per-test timeout,
    and stops the broker.
 4. Prints `PASS|FAIL|SKIP id name seconds` per test and `N passed, N failed, N skipped`.
 
@@ -145,7 +146,11 @@ class Gregor:
              "--log-level", "warn", "-o", "num.partitions=4",
              # Kafka's built-in default (the upstream suite's clusters run with it).
              "-o", "group.initial.rebalance.delay.ms=3000",
-             "-o", f"auto.create.topics.enable={'true' if auto_create else 'false'}"],
+             "-o", f"auto.create.topics.enable={'true' if auto_create else 'false'}",
+             # ACLs on, open where none are set: the suite's auth tests add deny ACLs
+             # (kafka-acls.sh) and expect the authorization errors.
+             "-o", "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+             "-o", "allow.everyone.if.no.acl.found=true"],
             stdout=subprocess.PIPE, stderr=self.stderr, text=True)
         # One "gregor listener NAME listening on ADDR" line per listener, then the first
         # listener's "gregor listening on ADDR" alone, last.
@@ -213,6 +218,10 @@ def run_test_number(runner, binary, number, timeout, tools=None, scenario="defau
     conf = os.path.join(workdir, "test.conf")
     with open(conf, "w") as f:
         f.write(f"bootstrap.servers={broker.addr}\n")
+        if tools:
+            # Each of Kafka's tools is a JVM start (1-2 s here); upstream CI runs the suite
+            # with the multiplier at 3 (CI=true adds 2), this gives the cli tests 2.
+            f.write("test.timeout.multiplier=2\n")
     tests_dir = os.path.dirname(runner)
     src = os.path.dirname(tests_dir)
     # The freshly built librdkafka, not a system one (Debian's kcat pulls in 2.0.2).

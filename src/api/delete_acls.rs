@@ -14,7 +14,7 @@ use kafka_protocol::ResponseError;
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::security::acl::Operation;
-use crate::security::acl_filter::{AclBindingFilter, WireFilter};
+use crate::security::acl_filter::{AclBindingFilter, FilterError, WireFilter};
 
 fn failed(error: ResponseError, message: String) -> DeleteAclsFilterResult {
     DeleteAclsFilterResult::default()
@@ -42,7 +42,7 @@ pub async fn handle(
             "Request needs ALTER permission.".into(),
         ));
     }
-    let parsed: Vec<Result<AclBindingFilter, String>> = request
+    let parsed: Vec<Result<AclBindingFilter, FilterError>> = request
         .filters
         .into_iter()
         .map(|f| {
@@ -73,7 +73,7 @@ pub async fn handle(
     let results = parsed
         .into_iter()
         .map(|p| match (p, &removed) {
-            (Err(message), _) => failed(ResponseError::InvalidRequest, message),
+            (Err(e), _) => failed(ResponseError::InvalidRequest, e.message()),
             (Ok(_), Err(e)) => failed(ResponseError::KafkaStorageError, e.to_string()),
             (Ok(_), Ok(_)) => DeleteAclsFilterResult::default().with_matching_acls(
                 removed_per_filter

@@ -12,7 +12,7 @@ use kafka_protocol::ResponseError;
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::security::acl::Operation;
-use crate::security::acl_filter::{AclBindingFilter, WireFilter};
+use crate::security::acl_filter::{AclBindingFilter, FilterError, WireFilter};
 
 fn failed(error: ResponseError, message: String) -> DescribeAclsResponse {
     DescribeAclsResponse::default()
@@ -47,7 +47,9 @@ pub async fn handle(
         permission: request.permission_type,
     }) {
         Ok(filter) => filter,
-        Err(message) => return failed(ResponseError::InvalidRequest, message),
+        // An unassigned code selects nothing, as in Kafka.
+        Err(FilterError::Unassigned { .. }) => return DescribeAclsResponse::default(),
+        Err(e) => return failed(ResponseError::InvalidRequest, e.message()),
     };
     // One resource per (type, name, pattern type), in that order.
     let mut resources: BTreeMap<_, Vec<AclDescription>> = BTreeMap::new();

@@ -24,17 +24,14 @@ pub async fn handle(
     request: DescribeUserScramCredentialsRequest,
 ) -> DescribeUserScramCredentialsResponse {
     if !broker.allows_on_cluster(&ctx, Operation::Describe) {
-        // The request fails, and so does each user it names.
+        // The request fails, and there is one failed result per user it names, without the
+        // user's name, as Kafka's error response has it.
         let denied = ResponseError::ClusterAuthorizationFailed.code();
         let results = request
             .users
             .unwrap_or_default()
-            .into_iter()
-            .map(|u| {
-                DescribeUserScramCredentialsResult::default()
-                    .with_user(u.name)
-                    .with_error_code(denied)
-            })
+            .iter()
+            .map(|_| DescribeUserScramCredentialsResult::default().with_error_code(denied))
             .collect();
         return DescribeUserScramCredentialsResponse::default()
             .with_error_code(denied)

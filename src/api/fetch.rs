@@ -152,13 +152,15 @@ pub async fn handle(
 }
 
 /// A partition that failed, as Kafka answers it: no offsets (-1) and no records. A partition
-/// that does not exist gets an empty aborted-transaction list whatever the isolation
+/// that does not exist (or may not be read) gets an empty aborted-transaction list whatever the isolation
 /// (`FetchResponse.partitionResponse`); a failed read keeps the isolation's (null for
 /// read_uncommitted), as Kafka's ReplicaManager answers it.
 fn error_partition(partition: i32, error: ResponseError, read_committed: bool) -> PartitionData {
     let unknown = matches!(
         error,
-        ResponseError::UnknownTopicOrPartition | ResponseError::UnknownTopicId
+        ResponseError::UnknownTopicOrPartition
+            | ResponseError::UnknownTopicId
+            | ResponseError::TopicAuthorizationFailed
     );
     PartitionData::default()
         .with_partition_index(partition)

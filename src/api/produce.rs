@@ -64,10 +64,12 @@ pub fn handle(
     request: ProduceRequest,
 ) -> ResponseFuture {
     let acks = request.acks;
-    // Kafka checks WRITE on the transactional id first and fails the whole request.
-    let transaction_denied = request.transactional_id.as_ref().is_some_and(|id| {
-        !broker.allows(&ctx, Operation::Write, ResourceType::TransactionalId, id)
-    });
+    // Transactional batches need a transactional id the producer may WRITE, checked first
+    // for the whole request (Kafka looks at each partition's first batch).
+    let transaction_denied = has_transactional_batches(&request)
+        && request.transactional_id.as_ref().is_none_or(|id| {
+            !broker.allows(&ctx, Operation::Write, ResourceType::TransactionalId, id)
+        });
     let mut topics: Vec<(TopicProduceResponse, Vec<PartitionOutcome>)> = Vec::new();
     let mut any_error = false;
     for topic_data in request.topic_data {
@@ -152,6 +154,18 @@ pub fn handle(
             responses.push(topic.with_partition_responses(out));
         }
         super::encode_response(&ctx, &ProduceResponse::default().with_responses(responses))
+    })
+}
+
+/// Whether the first batch of any partition's records is transactional.
+fn has_transactional_batches(request: &ProduceRequest) -> bool {
+    request.topic_data.iter().any(|t| {
+        t.partition_data.iter().any(|p| {
+            p.records
+                .as_deref()
+                .and_then(BatchHeader::parse)
+                .is_some_and(|h| h.is_transactional())
+        })
     })
 }
 

@@ -75,6 +75,7 @@ kafka_enum!(
         IdempotentWrite = 12, "IDEMPOTENT_WRITE";
         CreateTokens = 13, "CREATE_TOKENS";
         DescribeTokens = 14, "DESCRIBE_TOKENS";
+        TwoPhaseCommit = 15, "TWO_PHASE_COMMIT";
     }
 );
 
@@ -107,7 +108,7 @@ impl ResourceType {
     pub fn supported_operations(self) -> &'static [Operation] {
         use Operation::{
             Alter, AlterConfigs, ClusterAction, Create, CreateTokens, Delete, Describe,
-            DescribeConfigs, DescribeTokens, IdempotentWrite, Read, Write,
+            DescribeConfigs, DescribeTokens, IdempotentWrite, Read, TwoPhaseCommit, Write,
         };
         match self {
             ResourceType::Topic => &[
@@ -130,7 +131,7 @@ impl ResourceType {
                 Alter,
                 Describe,
             ],
-            ResourceType::TransactionalId => &[Describe, Write],
+            ResourceType::TransactionalId => &[Describe, Write, TwoPhaseCommit],
             ResourceType::DelegationToken => &[Describe],
             ResourceType::User => &[CreateTokens, DescribeTokens],
         }

@@ -39,37 +39,76 @@ pub struct WireFilter {
     pub permission: i8,
 }
 
+/// Why a filter cannot be used: an UNKNOWN (0) code, or a code Kafka does not assign.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FilterError {
+    /// Code 0 in `field`: Kafka refuses the request.
+    Unknown(&'static str),
+    /// An unassigned code in a pattern field (`resourceType`, `patternType`) or an entry
+    /// field (`operation`, `permissionType`): such a filter selects nothing.
+    Unassigned { pattern_field: bool },
+}
+
+impl FilterError {
+    /// Kafka's message for the filter in DescribeAcls and DeleteAcls answers.
+    pub fn message(&self) -> String {
+        match self {
+            FilterError::Unknown(field) => format!("Filter contains UNKNOWN element: {field}"),
+            FilterError::Unassigned {
+                pattern_field: true,
+            } => "Unknown patternFilter.".into(),
+            FilterError::Unassigned {
+                pattern_field: false,
+            } => "Unknown entryFilter.".into(),
+        }
+    }
+}
+
 impl AclBindingFilter {
-    /// Validates `wire`; an UNKNOWN (or unassigned) code is an error naming the field.
-    pub fn parse(wire: WireFilter) -> Result<AclBindingFilter, String> {
+    /// Validates `wire`.
+    pub fn parse(wire: WireFilter) -> Result<AclBindingFilter, FilterError> {
         fn any_or<T>(
             code: i8,
-            field: &str,
+            field: &'static str,
+            pattern_field: bool,
             parse: fn(i8) -> Option<T>,
-        ) -> Result<Option<T>, String> {
-            if code == ANY {
-                return Ok(None);
+        ) -> Result<Option<T>, FilterError> {
+            match code {
+                ANY => Ok(None),
+                0 => Err(FilterError::Unknown(field)),
+                _ => parse(code)
+                    .map(Some)
+                    .ok_or(FilterError::Unassigned { pattern_field }),
             }
-            parse(code)
-                .map(Some)
-                .ok_or_else(|| format!("Filter contains UNKNOWN element: {field} {code}"))
         }
-        let pattern =
-            match wire.pattern_type {
-                ANY => PatternFilter::Any,
-                MATCH => PatternFilter::Match,
-                code => PatternFilter::Exactly(PatternType::from_code(code).ok_or_else(|| {
-                    format!("Filter contains UNKNOWN element: patternType {code}")
-                })?),
-            };
+        let pattern = match wire.pattern_type {
+            ANY => PatternFilter::Any,
+            MATCH => PatternFilter::Match,
+            0 => return Err(FilterError::Unknown("patternType")),
+            code => PatternFilter::Exactly(PatternType::from_code(code).ok_or(
+                FilterError::Unassigned {
+                    pattern_field: true,
+                },
+            )?),
+        };
         Ok(AclBindingFilter {
-            resource_type: any_or(wire.resource_type, "resourceType", ResourceType::from_code)?,
+            resource_type: any_or(
+                wire.resource_type,
+                "resourceType",
+                true,
+                ResourceType::from_code,
+            )?,
             resource_name: wire.resource_name,
             pattern,
             principal: wire.principal,
             host: wire.host,
-            operation: any_or(wire.operation, "operation", Operation::from_code)?,
-            permission: any_or(wire.permission, "permissionType", Permission::from_code)?,
+            operation: any_or(wire.operation, "operation", false, Operation::from_code)?,
+            permission: any_or(
+                wire.permission,
+                "permissionType",
+                false,
+                Permission::from_code,
+            )?,
         })
     }
 
@@ -165,7 +204,7 @@ mod tests {
     }
 
     #[test]
-    fn unknown_codes_are_refused_naming_the_field() {
+    fn unknown_and_unassigned_codes_are_told_apart() {
         let wire = WireFilter {
             resource_type: 0,
             resource_name: None,
@@ -176,13 +215,20 @@ mod tests {
             permission: ANY,
         };
         let error = AclBindingFilter::parse(wire.clone()).unwrap_err();
-        assert!(error.contains("resourceType"), "{error}");
+        assert_eq!(error, FilterError::Unknown("resourceType"));
         let error = AclBindingFilter::parse(WireFilter {
             resource_type: ANY,
             pattern_type: 0,
+            ..wire.clone()
+        })
+        .unwrap_err();
+        assert_eq!(error, FilterError::Unknown("patternType"));
+        let error = AclBindingFilter::parse(WireFilter {
+            resource_type: ANY,
+            operation: 99,
             ..wire
         })
         .unwrap_err();
-        assert!(error.contains("patternType"), "{error}");
+        assert_eq!(error.message(), "Unknown entryFilter.");
     }
 }

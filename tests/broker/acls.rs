@@ -15,7 +15,7 @@ use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
-use crate::raw::{authenticate_plain, batch, exchange, produce_request};
+use crate::raw::{authenticate_plain, batch, exchange, produce_request, transactional_batch};
 use crate::support::Broker;
 
 const AUTHORIZER: &str =
@@ -98,8 +98,13 @@ fn metadata(stream: &mut TcpStream, topics: Option<&[&str]>) -> MetadataResponse
     )
 }
 
+/// Produces one record; with a transactional id, as a transactional batch.
 fn produce(stream: &mut TcpStream, topic: &str, transactional_id: Option<&str>) -> i16 {
-    let request = produce_request(topic, batch(&[b"v"], -1, -1, -1))
+    let records = match transactional_id {
+        Some(_) => transactional_batch(&[b"v"], 4000, 0, 0),
+        None => batch(&[b"v"], -1, -1, -1),
+    };
+    let request = produce_request(topic, records)
         .with_transactional_id(transactional_id.map(|t| TransactionalId(s(t))));
     let response: ProduceResponse = exchange(stream, ApiKey::Produce, 9, &request);
     response.responses[0].partition_responses[0].error_code
@@ -266,8 +271,15 @@ fn acls_decide_every_api_with_kafkas_error_codes_and_survive_a_restart() {
         TOPIC_AUTHORIZATION_FAILED,
         "refused before existence is checked"
     );
+    // A transactional batch needs WRITE on its transactional id (and to have one).
     assert_eq!(
         produce(&mut alice, "orders", Some("txn")),
+        TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    );
+    let without_id = produce_request("orders", transactional_batch(&[b"v"], 4000, 0, 0));
+    let response: ProduceResponse = exchange(&mut alice, ApiKey::Produce, 9, &without_id);
+    assert_eq!(
+        response.responses[0].partition_responses[0].error_code,
         TRANSACTIONAL_ID_AUTHORIZATION_FAILED
     );
     assert_eq!(fetch(&mut alice, "orders"), 0);

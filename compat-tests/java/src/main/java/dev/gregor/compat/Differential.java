@@ -49,10 +49,20 @@ final class Differential {
         final String suffix;
         final Map<String, Object> vars = new HashMap<>();
 
+        /** The SASL PLAIN user of the connection (password: user + "-pw"), or null. */
+        String user;
+
         Ctx(String address, String suffix) throws IOException {
             this.address = address;
             this.suffix = suffix;
             this.wire = new Wire(address);
+        }
+
+        /** Continues on a new connection authenticated as {@code user}; returns "(as USER)". */
+        String login(String user) throws IOException {
+            this.user = user;
+            reconnect();
+            return "(as " + user + ")";
         }
 
         /** A name shared by both brokers' runs of a session. */
@@ -67,7 +77,7 @@ final class Differential {
 
         void reconnect() throws IOException {
             wire.close();
-            wire = new Wire(address);
+            wire = user == null ? new Wire(address) : Wire.plain(address, user, user + "-pw");
         }
 
         /**
@@ -142,9 +152,11 @@ final class Differential {
 
     static int run(String[] args) throws Exception {
         if (args.length != 5) {
-            System.err.println("usage: Main differential KAFKA_ADDR GREGOR_ADDR KNOWN_TSV OUT_TSV");
+            System.err.println("usage: Main differential|differential-secure KAFKA_ADDR GREGOR_ADDR KNOWN_TSV OUT_TSV");
             return 2;
         }
+        // differential-secure: the addresses are SASL_PLAINTEXT listeners of brokers with ACLs.
+        List<Session> sessions = args[0].equals("differential-secure") ? SecureSessions.all() : Sessions.all();
         String kafka = args[1], gregor = args[2];
         List<Known> known = loadKnown(Path.of(args[3]));
         String suffix = UUID.randomUUID().toString().substring(0, 6);
@@ -152,7 +164,7 @@ final class Differential {
         boolean[] used = new boolean[known.size()];
         try (PrintWriter out = new PrintWriter(Files.newBufferedWriter(Path.of(args[4]), StandardCharsets.UTF_8))) {
             out.println("session\tstep\tpath\tkafka\tgregor\treason");
-            for (Session s : Sessions.all()) {
+            for (Session s : sessions) {
                 List<JsonNode> k = play(s, kafka, suffix);
                 List<JsonNode> g = play(s, gregor, suffix);
                 for (int i = 0; i < s.steps().size(); i++) {

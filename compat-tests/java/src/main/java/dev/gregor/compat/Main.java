@@ -48,7 +48,7 @@ public final class Main {
     }
 
     public static void main(String[] args) throws Exception {
-        if (args.length >= 2 && args[0].equals("differential")) {
+        if (args.length >= 2 && args[0].startsWith("differential")) {
             System.exit(Differential.run(args));
         }
         if (args.length < 3 || !args[0].equals("scenarios")) {

@@ -37,6 +37,21 @@ final class Wire implements AutoCloseable {
         out = socket.getOutputStream();
     }
 
+    /** A connection authenticated with SASL PLAIN (handshake v1, authenticate v2) as {@code user}. */
+    static Wire plain(String address, String user, String password) throws IOException {
+        Wire w = new Wire(address);
+        var handshake = (org.apache.kafka.common.message.SaslHandshakeResponseData) w.send(
+                new org.apache.kafka.common.message.SaslHandshakeRequestData().setMechanism("PLAIN"), (short) 1).body();
+        var auth = (org.apache.kafka.common.message.SaslAuthenticateResponseData) w.send(
+                new org.apache.kafka.common.message.SaslAuthenticateRequestData().setAuthBytes(
+                        ("\0" + user + "\0" + password).getBytes(java.nio.charset.StandardCharsets.UTF_8)), (short) 2).body();
+        if (handshake.errorCode() != 0 || auth.errorCode() != 0) {
+            w.close();
+            throw new IOException("SASL PLAIN as " + user + " failed: " + handshake.errorCode() + "/" + auth.errorCode());
+        }
+        return w;
+    }
+
     /** What came back: the decoded body, or the error code of a KIP-511 style fallback. */
     record Answer(ApiMessage body, short version) {}
 
