@@ -1,6 +1,8 @@
 """confluent-kafka-python against a secured Gregor: SASL_SSL with SCRAM-SHA-512 and PLAIN,
-mutual TLS, a SCRAM user created and described through the admin client, and a wrong
-password refused. Starts its own broker (certificates made by openssl in a temp dir).
+mutual TLS, a SCRAM user created and described through the admin client, a wrong
+password refused, and ACLs (the StandardAuthorizer) managed through the admin client and
+enforced on a producer, a consumer group and the admin client of a user with few rights.
+Starts its own broker (certificates made by openssl in a temp dir).
 
 Usage: secure.py GREGOR_BINARY
 Prints `PASS|FAIL|SKIP python-secure NAME seconds` per scenario and a closing
@@ -16,9 +18,10 @@ import time
 import traceback
 import uuid
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import (AdminClient, ScramCredentialInfo, ScramMechanism,
-                                  UserScramCredentialUpsertion)
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType,
+                                  AdminClient, NewTopic, ResourcePatternType, ResourceType,
+                                  ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion)
 
 RUN = uuid.uuid4().hex[:8]
 
@@ -48,7 +51,7 @@ def certificates(d):
 
 def start(binary, d):
     jaas = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
-            'user_py="py-plain-secret";')
+            'user_py="py-plain-secret" user_limited="limited-secret";')
     args = [binary, "serve", "--data-dir", os.path.join(d, "data"), "--log-level", "warn",
             "-o", "listeners=PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0,MTLS://127.0.0.1:0",
             "-o", "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,MTLS:SSL",
@@ -57,7 +60,10 @@ def start(binary, d):
             "-o", "listener.name.mtls.ssl.client.auth=required",
             "-o", "sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN",
             "-o", f"listener.name.sasl_ssl.plain.sasl.jaas.config={jaas}",
-            "-o", "connection.failed.authentication.delay.ms=10"]
+            "-o", "connection.failed.authentication.delay.ms=10",
+            # ACLs on; the loopback PLAINTEXT listener's ANONYMOUS is the administrator.
+            "-o", "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "-o", "super.users=User:ANONYMOUS"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     listeners = {}
     for line in proc.stdout:
@@ -105,6 +111,76 @@ def main():
                  "sasl.mechanisms": "SCRAM-SHA-512", "sasl.username": "py-scram", **tls}
         admin = AdminClient({"bootstrap.servers": listeners["PLAINTEXT"]})
 
+        def acls_created_for_the_clients():
+            # Each client's principal may do everything on its topics and group.
+            bindings = [AclBinding(rt, name, ResourcePatternType.PREFIXED, principal, "*",
+                                   AclOperation.ALL, AclPermissionType.ALLOW)
+                        for principal in ("User:py-scram", "User:py", "User:CN=py-client")
+                        for rt, name in ((ResourceType.TOPIC, "py-secure-"),
+                                         (ResourceType.GROUP, "py-secure"))]
+            for f in admin.create_acls(bindings).values():
+                f.result(30)
+            listed = admin.describe_acls(AclBindingFilter(
+                ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY,
+                AclPermissionType.ANY)).result(30)
+            assert sorted(str(b.principal) for b in listed) == sorted(
+                [b.principal for b in bindings]), listed
+
+        def acls_refuse_a_user_without_them():
+            topic = f"py-acl-{RUN}"
+            for f in admin.create_topics([NewTopic(topic, 1, 1)]).values():
+                f.result(30)
+            limited = {"bootstrap.servers": listeners["SASL_SSL"], "security.protocol": "SASL_SSL",
+                       "sasl.mechanisms": "PLAIN", "sasl.username": "limited",
+                       "sasl.password": "limited-secret", **tls}
+            # READ (which implies DESCRIBE) but no WRITE: the producer is refused.
+            for f in admin.create_acls([AclBinding(
+                    ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, "User:limited", "*",
+                    AclOperation.READ, AclPermissionType.ALLOW)]).values():
+                f.result(30)
+            errors = []
+            p = Producer({**limited, "message.timeout.ms": 10000})
+            p.produce(topic, value=b"x", on_delivery=lambda err, msg: errors.append(err))
+            p.flush(30)
+            assert [e.code() for e in errors] == [KafkaError.TOPIC_AUTHORIZATION_FAILED], errors
+            # Its consumer group is not allowed either.
+            c = Consumer({**limited, "group.id": f"py-acl-group-{RUN}"})
+            c.subscribe([topic])
+            seen = None
+            deadline = time.time() + 30
+            while seen is None and time.time() < deadline:
+                m = c.poll(0.5)
+                if m is not None and m.error():
+                    seen = m.error().code()
+            c.close()
+            assert seen == KafkaError.GROUP_AUTHORIZATION_FAILED, seen
+            # Nor may it manage ACLs.
+            # (The client must outlive its futures.)
+            limited_admin = AdminClient(limited)
+            (grab,) = limited_admin.create_acls([AclBinding(
+                ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, "User:limited", "*",
+                AclOperation.WRITE, AclPermissionType.ALLOW)]).values()
+            try:
+                grab.result(30)
+                raise AssertionError("CreateAcls allowed without ALTER on the cluster")
+            except KafkaException as e:
+                assert e.args[0].code() == KafkaError.CLUSTER_AUTHORIZATION_FAILED, e
+            # DescribeAcls is refused (CLUSTER_AUTHORIZATION_FAILED); this client reports a
+            # refused DescribeAcls as an empty list, where the administrator sees the binding.
+            everything = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None,
+                                          None, AclOperation.ANY, AclPermissionType.ANY)
+            assert limited_admin.describe_acls(everything).result(30) == []
+            assert any(b.name == topic for b in admin.describe_acls(everything).result(30))
+            # Once the ACL is deleted, its READ is gone too.
+            deleted = admin.delete_acls([AclBindingFilter(
+                ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, "User:limited", None,
+                AclOperation.ANY, AclPermissionType.ANY)])
+            removed = [b for f in deleted.values() for b in f.result(30)]
+            assert len(removed) == 1 and removed[0].operation == AclOperation.READ, removed
+            md = limited_admin.list_topics(topic, timeout=10)
+            assert md.topics[topic].error is not None and \
+                md.topics[topic].error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, md.topics
+
         def scram_user_created_and_described():
             info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192)
             futures = admin.alter_user_scram_credentials(
@@ -140,9 +216,10 @@ def main():
                 return
             raise AssertionError("a wrong password was accepted")
 
-        for scenario in [scram_user_created_and_described, sasl_ssl_scram_produce_consume,
-                         sasl_ssl_plain_produce_consume, mtls_produce_consume,
-                         scram_wrong_password_refused]:
+        for scenario in [acls_created_for_the_clients, scram_user_created_and_described,
+                         sasl_ssl_scram_produce_consume, sasl_ssl_plain_produce_consume,
+                         mtls_produce_consume, scram_wrong_password_refused,
+                         acls_refuse_a_user_without_them]:
             started = time.time()
             try:
                 scenario()
