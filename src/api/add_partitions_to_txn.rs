@@ -15,6 +15,7 @@ use super::errors::{coordinator_code, CoordinatorCode};
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::log::TopicPartition;
+use crate::log_manager::INTERNAL_TOPICS;
 use crate::security::acl::{Operation, ResourceType};
 
 fn partitions_of(topics: &[AddPartitionsToTxnTopic]) -> Vec<TopicPartition> {
@@ -31,7 +32,7 @@ fn partitions_of(topics: &[AddPartitionsToTxnTopic]) -> Vec<TopicPartition> {
 
 /// The codes of a v0-v3 request that fails authorization, as Kafka answers it: WRITE on
 /// the transactional id, else TRANSACTIONAL_ID_AUTHORIZATION_FAILED everywhere; WRITE on
-/// every topic, else TOPIC_AUTHORIZATION_FAILED for the refused ones, with the unknown ones
+/// every topic (never an internal one), else TOPIC_AUTHORIZATION_FAILED for the refused ones, with the unknown ones
 /// UNKNOWN_TOPIC_OR_PARTITION and the rest OPERATION_NOT_ATTEMPTED. `None`: authorized.
 fn refused(
     broker: &Broker,
@@ -52,9 +53,13 @@ fn refused(
             count
         ]);
     }
+    // Internal topics are never added this way (AddOffsetsToTxn adds __consumer_offsets).
     let denied: Vec<bool> = topics
         .iter()
-        .map(|t| !broker.allows(ctx, Operation::Write, ResourceType::Topic, &t.name))
+        .map(|t| {
+            INTERNAL_TOPICS.contains(&t.name.as_str())
+                || !broker.allows(ctx, Operation::Write, ResourceType::Topic, &t.name)
+        })
         .collect();
     if !denied.contains(&true) {
         return None;

@@ -61,7 +61,7 @@ pub async fn handle(
             );
             continue;
         }
-        // Without DESCRIBE_CONFIGS the id and configs of the new topic are not shown.
+        // Without DESCRIBE_CONFIGS the configs and partitions of the new topic are not shown.
         let describable =
             broker.allows(&ctx, Operation::DescribeConfigs, ResourceType::Topic, &name);
         if !topic.assignments.is_empty() {
@@ -121,10 +121,12 @@ pub async fn handle(
                 .map(|t| (t.partitions.len() as i32, t.id, t.configs.clone()))
         };
         match outcome {
-            Ok((partitions, _, _)) if !describable => {
+            // Kafka's controller then leaves out the configs and the partition count.
+            Ok((_, id, _)) if !describable => {
                 result = result
-                    .with_num_partitions(partitions)
-                    .with_replication_factor(1)
+                    .with_topic_id(id)
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1)
                     .with_topic_config_error_code(ResponseError::TopicAuthorizationFailed.code());
             }
             Ok((partitions, id, stored_configs)) => {

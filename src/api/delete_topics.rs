@@ -32,6 +32,19 @@ pub async fn handle(
             .map(|n| (Some(n), Uuid::nil()))
             .collect()
     };
+    // As Kafka's controller: DELETE on the cluster deletes any topic; a topic named that the
+    // principal may not DESCRIBE is refused before its existence is checked.
+    let delete_any = broker.allows_on_cluster(&ctx, Operation::Delete);
+    let describable = |t: &str| broker.allows(&ctx, Operation::Describe, ResourceType::Topic, t);
+    let deletable =
+        |t: &str| delete_any || broker.allows(&ctx, Operation::Delete, ResourceType::Topic, t);
+    let refused = |result: DeletableTopicResult| {
+        result
+            .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+            .with_error_message(Some(StrBytes::from_static_str(
+                "Topic authorization failed.",
+            )))
+    };
     let mut responses = Vec::new();
     for (name, id) in targets {
         // The answer names the topic as the request did (null for a lookup by id).
@@ -42,16 +55,9 @@ pub async fn handle(
             (Some(_), false) | (None, true) => {
                 result.with_error_code(ResponseError::InvalidRequest.code())
             }
-            // DELETE on the topic, checked before its existence.
-            (Some(name), true)
-                if !broker.allows(&ctx, Operation::Delete, ResourceType::Topic, &name) =>
-            {
-                result
-                    .with_name(Some(name))
-                    .with_error_code(ResponseError::TopicAuthorizationFailed.code())
-                    .with_error_message(Some(StrBytes::from_static_str(
-                        "Topic authorization failed.",
-                    )))
+            (Some(name), true) if !describable(&name) => refused(result),
+            (Some(name), true) if broker.logs.topic(&name).is_some() && !deletable(&name) => {
+                refused(result)
             }
             (Some(name), true) => match broker.logs.delete_topic(name.as_str()) {
                 Ok(topic) => {
@@ -64,32 +70,12 @@ pub async fn handle(
                     .with_error_message(Some(StrBytes::from_string(e.to_string()))),
             },
             (None, false) => match broker.logs.topic_by_id(id) {
-                // By id: a topic the principal may not DESCRIBE is not admitted to exist.
-                Some(topic)
-                    if !broker.allows(
-                        &ctx,
-                        Operation::Describe,
-                        ResourceType::Topic,
-                        &topic.name,
-                    ) =>
-                {
-                    result.with_error_code(ResponseError::UnknownTopicId.code())
-                }
-                Some(topic)
-                    if !broker.allows(
-                        &ctx,
-                        Operation::Delete,
-                        ResourceType::Topic,
-                        &topic.name,
-                    ) =>
-                {
+                // By id the name is told only to a principal that may DESCRIBE the topic.
+                Some(topic) if !deletable(&topic.name) => refused(if describable(&topic.name) {
+                    result.with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
+                } else {
                     result
-                        .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
-                        .with_error_code(ResponseError::TopicAuthorizationFailed.code())
-                        .with_error_message(Some(StrBytes::from_static_str(
-                            "Topic authorization failed.",
-                        )))
-                }
+                }),
                 Some(topic) => match broker.logs.delete_topic(&topic.name) {
                     Ok(_) => {
                         broker.groups.on_topic_deleted(&topic.name).await;

@@ -167,31 +167,31 @@ pub async fn handle(
         documentation: request.include_documentation,
     };
     // Kafka answers the resources the principal may describe first, then the others.
-    let (allowed, denied): (Vec<_>, Vec<_>) = request.resources.into_iter().partition(|r| {
-        check_config_access(
-            &broker,
-            &ctx,
-            Operation::DescribeConfigs,
-            r.resource_type,
-            &r.resource_name,
+    let (allowed, denied): (Vec<_>, Vec<_>) = request
+        .resources
+        .into_iter()
+        .map(|r| {
+            let access = check_config_access(
+                &broker,
+                &ctx,
+                Operation::DescribeConfigs,
+                r.resource_type,
+                &r.resource_name,
+            );
+            (r, access)
+        })
+        .partition(|(_, access)| access.is_ok());
+    let denied = denied.into_iter().filter_map(|(r, access)| {
+        let (e, message) = access.err()?;
+        Some(
+            DescribeConfigsResult::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name)
+                .with_error_code(e.code())
+                .with_error_message(Some(StrBytes::from_static_str(message))),
         )
-        .is_ok()
     });
-    let denied = denied.into_iter().map(|r| {
-        let (e, message) = check_config_access(
-            &broker,
-            &ctx,
-            Operation::DescribeConfigs,
-            r.resource_type,
-            &r.resource_name,
-        )
-        .expect_err("partitioned as denied");
-        DescribeConfigsResult::default()
-            .with_resource_type(r.resource_type)
-            .with_resource_name(r.resource_name)
-            .with_error_code(e.code())
-            .with_error_message(Some(StrBytes::from_static_str(message)))
-    });
+    let allowed = allowed.into_iter().map(|(r, _)| r);
     let results = allowed
         .into_iter()
         .map(|r| {

@@ -8,6 +8,7 @@ use kafka_protocol::messages::describe_producers_response::{
     PartitionResponse, ProducerState, TopicResponse,
 };
 use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse, ProducerId};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::RequestContext;
@@ -32,6 +33,9 @@ pub async fn handle(
                     let r = PartitionResponse::default().with_partition_index(p);
                     if denied {
                         r.with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                            .with_error_message(Some(StrBytes::from_static_str(
+                                "Topic authorization failed.",
+                            )))
                     } else if let Some(log) = topic.as_ref().and_then(|t| t.partition(p)) {
                         r.with_active_producers(
                             log.producers()

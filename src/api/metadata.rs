@@ -183,6 +183,19 @@ fn lookup_or_create(
     if let Some(topic) = broker.logs.topic(name) {
         return describe_topic(broker, ctx, &topic, include_ops);
     }
+    // With auto-creation, CREATE (on the cluster or the topic) is checked first, as Kafka
+    // does, whatever the name.
+    if auto_create
+        && !broker.allows_on_cluster(ctx, Operation::Create)
+        && !broker.allows(ctx, Operation::Create, ResourceType::Topic, name)
+    {
+        return error_topic(
+            Some(name),
+            Uuid::nil(),
+            ResponseError::TopicAuthorizationFailed,
+        )
+        .with_is_internal(INTERNAL_TOPICS.contains(&name));
+    }
     if let Err(e) = validate_topic_name(name) {
         return error_topic(Some(name), Uuid::nil(), topic_error_code(&e));
     }
@@ -192,15 +205,6 @@ fn lookup_or_create(
             Some(name),
             Uuid::nil(),
             ResponseError::UnknownTopicOrPartition,
-        );
-    }
-    if !broker.allows_on_cluster(ctx, Operation::Create)
-        && !broker.allows(ctx, Operation::Create, ResourceType::Topic, name)
-    {
-        return error_topic(
-            Some(name),
-            Uuid::nil(),
-            ResponseError::TopicAuthorizationFailed,
         );
     }
     match broker.logs.create_topic(name, -1, -1, BTreeMap::new()) {

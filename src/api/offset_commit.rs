@@ -54,6 +54,10 @@ pub async fn handle(
             });
         }
     }
+    // Every topic refused: Kafka answers without touching the group.
+    if entries.is_empty() && denied.contains(&true) {
+        return every_partition(request, ResponseError::TopicAuthorizationFailed.code());
+    }
     let codes = broker
         .groups
         .commit(

@@ -20,10 +20,13 @@ pub async fn handle(
     ctx: RequestContext,
     request: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
+    // Replicas (CLUSTER_ACTION on the cluster) may ask about every topic.
+    let replica = broker.allows_on_cluster(&ctx, Operation::ClusterAction);
     let mut topics = Vec::new();
     for t in request.topics {
         let topic = broker.logs.topic(t.topic.as_str());
-        let denied = !broker.allows(&ctx, Operation::Describe, ResourceType::Topic, &t.topic);
+        let denied =
+            !replica && !broker.allows(&ctx, Operation::Describe, ResourceType::Topic, &t.topic);
         let partitions = t
             .partitions
             .iter()

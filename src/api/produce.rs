@@ -83,13 +83,16 @@ pub fn handle(
         } else {
             ResponseError::UnknownTopicOrPartition
         };
-        // Unauthorized topics fail before their existence is checked, as in Kafka.
+        // Unauthorized topics fail before their existence is checked, as in Kafka (but an
+        // unknown topic id is UNKNOWN_TOPIC_ID).
         let name = topic
             .as_ref()
             .map_or(topic_data.name.as_str(), |t| t.name.as_str());
         let denied = if transaction_denied {
             Some(ResponseError::TransactionalIdAuthorizationFailed)
-        } else if !broker.allows(&ctx, Operation::Write, ResourceType::Topic, name) {
+        } else if (topic.is_some() || ctx.version < 13)
+            && !broker.allows(&ctx, Operation::Write, ResourceType::Topic, name)
+        {
             Some(ResponseError::TopicAuthorizationFailed)
         } else {
             None

@@ -66,20 +66,21 @@ pub async fn handle(
             })
         })
         .collect();
-    let check = match refused {
-        Some(_) => Ok(()),
-        None => {
-            broker
-                .txns
-                .check_offset_commit(
-                    request.transactional_id.as_str(),
-                    *request.producer_id,
-                    request.producer_epoch,
-                )
-                .await
-        }
+    // Refused, or every topic refused: Kafka answers without the coordinators.
+    let skip = refused.is_some() || (entries.is_empty() && denied.contains(&true));
+    let check = if skip {
+        Ok(())
+    } else {
+        broker
+            .txns
+            .check_offset_commit(
+                request.transactional_id.as_str(),
+                *request.producer_id,
+                request.producer_epoch,
+            )
+            .await
     };
-    let codes: Vec<i16> = if refused.is_some() {
+    let codes: Vec<i16> = if skip {
         Vec::new()
     } else if let Err(e) = check {
         vec![e.code(); entries.len()]

@@ -92,7 +92,7 @@ pub async fn serve<R, W>(
     let peer = accepted.peer.map(|a| a.to_string()).unwrap_or_default();
     let client_host = accepted
         .peer
-        .map(|a| format!("/{}", a.ip()))
+        .map(|a| format!("/{}", java_host_address(a.ip())))
         .unwrap_or_default();
     let mut authentication = accepted
         .sasl
@@ -244,4 +244,36 @@ async fn write_responses<W: AsyncWrite + Unpin>(
     }
     let _ = writer.flush().await;
     let _ = writer.shutdown().await;
+}
+
+/// The client address as Java's `InetAddress.getHostAddress()` prints it, which is what
+/// Kafka reports (`/10.0.0.5`) and matches ACL hosts against: an IPv4-mapped IPv6 address as
+/// IPv4, other IPv6 addresses in full (`0:0:0:0:0:0:0:1`), without `::` compression.
+pub fn java_host_address(ip: std::net::IpAddr) -> String {
+    match ip.to_canonical() {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => v6
+            .segments()
+            .iter()
+            .map(|s| format!("{s:x}"))
+            .collect::<Vec<_>>()
+            .join(":"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::java_host_address;
+
+    #[test]
+    fn client_addresses_print_as_java_does_so_acl_hosts_match() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert_eq!(java_host_address(ip("10.0.0.5")), "10.0.0.5");
+        assert_eq!(java_host_address(ip("::ffff:10.0.0.5")), "10.0.0.5");
+        assert_eq!(java_host_address(ip("::1")), "0:0:0:0:0:0:0:1");
+        assert_eq!(
+            java_host_address(ip("fe80::1:abcd")),
+            "fe80:0:0:0:0:0:1:abcd"
+        );
+    }
 }

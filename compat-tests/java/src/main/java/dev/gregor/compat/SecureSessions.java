@@ -20,6 +20,7 @@ import static dev.gregor.compat.Sessions.T0;
 import java.util.ArrayList;
 import java.util.List;
 
+import org.apache.kafka.common.message.AddPartitionsToTxnRequestData;
 import org.apache.kafka.common.message.AlterUserScramCredentialsRequestData;
 import org.apache.kafka.common.message.CreateAclsRequestData;
 import org.apache.kafka.common.message.CreatePartitionsRequestData;
@@ -59,7 +60,7 @@ final class SecureSessions {
     // Kafka's codes.
     static final byte TOPIC = 2, GROUP = 3, CLUSTER = 4, TRANSACTIONAL_ID = 5;
     static final byte ANY = 1, MATCH = 2, LITERAL = 3, PREFIXED = 4;
-    static final byte ALL = 2, READ = 3, WRITE = 4;
+    static final byte ALL = 2, READ = 3, WRITE = 4, CREATE = 5;
     static final byte DENY = 2, ALLOW = 3;
 
     static CreateAclsRequestData.AclCreation acl(byte type, String name, byte pattern, String principal, byte op, byte permission) {
@@ -113,7 +114,8 @@ final class SecureSessions {
                         acl(TOPIC, c.name("pre") + ".", PREFIXED, "User:alice", READ, ALLOW),
                         acl(TOPIC, c.name("pre") + ".other", LITERAL, "User:alice", READ, DENY),
                         acl(GROUP, c.name("grp") + ".", PREFIXED, "User:alice", READ, ALLOW),
-                        acl(TRANSACTIONAL_ID, c.name("txn"), LITERAL, "User:alice", WRITE, ALLOW)), v(3))),
+                        acl(TRANSACTIONAL_ID, c.name("txn"), LITERAL, "User:alice", WRITE, ALLOW),
+                        acl(TOPIC, c.name("mk") + ".", PREFIXED, "User:alice", CREATE, ALLOW)), v(3))),
                 step("create_acls_invalid", c -> c.wire.send(createAcls(
                         acl(CLUSTER, "other-cluster", LITERAL, "User:alice", ALL, ALLOW),
                         acl(TOPIC, "", LITERAL, "User:alice", ALL, ALLOW),
@@ -122,7 +124,7 @@ final class SecureSessions {
                         acl(TOPIC, c.name("pre") + ".orders", LITERAL, "User:alice", WRITE, ALLOW)), v(2))),
                 // ACLs reach Kafka's authorizer through its metadata log: wait until all show.
                 step("describe_acls_prefix", c -> c.until(describeAcls(ANY, null, ANY, "User:alice"), v(3),
-                        m -> ((DescribeAclsResponseData) m).resources().size() < 5)),
+                        m -> ((DescribeAclsResponseData) m).resources().size() < 6)),
                 step("describe_acls_match", c -> c.wire.send(describeAcls(TOPIC, c.name("pre") + ".orders", MATCH, null), v(3))),
                 step("describe_acls_literal", c -> c.wire.send(describeAcls(TOPIC, c.name("pre") + ".orders", LITERAL, null), v(1))),
                 step("describe_acls_unknown_pattern", c -> c.wire.send(describeAcls(TOPIC, null, (byte) 9, null), v(3))),
@@ -137,6 +139,8 @@ final class SecureSessions {
                 step("metadata_all", c -> c.wire.send(metadata(false), v(12))),
                 step("metadata_named", c -> c.wire.send(metadata(true, c.name("pre") + ".orders", c.name("pre") + ".other",
                         c.name("sec"), c.name("pre") + ".new", c.name("nothing")), v(12))),
+                step("metadata_invalid_and_internal_names", c -> c.wire.send(metadata(true, "bad/name",
+                        "__transaction_state"), v(12))),
                 step("metadata_cluster_operations", c -> c.wire.send(new MetadataRequestData().setTopics(List.of())
                         .setIncludeClusterAuthorizedOperations(true), v(10))),
                 step("produce_allowed", c -> c.wire.send(produceTo(c.name("pre") + ".orders", 0, records(1, T0)), v(9))),
@@ -183,6 +187,16 @@ final class SecureSessions {
                 step("alter_configs_topic", c -> c.wire.send(incremental(2, c.name("pre") + ".orders", false,
                         "retention.ms", 0, "1000"), v(1))),
                 step("create_topics_denied", c -> c.wire.send(Sessions.createTopics(newTopic(c.name("pre") + ".made", 1, 1)), v(7))),
+                step("create_topics_not_describable", c -> c.wire.send(Sessions.createTopics(
+                        newTopic(c.name("mk") + ".t", 1, 1)), v(7))),
+                step("delete_topics_by_id_denied", c -> c.wire.send(new DeleteTopicsRequestData().setTimeoutMs(10_000)
+                        .setTopics(List.of(new DeleteTopicsRequestData.DeleteTopicState().setTopicId(
+                                c.get("id:" + c.name("sec"))))), v(6))),
+                step("delete_topics_by_id_describable", c -> c.wire.send(new DeleteTopicsRequestData().setTimeoutMs(10_000)
+                        .setTopics(List.of(new DeleteTopicsRequestData.DeleteTopicState().setTopicId(
+                                c.get("id:" + c.name("pre") + ".orders")))), v(6))),
+                step("delete_topics_unknown_describable", c -> c.wire.send(new DeleteTopicsRequestData().setTimeoutMs(10_000)
+                        .setTopics(List.of(new DeleteTopicsRequestData.DeleteTopicState().setName(c.name("pre") + ".gone"))), v(6))),
                 step("delete_topics_denied", c -> c.wire.send(new DeleteTopicsRequestData().setTimeoutMs(10_000).setTopics(List.of(
                         new DeleteTopicsRequestData.DeleteTopicState().setName(c.name("sec")))), v(6))),
                 step("create_partitions_denied", c -> {
@@ -210,6 +224,15 @@ final class SecureSessions {
                 step("list_transactions", c -> c.wire.send(new ListTransactionsRequestData(), v(1))),
                 step("describe_transactions", c -> c.wire.send(new DescribeTransactionsRequestData().setTransactionalIds(List.of(
                         c.name("txn"), c.name("txn-no"))), v(0))),
+                step("add_partitions_internal_topic", c -> {
+                    var ts = new AddPartitionsToTxnRequestData.AddPartitionsToTxnTopicCollection();
+                    ts.add(new AddPartitionsToTxnRequestData.AddPartitionsToTxnTopic().setName("__consumer_offsets")
+                            .setPartitions(List.of(0)));
+                    ts.add(new AddPartitionsToTxnRequestData.AddPartitionsToTxnTopic().setName(c.name("pre") + ".orders")
+                            .setPartitions(List.of(0)));
+                    return c.wire.send(new AddPartitionsToTxnRequestData().setV3AndBelowTransactionalId(c.name("txn"))
+                            .setV3AndBelowProducerId(0).setV3AndBelowProducerEpoch((short) 0).setV3AndBelowTopics(ts), v(3));
+                }),
                 step("describe_producers_denied", c -> c.wire.send(new DescribeProducersRequestData().setTopics(List.of(
                         new DescribeProducersRequestData.TopicRequest().setName(c.name("sec")).setPartitionIndexes(List.of(0)))), v(0))),
 
