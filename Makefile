@@ -28,12 +28,16 @@ lint:
 fmt:
 	$(CARGO) fmt
 
-## System packages the tests use: Debian's kcat (an older librdkafka client); Java 17 with
+## System packages the tests use: Debian's kcat (an older librdkafka client) and libssl-dev
+## (to build librdkafka's suite with TLS and SCRAM); Java 17 with
 ## Maven and Go are checked (the Java and Go scenarios fetch their libraries themselves).
 deps:
 	@command -v kcat >/dev/null 2>&1 || { \
 	  echo "installing kcat (Debian package)"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq kcat; }
+	@[ -f /usr/include/openssl/ssl.h ] || { \
+	  echo "installing libssl-dev (Debian package; librdkafka's test suite is built with SSL and SCRAM)"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq libssl-dev; }
 	@for tool in java mvn go; do command -v $$tool >/dev/null 2>&1 || { \
 	  echo "make deps: $$tool is needed by the Java/Go compat scenarios and is not installed" >&2; exit 1; }; done
 

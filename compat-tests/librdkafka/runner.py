@@ -42,7 +42,14 @@ CLAIMED_KAFKA_VERSION = "3.9.0"
 # Classes whose tests say something about a single plaintext broker with Gregor's APIs.
 # `cli` tests also run Kafka's command-line tools, taken from the fetched Kafka jars
 # (compat-tests/kafka/kafka.sh fetch) under KAFKA_PATH, as the suite expects.
-APPLICABLE = {"plaintext", "groups", "idempotence", "admin", "cli"}
+APPLICABLE = {"plaintext", "groups", "idempotence", "admin", "cli", "auth"}
+# `auth` tests run against a SASL_PLAINTEXT listener (PLAIN and SCRAM, one JAAS user), their
+# test.conf logging in as that user, sessions lasting connections.max.reauth.ms.
+SASL_USER, SASL_PASSWORD = "testuser", "testpass"
+SASL_REAUTH_MS = 10000
+# librdkafka's configure flags: OpenSSL for SCRAM and SSL (Debian's libssl-dev, `make deps`),
+# no Cyrus SASL (GSSAPI), no curl (OIDC).
+CONFIGURE = ["./configure", "--disable-gssapi", "--disable-curl", "--disable-sasl"]
 # Test variants that run only in the suite's "noautocreate" scenario (a broker with topic
 # auto-creation off); their numbers are run a second time in that scenario.
 NOAUTOCREATE = {"0045_subscribe_update_topic_remove", "0045_subscribe_update_non_exist_and_partchange"}
@@ -87,7 +94,8 @@ def build(src, version):
     """Builds librdkafka and tests/test-runner once per version."""
     stamp = os.path.join(WORK, "build-stamp")
     runner = os.path.join(src, "tests", "test-runner")
-    if os.path.exists(runner) and os.path.exists(stamp) and open(stamp).read().strip() == version:
+    wanted_stamp = f"{version} {' '.join(CONFIGURE[1:])}"
+    if os.path.exists(runner) and os.path.exists(stamp) and open(stamp).read().strip() == wanted_stamp:
         return runner
     log(f"building librdkafka {version} and its test-runner (once; a few minutes)")
     for script in ["configure", "lds-gen.py", "packaging/tools/rdutcoverage.sh"]:
@@ -97,7 +105,8 @@ def build(src, version):
     build_log = os.path.join(WORK, "build.log")
     with open(build_log, "w") as out:
         steps = [
-            ["./configure", "--disable-ssl", "--disable-gssapi", "--disable-curl", "--disable-sasl"],
+            CONFIGURE,
+            ["make", "clean"],
             ["make", "-j2", "libs"],
             ["make", "-C", "tests", "-j2", "build"],
         ]
@@ -105,7 +114,7 @@ def build(src, version):
             if subprocess.run(step, cwd=src, stdout=out, stderr=subprocess.STDOUT).returncode != 0:
                 sys.exit(f"librdkafka build step {' '.join(step)} failed; see {build_log}")
     with open(stamp, "w") as f:
-        f.write(version)
+        f.write(wanted_stamp)
     return runner
 
 
@@ -138,7 +147,7 @@ def load_expected():
 class Gregor:
     """A fresh broker on a free port with a temp data dir."""
 
-    def __init__(self, binary, auto_create=True):
+    def __init__(self, binary, auto_create=True, sasl=False):
         self.dir = tempfile.mkdtemp(prefix="gregor-compat-")
         self.stderr = open(os.path.join(self.dir, "broker.log"), "w")
         self.proc = subprocess.Popen(
@@ -150,17 +159,29 @@ class Gregor:
              # ACLs on, open where none are set: the suite's auth tests add deny ACLs
              # (kafka-acls.sh) and expect the authorization errors.
              "-o", "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-             "-o", "allow.everyone.if.no.acl.found=true"],
+             "-o", "allow.everyone.if.no.acl.found=true"] + (self.sasl_settings() if sasl else []),
             stdout=subprocess.PIPE, stderr=self.stderr, text=True)
         # One "gregor listener NAME listening on ADDR" line per listener, then the first
         # listener's "gregor listening on ADDR" alone, last.
         line = self.proc.stdout.readline()
+        listeners = {}
         while line.startswith("gregor listener "):
+            name, addr = line[len("gregor listener "):].split(" listening on ")
+            listeners[name] = addr.strip()
             line = self.proc.stdout.readline()
         if not line.startswith("gregor listening on "):
             self.proc.kill()
             raise RuntimeError(f"gregor did not start: {line!r}")
-        self.addr = line.split()[-1]
+        self.addr = listeners["SASL_PLAINTEXT"] if sasl else line.split()[-1]
+
+    @staticmethod
+    def sasl_settings():
+        jaas = ("org.apache.kafka.common.security.plain.PlainLoginModule required "
+                f'user_{SASL_USER}="{SASL_PASSWORD}";')
+        return ["-o", "listeners=PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+                "-o", "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+                "-o", f"listener.name.sasl_plaintext.plain.sasl.jaas.config={jaas}",
+                "-o", f"connections.max.reauth.ms={SASL_REAUTH_MS}"]
 
     def alive(self):
         return self.proc.poll() is None
@@ -213,11 +234,14 @@ def build_java_helpers(src, tools):
 
 def run_test_number(runner, binary, number, timeout, tools=None, scenario="default"):
     """Runs every non-local variant of `number` in `scenario`; returns {name: (status, seconds, reason)}."""
-    broker = Gregor(binary, auto_create=scenario != "noautocreate")
+    broker = Gregor(binary, auto_create=scenario != "noautocreate", sasl=scenario == "sasl")
     workdir = tempfile.mkdtemp(prefix="rdkafka-test-")
     conf = os.path.join(workdir, "test.conf")
     with open(conf, "w") as f:
         f.write(f"bootstrap.servers={broker.addr}\n")
+        if scenario == "sasl":
+            f.write("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n"
+                    f"sasl.username={SASL_USER}\nsasl.password={SASL_PASSWORD}\n")
         if tools:
             # Each of Kafka's tools is a JVM start (1-2 s here); upstream CI runs the suite
             # with the multiplier at 3 (CI=true adds 2), this gives the cli tests 2.
@@ -227,7 +251,7 @@ def run_test_number(runner, binary, number, timeout, tools=None, scenario="defau
     # The freshly built librdkafka, not a system one (Debian's kcat pulls in 2.0.2).
     libs = f"{os.path.join(src, 'src')}:{os.path.join(src, 'src-cpp')}"
     env = dict(os.environ, TEST_KAFKA_VERSION=CLAIMED_KAFKA_VERSION, RDKAFKA_TEST_CONF=conf,
-               TEST_SCENARIO=scenario, BROKERS=broker.addr,
+               TEST_SCENARIO="noautocreate" if scenario == "noautocreate" else "default", BROKERS=broker.addr,
                LD_LIBRARY_PATH=libs + (":" + os.environ["LD_LIBRARY_PATH"] if os.environ.get("LD_LIBRARY_PATH") else ""))
     if tools:
         env["KAFKA_PATH"] = tools
@@ -309,8 +333,9 @@ def main():
     if tools:
         build_java_helpers(src, tools)
     runs = []
+    auth = {t["id"] for t in tests if t["class"] == "auth"}
     for number in numbers:
-        runs.append((number, "default"))
+        runs.append((number, "sasl" if number in auth else "default"))
         if any(n[:4] == number and (wanted is None or n in wanted) for n in NOAUTOCREATE):
             runs.append((number, "noautocreate"))
     for number, scenario in runs:

@@ -4,35 +4,19 @@
 use std::sync::Arc;
 
 use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse};
-use kafka_protocol::ResponseError;
 
+use super::authorization::refused_offsets_in_transaction;
 use super::errors::CoordinatorCode;
 use super::RequestContext;
 use crate::broker::Broker;
-use crate::security::acl::{Operation, ResourceType};
 
 pub async fn handle(
     broker: Arc<Broker>,
     ctx: RequestContext,
     request: AddOffsetsToTxnRequest,
 ) -> AddOffsetsToTxnResponse {
-    let denied = if !broker.allows(
-        &ctx,
-        Operation::Write,
-        ResourceType::TransactionalId,
-        &request.transactional_id,
-    ) {
-        Some(ResponseError::TransactionalIdAuthorizationFailed)
-    } else if !broker.allows(
-        &ctx,
-        Operation::Read,
-        ResourceType::Group,
-        &request.group_id,
-    ) {
-        Some(ResponseError::GroupAuthorizationFailed)
-    } else {
-        None
-    };
+    let denied =
+        refused_offsets_in_transaction(&broker, &ctx, &request.transactional_id, &request.group_id);
     if let Some(e) = denied {
         return AddOffsetsToTxnResponse::default().with_error_code(e.code());
     }

@@ -103,3 +103,48 @@ pub fn check_config_access(
         Err((error, message))
     }
 }
+
+/// The refusal of an offset commit inside a transaction (AddOffsetsToTxn, TxnOffsetCommit):
+/// WRITE on the transactional id is checked first, then READ on the group.
+pub fn refused_offsets_in_transaction(
+    broker: &Broker,
+    ctx: &RequestContext,
+    transactional_id: &str,
+    group: &str,
+) -> Option<kafka_protocol::ResponseError> {
+    use kafka_protocol::ResponseError;
+    if !broker.allows(
+        ctx,
+        Operation::Write,
+        ResourceType::TransactionalId,
+        transactional_id,
+    ) {
+        Some(ResponseError::TransactionalIdAuthorizationFailed)
+    } else if !broker.allows(ctx, Operation::Read, ResourceType::Group, group) {
+        Some(ResponseError::GroupAuthorizationFailed)
+    } else {
+        None
+    }
+}
+
+/// The authorizer for an ACL API (CreateAcls, DeleteAcls: `operation` ALTER; DescribeAcls:
+/// DESCRIBE on the cluster), or the error every result gets: SECURITY_DISABLED without an
+/// authorizer, CLUSTER_AUTHORIZATION_FAILED without the permission.
+pub fn acl_api_authorizer<'a>(
+    broker: &'a Broker,
+    ctx: &RequestContext,
+    operation: Operation,
+    no_authorizer: &'static str,
+) -> Result<&'a crate::security::authorizer::Authorizer, (kafka_protocol::ResponseError, String)> {
+    use kafka_protocol::ResponseError;
+    let Some(authorizer) = &broker.authorizer else {
+        return Err((ResponseError::SecurityDisabled, no_authorizer.to_string()));
+    };
+    if !broker.allows_on_cluster(ctx, operation) {
+        return Err((
+            ResponseError::ClusterAuthorizationFailed,
+            format!("Request needs {} permission.", operation.name()),
+        ));
+    }
+    Ok(authorizer)
+}

@@ -10,6 +10,7 @@ use kafka_protocol::messages::{CreateAclsRequest, CreateAclsResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+use super::authorization::acl_api_authorizer;
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::security::acl::{
@@ -65,18 +66,15 @@ pub async fn handle(
     let every = |result: AclCreationResult| {
         CreateAclsResponse::default().with_results(vec![result; request.creations.len()])
     };
-    let Some(authorizer) = &broker.authorizer else {
-        return every(failed(
-            ResponseError::SecurityDisabled,
-            "No Authorizer is configured.".into(),
-        ));
+    let authorizer = match acl_api_authorizer(
+        &broker,
+        &ctx,
+        Operation::Alter,
+        "No Authorizer is configured.",
+    ) {
+        Ok(authorizer) => authorizer,
+        Err((e, message)) => return every(failed(e, message)),
     };
-    if !broker.allows_on_cluster(&ctx, Operation::Alter) {
-        return every(failed(
-            ResponseError::ClusterAuthorizationFailed,
-            "Request needs ALTER permission.".into(),
-        ));
-    }
     let parsed: Vec<Result<AclBinding, String>> = request.creations.iter().map(binding).collect();
     let valid: Vec<AclBinding> = parsed
         .iter()

@@ -11,6 +11,7 @@ use kafka_protocol::messages::{DeleteAclsRequest, DeleteAclsResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+use super::authorization::acl_api_authorizer;
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::security::acl::Operation;
@@ -30,18 +31,15 @@ pub async fn handle(
     let every = |result: DeleteAclsFilterResult| {
         DeleteAclsResponse::default().with_filter_results(vec![result; request.filters.len()])
     };
-    let Some(authorizer) = &broker.authorizer else {
-        return every(failed(
-            ResponseError::SecurityDisabled,
-            "No Authorizer is configured.".into(),
-        ));
+    let authorizer = match acl_api_authorizer(
+        &broker,
+        &ctx,
+        Operation::Alter,
+        "No Authorizer is configured.",
+    ) {
+        Ok(authorizer) => authorizer,
+        Err((e, message)) => return every(failed(e, message)),
     };
-    if !broker.allows_on_cluster(&ctx, Operation::Alter) {
-        return every(failed(
-            ResponseError::ClusterAuthorizationFailed,
-            "Request needs ALTER permission.".into(),
-        ));
-    }
     let parsed: Vec<Result<AclBindingFilter, FilterError>> = request
         .filters
         .into_iter()

@@ -9,6 +9,7 @@ use kafka_protocol::messages::{DescribeAclsRequest, DescribeAclsResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+use super::authorization::acl_api_authorizer;
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::security::acl::Operation;
@@ -25,18 +26,15 @@ pub async fn handle(
     ctx: RequestContext,
     request: DescribeAclsRequest,
 ) -> DescribeAclsResponse {
-    let Some(authorizer) = &broker.authorizer else {
-        return failed(
-            ResponseError::SecurityDisabled,
-            "No Authorizer is configured on the broker".into(),
-        );
+    let authorizer = match acl_api_authorizer(
+        &broker,
+        &ctx,
+        Operation::Describe,
+        "No Authorizer is configured on the broker",
+    ) {
+        Ok(authorizer) => authorizer,
+        Err((e, message)) => return failed(e, message),
     };
-    if !broker.allows_on_cluster(&ctx, Operation::Describe) {
-        return failed(
-            ResponseError::ClusterAuthorizationFailed,
-            "Request needs DESCRIBE permission.".into(),
-        );
-    }
     let filter = match AclBindingFilter::parse(WireFilter {
         resource_type: request.resource_type_filter,
         resource_name: request.resource_name_filter.map(|s| s.to_string()),

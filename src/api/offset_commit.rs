@@ -72,46 +72,37 @@ pub async fn handle(
         )
         .await;
     let mut codes = codes.into_iter();
-    let topics = request
-        .topics
-        .into_iter()
-        .zip(denied)
-        .map(|(t, denied)| {
-            let partitions = t
-                .partitions
-                .iter()
-                .map(|p| {
-                    OffsetCommitResponsePartition::default()
-                        .with_partition_index(p.partition_index)
-                        .with_error_code(if denied {
-                            ResponseError::TopicAuthorizationFailed.code()
-                        } else {
-                            codes.next().map_or(0, coordinator_code)
-                        })
-                })
-                .collect();
-            OffsetCommitResponseTopic::default()
-                .with_name(t.name)
-                .with_topic_id(t.topic_id)
-                .with_partitions(partitions)
-        })
-        .collect();
-    OffsetCommitResponse::default().with_topics(topics)
+    respond(request, |topic| {
+        if denied[topic] {
+            ResponseError::TopicAuthorizationFailed.code()
+        } else {
+            codes.next().map_or(0, coordinator_code)
+        }
+    })
 }
 
 /// The same error for every partition of the request.
 fn every_partition(request: OffsetCommitRequest, error_code: i16) -> OffsetCommitResponse {
+    respond(request, |_| error_code)
+}
+
+/// The answer with `code(index of the partition's topic)` for each partition, in order.
+fn respond(
+    request: OffsetCommitRequest,
+    mut code: impl FnMut(usize) -> i16,
+) -> OffsetCommitResponse {
     let topics = request
         .topics
         .into_iter()
-        .map(|t| {
+        .enumerate()
+        .map(|(topic, t)| {
             let partitions = t
                 .partitions
                 .iter()
                 .map(|p| {
                     OffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
-                        .with_error_code(error_code)
+                        .with_error_code(code(topic))
                 })
                 .collect();
             OffsetCommitResponseTopic::default()

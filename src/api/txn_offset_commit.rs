@@ -9,6 +9,7 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 use kafka_protocol::ResponseError;
 
+use super::authorization::refused_offsets_in_transaction;
 use super::errors::{coordinator_code, CoordinatorCode};
 use super::RequestContext;
 use crate::broker::Broker;
@@ -22,23 +23,8 @@ pub async fn handle(
 ) -> TxnOffsetCommitResponse {
     // WRITE on the transactional id, then READ on the group, fail every partition; READ on
     // a topic fails just its partitions.
-    let refused = if !broker.allows(
-        &ctx,
-        Operation::Write,
-        ResourceType::TransactionalId,
-        &request.transactional_id,
-    ) {
-        Some(ResponseError::TransactionalIdAuthorizationFailed)
-    } else if !broker.allows(
-        &ctx,
-        Operation::Read,
-        ResourceType::Group,
-        &request.group_id,
-    ) {
-        Some(ResponseError::GroupAuthorizationFailed)
-    } else {
-        None
-    };
+    let refused =
+        refused_offsets_in_transaction(&broker, &ctx, &request.transactional_id, &request.group_id);
     let denied: Vec<bool> = request
         .topics
         .iter()

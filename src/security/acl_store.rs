@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::acl::{AclBinding, Operation, PatternType, Permission, ResourceType};
 use super::acl_filter::AclBindingFilter;
+use super::metadata_file::{self, MetadataFileError};
 use crate::storage::Storage;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -26,20 +27,8 @@ struct Entry {
     permission: String,
 }
 
-/// Why the ACL file could not be read or written; names the file.
-#[derive(Debug)]
-pub struct AclStoreError {
-    pub path: PathBuf,
-    pub message: String,
-}
-
-impl std::fmt::Display for AclStoreError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.path.display(), self.message)
-    }
-}
-
-impl std::error::Error for AclStoreError {}
+/// Why the ACL file could not be read or written.
+pub type AclStoreError = MetadataFileError;
 
 pub struct AclStore {
     storage: Arc<dyn Storage>,
@@ -59,47 +48,32 @@ impl std::fmt::Debug for AclStore {
 impl AclStore {
     /// Loads `path` (missing: no ACLs).
     pub fn open(storage: Arc<dyn Storage>, path: PathBuf) -> Result<AclStore, AclStoreError> {
-        let err = |message: String| AclStoreError {
-            path: path.clone(),
-            message,
-        };
         let mut bindings = Vec::new();
-        if storage.exists(&path) {
-            let text = storage
-                .read_to_string(&path)
-                .map_err(|e| err(e.to_string()))?;
-            let entries: Vec<Entry> =
-                serde_yaml::from_str(&text).map_err(|e| err(e.to_string()))?;
-            for e in entries {
-                fn named<T>(
-                    value: &str,
-                    field: &str,
-                    parse: fn(&str) -> Option<T>,
-                ) -> Result<T, String> {
-                    parse(value).ok_or_else(|| format!("unknown {field} `{value}`"))
-                }
-                let binding = (|| {
-                    Ok::<_, String>(AclBinding {
-                        resource_type: named(
-                            &e.resource_type,
-                            "resource_type",
-                            ResourceType::from_name,
-                        )?,
-                        resource_name: e.resource_name,
-                        pattern_type: named(
-                            &e.pattern_type,
-                            "pattern_type",
-                            PatternType::from_name,
-                        )?,
-                        principal: e.principal,
-                        host: e.host,
-                        operation: named(&e.operation, "operation", Operation::from_name)?,
-                        permission: named(&e.permission, "permission", Permission::from_name)?,
-                    })
-                })()
-                .map_err(err)?;
-                bindings.push(binding);
+        for e in metadata_file::read::<Entry>(storage.as_ref(), &path)? {
+            fn named<T>(
+                value: &str,
+                field: &str,
+                parse: fn(&str) -> Option<T>,
+            ) -> Result<T, String> {
+                parse(value).ok_or_else(|| format!("unknown {field} `{value}`"))
             }
+            let binding = (|| {
+                Ok::<_, String>(AclBinding {
+                    resource_type: named(
+                        &e.resource_type,
+                        "resource_type",
+                        ResourceType::from_name,
+                    )?,
+                    resource_name: e.resource_name,
+                    pattern_type: named(&e.pattern_type, "pattern_type", PatternType::from_name)?,
+                    principal: e.principal,
+                    host: e.host,
+                    operation: named(&e.operation, "operation", Operation::from_name)?,
+                    permission: named(&e.permission, "permission", Permission::from_name)?,
+                })
+            })()
+            .map_err(|message| MetadataFileError::new(&path, message))?;
+            bindings.push(binding);
         }
         Ok(AclStore {
             storage,
@@ -168,14 +142,7 @@ impl AclStore {
                 permission: b.permission.name().to_string(),
             })
             .collect();
-        let err = |message: String| AclStoreError {
-            path: self.path.clone(),
-            message,
-        };
-        let text = serde_yaml::to_string(&entries).map_err(|e| err(e.to_string()))?;
-        self.storage
-            .write_atomically(&self.path, text.as_bytes())
-            .map_err(|e| err(e.to_string()))?;
+        metadata_file::write(self.storage.as_ref(), &self.path, &entries)?;
         *self
             .bindings
             .write()

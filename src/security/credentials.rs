@@ -14,6 +14,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
+use super::metadata_file::{self, MetadataFileError};
 use super::scram::ScramCredential;
 use crate::config::listeners::SaslMechanism;
 use crate::storage::Storage;
@@ -28,20 +29,8 @@ struct Entry {
     server_key: String,
 }
 
-/// Why the credentials file could not be read or written; names the file.
-#[derive(Debug)]
-pub struct CredentialError {
-    pub path: PathBuf,
-    pub message: String,
-}
-
-impl std::fmt::Display for CredentialError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.path.display(), self.message)
-    }
-}
-
-impl std::error::Error for CredentialError {}
+/// Why the credentials file could not be read or written.
+pub type CredentialError = MetadataFileError;
 
 type Table = BTreeMap<(String, SaslMechanism), ScramCredential>;
 
@@ -80,31 +69,21 @@ impl CredentialStore {
         storage: Arc<dyn Storage>,
         path: PathBuf,
     ) -> Result<CredentialStore, CredentialError> {
-        let err = |message: String| CredentialError {
-            path: path.clone(),
-            message,
-        };
+        let err = |message: String| MetadataFileError::new(&path, message);
         let mut table = Table::new();
-        if storage.exists(&path) {
-            let text = storage
-                .read_to_string(&path)
-                .map_err(|e| err(e.to_string()))?;
-            let entries: Vec<Entry> =
-                serde_yaml::from_str(&text).map_err(|e| err(e.to_string()))?;
-            for e in entries {
-                let mechanism = SaslMechanism::parse(&e.mechanism)
-                    .ok_or_else(|| err(format!("unknown mechanism `{}`", e.mechanism)))?;
-                let decode = |v: &str| BASE64.decode(v).map_err(|e| err(e.to_string()));
-                table.insert(
-                    (e.user, mechanism),
-                    ScramCredential {
-                        salt: decode(&e.salt)?,
-                        stored_key: decode(&e.stored_key)?,
-                        server_key: decode(&e.server_key)?,
-                        iterations: e.iterations,
-                    },
-                );
-            }
+        for e in metadata_file::read::<Entry>(storage.as_ref(), &path)? {
+            let mechanism = SaslMechanism::parse(&e.mechanism)
+                .ok_or_else(|| err(format!("unknown mechanism `{}`", e.mechanism)))?;
+            let decode = |v: &str| BASE64.decode(v).map_err(|e| err(e.to_string()));
+            table.insert(
+                (e.user, mechanism),
+                ScramCredential {
+                    salt: decode(&e.salt)?,
+                    stored_key: decode(&e.stored_key)?,
+                    server_key: decode(&e.server_key)?,
+                    iterations: e.iterations,
+                },
+            );
         }
         Ok(CredentialStore {
             storage,
@@ -174,16 +153,7 @@ impl CredentialStore {
                 server_key: BASE64.encode(&c.server_key),
             })
             .collect();
-        let text = serde_yaml::to_string(&entries).map_err(|e| CredentialError {
-            path: self.path.clone(),
-            message: e.to_string(),
-        })?;
-        self.storage
-            .write_atomically(&self.path, text.as_bytes())
-            .map_err(|e| CredentialError {
-                path: self.path.clone(),
-                message: e.to_string(),
-            })?;
+        metadata_file::write(self.storage.as_ref(), &self.path, &entries)?;
         *self
             .table
             .write()

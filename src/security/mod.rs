@@ -1,6 +1,6 @@
 //! Authentication (issue 16): TLS for `SSL`/`SASL_SSL` listeners (`tls.rs`), client
 //! certificate principals (`principal.rs`), SASL PLAIN and SCRAM (`sasl.rs`, `scram.rs`), and
-//! the SCRAM credentials they check (`credentials.rs`). Authorization (`authorizer.rs`):
+//! the SCRAM credentials they check (`credentials.rs`, in a file as `metadata_file.rs` keeps them). Authorization (`authorizer.rs`):
 //! ACL bindings and Kafka's decision (`acl.rs`), the filters of DescribeAcls and DeleteAcls
 //! (`acl_filter.rs`) and the durable ACLs (`acl_store.rs`); the APIs ask it through
 //! `api/authorization.rs`.
@@ -12,6 +12,7 @@ pub mod acl_filter;
 pub mod acl_store;
 pub mod authorizer;
 pub mod credentials;
+pub mod metadata_file;
 pub mod principal;
 pub mod sasl;
 pub mod scram;
