@@ -105,10 +105,11 @@ start() {
   local port cport
   port=${KAFKA_PORT:-$(free_port)}
   cport=$(free_port)
-  # KAFKA_SASL_PORT adds a SASL_PLAINTEXT listener there (its JAAS users and mechanisms
-  # come as KEY=VALUE settings).
+  # KAFKA_SASL_PORT adds a SASL_PLAINTEXT listener there, KAFKA_SSL_PORT an SSL one (their
+  # JAAS users, mechanisms and keystores come as KEY=VALUE settings).
   local sasl_listener=
   if [ -n "${KAFKA_SASL_PORT:-}" ]; then sasl_listener=",SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT"; fi
+  if [ -n "${KAFKA_SSL_PORT:-}" ]; then sasl_listener="$sasl_listener,SSL://127.0.0.1:$KAFKA_SSL_PORT"; fi
   cat > "$state/server.properties" <<EOF
 # Single-node KRaft, combined broker and controller, with Gregor's defaults.
 process.roles=broker,controller
@@ -118,7 +119,7 @@ listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport$sasl_listene
 advertised.listeners=PLAINTEXT://127.0.0.1:$port$sasl_listener
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL
 log.dirs=$state/data
 num.partitions=1
 default.replication.factor=1

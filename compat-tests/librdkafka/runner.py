@@ -47,6 +47,10 @@ APPLICABLE = {"plaintext", "groups", "idempotence", "admin", "cli", "auth"}
 # test.conf logging in as that user, sessions lasting connections.max.reauth.ms.
 SASL_USER, SASL_PASSWORD = "testuser", "testpass"
 SASL_REAUTH_MS = 10000
+# `auth` tests about TLS run against an SSL listener requiring client certificates, with the
+# certificate set trivup gives the suite (SSL_* variables): made by openssl per run.
+SSL_TESTS = {"0097"}
+SSL_PASSWORD = "use_strong_password"
 # librdkafka's configure flags: OpenSSL for SCRAM and SSL (Debian's libssl-dev, `make deps`),
 # no Cyrus SASL (GSSAPI), no curl (OIDC).
 CONFIGURE = ["./configure", "--disable-gssapi", "--disable-curl", "--disable-sasl"]
@@ -147,7 +151,7 @@ def load_expected():
 class Gregor:
     """A fresh broker on a free port with a temp data dir."""
 
-    def __init__(self, binary, auto_create=True, sasl=False):
+    def __init__(self, binary, auto_create=True, sasl=False, ssl=None):
         self.dir = tempfile.mkdtemp(prefix="gregor-compat-")
         self.stderr = open(os.path.join(self.dir, "broker.log"), "w")
         self.proc = subprocess.Popen(
@@ -159,7 +163,8 @@ class Gregor:
              # ACLs on, open where none are set: the suite's auth tests add deny ACLs
              # (kafka-acls.sh) and expect the authorization errors.
              "-o", "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-             "-o", "allow.everyone.if.no.acl.found=true"] + (self.sasl_settings() if sasl else []),
+             "-o", "allow.everyone.if.no.acl.found=true"] + (self.sasl_settings() if sasl else [])
+            + (self.ssl_settings(ssl) if ssl else []),
             stdout=subprocess.PIPE, stderr=self.stderr, text=True)
         # One "gregor listener NAME listening on ADDR" line per listener, then the first
         # listener's "gregor listening on ADDR" alone, last.
@@ -172,7 +177,7 @@ class Gregor:
         if not line.startswith("gregor listening on "):
             self.proc.kill()
             raise RuntimeError(f"gregor did not start: {line!r}")
-        self.addr = listeners["SASL_PLAINTEXT"] if sasl else line.split()[-1]
+        self.addr = listeners["SASL_PLAINTEXT"] if sasl else listeners["SSL"] if ssl else line.split()[-1]
 
     @staticmethod
     def sasl_settings():
@@ -182,6 +187,13 @@ class Gregor:
                 "-o", "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
                 "-o", f"listener.name.sasl_plaintext.plain.sasl.jaas.config={jaas}",
                 "-o", f"connections.max.reauth.ms={SASL_REAUTH_MS}"]
+
+    @staticmethod
+    def ssl_settings(certs):
+        return ["-o", "listeners=PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0",
+                "-o", f"ssl.keystore.location={certs}/broker.pem",
+                "-o", f"ssl.truststore.location={certs}/ca.pem",
+                "-o", "ssl.client.auth=required"]
 
     def alive(self):
         return self.proc.poll() is None
@@ -232,13 +244,54 @@ def build_java_helpers(src, tools):
         log(f"the suite's Java helpers did not build ({e}); tests using them will fail")
 
 
+def make_certificates(d):
+    """A CA, the broker's certificate (127.0.0.1) and a client's in the encodings the suite's
+    SSL tests read (trivup's SSL_* variables), in `d`; returns those variables."""
+    def openssl(*args):
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=suite-ca",
+            "-keyout", "ca.key", "-out", "ca.pem")
+    with open(os.path.join(d, "broker.ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    with open(os.path.join(d, "client.ext"), "w") as f:
+        f.write("extendedKeyUsage=clientAuth\n")
+    for name, ext in (("broker", "broker.ext"), ("client", "client.ext")):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout", f"{name}.key",
+                "-out", f"{name}.csr")
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                "-days", "1", "-extfile", ext, "-out", f"{name}.pem")
+    with open(os.path.join(d, "broker-keystore.pem"), "w") as out:
+        for part in ("broker.key", "broker.pem"):
+            with open(os.path.join(d, part)) as f:
+                out.write(f.read())
+    os.replace(os.path.join(d, "broker-keystore.pem"), os.path.join(d, "broker.pem"))
+    pw = f"pass:{SSL_PASSWORD}"
+    openssl("pkcs8", "-topk8", "-in", "client.key", "-out", "client.enc.key", "-passout", pw)
+    openssl("pkcs8", "-topk8", "-nocrypt", "-in", "client.key", "-outform", "DER", "-out", "client.key.der")
+    openssl("x509", "-in", "client.pem", "-outform", "DER", "-out", "client.der")
+    openssl("x509", "-in", "ca.pem", "-outform", "DER", "-out", "ca.der")
+    openssl("pkcs12", "-export", "-in", "client.pem", "-inkey", "client.key", "-certfile", "ca.pem",
+            "-passout", pw, "-out", "client.p12")
+    j = lambda name: os.path.join(d, name)  # noqa: E731
+    return {"SSL_pkcs": j("client.p12"), "SSL_pub_der": j("client.der"), "SSL_pub_pem": j("client.pem"),
+            "SSL_priv_der": j("client.key.der"), "SSL_priv_pem": j("client.enc.key"),
+            "SSL_ca_der": j("ca.der"), "SSL_all_cas_pem": j("ca.pem"), "SSL_password": SSL_PASSWORD,
+            "SSL_client_auth": "required"}
+
+
 def run_test_number(runner, binary, number, timeout, tools=None, scenario="default"):
     """Runs every non-local variant of `number` in `scenario`; returns {name: (status, seconds, reason)}."""
-    broker = Gregor(binary, auto_create=scenario != "noautocreate", sasl=scenario == "sasl")
     workdir = tempfile.mkdtemp(prefix="rdkafka-test-")
+    ssl_env = make_certificates(workdir) if scenario == "ssl" else {}
+    broker = Gregor(binary, auto_create=scenario != "noautocreate", sasl=scenario == "sasl",
+                    ssl=workdir if scenario == "ssl" else None)
     conf = os.path.join(workdir, "test.conf")
     with open(conf, "w") as f:
         f.write(f"bootstrap.servers={broker.addr}\n")
+        if scenario == "ssl":
+            f.write(f"security.protocol=ssl\nssl.key.location={ssl_env['SSL_priv_pem']}\n"
+                    f"ssl.key.password={SSL_PASSWORD}\nssl.certificate.location={ssl_env['SSL_pub_pem']}\n"
+                    f"ssl.ca.location={ssl_env['SSL_all_cas_pem']}\n")
         if scenario == "sasl":
             f.write("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n"
                     f"sasl.username={SASL_USER}\nsasl.password={SASL_PASSWORD}\n")
@@ -252,7 +305,8 @@ def run_test_number(runner, binary, number, timeout, tools=None, scenario="defau
     libs = f"{os.path.join(src, 'src')}:{os.path.join(src, 'src-cpp')}"
     env = dict(os.environ, TEST_KAFKA_VERSION=CLAIMED_KAFKA_VERSION, RDKAFKA_TEST_CONF=conf,
                TEST_SCENARIO="noautocreate" if scenario == "noautocreate" else "default", BROKERS=broker.addr,
-               LD_LIBRARY_PATH=libs + (":" + os.environ["LD_LIBRARY_PATH"] if os.environ.get("LD_LIBRARY_PATH") else ""))
+               LD_LIBRARY_PATH=libs + (":" + os.environ["LD_LIBRARY_PATH"] if os.environ.get("LD_LIBRARY_PATH") else ""),
+               **ssl_env)
     if tools:
         env["KAFKA_PATH"] = tools
     start = time.time()
@@ -335,7 +389,7 @@ def main():
     runs = []
     auth = {t["id"] for t in tests if t["class"] == "auth"}
     for number in numbers:
-        runs.append((number, "sasl" if number in auth else "default"))
+        runs.append((number, "ssl" if number in SSL_TESTS else "sasl" if number in auth else "default"))
         if any(n[:4] == number and (wanted is None or n in wanted) for n in NOAUTOCREATE):
             runs.append((number, "noautocreate"))
     for number, scenario in runs:
