@@ -15,7 +15,6 @@ use crate::log_manager::ShutdownError;
 use crate::network::connection::{self, Accepted};
 use crate::network::connection_quotas::ConnectionQuotas;
 use crate::network::request_memory::RequestMemoryPool;
-use crate::security::principal::certificate_principal;
 use crate::security::tls::TlsListener;
 use crate::storage;
 
@@ -174,12 +173,22 @@ where
                         }
                         Some(tls) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.acceptor().accept(socket)).await {
                             Ok(Ok(stream)) => {
-                                let tls_principal = stream
+                                let certificate = stream
                                     .get_ref()
                                     .1
                                     .peer_certificates()
                                     .and_then(|certs| certs.first())
-                                    .and_then(|cert| certificate_principal(cert.as_ref()));
+                                    .map(|cert| cert.as_ref().to_vec());
+                                // A subject no ssl.principal.mapping.rules rule maps is refused,
+                                // as Kafka fails the authentication.
+                                let tls_principal = match tls.client_principal(certificate.as_deref()) {
+                                    Ok(principal) => principal,
+                                    Err(subject) => {
+                                        tracing::info!(peer = %peer, subject, "no ssl.principal.mapping.rules rule applies to the client certificate; closing the connection");
+                                        drop(permit);
+                                        return;
+                                    }
+                                };
                                 let accepted = Accepted { tls_principal, ..accepted };
                                 let (reader, writer) = tokio::io::split(stream);
                                 connection::serve(broker, reader, writer, accepted, pool, shutdown).await;

@@ -58,6 +58,8 @@ def start(binary, d):
             "-o", f"ssl.keystore.location={d}/server.pem",
             "-o", f"ssl.truststore.location={d}/ca.pem",
             "-o", "listener.name.mtls.ssl.client.auth=required",
+            # The certificate's CN alone names the mTLS client: User:py-client.
+            "-o", "listener.name.mtls.ssl.principal.mapping.rules=RULE:^CN=([^,]*)$/$1/,DEFAULT",
             "-o", "sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN",
             "-o", f"listener.name.sasl_ssl.plain.sasl.jaas.config={jaas}",
             "-o", "connection.failed.authentication.delay.ms=10",
@@ -115,7 +117,7 @@ def main():
             # Each client's principal may do everything on its topics and group.
             bindings = [AclBinding(rt, name, ResourcePatternType.PREFIXED, principal, "*",
                                    AclOperation.ALL, AclPermissionType.ALLOW)
-                        for principal in ("User:py-scram", "User:py", "User:CN=py-client")
+                        for principal in ("User:py-scram", "User:py", "User:py-client")
                         for rt, name in ((ResourceType.TOPIC, "py-secure-"),
                                          (ResourceType.GROUP, "py-secure"))]
             for f in admin.create_acls(bindings).values():

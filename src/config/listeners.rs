@@ -5,6 +5,7 @@
 //! JAAS PLAIN users), each overridable per listener as `listener.name.<name>.<setting>` (the
 //! name lower-cased, as Kafka writes it).
 
+use crate::security::principal_mapping::PrincipalMappingRules;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -116,6 +117,8 @@ pub struct TlsSettings {
     pub enabled_protocols: Vec<String>,
     /// `ssl.cipher.suites` (IANA names; empty: rustls's defaults).
     pub cipher_suites: Vec<String>,
+    /// `ssl.principal.mapping.rules`: a client certificate's subject to a principal name.
+    pub principal_mapping: PrincipalMappingRules,
 }
 
 /// A SASL listener's settings.
@@ -411,18 +414,17 @@ fn tls_settings(raw: &RawConfig, listener: &str) -> Result<TlsSettings, ConfigEr
     }
     let (_, cipher_suites) = list("ssl.cipher.suites", "");
     let (name, rules) = get("ssl.principal.mapping.rules");
-    if rules.is_some_and(|r| r.trim() != "DEFAULT") {
-        return Err(ConfigError::new(
-            name,
-            "only DEFAULT is supported (the certificate's subject as it is)",
-        ));
-    }
+    let principal_mapping = match rules {
+        None => PrincipalMappingRules::default(),
+        Some(text) => PrincipalMappingRules::parse(&text).map_err(|e| ConfigError::new(name, e))?,
+    };
     Ok(TlsSettings {
         keystore,
         truststore,
         client_auth,
         enabled_protocols,
         cipher_suites,
+        principal_mapping,
     })
 }
 

@@ -341,7 +341,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker("ssl.enabled.protocols", "TLSv1.2,TLSv1.3", 7, "TLS versions offered."),
     broker("ssl.protocol", "TLSv1.3", 2, "Accepted for compatibility; ssl.enabled.protocols decides."),
     broker_unset("ssl.cipher.suites", 7, "Cipher suites offered (IANA names, e.g. TLS_AES_128_GCM_SHA256); unset: rustls's defaults."),
-    broker("ssl.principal.mapping.rules", "DEFAULT", 2, "DEFAULT: a client certificate's principal is its subject."),
+    broker("ssl.principal.mapping.rules", "DEFAULT", 2, "A client certificate's subject to its principal name: DEFAULT (the subject) and RULE:pattern/replacement/[L|U] rules, comma-separated; the first that applies wins, and a subject none applies to is refused."),
     broker("ssl.endpoint.identification.algorithm", "https", 2, "Accepted for compatibility (a broker does not verify client host names)."),
     broker("sasl.enabled.mechanisms", "GSSAPI", 7, "SASL mechanisms of SASL listeners: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 (GSSAPI and OAUTHBEARER are not supported)."),
     broker("connections.max.reauth.ms", "0", 5, "SASL sessions expire after this long and must re-authenticate (KIP-368); 0: never."),

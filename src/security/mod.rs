@@ -1,5 +1,5 @@
 //! Authentication (issue 16): TLS for `SSL`/`SASL_SSL` listeners (`tls.rs`), client
-//! certificate principals (`principal.rs`), SASL PLAIN and SCRAM (`sasl.rs`, `scram.rs`), and
+//! certificate principals (`principal.rs`, mapped by `principal_mapping.rs`), SASL PLAIN and SCRAM (`sasl.rs`, `scram.rs`), and
 //! the SCRAM credentials they check (`credentials.rs`, in a file as `metadata_file.rs` keeps them). Authorization (`authorizer.rs`):
 //! ACL bindings and Kafka's decision (`acl.rs`), the filters of DescribeAcls and DeleteAcls
 //! (`acl_filter.rs`) and the durable ACLs (`acl_store.rs`); the APIs ask it through
@@ -14,6 +14,7 @@ pub mod authorizer;
 pub mod credentials;
 pub mod metadata_file;
 pub mod principal;
+pub mod principal_mapping;
 pub mod sasl;
 pub mod scram;
 pub mod tls;

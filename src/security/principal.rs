@@ -1,6 +1,6 @@
-//! The principal of a TLS client certificate, as Kafka's `DefaultKafkaPrincipalBuilder`
-//! with `ssl.principal.mapping.rules=DEFAULT` makes it: `User:` and the certificate's
-//! subject in RFC 2253 form, as Java's `X500Principal.getName()` prints it
+//! The subject of a TLS client certificate, from which Kafka's `DefaultKafkaPrincipalBuilder`
+//! makes the principal (`User:` and the subject as `ssl.principal.mapping.rules` maps it,
+//! `principal_mapping.rs`): in RFC 2253 form, as Java's `X500Principal.getName()` prints it
 //! (`CN=alice,O=Gregor`: the last relative name first; the RFC's keywords, other
 //! attributes as a dotted OID with the value's DER in hex).
 
@@ -134,8 +134,8 @@ fn hex(bytes: &[u8]) -> String {
     })
 }
 
-/// `User:<subject>` for a DER certificate; `None` if it does not parse.
-pub fn certificate_principal(cert: &[u8]) -> Option<String> {
+/// The subject of a DER certificate in RFC 2253 form; `None` if it does not parse.
+pub fn certificate_subject(cert: &[u8]) -> Option<String> {
     let mut name = subject(cert)?;
     let mut rdns = Vec::new();
     while !name.is_empty() {
@@ -154,7 +154,7 @@ pub fn certificate_principal(cert: &[u8]) -> Option<String> {
         name = rest;
     }
     rdns.reverse();
-    Some(format!("User:{}", rdns.join(",")))
+    Some(rdns.join(","))
 }
 
 #[cfg(test)]
@@ -206,10 +206,10 @@ mod tests {
             "a@b",
         ));
         assert_eq!(
-            certificate_principal(&certificate(&subject)).as_deref(),
-            Some("User:1.2.840.113549.1.9.1=#1603614062,O=Gregor\\, Co,CN=alice")
+            certificate_subject(&certificate(&subject)).as_deref(),
+            Some("1.2.840.113549.1.9.1=#1603614062,O=Gregor\\, Co,CN=alice")
         );
-        assert_eq!(certificate_principal(&[0x30, 0x05, 1]), None);
+        assert_eq!(certificate_subject(&[0x30, 0x05, 1]), None);
     }
 }
 
@@ -250,8 +250,8 @@ mod openssl_tests {
         }
         let der = std::fs::read(dir.path().join("c.der")).unwrap();
         assert_eq!(
-            certificate_principal(&der).as_deref(),
-            Some("User:O=Gregor,CN=alice")
+            certificate_subject(&der).as_deref(),
+            Some("O=Gregor,CN=alice")
         );
     }
 }

@@ -52,6 +52,18 @@ struct Current {
 }
 
 impl TlsListener {
+    /// The principal of a client's certificate chain: `Ok(None)` without a certificate (or
+    /// one whose subject does not parse), `Err(subject)` when no mapping rule applies to it.
+    pub fn client_principal(&self, chain: Option<&[u8]>) -> Result<Option<String>, String> {
+        let Some(subject) = chain.and_then(super::principal::certificate_subject) else {
+            return Ok(None);
+        };
+        match self.settings.principal_mapping.name(&subject) {
+            Some(name) => Ok(Some(format!("User:{name}"))),
+            None => Err(subject),
+        }
+    }
+
     pub fn new(name: &str, settings: &TlsSettings) -> Result<TlsListener, TlsError> {
         let files = watched_files(settings);
         let config = build(settings).map_err(|message| TlsError {

@@ -180,11 +180,14 @@ fn tls_and_mutual_tls_listeners_serve_trusted_clients_only() {
     let broker = Broker::start(
         dir.path(),
         &[
-            "listeners=PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0,MTLS://127.0.0.1:0",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SSL:SSL,MTLS:SSL",
+            "listeners=PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0,MTLS://127.0.0.1:0,STRICT://127.0.0.1:0",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SSL:SSL,MTLS:SSL,STRICT:SSL",
             &keystore,
             &truststore,
             "listener.name.mtls.ssl.client.auth=required",
+            "listener.name.strict.ssl.client.auth=required",
+            // No rule maps the test client's subject: it is refused there.
+            "listener.name.strict.ssl.principal.mapping.rules=RULE:^CN=nobody$/nobody/",
         ],
     );
     let ca = format!("ssl.ca.location={}", path(certs.path(), "ca.pem"));
@@ -214,6 +217,12 @@ fn tls_and_mutual_tls_listeners_serve_trusted_clients_only() {
     assert_eq!(
         round_trip(mtls, "mtls", &["security.protocol=SSL", &ca, &cert, &key]).unwrap(),
         ["one", "two", "three"]
+    );
+    let strict = broker.listeners["STRICT"].as_str();
+    let unmapped = round_trip(strict, "mtls", &["security.protocol=SSL", &ca, &cert, &key]);
+    assert!(
+        unmapped.is_err(),
+        "an unmapped subject is refused: {unmapped:?}"
     );
     let without_certificate = round_trip(mtls, "mtls", &["security.protocol=SSL", &ca]);
     assert!(without_certificate.is_err(), "{without_certificate:?}");
