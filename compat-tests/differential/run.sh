@@ -21,16 +21,22 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Starts a fresh Gregor (extra -o settings as arguments) with the settings Kafka's
+# server.properties sets (kafka.sh start), so that both report the same keys as set by the
+# user; waits for its listeners (lines in $dir/out).
+start_gregor() {
+  rm -rf "$dir/data"
+  "$gregor" serve --listen 127.0.0.1:0 --data-dir "$dir/data" --log-level warn "$@" \
+    -o num.partitions=1 -o default.replication.factor=1 -o auto.create.topics.enable=true \
+    -o group.initial.rebalance.delay.ms=0 > "$dir/out" 2> "$dir/err" &
+  gpid=$!
+  for _ in $(seq 1 100); do grep -q "^gregor listening on" "$dir/out" && break; sleep 0.1; done
+  grep -q "^gregor listening on" "$dir/out" || { echo "differential: gregor did not start" >&2; cat "$dir/err" >&2; exit 1; }
+}
+
 kafka=$("$root/compat-tests/kafka/kafka.sh" start | sed -n 's/^kafka listening on //p')
-# Gregor with the settings Kafka's server.properties sets (kafka.sh start), so that both
-# report the same keys as set by the user.
-"$gregor" serve --listen 127.0.0.1:0 --data-dir "$dir/data" --log-level warn \
-  -o num.partitions=1 -o default.replication.factor=1 -o auto.create.topics.enable=true \
-  -o group.initial.rebalance.delay.ms=0 > "$dir/out" 2> "$dir/err" &
-gpid=$!
-for _ in $(seq 1 100); do grep -q "^gregor listening on" "$dir/out" && break; sleep 0.1; done
+start_gregor
 gaddr=$(sed -n 's/^gregor listening on //p' "$dir/out")
-[ -n "$gaddr" ] || { echo "differential: gregor did not start" >&2; cat "$dir/err" >&2; exit 1; }
 echo "# differential: Apache Kafka on $kafka, Gregor on $gaddr" >&2
 status=0
 "$root/compat-tests/java/run.sh" differential "$kafka" "$gaddr" "$here/known-differences.tsv" "$here/results.tsv" || status=1
@@ -51,15 +57,8 @@ sasl_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0
 KAFKA_SASL_PORT=$sasl_port "$root/compat-tests/kafka/kafka.sh" start "${secure[@]}" >/dev/null
 overrides=()
 for kv in "${secure[@]}"; do overrides+=(-o "$kv"); done
-rm -rf "$dir/data"
-"$gregor" serve --listen 127.0.0.1:0 --data-dir "$dir/data" --log-level warn \
-  -o "listeners=PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0" "${overrides[@]}" \
-  -o num.partitions=1 -o default.replication.factor=1 -o auto.create.topics.enable=true \
-  -o group.initial.rebalance.delay.ms=0 > "$dir/out" 2> "$dir/err" &
-gpid=$!
-for _ in $(seq 1 100); do grep -q "^gregor listening on" "$dir/out" && break; sleep 0.1; done
+start_gregor -o "listeners=PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0" "${overrides[@]}"
 gsasl=$(sed -n 's/^gregor listener SASL_PLAINTEXT listening on //p' "$dir/out")
-[ -n "$gsasl" ] || { echo "differential: secure gregor did not start" >&2; cat "$dir/err" >&2; exit 1; }
 echo "# differential (secure): Apache Kafka on 127.0.0.1:$sasl_port, Gregor on $gsasl" >&2
 "$root/compat-tests/java/run.sh" differential-secure "127.0.0.1:$sasl_port" "$gsasl" "$here/known-differences.tsv" \
   "$here/results-secure.tsv" || status=1
