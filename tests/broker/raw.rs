@@ -57,17 +57,7 @@ pub fn call<Req: Encodable, Resp: Decodable>(
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
-    stream.write_all(&frame(key, version, 7, request)).unwrap();
-    let mut size = [0u8; 4];
-    stream.read_exact(&mut size).expect("response size");
-    let mut buf = vec![0u8; i32::from_be_bytes(size) as usize];
-    stream.read_exact(&mut buf).expect("response");
-    let mut buf = Bytes::from(buf);
-    assert_eq!(buf.get_i32(), 7, "correlation id");
-    if key.response_header_version(version) >= 1 {
-        assert_eq!(buf.get_u8(), 0, "no tagged fields in the response header");
-    }
-    Resp::decode(&mut buf, version).expect("decode response")
+    exchange(&mut stream, key, version, request)
 }
 
 /// An uncompressed v2 batch of `values` from producer `pid`/`epoch` starting at `seq`,
