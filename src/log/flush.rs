@@ -9,10 +9,12 @@ use std::time::Instant;
 use super::{file_names, io_err, AppendInfo, Log, LogError, LogState, OffsetPosition};
 
 impl Log {
-    /// Starts a flush task unless one is running (it then picks up the new data itself).
+    /// Starts a flush task unless one is running (it then picks up the new data itself) or
+    /// everything is durable already (a producer whose data an earlier round synced must
+    /// not cost another fsync).
     pub fn request_flush(self: &Arc<Self>) {
         let mut state = self.lock();
-        if state.flush_running || state.closed {
+        if state.flush_running || state.closed || self.caught_up(&state) {
             return;
         }
         state.flush_running = true;
@@ -38,9 +40,7 @@ impl Log {
                 tracing::error!(partition = %self.tp, error = %e, "flush failed");
             }
             let mut state = self.lock();
-            let caught_up = self.durable.borrow().offset >= state.log_end_offset
-                && state.pending_sync.is_empty()
-                && !state.dir_sync_pending;
+            let caught_up = self.caught_up(&state);
             // After a failure the log was cut back to what is durable; anything appended
             // since has producers waiting for a flush. Without such appends, stop rather
             // than retry a failing disk in a loop.
@@ -49,6 +49,13 @@ impl Log {
                 return;
             }
         }
+    }
+
+    /// Whether every appended offset, queued file and directory entry is durable.
+    fn caught_up(&self, state: &LogState) -> bool {
+        self.durable.borrow().offset >= state.log_end_offset
+            && state.pending_sync.is_empty()
+            && !state.dir_sync_pending
     }
 
     /// One flush round, blocking: fsyncs rolled segments, the directory and the active
