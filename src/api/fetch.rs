@@ -3,6 +3,10 @@
 //! whole batch, as Kafka does since KIP-74). With `max_wait_ms` the request waits until
 //! `min_bytes` have arrived or the time is up, woken by appends rather than polling.
 //!
+//! The records are not copied into the response (`FetchAnswer`, encoded by
+//! `fetch_response`): the connection writes them from the buffer they were read into, or
+//! with `socket.sendfile.enable` straight from their segment files.
+//!
 //! Fetch sessions (KIP-227) are not kept: a full fetch is answered with session id 0
 //! (sessionless), and an incremental one with FETCH_SESSION_ID_NOT_FOUND so the client
 //! falls back to full fetches.
@@ -21,9 +25,9 @@ use kafka_protocol::ResponseError;
 use tokio::sync::futures::Notified;
 
 use super::errors::log_error_code;
-use super::RequestContext;
+use super::{fetch_response, IntoResponse, RequestContext, Response};
 use crate::broker::Broker;
-use crate::log::{Log, LEADER_EPOCH};
+use crate::log::{Log, Records, LEADER_EPOCH};
 use crate::security::acl::{Operation, ResourceType};
 
 /// Kafka's FetchRequest `INITIAL_EPOCH` and `FINAL_EPOCH`.
@@ -50,18 +54,33 @@ pub fn check_leader_epoch(current_leader_epoch: i32) -> Result<(), ResponseError
     }
 }
 
+/// A Fetch response whose partitions' records (in response order) are still in their files.
+pub struct FetchAnswer {
+    pub response: FetchResponse,
+    pub records: Vec<Option<Records>>,
+}
+
+impl IntoResponse for FetchAnswer {
+    fn into_response(self, ctx: &RequestContext) -> Response {
+        fetch_response::encode(ctx, &self.response, self.records)
+    }
+}
+
 pub async fn handle(
     broker: Arc<Broker>,
     ctx: RequestContext,
     request: FetchRequest,
-) -> FetchResponse {
+) -> FetchAnswer {
     if ctx.version >= 7
         && (request.session_id != 0
             || !matches!(request.session_epoch, INITIAL_EPOCH | FINAL_EPOCH))
     {
-        return FetchResponse::default()
-            .with_error_code(ResponseError::FetchSessionIdNotFound.code())
-            .with_session_id(0);
+        return FetchAnswer {
+            response: FetchResponse::default()
+                .with_error_code(ResponseError::FetchSessionIdNotFound.code())
+                .with_session_id(0),
+            records: Vec::new(),
+        };
     }
     let mut topics: Vec<FetchableTopicResponse> = Vec::new();
     let mut wanted: Vec<Wanted> = Vec::new();
@@ -114,6 +133,8 @@ pub async fn handle(
         .filter_map(|w| w.log.as_ref().ok().cloned())
         .collect();
     let read_committed = request.isolation_level == 1;
+    // With sendfile the records stay in their files until the connection sends them.
+    let in_file = broker.config.socket_server.sendfile;
     let partitions = loop {
         // Register for wake-ups before reading, so an append in between is not missed.
         let mut notified: Vec<Pin<Box<Notified<'_>>>> = logs
@@ -123,7 +144,7 @@ pub async fn handle(
         for n in &mut notified {
             n.as_mut().enable();
         }
-        let (partitions, bytes, has_error) = read_all(&wanted, max_bytes, read_committed);
+        let (partitions, bytes, has_error) = read_all(&wanted, max_bytes, read_committed, in_file);
         if bytes >= min_bytes
             || has_error
             || tokio::time::Instant::now() >= deadline
@@ -140,15 +161,21 @@ pub async fn handle(
             Poll::Pending
         });
         if tokio::time::timeout_at(deadline, any).await.is_err() {
-            break read_all(&wanted, max_bytes, read_committed).0;
+            break read_all(&wanted, max_bytes, read_committed, in_file).0;
         }
     };
-    for (w, data) in wanted.iter().zip(partitions) {
+    // Partitions are answered in request order, so topic by topic as `wanted` lists them.
+    let mut records = Vec::with_capacity(partitions.len());
+    for (w, (data, stored)) in wanted.iter().zip(partitions) {
         topics[w.topic_index].partitions.push(data);
+        records.push(stored);
     }
-    FetchResponse::default()
-        .with_session_id(0)
-        .with_responses(topics)
+    FetchAnswer {
+        response: FetchResponse::default()
+            .with_session_id(0)
+            .with_responses(topics),
+        records,
+    }
 }
 
 /// A partition that failed, as Kafka answers it: no offsets (-1) and no records. A partition
@@ -171,13 +198,14 @@ fn error_partition(partition: i32, error: ResponseError, read_committed: bool) -
         .with_aborted_transactions((unknown || read_committed).then(Vec::new))
 }
 
-/// Reads every wanted partition once. Returns the partition responses, the bytes of
-/// records in them, and whether any partition has an error.
+/// Reads every wanted partition once. Returns the partition responses with their records,
+/// the bytes of records in them, and whether any partition has an error.
 fn read_all(
     wanted: &[Wanted],
     max_bytes: usize,
     read_committed: bool,
-) -> (Vec<PartitionData>, usize, bool) {
+    in_file: bool,
+) -> (Vec<(PartitionData, Option<Records>)>, usize, bool) {
     let mut out = Vec::with_capacity(wanted.len());
     let mut total = 0usize;
     let mut has_error = false;
@@ -195,14 +223,14 @@ fn read_all(
         ) {
             (Err(e), _) | (Ok(_), Err(e)) => {
                 has_error = true;
-                out.push(error_partition(w.partition, e, read_committed));
+                out.push((error_partition(w.partition, e, read_committed), None));
                 continue;
             }
             (Ok(log), Ok(())) => log,
         };
         let remaining = max_bytes.saturating_sub(total);
         let limit = w.partition_max_bytes.min(remaining);
-        match log.read(w.fetch_offset, limit, total == 0, read_committed) {
+        match log.read_records(w.fetch_offset, limit, total == 0, read_committed, in_file) {
             Ok(r) => {
                 total += r.records.len();
                 let base = if read_committed {
@@ -219,19 +247,18 @@ fn read_all(
                 } else {
                     base
                 };
-                out.push(
+                out.push((
                     base.with_high_watermark(r.high_watermark)
                         .with_last_stable_offset(r.last_stable_offset)
-                        .with_log_start_offset(r.log_start_offset)
-                        .with_records(Some(r.records)),
-                );
+                        .with_log_start_offset(r.log_start_offset),
+                    Some(r.records),
+                ));
             }
             Err(e) => {
                 has_error = true;
-                out.push(error_partition(
-                    w.partition,
-                    log_error_code(&e),
-                    read_committed,
+                out.push((
+                    error_partition(w.partition, log_error_code(&e), read_committed),
+                    None,
                 ));
             }
         }

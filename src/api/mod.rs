@@ -34,7 +34,9 @@ pub mod elect_leaders;
 pub mod end_txn;
 pub mod errors;
 pub mod fetch;
+pub mod fetch_response;
 pub mod find_coordinator;
+pub mod frame_parts;
 pub mod heartbeat;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
@@ -213,6 +215,9 @@ pub fn supported(key: ApiKey) -> Option<&'static SupportedApi> {
 pub enum Response {
     /// A complete frame (size prefix, response header, body) to write.
     Frame(BytesMut),
+    /// A complete frame in parts, some of them record ranges still in segment files
+    /// (Fetch), and its length in bytes.
+    Parts(Vec<frame_parts::Part>, usize),
     /// Nothing to send (Produce with acks=0).
     None,
     /// Close the connection (Produce with acks=0 that failed, as Kafka does).
@@ -322,6 +327,18 @@ fn decode<T: Decodable>(ctx: &RequestContext, body: &mut Bytes) -> Result<T, Req
     })
 }
 
+/// What a handler returns: a response of the protocol crate (encoded by `deferred`), or one
+/// that encodes itself (Fetch, around records still in their files).
+pub trait IntoResponse {
+    fn into_response(self, ctx: &RequestContext) -> Response;
+}
+
+impl<T: Encodable> IntoResponse for T {
+    fn into_response(self, ctx: &RequestContext) -> Response {
+        encode_response(ctx, &self)
+    }
+}
+
 /// Decodes now, runs `handler` later (when the connection awaits the response).
 fn deferred<Req, Resp, F, Fut>(
     broker: &Arc<Broker>,
@@ -331,7 +348,7 @@ fn deferred<Req, Resp, F, Fut>(
 ) -> Result<ResponseFuture, RequestError>
 where
     Req: Decodable + Send + 'static,
-    Resp: Encodable,
+    Resp: IntoResponse,
     F: FnOnce(Arc<Broker>, RequestContext, Req) -> Fut + Send + 'static,
     Fut: Future<Output = Resp> + Send + 'static,
 {
@@ -339,7 +356,7 @@ where
     let broker = broker.clone();
     Ok(Box::pin(async move {
         let response = handler(broker, ctx.clone(), request).await;
-        encode_response(&ctx, &response)
+        response.into_response(&ctx)
     }))
 }
 

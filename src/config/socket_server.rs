@@ -25,6 +25,9 @@ pub struct SocketServerConfig {
     /// `queued.max.request.bytes`: request bytes read but not yet answered, over all
     /// connections; at the cap, connections stop reading. `None` (-1): no cap.
     pub queued_max_request_bytes: Option<usize>,
+    /// `socket.sendfile.enable` (Gregor only): Fetch records go from the segment file to a
+    /// plain TCP socket by `sendfile` instead of one read into a buffer and a write.
+    pub sendfile: bool,
 }
 
 impl SocketServerConfig {
@@ -77,6 +80,7 @@ impl SocketServerConfig {
                 i64::MAX,
             )? as u64),
             queued_max_request_bytes,
+            sendfile: raw.bool("socket.sendfile.enable", false)?,
         })
     }
 

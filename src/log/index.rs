@@ -291,6 +291,18 @@ impl OffsetIndex {
         }
     }
 
+    /// The last entry at or before file position `position` whose offset is at most
+    /// `offset`: a batch boundary (offset and position of the batch starting there) with
+    /// only batches below `offset` before it. Entries grow in both, so it is a binary search.
+    pub fn last_boundary_within(&self, position: u64, offset: i64) -> Option<(i64, u32)> {
+        let rel = offset - self.base_offset;
+        let idx = self.entries.partition_point(|e| {
+            u64::from(e.position) <= position && i64::from(e.relative_offset) <= rel
+        });
+        let e = self.entries.get(idx.checked_sub(1)?)?;
+        Some((self.base_offset + i64::from(e.relative_offset), e.position))
+    }
+
     /// Every entry as (offset, position).
     #[cfg(any(test, fuzzing))]
     pub fn entries(&self) -> Vec<(i64, u32)> {

@@ -15,6 +15,8 @@ mod append;
 pub mod cleaner;
 pub mod compaction;
 pub mod file_names;
+mod file_records;
+pub use file_records::{FileRecords, Records};
 mod flush;
 pub mod index;
 pub mod loader;
@@ -152,10 +154,11 @@ pub struct AppendInfo {
     pub flush_failures: u64,
 }
 
-/// Stored batches returned by a read, with the partition's offsets at that moment.
+/// Stored batches returned by a read (as bytes, or as `FileRecords` still in their file),
+/// with the partition's offsets at that moment.
 #[derive(Debug, Clone)]
-pub struct ReadResult {
-    pub records: Bytes,
+pub struct ReadResult<R = Bytes> {
+    pub records: R,
     pub high_watermark: i64,
     pub last_stable_offset: i64,
     pub log_start_offset: i64,

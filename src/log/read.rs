@@ -4,22 +4,41 @@
 
 use std::path::PathBuf;
 
+use super::producer_state::AbortedTxn;
+use super::records;
 use bytes::Bytes;
 
-use super::producer_state::AbortedTxn;
+use super::file_records::{FileRecords, Records};
 use super::record_batch::BatchHeader;
-use super::records;
 use super::segment::{read_bytes_at, read_header_at};
 use super::{io_err, Log, LogError, ReadResult, TimestampOffset};
 use crate::storage::FileRef;
 
-/// A segment range a read may take batches from (see [`Log::read`]).
+/// Reads of at least this many bytes are announced to the OS before their headers are
+/// walked (`StorageFile::prefetch`).
+const PREFETCH_MIN: u64 = 64 << 10;
+
+/// What a read may return (see [`Log::read_records`]).
+struct ReadLimits {
+    offset: i64,
+    upper: i64,
+    max_bytes: usize,
+    min_one_batch: bool,
+    in_file: bool,
+}
+
+/// A segment range a read may take batches from (see [`Log::read_records`]).
 struct ReadPlan {
     file: FileRef,
     path: PathBuf,
     start: u64,
     limit: u64,
     cold_before: u64,
+    /// A batch boundary from the offset index, (offset of the batch there, its position):
+    /// the last one at most `max_bytes` past `start` (and at or before `limit`) whose batches
+    /// before it are all below the read's upper offset. The walk for the read's end starts
+    /// here, so it reads at most one index interval of batch headers.
+    boundary: (i64, u64),
 }
 
 impl Log {
@@ -33,6 +52,27 @@ impl Log {
         min_one_batch: bool,
         read_committed: bool,
     ) -> Result<ReadResult, LogError> {
+        let r = self.read_records(offset, max_bytes, min_one_batch, read_committed, false)?;
+        Ok(ReadResult {
+            records: r.records.into_bytes()?,
+            high_watermark: r.high_watermark,
+            last_stable_offset: r.last_stable_offset,
+            log_start_offset: r.log_start_offset,
+            aborted: r.aborted,
+        })
+    }
+
+    /// As [`Log::read`]; with `in_file` the batches stay in their segment file (only batch
+    /// headers are read, to find where the whole batches end), else they are read at once
+    /// with the bytes after them up to `max_bytes`, and cut back to whole batches.
+    pub fn read_records(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+        read_committed: bool,
+        in_file: bool,
+    ) -> Result<ReadResult<Records>, LogError> {
         let (plan, hw, start_offset, lso, aborted) = {
             let state = self.lock();
             let hw = state.high_watermark;
@@ -43,6 +83,12 @@ impl Log {
                     end: state.log_end_offset,
                 });
             }
+            let lso = state
+                .producers
+                .first_unstable_offset()
+                .map_or(hw.offset, |o| o.min(hw.offset));
+            // read_committed stops at the last stable offset.
+            let upper = if read_committed { lso } else { hw.offset };
             let mut plan = Vec::new();
             if offset < hw.offset {
                 for seg in state.segments.holding_and_after(offset) {
@@ -60,6 +106,11 @@ impl Log {
                     } else {
                         0
                     };
+                    let reach = limit.min(start.saturating_add(max_bytes as u64));
+                    let boundary = seg
+                        .offset_index()
+                        .last_boundary_within(reach, upper)
+                        .map_or((base, 0), |(o, p)| (o, p as u64));
                     plan.push(ReadPlan {
                         file: seg.file(),
                         path: seg.path().to_path_buf(),
@@ -70,13 +121,10 @@ impl Log {
                             Some(hot) if base == hw.segment_base => hw.position.saturating_sub(hot),
                             Some(_) => seg.size(),
                         },
+                        boundary,
                     });
                 }
             }
-            let lso = state
-                .producers
-                .first_unstable_offset()
-                .map_or(hw.offset, |o| o.min(hw.offset));
             let aborted: Vec<AbortedTxn> = if read_committed {
                 state
                     .aborted
@@ -89,10 +137,9 @@ impl Log {
             };
             (plan, hw.offset, state.log_start_offset, lso, aborted)
         };
-        // read_committed stops at the last stable offset.
         let upper = if read_committed { lso } else { hw };
         let mut result = ReadResult {
-            records: Bytes::new(),
+            records: Records::Bytes(Bytes::new()),
             high_watermark: hw,
             last_stable_offset: lso,
             log_start_offset: start_offset,
@@ -104,22 +151,34 @@ impl Log {
         }
         // As in Kafka, the aborted transactions are those overlapping what is returned:
         // from `offset` up to the offset after the last batch returned.
-        let end = self.read_batches(plan, offset, upper, max_bytes, min_one_batch, &mut result)?;
+        let limits = ReadLimits {
+            offset,
+            upper,
+            max_bytes,
+            min_one_batch,
+            in_file,
+        };
+        let end = self.read_batches(plan, &limits, &mut result)?;
         result.aborted.retain(|a| a.first_offset < end.max(offset));
         Ok(result)
     }
 
-    /// Reads whole batches from the first segment of `plan` that has any at or after
-    /// `offset`, below `upper`, into `result.records`; returns the offset after the last one.
+    /// Finds whole batches in the first segment of `plan` that has any at or after
+    /// `offset`, below `upper`, and puts them in `result.records`; returns the offset after
+    /// the last one.
     fn read_batches(
         &self,
         plan: Vec<ReadPlan>,
-        offset: i64,
-        upper: i64,
-        max_bytes: usize,
-        min_one_batch: bool,
-        result: &mut ReadResult,
+        limits: &ReadLimits,
+        result: &mut ReadResult<Records>,
     ) -> Result<i64, LogError> {
+        let &ReadLimits {
+            offset,
+            upper,
+            max_bytes,
+            min_one_batch,
+            in_file,
+        } = limits;
         for p in plan {
             // Find the first batch that holds `offset` or comes after it.
             let mut pos = p.start;
@@ -134,33 +193,67 @@ impl Log {
             if first.base_offset >= upper {
                 return Ok(offset);
             }
-            let available = (p.limit - pos) as usize;
-            if first.size() > max_bytes {
-                if !min_one_batch {
-                    return Ok(offset);
+            if first.size() > max_bytes && !min_one_batch {
+                return Ok(offset);
+            }
+            let reach = p.limit.min(pos + max_bytes.max(first.size()) as u64);
+            let (len, end) = if first.size() > max_bytes {
+                (first.size() as u64, first.next_offset())
+            } else if in_file {
+                // Whole batches up to `reach`: from the index's boundary (or the first
+                // batch's end, if that is further), header by header. The walk reads a
+                // header near the far end first: announce the whole range, so that uncached
+                // data is read in one go instead of the OS's read-ahead being thrown off.
+                if reach - pos >= PREFETCH_MIN {
+                    p.file.prefetch(pos, reach - pos);
                 }
-                result.records =
-                    read_bytes_at(p.file.as_ref(), pos, first.size()).map_err(io_err(&p.path))?;
-                return Ok(first.next_offset());
-            }
-            let len = available.min(max_bytes);
-            let chunk = read_bytes_at(p.file.as_ref(), pos, len).map_err(io_err(&p.path))?;
-            // A reader far behind the end streams from disk without filling the cache.
-            let cold_end = (pos + len as u64).min(p.cold_before);
-            if cold_end > pos {
-                p.file.evict(pos, cold_end - pos);
-            }
-            // Keep whole batches only.
-            let mut keep = 0usize;
-            let mut end = offset;
-            while let Some(h) = BatchHeader::parse(&chunk[keep..]) {
-                if keep + h.size() > chunk.len() || h.batch_length < 0 || h.base_offset >= upper {
-                    break;
+                let (mut end, mut at) = (first.next_offset(), pos + first.size() as u64);
+                if p.boundary.1 > at && p.boundary.1 <= reach {
+                    (end, at) = p.boundary;
                 }
-                keep += h.size();
-                end = h.next_offset();
-            }
-            result.records = chunk.slice(..keep);
+                while let Some(h) =
+                    read_header_at(p.file.as_ref(), at, reach).map_err(io_err(&p.path))?
+                {
+                    if h.base_offset >= upper {
+                        break;
+                    }
+                    at += h.size() as u64;
+                    end = h.next_offset();
+                }
+                (at - pos, end)
+            } else {
+                let chunk = read_bytes_at(p.file.as_ref(), pos, (reach - pos) as usize)
+                    .map_err(io_err(&p.path))?;
+                // A reader far behind the end streams from disk without filling the cache.
+                let cold_end = reach.min(p.cold_before);
+                if cold_end > pos {
+                    p.file.evict(pos, cold_end - pos);
+                }
+                // Keep whole batches only.
+                let (mut keep, mut end) = (0usize, offset);
+                while let Some(h) = BatchHeader::parse(&chunk[keep..]) {
+                    if keep + h.size() > chunk.len() || h.batch_length < 0 || h.base_offset >= upper
+                    {
+                        break;
+                    }
+                    keep += h.size();
+                    end = h.next_offset();
+                }
+                result.records = Records::Bytes(chunk.slice(..keep));
+                return Ok(end);
+            };
+            let records = FileRecords {
+                file: Some(p.file),
+                path: p.path,
+                position: pos,
+                len: len as usize,
+                cold_before: p.cold_before,
+            };
+            result.records = if in_file {
+                Records::File(records)
+            } else {
+                Records::Bytes(records.read_bytes()?)
+            };
             return Ok(end);
         }
         Ok(offset)
@@ -250,3 +343,7 @@ impl Log {
             .map_or(hw, |o| o.min(hw))
     }
 }
+
+#[cfg(test)]
+#[path = "read_tests.rs"]
+mod tests;

@@ -10,7 +10,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::file_names;
 use super::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
@@ -532,9 +532,7 @@ pub fn read_header_at(
 
 /// Reads `len` bytes at `pos` into a new buffer.
 pub fn read_bytes_at(file: &dyn StorageFile, pos: u64, len: usize) -> io::Result<Bytes> {
-    let mut buf = BytesMut::zeroed(len);
-    file.read_exact_at(&mut buf, pos)?;
-    Ok(buf.freeze())
+    Ok(file.read_vec_at(pos, len)?.into())
 }
 
 #[cfg(test)]

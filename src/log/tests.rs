@@ -10,7 +10,7 @@ use super::*;
 use crate::config::{LogConfig, TimestampType};
 use crate::storage::simulated::SimulatedStorage;
 
-fn config(segment_bytes: u64) -> LogConfig {
+pub(super) fn config(segment_bytes: u64) -> LogConfig {
     LogConfig {
         segment_bytes,
         segment_ms: i64::MAX,
@@ -35,7 +35,7 @@ fn tp() -> TopicPartition {
     }
 }
 
-fn open(dir: &std::path::Path, cfg: LogConfig, recovery: RecoveryStart) -> Arc<Log> {
+pub(super) fn open(dir: &std::path::Path, cfg: LogConfig, recovery: RecoveryStart) -> Arc<Log> {
     let (log, _) = load_log(
         &crate::storage::file_system(),
         tp(),
@@ -48,7 +48,7 @@ fn open(dir: &std::path::Path, cfg: LogConfig, recovery: RecoveryStart) -> Arc<L
     Arc::new(log)
 }
 
-fn produce(log: &Arc<Log>, values: &[&[u8]], ts: i64) -> AppendInfo {
+pub(super) fn produce(log: &Arc<Log>, values: &[&[u8]], ts: i64) -> AppendInfo {
     let b = batch(values, ts);
     let h = check_batch(&b).unwrap();
     let info = log.append(&b, &[h]).unwrap();
@@ -56,7 +56,7 @@ fn produce(log: &Arc<Log>, values: &[&[u8]], ts: i64) -> AppendInfo {
     info
 }
 
-fn batches(bytes: &[u8]) -> Vec<BatchHeader> {
+pub(super) fn batches(bytes: &[u8]) -> Vec<BatchHeader> {
     let mut out = Vec::new();
     let mut at = 0;
     while at < bytes.len() {
@@ -241,7 +241,7 @@ async fn concurrent_durable_appends_share_fsyncs_and_all_complete() {
 }
 
 /// A transactional batch of `values` from producer `pid` (sequence numbers from `seq`).
-fn txn_batch(values: &[&[u8]], pid: i64, seq: i32) -> Vec<u8> {
+pub(super) fn txn_batch(values: &[&[u8]], pid: i64, seq: i32) -> Vec<u8> {
     TestBatch::new(values)
         .timestamp(1)
         .producer(pid, 0, seq)

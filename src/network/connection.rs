@@ -17,15 +17,21 @@ use std::task::Poll;
 
 use std::net::SocketAddr;
 
+use std::io;
+use std::os::fd::AsFd;
+
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter, Interest};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch, Notify};
 
 use super::authentication::{Authentication, Verdict};
 use super::request_memory::{RequestMemory, RequestMemoryPool};
 use super::{read_frame, FrameError};
+use crate::api::frame_parts::Part;
 use crate::api::{self, Peer, Response, ResponseFuture};
 use crate::broker::Broker;
+use crate::log::{FileRecords, Records};
 
 /// Requests read ahead of their responses, per connection (Kafka's clients send at most 5).
 const MAX_IN_FLIGHT: usize = 32;
@@ -76,6 +82,24 @@ pub struct Accepted {
     pub tls_principal: Option<String>,
 }
 
+/// Where a connection's responses go. Bytes are written through `AsyncWrite`; a plain TCP
+/// socket also takes record ranges straight from their files (`sendfile`), while a TLS
+/// stream has to see the bytes to encrypt them.
+pub trait ResponseWriter: AsyncWrite + Unpin + Send + 'static {
+    /// The socket, if what is written reaches it unchanged.
+    fn plain_socket(&self) -> Option<&TcpStream> {
+        None
+    }
+}
+
+impl ResponseWriter for tokio::net::tcp::OwnedWriteHalf {
+    fn plain_socket(&self) -> Option<&TcpStream> {
+        Some(self.as_ref())
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Send + 'static> ResponseWriter for tokio::io::WriteHalf<S> {}
+
 /// Serves one connection, read and written through `reader` and `writer` (a TCP socket's
 /// halves, or a TLS stream's).
 pub async fn serve<R, W>(
@@ -87,7 +111,7 @@ pub async fn serve<R, W>(
     mut shutdown: watch::Receiver<bool>,
 ) where
     R: AsyncRead + Unpin + Send,
-    W: AsyncWrite + Unpin + Send + 'static,
+    W: ResponseWriter,
 {
     let peer = accepted.peer.map(|a| a.to_string()).unwrap_or_default();
     let client_host = accepted
@@ -99,7 +123,12 @@ pub async fn serve<R, W>(
         .map(|settings| Authentication::new(accepted.listener, settings));
     let (tx, rx) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
     let unsent = Arc::new(Unsent::default());
-    let writer_task = tokio::spawn(write_responses(writer, rx, unsent.clone()));
+    let writer_task = tokio::spawn(write_responses(
+        writer,
+        rx,
+        unsent.clone(),
+        broker.config.socket_server.sendfile,
+    ));
     let mut buf = BytesMut::new();
     let limits = &broker.config.socket_server;
     let max_request = limits.socket_request_max_bytes;
@@ -178,6 +207,7 @@ pub async fn serve<R, W>(
                     };
                     let size = match &done {
                         Response::Frame(bytes) => bytes.len(),
+                        Response::Parts(_, len) => *len,
                         _ => 0,
                     };
                     unsent.bytes.fetch_add(size, Ordering::AcqRel);
@@ -202,10 +232,11 @@ pub async fn serve<R, W>(
     let _ = writer_task.await;
 }
 
-async fn write_responses<W: AsyncWrite + Unpin>(
+async fn write_responses<W: ResponseWriter>(
     writer: W,
     mut rx: mpsc::Receiver<Pending>,
     unsent: Arc<Unsent>,
+    sendfile: bool,
 ) {
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
     while let Some(Pending {
@@ -228,6 +259,13 @@ async fn write_responses<W: AsyncWrite + Unpin>(
         };
         let written = match response {
             Response::Frame(bytes) => writer.write_all(&bytes).await.is_ok(),
+            Response::Parts(parts, _) => match write_parts(&mut writer, parts, sendfile).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::info!(error = %e, "writing a response failed; closing the connection");
+                    false
+                }
+            },
             Response::None => true,
             Response::Close => false,
         };
@@ -244,6 +282,126 @@ async fn write_responses<W: AsyncWrite + Unpin>(
     }
     let _ = writer.flush().await;
     let _ = writer.shutdown().await;
+}
+
+/// Writes a frame's parts in order. With `sendfile` (`socket.sendfile.enable`) and a plain
+/// socket, record ranges go from their files to the socket; otherwise the records were read
+/// into buffers of their own (one copy; a range still in its file is read now) and the whole
+/// frame goes out in vectored writes.
+///
+/// Measured on loopback with the consumer on the same two cores: `sendfile` costs the broker
+/// about a quarter less CPU per GB, but the consumer then receives the records in smaller
+/// pieces and reads them slower; and writing in chunks (256 KiB) costs a wake-up of the
+/// reader per chunk. One read and one write per response was the fastest end to end.
+async fn write_parts<W: ResponseWriter>(
+    writer: &mut BufWriter<W>,
+    parts: Vec<Part>,
+    sendfile: bool,
+) -> io::Result<()> {
+    if sendfile && writer.get_ref().plain_socket().is_some() {
+        for part in parts {
+            match part {
+                Part::Bytes(bytes) => writer.write_all(&bytes).await?,
+                Part::Records(Records::Bytes(bytes)) => writer.write_all(&bytes).await?,
+                Part::Records(Records::File(records)) => {
+                    send_records(writer, &records).await?;
+                    records.sent();
+                }
+            }
+        }
+        return Ok(());
+    }
+    let mut buffers = Vec::with_capacity(parts.len());
+    let mut sent = Vec::new();
+    for part in parts {
+        match part {
+            Part::Bytes(bytes) | Part::Records(Records::Bytes(bytes)) => buffers.push(bytes),
+            Part::Records(Records::File(records)) => {
+                buffers.push(read_records(&records)?);
+                sent.push(records);
+            }
+        }
+    }
+    writer.flush().await?;
+    let mut slices: Vec<io::IoSlice<'_>> = buffers.iter().map(|b| io::IoSlice::new(b)).collect();
+    let mut slices = slices.as_mut_slice();
+    while !slices.is_empty() {
+        let n = writer.get_mut().write_vectored(slices).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        io::IoSlice::advance_slices(&mut slices, n);
+    }
+    for records in sent {
+        records.sent();
+    }
+    Ok(())
+}
+
+/// A record range's bytes, read from its file.
+fn read_records(records: &FileRecords) -> io::Result<bytes::Bytes> {
+    let Some(file) = &records.file else {
+        return Ok(bytes::Bytes::new());
+    };
+    match file.read_vec_at(records.position, records.len) {
+        Ok(bytes) => Ok(bytes.into()),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(cut_short(records)),
+        Err(e) => Err(e),
+    }
+}
+
+/// Sends a record range from its file straight to the (plain TCP) socket, after what is
+/// buffered; read and written instead if the file can't be sent from.
+async fn send_records<W: ResponseWriter>(
+    writer: &mut BufWriter<W>,
+    records: &FileRecords,
+) -> io::Result<()> {
+    let Some(file) = &records.file else {
+        return Ok(());
+    };
+    let mut pos = records.position;
+    let end = pos + records.len as u64;
+    writer.flush().await?;
+    let socket = writer
+        .get_ref()
+        .plain_socket()
+        .expect("checked by the caller");
+    while pos < end {
+        socket.writable().await?;
+        let sent = socket.try_io(Interest::WRITABLE, || {
+            file.send_to(socket.as_fd(), pos, (end - pos) as usize)
+                .unwrap_or_else(|| Err(io::ErrorKind::Unsupported.into()))
+        });
+        match sent {
+            Ok(0) => return Err(cut_short(records)),
+            Ok(n) => pos += n as u64,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == io::ErrorKind::Unsupported => {
+                let rest = FileRecords {
+                    position: pos,
+                    len: (end - pos) as usize,
+                    ..records.clone()
+                };
+                return writer.write_all(&read_records(&rest)?).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// A segment file that ended before the records a response promised (cut back after a
+/// failed fsync while the response was on its way): the frame can't be completed.
+fn cut_short(records: &FileRecords) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        format!(
+            "{} ended before the {} bytes at {} a Fetch response promised",
+            records.path.display(),
+            records.len,
+            records.position
+        ),
+    )
 }
 
 /// The client address as Java's `InetAddress.getHostAddress()` prints it, which is what

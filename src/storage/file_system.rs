@@ -2,12 +2,12 @@
 //! write a patched batch header and the client's bytes without first copying them together.
 
 // unsafe is denied crate-wide (Cargo.toml [lints]); allowed here because pwritev,
-// posix_fadvise and statvfs have no safe std equivalent.
+// posix_fadvise, sendfile and statvfs have no safe std equivalent.
 #![allow(unsafe_code)]
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -31,6 +31,38 @@ impl StorageFile for RealFile {
 
     fn read_exact_at(&self, buf: &mut [u8], pos: u64) -> io::Result<()> {
         self.0.read_exact_at(buf, pos)
+    }
+
+    fn read_vec_at(&self, pos: u64, len: usize) -> io::Result<Vec<u8>> {
+        let mut buf: Vec<u8> = Vec::with_capacity(len);
+        while buf.len() < len {
+            let at = buf.len();
+            let offset = libc::off_t::try_from(pos + at as u64).map_err(|_| {
+                io::Error::new(io::ErrorKind::InvalidInput, "file offset too large")
+            })?;
+            // SAFETY: the kernel writes at most `len - at` bytes into the vector's spare
+            // capacity, which is at least that large; the descriptor is owned by self.0.
+            let n = unsafe {
+                libc::pread(
+                    self.0.as_raw_fd(),
+                    buf.as_mut_ptr().add(at).cast::<libc::c_void>(),
+                    len - at,
+                    offset,
+                )
+            };
+            match n {
+                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                n if n < 0 => {
+                    let e = io::Error::last_os_error();
+                    if e.kind() != io::ErrorKind::Interrupted {
+                        return Err(e);
+                    }
+                }
+                // SAFETY: pread initialised the `n` bytes after the first `at`.
+                n => unsafe { buf.set_len(at + n as usize) },
+            }
+        }
+        Ok(buf)
     }
 
     fn write_all_at(&self, bufs: &[&[u8]], pos: u64) -> io::Result<()> {
@@ -102,6 +134,36 @@ impl StorageFile for RealFile {
 
     fn sync_data(&self) -> io::Result<()> {
         self.0.sync_data()
+    }
+
+    fn send_to(&self, socket: BorrowedFd<'_>, pos: u64, len: usize) -> Option<io::Result<usize>> {
+        let Ok(mut offset) = libc::off_t::try_from(pos) else {
+            return Some(Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "file offset too large",
+            )));
+        };
+        // SAFETY: both descriptors stay open for the call (`self.0` owns the file, `socket`
+        // is borrowed), and `offset` is a live local the kernel advances.
+        let sent =
+            unsafe { libc::sendfile(socket.as_raw_fd(), self.0.as_raw_fd(), &raw mut offset, len) };
+        Some(if sent < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(sent as usize)
+        })
+    }
+
+    fn prefetch(&self, start: u64, len: u64) {
+        // SAFETY: posix_fadvise only reads its arguments; the descriptor is owned by self.0.
+        unsafe {
+            libc::posix_fadvise(
+                self.0.as_raw_fd(),
+                start as libc::off_t,
+                len as libc::off_t,
+                libc::POSIX_FADV_WILLNEED,
+            );
+        }
     }
 
     fn evict(&self, start: u64, len: u64) {

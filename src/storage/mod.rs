@@ -30,6 +30,13 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
     fn len(&self) -> io::Result<u64>;
     /// Fills `buf` from `pos`; an error if the file ends first.
     fn read_exact_at(&self, buf: &mut [u8], pos: u64) -> io::Result<()>;
+    /// `len` bytes from `pos` in a new buffer; an error if the file ends first. (The real
+    /// file system reads into the buffer without zeroing it first.)
+    fn read_vec_at(&self, pos: u64, len: usize) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0; len];
+        self.read_exact_at(&mut buf, pos)?;
+        Ok(buf)
+    }
     /// Writes all of `bufs`, one after another, starting at `pos`. On an error some prefix
     /// may have been written; the caller cuts it off.
     fn write_all_at(&self, bufs: &[&[u8]], pos: u64) -> io::Result<()>;
@@ -37,6 +44,21 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// Makes the file's bytes durable (fdatasync).
     fn sync_data(&self) -> io::Result<()>;
+    /// Sends up to `len` bytes from `pos` to a socket without copying them through user
+    /// space (`sendfile`); the number sent, which is short (or an error, `WouldBlock` on a
+    /// full non-blocking socket) like a socket write. `None` if this file cannot (it is not
+    /// a kernel file): the caller reads and writes instead.
+    fn send_to(
+        &self,
+        _socket: std::os::fd::BorrowedFd<'_>,
+        _pos: u64,
+        _len: usize,
+    ) -> Option<io::Result<usize>> {
+        None
+    }
+    /// Tells the OS the bytes in `start..start + len` will be read soon, so that it reads
+    /// what is not cached in one go, whatever order the reads then come in. Advice only.
+    fn prefetch(&self, _start: u64, _len: u64) {}
     /// Tells the OS the bytes in `start..start + len` (already synced) will not be read
     /// soon, so their page cache can be reused. Advice only: nothing changes on disk.
     fn evict(&self, _start: u64, _len: u64) {}
