@@ -359,7 +359,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker("max.connections.per.ip", "2147483647", 3, "Most connections from one client address."),
     broker("max.connections.per.ip.overrides", "", 2, "Per-address exceptions: host:count,host:count."),
     broker("connections.max.idle.ms", "600000", 5, "A connection that completes no request for this long is closed."),
-    broker("socket.sendfile.enable", "false", 1, "Gregor only: send Fetch records from the segment file to plain TCP sockets with sendfile (less broker CPU; on loopback the client reads slower, so off by default)."),
+    broker("socket.sendfile.enable", "false", 1, "Gregor only: send Fetch records from the segment file to plain TCP sockets with sendfile (on loopback it measured slower, so off by default)."),
     broker("queued.max.request.bytes", "-1", 5, "Request bytes read but not yet answered, over all connections, before reading pauses (-1: no cap)."),
     broker("max.request.partition.size.limit", "2000", 3, "Most partitions in one DescribeTopicPartitions answer."),
     broker("log.segment.bytes", "1073741824", 3, "Size at which a segment is rolled."),

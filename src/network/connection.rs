@@ -289,10 +289,11 @@ async fn write_responses<W: ResponseWriter>(
 /// into buffers of their own (one copy; a range still in its file is read now) and the whole
 /// frame goes out in vectored writes.
 ///
-/// Measured on loopback with the consumer on the same two cores: `sendfile` costs the broker
-/// about a quarter less CPU per GB, but the consumer then receives the records in smaller
-/// pieces and reads them slower; and writing in chunks (256 KiB) costs a wake-up of the
-/// reader per chunk. One read and one write per response was the fastest end to end.
+/// Measured on loopback with the consumer on the same two cores (docs/benchmarks.md):
+/// `sendfile` saved no broker CPU against the one read (a loopback receiver copies anyway),
+/// and the consumer, receiving the records in smaller pieces, read up to half as fast;
+/// writing in 256 KiB chunks cost a reader wake-up per chunk. One read and one vectored
+/// write per response was the fastest.
 async fn write_parts<W: ResponseWriter>(
     writer: &mut BufWriter<W>,
     parts: Vec<Part>,
