@@ -4,7 +4,7 @@
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test build release lint fmt deps compat compat-quick bench bench-cleaner bench-cleaner-compare bench-tls bench-startup bench-compare kafka kafka-stop fuzz fuzz-corpus soak clean
+.PHONY: run test build release lint fmt deps compat compat-quick bench bench-cleaner bench-cleaner-compare bench-tls bench-startup bench-compare bench-peers kafka kafka-stop fuzz fuzz-corpus soak clean
 
 ## Build (release) and run the broker on the embedded default config: 127.0.0.1:9092, data in ./data.
 run:
@@ -71,6 +71,12 @@ bench-cleaner-compare:
 ## run: one table with the ratios (see docs/benchmarks.md). RUNS=, N_1K=, ... to change.
 bench-compare:
 	compat-tests/bench-compare.sh
+
+## bench-peers: the same against every peer this machine can run, alternating, two rounds:
+## Apache Kafka (defaults and flush.messages=1) and, with PEER_CMD='...', any other broker
+## (see compat-tests/bench-compare.sh). Prints the ratio table docs/benchmarks.md carries.
+bench-peers:
+	RUNS=$${RUNS:-2} compat-tests/bench-compare.sh
 
 ## Apache Kafka (pinned in compat-tests/kafka/pom.xml) as a reference broker: fetched through
 ## Maven once, started on a free loopback port with Gregor's defaults; prints its address.

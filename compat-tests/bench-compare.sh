@@ -7,14 +7,19 @@
 # compared with durable.
 # Knobs: everything kafka-bench.sh takes (N_1K, N_100B, LAT_RATES, LAT_SECS, CAP_S, ...),
 # RUNS (default 1: rounds; targets alternate within a round, figures are medians),
-# GREGOR_ARGS, TARGETS (default "gregor kafka kafka-flush1"), HARNESS, OUT (result file).
+# GREGOR_ARGS, TARGETS (default "gregor kafka kafka-flush1", plus "peer" when PEER_CMD is
+# set), HARNESS, OUT (result file).
+# PEER_CMD: a shell command that runs any other broker in the foreground on $PEER_ADDR
+# (127.0.0.1:<free port>, set by this script) with its data under $PEER_DIR (fresh per run),
+# e.g. PEER_CMD='tansu broker --listener-url tcp://$PEER_ADDR --storage-engine memory://'.
+# It runs in its own process group, which is stopped after each run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 harness=${HARNESS:-../shared/bench/kafka-bench.sh}
 [ -f "$harness" ] || { echo "bench-compare: no harness at $harness" >&2; exit 2; }
 runs=${RUNS:-1}
-targets=${TARGETS:-gregor kafka kafka-flush1}
+targets=${TARGETS:-gregor kafka kafka-flush1${PEER_CMD:+ peer}}
 out=${OUT:-compat-tests/.work/bench-compare.txt}
 mkdir -p compat-tests/.work
 
@@ -26,8 +31,19 @@ compat-tests/kafka/kafka.sh fetch >/dev/null
 
 dir=$(mktemp -d)
 gpid=
+peer_pgid=
+stop_peer() {
+  if [ -n "$peer_pgid" ]; then
+    kill -TERM -- "-$peer_pgid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 -- "-$peer_pgid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$peer_pgid" 2>/dev/null || true
+    wait "$peer_pgid" 2>/dev/null || true
+    peer_pgid=
+  fi
+}
 cleanup() {
   if [ -n "$gpid" ]; then kill -TERM "$gpid" 2>/dev/null; wait "$gpid" 2>/dev/null || true; fi
+  stop_peer
   KAFKA_STATE=$dir/kafka compat-tests/kafka/kafka.sh stop >/dev/null 2>&1 || true
   rm -rf "$dir"
 }
@@ -50,6 +66,26 @@ run_one() {
       [ "$target" = kafka-flush1 ] && extra=(flush.messages=1)
       addr=$(KAFKA_STATE=$dir/kafka compat-tests/kafka/kafka.sh start "${extra[@]}" | sed -n 's/^kafka listening on //p')
       pid=$(cat "$dir/kafka/pid") ;;
+    peer)
+      [ -n "${PEER_CMD:-}" ] || { echo "bench-compare: target peer needs PEER_CMD" >&2; exit 2; }
+      local port
+      port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+      addr=127.0.0.1:$port
+      rm -rf "$dir/peer"; mkdir -p "$dir/peer"
+      PEER_ADDR=$addr PEER_DIR=$dir/peer setsid bash -c "$PEER_CMD" > "$dir/peer.log" 2>&1 &
+      peer_pgid=$!
+      python3 - "$port" <<'PY' || { echo "bench-compare: the peer did not listen on $addr within 60 s (see $dir/peer.log)" >&2; exit 1; }
+import socket, sys, time
+deadline = time.time() + 60
+while time.time() < deadline:
+    try:
+        socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.2)
+sys.exit(1)
+PY
+      pid=$(ss -ltnpH "sport = :$port" | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2) ;;
     *) echo "bench-compare: unknown target $target" >&2; exit 2 ;;
   esac
   echo "# bench-compare: round $round, $target on $addr" >&2
@@ -60,6 +96,8 @@ run_one() {
   if [ "$target" = gregor ]; then
     kill -TERM "$gpid"; wait "$gpid" || true; gpid=
     rm -rf "$dir/gregor"
+  elif [ "$target" = peer ]; then
+    stop_peer
   else
     KAFKA_STATE=$dir/kafka compat-tests/kafka/kafka.sh stop
   fi

@@ -23,6 +23,7 @@ FIGURES = [
     ("p50 at 1 k msg/s", "produce_latency_1KiB_p1_acksall_1000ps", "p50_ms", "ms", False),
     ("p99 at 1 k msg/s", "produce_latency_1KiB_p1_acksall_1000ps", "p99_ms", "ms", False),
     ("broker CPU, produce 1 KiB p1", "produce_1KiB_p1_acksall", "broker_cpu_pct", "% of a core", False),
+    ("broker CPU, consume 1 KiB p1", "consume_1KiB_p1_from0", "broker_cpu_pct", "% of a core", False),
     ("broker RSS max, produce 1 KiB p1", "produce_1KiB_p1_acksall", "broker_rss_max_MB", "MB", False),
     ("broker RSS idle", "broker_idle_rss", "kB", "kB", False),
     ("broker RSS after the run", "broker_after_rss", "kB", "kB", False),
