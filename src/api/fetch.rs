@@ -57,7 +57,7 @@ pub fn check_leader_epoch(current_leader_epoch: i32) -> Result<(), ResponseError
 /// A Fetch response whose partitions' records (in response order) are still in their files.
 pub struct FetchAnswer {
     pub response: FetchResponse,
-    pub records: Vec<Option<Records>>,
+    pub records: Vec<Records>,
 }
 
 impl IntoResponse for FetchAnswer {
@@ -198,6 +198,12 @@ fn error_partition(partition: i32, error: ResponseError, read_committed: bool) -
         .with_aborted_transactions((unknown || read_committed).then(Vec::new))
 }
 
+/// The records of a partition that failed: empty, not null, as Kafka answers
+/// (`MemoryRecords.EMPTY`).
+fn no_records() -> Records {
+    Records::Bytes(bytes::Bytes::new())
+}
+
 /// Reads every wanted partition once. Returns the partition responses with their records,
 /// the bytes of records in them, and whether any partition has an error.
 fn read_all(
@@ -205,7 +211,7 @@ fn read_all(
     max_bytes: usize,
     read_committed: bool,
     in_file: bool,
-) -> (Vec<(PartitionData, Option<Records>)>, usize, bool) {
+) -> (Vec<(PartitionData, Records)>, usize, bool) {
     let mut out = Vec::with_capacity(wanted.len());
     let mut total = 0usize;
     let mut has_error = false;
@@ -223,7 +229,10 @@ fn read_all(
         ) {
             (Err(e), _) | (Ok(_), Err(e)) => {
                 has_error = true;
-                out.push((error_partition(w.partition, e, read_committed), None));
+                out.push((
+                    error_partition(w.partition, e, read_committed),
+                    no_records(),
+                ));
                 continue;
             }
             (Ok(log), Ok(())) => log,
@@ -251,14 +260,14 @@ fn read_all(
                     base.with_high_watermark(r.high_watermark)
                         .with_last_stable_offset(r.last_stable_offset)
                         .with_log_start_offset(r.log_start_offset),
-                    Some(r.records),
+                    r.records,
                 ));
             }
             Err(e) => {
                 has_error = true;
                 out.push((
                     error_partition(w.partition, log_error_code(&e), read_committed),
-                    None,
+                    no_records(),
                 ));
             }
         }

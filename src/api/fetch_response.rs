@@ -13,12 +13,12 @@ use super::{RequestContext, Response};
 use crate::log::Records;
 
 /// Encodes `response` as a complete frame; `records` are the partitions' records in the
-/// order of `response.responses[..].partitions[..]` (`None`: null records), replacing their
-/// `records` fields.
+/// order of `response.responses[..].partitions[..]`, replacing their `records` fields (never
+/// null: Kafka answers a failed partition with empty records too).
 pub fn encode(
     ctx: &RequestContext,
     response: &FetchResponse,
-    records: impl IntoIterator<Item = Option<Records>>,
+    records: impl IntoIterator<Item = Records>,
 ) -> Response {
     let version = ctx.version;
     let flexible = version >= 12;
@@ -69,18 +69,15 @@ pub fn encode(
             if version >= 11 {
                 buf.put_i32(p.preferred_read_replica.0);
             }
-            match records.next().flatten() {
-                None if flexible => buf.put_u8(0),
-                None => buf.put_i32(-1),
-                Some(r) => {
-                    if flexible {
-                        put_uvarint(buf, r.len() as u64 + 1);
-                    } else {
-                        buf.put_i32(r.len() as i32);
-                    }
-                    frame.push_records(r);
-                }
+            let r = records
+                .next()
+                .unwrap_or_else(|| Records::Bytes(bytes::Bytes::new()));
+            if flexible {
+                put_uvarint(buf, r.len() as u64 + 1);
+            } else {
+                buf.put_i32(r.len() as i32);
             }
+            frame.push_records(r);
             if flexible {
                 frame.buf().put_u8(0); // partition tagged fields
             }
@@ -183,16 +180,18 @@ mod tests {
         let (big, big_bytes) = stored(storage.as_ref(), "a", 300);
         let (small, small_bytes) = stored(storage.as_ref(), "b", 5);
         let (_, empty_bytes) = stored(storage.as_ref(), "c", 0);
+        // A failed partition (`None`) keeps the crate's default records: empty, not null.
         let partition =
             |i: i32, records: Option<Bytes>, aborted: Option<Vec<AbortedTransaction>>| {
+                let failed = records.is_none();
                 PartitionData::default()
                     .with_partition_index(i)
-                    .with_error_code(if records.is_none() { 3 } else { 0 })
+                    .with_error_code(if failed { 3 } else { 0 })
                     .with_high_watermark(1000 + i64::from(i))
                     .with_last_stable_offset(900)
                     .with_log_start_offset(7)
                     .with_aborted_transactions(aborted)
-                    .with_records(records)
+                    .with_records(records.or(PartitionData::default().records))
             };
         let aborted = vec![AbortedTransaction::default()
             .with_producer_id(ProducerId(42))
@@ -225,10 +224,10 @@ mod tests {
             };
             // Records left in their file and records read into memory encode alike.
             let records = [
-                Some(Records::File(big.clone())),
-                None,
-                Some(Records::Bytes(small.read_bytes().unwrap())),
-                Some(Records::File(FileRecords::empty())),
+                Records::File(big.clone()),
+                Records::Bytes(Bytes::new()),
+                Records::Bytes(small.read_bytes().unwrap()),
+                Records::File(FileRecords::empty()),
             ];
             let Response::Parts(parts, len) = encode(&ctx(version), &without_records, records)
             else {
