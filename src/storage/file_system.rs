@@ -155,25 +155,25 @@ impl StorageFile for RealFile {
     }
 
     fn prefetch(&self, start: u64, len: u64) {
-        // SAFETY: posix_fadvise only reads its arguments; the descriptor is owned by self.0.
-        unsafe {
-            libc::posix_fadvise(
-                self.0.as_raw_fd(),
-                start as libc::off_t,
-                len as libc::off_t,
-                libc::POSIX_FADV_WILLNEED,
-            );
-        }
+        self.advise(start, len, libc::POSIX_FADV_WILLNEED);
     }
 
     fn evict(&self, start: u64, len: u64) {
+        self.advise(start, len, libc::POSIX_FADV_DONTNEED);
+    }
+}
+
+impl RealFile {
+    /// Page-cache advice for a range (`posix_fadvise`); advice only, so its result is not
+    /// an error anyone could act on.
+    fn advise(&self, start: u64, len: u64, advice: libc::c_int) {
         // SAFETY: posix_fadvise only reads its arguments; the descriptor is owned by self.0.
         unsafe {
             libc::posix_fadvise(
                 self.0.as_raw_fd(),
                 start as libc::off_t,
                 len as libc::off_t,
-                libc::POSIX_FADV_DONTNEED,
+                advice,
             );
         }
     }
