@@ -13,8 +13,9 @@ use crate::storage::FileRef;
 /// `len` bytes at `position` of a segment file. Segments only grow at the end, and a file
 /// that is replaced or deleted stays readable through its open handle, so the range keeps
 /// its bytes after the log's lock is released. Only a cut-back after a failed fsync
-/// shortens a file; a range it cuts into ends early, and whoever sends it must then give up
-/// (a connection closes: the response promised those bytes).
+/// shortens a file, and in durable mode never below the high watermark (non-durable logs
+/// are not read as ranges, `Log::read_records`); a range that still ends early makes its
+/// sender give up (a connection closes: the response promised those bytes).
 #[derive(Debug, Clone)]
 pub struct FileRecords {
     pub file: Option<FileRef>,

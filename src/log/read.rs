@@ -73,9 +73,13 @@ impl Log {
         read_committed: bool,
         in_file: bool,
     ) -> Result<ReadResult<Records>, LogError> {
-        let (plan, hw, start_offset, lso, aborted) = {
+        let (plan, hw, start_offset, lso, aborted, in_file) = {
             let state = self.lock();
             let hw = state.high_watermark;
+            // Without an fsync before the high watermark moves, a cut-back after a failed
+            // fsync can rewrite bytes below it while a range waits to be sent: such logs are
+            // read into memory now.
+            let in_file = in_file && state.config.is_durable();
             if offset < state.log_start_offset || offset > state.log_end_offset {
                 return Err(LogError::OffsetOutOfRange {
                     offset,
@@ -135,7 +139,14 @@ impl Log {
             } else {
                 Vec::new()
             };
-            (plan, hw.offset, state.log_start_offset, lso, aborted)
+            (
+                plan,
+                hw.offset,
+                state.log_start_offset,
+                lso,
+                aborted,
+                in_file,
+            )
         };
         let upper = if read_committed { lso } else { hw };
         let mut result = ReadResult {
