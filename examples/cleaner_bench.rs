@@ -92,7 +92,7 @@ fn main() {
         cleanup_delete: false,
         cleanup_compact: true,
         compaction: CompactionConfig::default(),
-        cache_hot_bytes: None,
+        page_cache: gregor::log::page_cache::PageCache::new(None),
     };
     let tp = TopicPartition {
         topic: "bench".into(),

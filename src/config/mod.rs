@@ -11,6 +11,7 @@ mod socket_server;
 pub mod source;
 pub mod topic;
 
+use crate::log::page_cache::PageCache;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -141,10 +142,12 @@ impl BrokerConfig {
             cleanup_delete: policy.0,
             cleanup_compact: policy.1,
             compaction: cleaner::compaction_defaults(raw)?,
-            cache_hot_bytes: match raw.int("log.cache.hot.bytes", 134_217_728, -1, i64::MAX)? {
-                -1 => None,
-                n => Some(n as u64),
-            },
+            page_cache: PageCache::new(
+                match raw.int("log.cache.hot.bytes", 2 << 30, -1, i64::MAX)? {
+                    -1 => None,
+                    n => Some(n as u64),
+                },
+            ),
         };
         Ok(BrokerConfig {
             node_id: raw.int("node.id", 1, 0, i32::MAX as i64)? as i32,
@@ -387,7 +390,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker("log.cleaner.min.cleanable.ratio", "0.5", 6, "Default min.cleanable.dirty.ratio of topics."),
     broker("log.cleaner.min.compaction.lag.ms", "0", 5, "Default min.compaction.lag.ms of topics."),
     broker("log.cleaner.max.compaction.lag.ms", "9223372036854775807", 5, "Default max.compaction.lag.ms of topics."),
-    broker("log.cache.hot.bytes", "134217728", 5, "Gregor only: fsynced data further than this behind a partition's end is dropped from the page cache (-1: never, as Kafka)."),
+    broker("log.cache.hot.bytes", "2147483648", 5, "Gregor only: page cache kept for fsynced log data, over all partitions; the oldest beyond it is dropped (-1: never, as Kafka)."),
     broker("group.initial.rebalance.delay.ms", "3000", 3, "Delay of the first rebalance of an empty group."),
     broker("group.min.session.timeout.ms", "6000", 3, "Smallest session timeout a member may ask for."),
     broker("group.max.session.timeout.ms", "1800000", 3, "Largest session timeout a member may ask for."),

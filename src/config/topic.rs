@@ -2,6 +2,9 @@
 //! (Kafka's topic-level names: `segment.bytes`, `flush.messages`, ...) applied on top.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::log::page_cache::PageCache;
 
 use super::raw::parse_int;
 use super::ConfigError;
@@ -47,9 +50,8 @@ pub struct LogConfig {
     pub cleanup_compact: bool,
     /// How the log cleaner treats this log, when it is compacted.
     pub compaction: CompactionConfig,
-    /// Broker-wide `log.cache.hot.bytes`: fsynced data further than this behind a
-    /// partition's end is dropped from the page cache (None: never, as Kafka).
-    pub cache_hot_bytes: Option<u64>,
+    /// The broker's page-cache budget (`log.cache.hot.bytes`), shared by every log.
+    pub page_cache: Arc<PageCache>,
 }
 
 /// The topic configs of compaction (`delete.retention.ms`, `min.cleanable.dirty.ratio`,
@@ -360,7 +362,7 @@ mod tests {
             cleanup_delete: true,
             cleanup_compact: false,
             compaction: CompactionConfig::default(),
-            cache_hot_bytes: None,
+            page_cache: PageCache::new(None),
         }
     }
 

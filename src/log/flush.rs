@@ -6,6 +6,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::page_cache::SegmentRange;
 use super::{file_names, io_err, AppendInfo, Log, LogError, LogState, OffsetPosition};
 
 impl Log {
@@ -116,10 +117,22 @@ impl Log {
         if durable_mode && end.offset > state.high_watermark.offset {
             state.high_watermark = end;
         }
-        let evict = if with_indexes {
-            None
+        // At close nothing is queued: the broker's budget goes away with it.
+        let cached = if with_indexes {
+            Vec::new()
         } else {
-            state.take_cold_range(end)
+            let LogState {
+                segments,
+                cache_tail,
+                ..
+            } = &mut *state;
+            let from = cache_tail.segment_base();
+            let segments = segments.holding_and_after(from).map(|s| SegmentRange {
+                base: s.base_offset(),
+                file: s.file(),
+                size: s.size(),
+            });
+            self.cache.flushed(cache_tail, segments, end)
         };
         drop(state);
         self.durable
@@ -128,14 +141,7 @@ impl Log {
             self.data_arrived.notify_waiters();
         }
         // Producers are answered first; the page-cache advice can wait that long.
-        if let (Some((from, to)), Some((active, rolled))) = (evict, handles.split_last()) {
-            for file in rolled {
-                file.evict(0, 0); // 0: to the end of the file
-            }
-            if to > from {
-                active.evict(from, to - from);
-            }
-        }
+        self.cache.admit(cached);
         Ok(())
     }
 

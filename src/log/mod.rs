@@ -20,6 +20,7 @@ pub use file_records::{FileRecords, Records};
 mod flush;
 pub mod index;
 pub mod loader;
+pub mod page_cache;
 pub mod producer_state;
 mod read;
 pub mod record_batch;
@@ -198,8 +199,8 @@ struct LogState {
     flush_failures: u64,
     /// Whether anything was appended since the last failed flush.
     appended_since_failure: bool,
-    /// (segment base, position): the active segment's page cache is dropped up to here.
-    evicted: (i64, u64),
+    /// Durable data not yet queued in the broker's page-cache budget.
+    cache_tail: page_cache::CacheTail,
     unflushed_messages: u64,
     last_flush: Instant,
     flush_running: bool,
@@ -223,27 +224,13 @@ pub struct Log {
     data_arrived: Notify,
     /// `LogState::closed`, readable without the lock (the cleaner checks it per batch).
     closed: std::sync::atomic::AtomicBool,
+    /// This log's share of the broker's page-cache budget (`log.cache.hot.bytes`).
+    cache: page_cache::LogCache,
 }
 
 impl std::fmt::Debug for Log {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Log").field("tp", &self.tp).finish()
-    }
-}
-
-impl LogState {
-    /// `log.cache.hot.bytes`: after a successful flush that ended at `end`, the range of the
-    /// active segment that has become cold (more than the hot window before `end`) and was
-    /// not dropped from the page cache yet; the caller drops it, and the rolled segments the
-    /// flush synced. `None` when nothing is ever dropped.
-    fn take_cold_range(&mut self, end: OffsetPosition) -> Option<(u64, u64)> {
-        let hot = self.config.cache_hot_bytes?;
-        if self.evicted.0 != end.segment_base {
-            self.evicted = (end.segment_base, 0);
-        }
-        let from = self.evicted.1;
-        self.evicted.1 = from.max(end.position.saturating_sub(hot));
-        Some((from, self.evicted.1))
     }
 }
 
@@ -266,6 +253,10 @@ impl Log {
             segment_base: active.base_offset(),
             position: active.size(),
         };
+        let cache = page_cache::LogCache {
+            cache: config.page_cache.clone(),
+            mark: page_cache::ColdMark::at(end),
+        };
         let state = LogState {
             config,
             log_start_offset: log_start_offset.min(end.offset),
@@ -278,7 +269,7 @@ impl Log {
             dir_sync_pending: false,
             flush_failures: 0,
             appended_since_failure: false,
-            evicted: (end.segment_base, 0),
+            cache_tail: page_cache::CacheTail::at(end),
             unflushed_messages: 0,
             last_flush: Instant::now(),
             flush_running: false,
@@ -300,6 +291,7 @@ impl Log {
             durable,
             data_arrived: Notify::new(),
             closed: std::sync::atomic::AtomicBool::new(false),
+            cache,
         }
     }
 

@@ -120,11 +120,7 @@ impl Log {
                         path: seg.path().to_path_buf(),
                         start,
                         limit,
-                        cold_before: match state.config.cache_hot_bytes {
-                            None => 0,
-                            Some(hot) if base == hw.segment_base => hw.position.saturating_sub(hot),
-                            Some(_) => seg.size(),
-                        },
+                        cold_before: self.cache.cold_before(base, seg.size()),
                         boundary,
                     });
                 }

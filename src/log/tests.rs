@@ -24,7 +24,7 @@ pub(super) fn config(segment_bytes: u64) -> LogConfig {
         cleanup_delete: true,
         cleanup_compact: false,
         compaction: crate::config::CompactionConfig::default(),
-        cache_hot_bytes: None,
+        page_cache: crate::log::page_cache::PageCache::new(None),
     }
 }
 
@@ -374,49 +374,76 @@ fn retention_deletes_old_and_excess_segments_but_never_the_active_one() {
     );
 }
 
+/// `log.cache.hot.bytes` is one budget for all logs: writes to one partition push an idle
+/// partition's oldest data out of the page cache, and a read of that cold data drops what
+/// it read while a read at the end does not.
 #[test]
-fn data_far_behind_the_end_leaves_the_page_cache_after_flush_and_after_reads() {
+fn the_page_cache_budget_is_shared_by_all_logs_and_cold_reads_leave_no_cache() {
+    use crate::log::page_cache::PageCache;
     use crate::storage::simulated::SimulatedStorage;
     let sim = SimulatedStorage::new(3);
-    let dir = std::path::Path::new("/data/t-0");
     sim.create_dir_all_durable(std::path::Path::new("/data"));
-    let mut cfg = config(1 << 20);
-    cfg.cache_hot_bytes = Some(300);
-    let (log, _) = load_log(
-        &sim.shared(),
-        tp(),
-        dir.to_path_buf(),
-        cfg,
-        RecoveryStart::From(0),
-        0,
-    )
-    .unwrap();
-    let log = Arc::new(log);
-    let mut ends = Vec::new();
-    for i in 0..10 {
-        produce(&log, &[&[b'x'; 100]], i);
-        ends.push(log.size_bytes());
+    let mut cfg = config(64 << 20);
+    cfg.page_cache = PageCache::new(Some(1 << 20));
+    let open = |name: &str| {
+        let dir = std::path::Path::new("/data").join(name);
+        let (log, _) = load_log(
+            &sim.shared(),
+            tp(),
+            dir,
+            cfg.clone(),
+            RecoveryStart::From(0),
+            0,
+        )
+        .unwrap();
+        Arc::new(log)
+    };
+    let (idle, busy) = (open("idle-0"), open("busy-0"));
+    let value = vec![b'x'; 60 << 10];
+    for i in 0..12 {
+        produce(&idle, &[&value], i);
     }
-    let segment = file_names::log_file(dir, 0);
-    let evicted = sim.evictions(&segment);
-    // Flushes drop contiguous ranges, each once, up to 300 bytes before the end.
+    let idle_segment = file_names::log_file(std::path::Path::new("/data/idle-0"), 0);
+    assert!(sim.evictions(&idle_segment).is_empty(), "within budget");
+    assert!(cfg.page_cache.queued_bytes() <= 1 << 20);
+    for i in 0..40 {
+        produce(&busy, &[&value], i);
+    }
+    let evicted = sim.evictions(&idle_segment);
+    assert!(
+        !evicted.is_empty(),
+        "the idle log's data left for the busy log's"
+    );
     let mut covered = 0;
     for (start, len) in &evicted {
-        assert_eq!(*start, covered, "ranges follow each other: {evicted:?}");
+        assert_eq!(
+            *start, covered,
+            "oldest first, each range once: {evicted:?}"
+        );
         covered += len;
     }
-    assert_eq!(covered, ends[9] - 300);
-    // A read from the start drops what it read below the hot window; a tail read does not.
-    let before = sim.evictions(&segment).len();
-    let tail = log.read(9, 1 << 20, true, false).unwrap();
+    assert!(cfg.page_cache.queued_bytes() <= 1 << 20);
+    // A read at the busy log's end finds its data cached and leaves it there.
+    let busy_segment = file_names::log_file(std::path::Path::new("/data/busy-0"), 0);
+    let before = sim.evictions(&busy_segment).len();
+    let tail = busy.read(39, 1 << 20, true, false).unwrap();
     assert!(!tail.records.is_empty());
     assert_eq!(
-        sim.evictions(&segment).len(),
+        sim.evictions(&busy_segment).len(),
         before,
         "tail reads stay cached"
     );
-    log.read(0, 1 << 20, true, false).unwrap();
-    assert_eq!(sim.evictions(&segment).last(), Some(&(0, ends[9] - 300)));
+    // A read of the idle log's cold start drops what it read.
+    let before = sim.evictions(&idle_segment).len();
+    let cold = idle.read(0, 1 << 20, true, false).unwrap();
+    assert!(!cold.records.is_empty());
+    let after = sim.evictions(&idle_segment);
+    assert_eq!(after.len(), before + 1);
+    assert_eq!(
+        after.last().unwrap().0,
+        0,
+        "dropped from where the read started"
+    );
 }
 
 /// Kafka's time-based rolling (KIP-33): the age of a segment is measured in record

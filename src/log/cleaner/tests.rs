@@ -40,7 +40,7 @@ fn config() -> LogConfig {
             min_cleanable_dirty_ratio: 0.0,
             ..CompactionConfig::default()
         },
-        cache_hot_bytes: None,
+        page_cache: crate::log::page_cache::PageCache::new(None),
     }
 }
 
