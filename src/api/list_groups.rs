@@ -1,5 +1,5 @@
 //! ListGroups (key 16): every group with its protocol type and state (v4+: filtered by
-//! state, v5+: by type; all groups here are "classic").
+//! state, v5+: by type, "classic" or "consumer").
 
 use std::sync::Arc;
 
@@ -32,24 +32,24 @@ pub async fn handle(
         .groups
         .list_groups()
         .into_iter()
-        .filter(|(id, _, _)| {
+        .filter(|(id, _, _, _)| {
             all || broker.allows(&ctx, Operation::Describe, ResourceType::Group, id)
         })
-        .filter(|(_, _, state)| {
-            states.is_empty() || states.contains(&state.name().to_ascii_lowercase())
+        .filter(|(_, _, state, _)| {
+            states.is_empty() || states.contains(&state.to_ascii_lowercase())
         })
-        .filter(|_| types.is_empty() || types.iter().any(|t| t == "classic"))
-        .map(|(id, protocol_type, state)| {
+        .filter(|(_, _, _, kind)| types.is_empty() || types.iter().any(|t| t == kind))
+        .map(|(id, protocol_type, state, kind)| {
             let g = ListedGroup::default()
                 .with_group_id(GroupId(StrBytes::from_string(id)))
                 .with_protocol_type(StrBytes::from_string(protocol_type));
             let g = if ctx.version >= 4 {
-                g.with_group_state(StrBytes::from_static_str(state.name()))
+                g.with_group_state(StrBytes::from_static_str(state))
             } else {
                 g
             };
             if ctx.version >= 5 {
-                g.with_group_type(StrBytes::from_static_str("classic"))
+                g.with_group_type(StrBytes::from_static_str(kind))
             } else {
                 g
             }

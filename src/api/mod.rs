@@ -14,6 +14,8 @@ pub mod alter_configs;
 pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod authorization;
+pub mod consumer_group_describe;
+pub mod consumer_group_heartbeat;
 pub mod create_acls;
 pub mod create_partitions;
 pub mod create_topics;
@@ -158,6 +160,13 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
     api!(OffsetCommit, 2, 9, offset_commit::handle),
     api!(OffsetFetch, 1, 9, offset_fetch::handle),
     api!(ListGroups, 0, 5, list_groups::handle),
+    api!(
+        ConsumerGroupHeartbeat,
+        0,
+        1,
+        consumer_group_heartbeat::handle
+    ),
+    api!(ConsumerGroupDescribe, 0, 1, consumer_group_describe::handle),
     api!(DescribeGroups, 0, 6, describe_groups::handle),
     api!(DeleteGroups, 0, 2, delete_groups::handle),
     api!(OffsetDelete, 0, 0, offset_delete::handle),

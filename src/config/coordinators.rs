@@ -26,6 +26,21 @@ pub struct CoordinatorConfig {
     pub offsets_topic_segment_bytes: i32,
     /// `offset.metadata.max.bytes`.
     pub offset_metadata_max_bytes: usize,
+    /// The consumer group protocol (KIP-848).
+    pub consumer: ConsumerGroupConfig,
+}
+
+/// The `group.consumer.*` broker settings (KIP-848 consumer groups); Kafka's defaults.
+#[derive(Debug, Clone)]
+pub struct ConsumerGroupConfig {
+    /// `group.consumer.session.timeout.ms`.
+    pub session_timeout_ms: i32,
+    /// `group.consumer.heartbeat.interval.ms`.
+    pub heartbeat_interval_ms: i32,
+    /// `group.consumer.max.size`.
+    pub max_size: usize,
+    /// `group.consumer.assignors`, the first is the default.
+    pub assignors: Vec<String>,
 }
 
 /// The `transaction.*` broker settings the transaction coordinator obeys.

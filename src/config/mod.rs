@@ -18,7 +18,7 @@ use std::time::Duration;
 pub use raw::RawConfig;
 
 pub use cleaner::CleanerConfig;
-pub use coordinators::{CoordinatorConfig, TransactionConfig};
+pub use coordinators::{ConsumerGroupConfig, CoordinatorConfig, TransactionConfig};
 pub use listeners::{Listener, SecurityProtocol};
 pub use socket_server::SocketServerConfig;
 pub use topic::{CompactionConfig, LogConfig, TimestampType};
@@ -249,6 +249,7 @@ impl BrokerConfig {
                     14,
                     i32::MAX as i64,
                 )? as i32,
+                consumer: consumer_group_config(raw)?,
                 offset_metadata_max_bytes: raw.int(
                     "offset.metadata.max.bytes",
                     4096,
@@ -280,6 +281,68 @@ fn retention_ms(raw: &RawConfig) -> Result<i64, ConfigError> {
         }
     };
     Ok(ms.max(-1))
+}
+
+/// The `group.consumer.*` settings, checked against their bounds as Kafka's
+/// `GroupCoordinatorConfig` does.
+fn consumer_group_config(raw: &RawConfig) -> Result<ConsumerGroupConfig, ConfigError> {
+    let int = |key: &str, default: i64| -> Result<i32, ConfigError> {
+        Ok(raw.int(key, default, 1, i32::MAX as i64)? as i32)
+    };
+    let min_session = int("group.consumer.min.session.timeout.ms", 45_000)?;
+    let max_session = int("group.consumer.max.session.timeout.ms", 60_000)?;
+    let min_heartbeat = int("group.consumer.min.heartbeat.interval.ms", 5_000)?;
+    let max_heartbeat = int("group.consumer.max.heartbeat.interval.ms", 15_000)?;
+    let session = raw.int(
+        "group.consumer.session.timeout.ms",
+        45_000,
+        min_session as i64,
+        max_session as i64,
+    )? as i32;
+    let heartbeat = raw.int(
+        "group.consumer.heartbeat.interval.ms",
+        5_000,
+        min_heartbeat as i64,
+        max_heartbeat as i64,
+    )? as i32;
+    if heartbeat >= session {
+        return Err(ConfigError::new(
+            "group.consumer.heartbeat.interval.ms",
+            "must be less than group.consumer.session.timeout.ms",
+        ));
+    }
+    let assignors: Vec<String> = raw
+        .string("group.consumer.assignors", "uniform,range")
+        .split(',')
+        .map(|a| a.trim().to_string())
+        .filter(|a| !a.is_empty())
+        .collect();
+    if let Some(unknown) = assignors
+        .iter()
+        .find(|a| !crate::coordinator::consumer::assignor::ASSIGNORS.contains(&a.as_str()))
+    {
+        return Err(ConfigError::new(
+            "group.consumer.assignors",
+            format!("unknown assignor {unknown} (this broker has uniform and range)"),
+        ));
+    }
+    if assignors.is_empty() {
+        return Err(ConfigError::new(
+            "group.consumer.assignors",
+            "must not be empty",
+        ));
+    }
+    Ok(ConsumerGroupConfig {
+        session_timeout_ms: session,
+        heartbeat_interval_ms: heartbeat,
+        max_size: raw.int(
+            "group.consumer.max.size",
+            i32::MAX as i64,
+            1,
+            i32::MAX as i64,
+        )? as usize,
+        assignors,
+    })
 }
 
 /// Whether `value` is what `key` is without being set (a null default matches an empty value).
@@ -395,6 +458,14 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker("group.min.session.timeout.ms", "6000", 3, "Smallest session timeout a member may ask for."),
     broker("group.max.session.timeout.ms", "1800000", 3, "Largest session timeout a member may ask for."),
     broker("group.max.size", "2147483647", 3, "Most members in a group."),
+    broker("group.consumer.session.timeout.ms", "45000", 3, "Session timeout of consumer-protocol (KIP-848) group members."),
+    broker("group.consumer.min.session.timeout.ms", "45000", 3, "Smallest group.consumer.session.timeout.ms allowed."),
+    broker("group.consumer.max.session.timeout.ms", "60000", 3, "Largest group.consumer.session.timeout.ms allowed."),
+    broker("group.consumer.heartbeat.interval.ms", "5000", 3, "How often consumer-protocol group members heartbeat."),
+    broker("group.consumer.min.heartbeat.interval.ms", "5000", 3, "Smallest group.consumer.heartbeat.interval.ms allowed."),
+    broker("group.consumer.max.heartbeat.interval.ms", "15000", 3, "Largest group.consumer.heartbeat.interval.ms allowed."),
+    broker("group.consumer.max.size", "2147483647", 3, "Most members in a consumer-protocol group."),
+    broker("group.consumer.assignors", "uniform,range", 7, "Server-side assignors of consumer-protocol groups; the first is the default."),
     broker("offsets.retention.minutes", "10080", 3, "Committed offsets of groups without members expire after this."),
     broker("offsets.retention.check.interval.ms", "600000", 5, "How often expired offsets and groups left with neither members nor offsets are removed."),
     broker("offsets.topic.num.partitions", "50", 3, "Partitions of __consumer_offsets."),

@@ -17,6 +17,13 @@ pub enum CoordinatorError {
     InconsistentGroupProtocol,
     InvalidSessionTimeout,
     GroupMaxSizeReached,
+    // Consumer groups (KIP-848).
+    FencedMemberEpoch,
+    StaleMemberEpoch,
+    UnreleasedInstanceId,
+    UnsupportedAssignor,
+    InvalidRegularExpression,
+    UnsupportedVersion,
     // Committed offsets.
     OffsetMetadataTooLarge,
     GroupSubscribedToTopic,

@@ -138,6 +138,8 @@ pub struct Group {
     /// take effect when the transaction commits.
     pub pending_txn_offsets: HashMap<i64, HashMap<(String, i32), CommittedOffset>>,
     pub next_join_order: u64,
+    /// Set while the group is a consumer group (KIP-848); its classic fields are unused.
+    pub consumer: Option<super::consumer::ConsumerGroup>,
 }
 
 impl Group {
@@ -158,11 +160,21 @@ impl Group {
             offsets: HashMap::new(),
             pending_txn_offsets: HashMap::new(),
             next_join_order: 0,
+            consumer: None,
         }
     }
 
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
+    }
+
+    /// Whether the group has members of either protocol.
+    pub fn has_members(&self) -> bool {
+        !self.members.is_empty()
+            || self
+                .consumer
+                .as_ref()
+                .is_some_and(|c| !c.members.is_empty())
     }
 
     /// Protocols every member (and `candidate`, if given) supports.

@@ -14,6 +14,7 @@
 //! state machine; `offset_store.rs` committing and fetching offsets; `offsets.rs` their
 //! record format in `__consumer_offsets`; `group.rs` the group and member types.
 
+pub mod consumer;
 mod error;
 pub mod group;
 pub mod internal_topic;
@@ -190,6 +191,11 @@ impl GroupCoordinator {
         {
             let mut groups = self.lock();
             for group in groups.values_mut() {
+                if let Some(cg) = group.consumer.as_mut() {
+                    for id in cg.expire_members(now) {
+                        tracing::info!(group = %group.group_id, member = %id, "consumer group member session or revocation timed out");
+                    }
+                }
                 group.pending_members.retain(|_, deadline| *deadline > now);
                 let in_join = group.state == GroupState::PreparingRebalance;
                 let dead: Vec<String> = group
@@ -223,7 +229,11 @@ impl GroupCoordinator {
                     self.after_removal(group, now);
                 }
                 self.maybe_complete_join(group, now);
-                if cleanup && group.state == GroupState::Empty && retention_ms > 0 {
+                if cleanup
+                    && group.state == GroupState::Empty
+                    && !group.has_members()
+                    && retention_ms > 0
+                {
                     let old: Vec<(String, i32)> = group
                         .offsets
                         .iter()
@@ -241,7 +251,7 @@ impl GroupCoordinator {
             if cleanup {
                 groups.retain(|_, g| {
                     !(g.state == GroupState::Empty
-                        && g.members.is_empty()
+                        && !g.has_members()
                         && g.offsets.is_empty()
                         && g.pending_members.is_empty())
                 });
@@ -274,7 +284,7 @@ impl GroupCoordinator {
             let Some(group) = groups.get(group_id) else {
                 return Err(CoordinatorError::GroupIdNotFound);
             };
-            if group.state != GroupState::Empty || !group.members.is_empty() {
+            if group.state != GroupState::Empty || group.has_members() {
                 return Err(CoordinatorError::NonEmptyGroup);
             }
             let partitions: Vec<(String, i32)> = group.offsets.keys().cloned().collect();
@@ -320,26 +330,40 @@ impl GroupCoordinator {
         }
     }
 
-    /// ListGroups: (group id, protocol type, state).
-    pub fn list_groups(&self) -> Vec<(String, String, GroupState)> {
+    /// ListGroups: (group id, protocol type, state, group type), as Kafka names them.
+    pub fn list_groups(&self) -> Vec<(String, String, &'static str, &'static str)> {
         let groups = self.lock();
         let mut out: Vec<_> = groups
             .values()
-            .map(|g| {
-                (
+            .map(|g| match &g.consumer {
+                Some(cg) => (
+                    g.group_id.clone(),
+                    "consumer".to_string(),
+                    cg.state(),
+                    "consumer",
+                ),
+                None => (
                     g.group_id.clone(),
                     g.protocol_type.clone().unwrap_or_default(),
-                    g.state,
-                )
+                    g.state.name(),
+                    "classic",
+                ),
             })
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
     }
 
+    /// ConsumerGroupDescribe: a copy of the consumer group `group_id`, if it is one.
+    pub fn describe_consumer_group(&self, group_id: &str) -> Option<consumer::ConsumerGroup> {
+        self.lock().get(group_id).and_then(|g| g.consumer.clone())
+    }
+
+    /// DescribeGroups: a classic group (a consumer group is not one: None, as Kafka's
+    /// "Dead").
     pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
         let groups = self.lock();
-        let g = groups.get(group_id)?;
+        let g = groups.get(group_id).filter(|g| g.consumer.is_none())?;
         let with_data = matches!(
             g.state,
             GroupState::Stable | GroupState::CompletingRebalance

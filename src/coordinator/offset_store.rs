@@ -78,6 +78,16 @@ impl GroupCoordinator {
         append_durably(&log, &refs, None).await
     }
 
+    #[cfg(test)]
+    pub(crate) fn check_commit_for_test(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        generation: i32,
+    ) -> Result<(), CoordinatorError> {
+        self.check_commit(group_id, member_id, None, generation)
+    }
+
     /// Checks whether a member may commit (Kafka's rules, including simple consumers that
     /// commit with generation -1 to a group without members).
     fn check_commit(
@@ -102,6 +112,21 @@ impl GroupCoordinator {
         };
         if group.state == GroupState::Dead {
             return Err(CoordinatorError::CoordinatorNotAvailable);
+        }
+        if let Some(cg) = &group.consumer {
+            // Kafka's ConsumerGroup.validateOffsetCommit: a commit outside the group only
+            // while it has no members; a member's with exactly its current epoch.
+            if generation < 0 && cg.members.is_empty() {
+                return Ok(());
+            }
+            let member = cg
+                .members
+                .get(member_id)
+                .ok_or(CoordinatorError::UnknownMemberId)?;
+            if member.epoch != generation {
+                return Err(CoordinatorError::StaleMemberEpoch);
+            }
+            return Ok(());
         }
         if generation < 0 && group.state == GroupState::Empty {
             return Ok(());

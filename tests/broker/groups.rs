@@ -59,10 +59,18 @@ impl Member {
             .set("group.id", c.group)
             .set("auto.offset.reset", "earliest")
             .set("enable.auto.commit", "true")
-            .set("auto.commit.interval.ms", "200")
-            .set("session.timeout.ms", "10000")
-            .set("heartbeat.interval.ms", "300")
-            .set("partition.assignment.strategy", c.strategy);
+            .set("auto.commit.interval.ms", "200");
+        // "consumer:<assignor>": the KIP-848 protocol, the broker assigns (and owns the
+        // session and heartbeat settings); else a classic assignment strategy.
+        match c.strategy.strip_prefix("consumer:") {
+            Some(assignor) => config
+                .set("group.protocol", "consumer")
+                .set("group.remote.assignor", assignor),
+            None => config
+                .set("session.timeout.ms", "10000")
+                .set("heartbeat.interval.ms", "300")
+                .set("partition.assignment.strategy", c.strategy),
+        };
         if let Some(instance) = c.instance {
             config.set("group.instance.id", instance);
         }
@@ -170,12 +178,20 @@ fn assert_exactly_once(members: &[&Member], expected: usize) {
     assert_eq!(count.len(), expected, "every message consumed");
 }
 
+/// Consumer groups (KIP-848) heartbeat every 500 ms here, not Kafka's 5 s.
+const FAST_CONSUMER_GROUPS: [&str; 4] = [
+    "group.consumer.min.heartbeat.interval.ms=100",
+    "group.consumer.heartbeat.interval.ms=500",
+    "group.consumer.min.session.timeout.ms=6000",
+    "group.consumer.session.timeout.ms=10000",
+];
+
 async fn three_members_share_six_partitions(strategy: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(dir.path(), &[]);
-    let topic = format!("shared-{strategy}");
+    let broker = Broker::start(dir.path(), &FAST_CONSUMER_GROUPS);
+    let topic = format!("shared-{}", strategy.replace(':', "-"));
     create_topic(&broker.addr, &topic, 6).await;
-    let group = format!("group-{strategy}");
+    let group = format!("group-{}", strategy.replace(':', "-"));
     let spawn = |_: usize| {
         Member::spawn(MemberConfig {
             addr: &broker.addr,
@@ -241,6 +257,16 @@ async fn three_members_share_partitions_exactly_once_with_the_range_assignor() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_members_share_partitions_exactly_once_with_cooperative_sticky() {
     three_members_share_six_partitions("cooperative-sticky").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_protocol_members_share_partitions_exactly_once_with_uniform() {
+    three_members_share_six_partitions("consumer:uniform").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_protocol_members_share_partitions_exactly_once_with_range() {
+    three_members_share_six_partitions("consumer:range").await;
 }
 
 fn plain_consumer(addr: &str, group: &str) -> BaseConsumer {
