@@ -14,6 +14,9 @@
    and stops the broker.
 4. Prints `PASS|FAIL|SKIP id name seconds` per test and `N passed, N failed, N skipped`.
 
+Environment: TEST_CONSUMER_GROUP_PROTOCOL=consumer runs the group tests under KIP-848;
+GREGOR_LOG_LEVEL sets the broker's log filter and keeps its log (logs/NNNN.broker.log).
+
 Usage:
   runner.py --gregor PATH quick         the quick subset of expected-pass.txt (make test)
   runner.py --gregor PATH full          every applicable test; writes results.tsv
@@ -156,7 +159,7 @@ class Gregor:
         self.stderr = open(os.path.join(self.dir, "broker.log"), "w")
         self.proc = subprocess.Popen(
             [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", os.path.join(self.dir, "data"),
-             "--log-level", "warn", "-o", "num.partitions=4",
+             "--log-level", os.environ.get("GREGOR_LOG_LEVEL", "warn"), "-o", "num.partitions=4",
              # Kafka's built-in default (the upstream suite's clusters run with it).
              "-o", "group.initial.rebalance.delay.ms=3000",
              "-o", f"auto.create.topics.enable={'true' if auto_create else 'false'}",
@@ -212,7 +215,12 @@ class Gregor:
         self.stderr.close()
         return was_alive
 
-    def cleanup(self):
+    def cleanup(self, log_name):
+        # GREGOR_LOG_LEVEL (e.g. "warn,gregor::api=debug") keeps the broker's log next to
+        # the test's, as compat-tests/.work/logs/NNNN[-scenario].broker.log.
+        if os.environ.get("GREGOR_LOG_LEVEL"):
+            shutil.copy(os.path.join(self.dir, "broker.log"),
+                        os.path.join(WORK, "logs", f"{log_name}.broker.log"))
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -345,7 +353,7 @@ def run_test_number(runner, binary, number, timeout, tools=None, scenario="defau
     if not results:
         results[f"{number}_*"] = ("FAILED", elapsed, "no result lines (see log)")
     if broker_ok:
-        broker.cleanup()
+        broker.cleanup(log_name)
     shutil.rmtree(workdir, ignore_errors=True)
     return results
 

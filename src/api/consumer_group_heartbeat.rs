@@ -75,7 +75,14 @@ pub async fn handle(
         client_id: ctx.client_id.clone().unwrap_or_default(),
         client_host: ctx.client_host.clone(),
     };
-    match broker.groups.consumer_heartbeat(heartbeat, &topics) {
+    let (group, member, epoch) = (
+        heartbeat.group_id.clone(),
+        heartbeat.member_id.clone(),
+        heartbeat.member_epoch,
+    );
+    let answer = broker.groups.consumer_heartbeat(heartbeat, &topics);
+    tracing::debug!(group, member, epoch, ?answer, "ConsumerGroupHeartbeat");
+    match answer {
         Ok(answer) => ConsumerGroupHeartbeatResponse::default()
             .with_member_id(Some(StrBytes::from_string(answer.member_id)))
             .with_member_epoch(answer.member_epoch)

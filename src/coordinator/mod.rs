@@ -192,6 +192,7 @@ impl GroupCoordinator {
             let mut groups = self.lock();
             for group in groups.values_mut() {
                 if let Some(cg) = group.consumer.as_mut() {
+                    cg.resolve_regexes();
                     for id in cg.expire_members(now) {
                         tracing::info!(group = %group.group_id, member = %id, "consumer group member session or revocation timed out");
                     }

@@ -176,6 +176,16 @@ impl GroupCoordinator {
         }
         let cg = group.consumer.as_mut().expect("set above");
         let member_id = join_or_find(cg, &req, config.max_size, now)?;
+        // A regex another member already has resolved is resolved for this one too.
+        let regex_known = regex.as_ref().is_some_and(|(r, _)| {
+            cg.members.values().any(|o| {
+                o.member_id != member_id
+                    && o.regex_resolved
+                    && o.subscribed_topic_regex
+                        .as_ref()
+                        .is_some_and(|(s, _)| s == r)
+            })
+        });
         let m = cg.members.get_mut(&member_id).expect("found or added");
         // The request's fields that are set replace the member's.
         let mut subscription_changed = false;
@@ -193,6 +203,7 @@ impl GroupCoordinator {
             let wanted = (!r.is_empty()).then_some(r.as_str());
             if now_regex != wanted {
                 m.subscribed_topic_regex = regex.clone();
+                m.regex_resolved = regex_known;
                 subscription_changed = true;
             }
         }

@@ -48,6 +48,11 @@ pub struct ConsumerMember {
     pub subscribed_topic_names: Vec<String>,
     /// The regex as sent, and compiled.
     pub subscribed_topic_regex: Option<(String, regex::Regex)>,
+    /// Whether the regex is resolved: as in Kafka, a regex the group has not resolved yet
+    /// matches nothing until the coordinator's timer resolves it (and bumps the group
+    /// epoch), so a member subscribing to names and a new regex gets the named topics
+    /// first and the matched ones on a later heartbeat.
+    pub regex_resolved: bool,
     pub server_assignor: Option<String>,
     pub rebalance_timeout_ms: i32,
     pub epoch: i32,
@@ -72,6 +77,7 @@ impl ConsumerMember {
             client_host: String::new(),
             subscribed_topic_names: Vec::new(),
             subscribed_topic_regex: None,
+            regex_resolved: false,
             server_assignor: None,
             rebalance_timeout_ms: 0,
             epoch: 0,
@@ -87,10 +93,11 @@ impl ConsumerMember {
     /// Whether the member subscribes to `topic` (by name or by its regex).
     pub fn subscribes_to(&self, topic: &str) -> bool {
         self.subscribed_topic_names.iter().any(|t| t == topic)
-            || self
-                .subscribed_topic_regex
-                .as_ref()
-                .is_some_and(|(_, re)| re.is_match(topic))
+            || (self.regex_resolved
+                && self
+                    .subscribed_topic_regex
+                    .as_ref()
+                    .is_some_and(|(_, re)| re.is_match(topic)))
     }
 }
 
@@ -142,7 +149,22 @@ impl ConsumerGroup {
         }
     }
 
-    /// Session and revocation timeouts; returns whether a member was removed.
+    /// Resolves the regexes members subscribed to since the last call; bumps the group
+    /// epoch if there were any (their topics are assigned at the next heartbeat).
+    pub fn resolve_regexes(&mut self) {
+        let mut resolved = false;
+        for m in self.members.values_mut() {
+            if m.subscribed_topic_regex.is_some() && !m.regex_resolved {
+                m.regex_resolved = true;
+                resolved = true;
+            }
+        }
+        if resolved {
+            self.group_epoch += 1;
+        }
+    }
+
+    /// Session and revocation timeouts; returns the members removed.
     pub fn expire_members(&mut self, now: Instant) -> Vec<String> {
         let expired: Vec<String> = self
             .members

@@ -194,6 +194,12 @@ async fn new_partitions_and_regex_subscriptions_are_picked_up() {
     r.subscribed_topic_names = Some(vec![]);
     r.subscribed_topic_regex = Some("t-.*".into());
     let answer = gc.consumer_heartbeat(r, &both).unwrap();
+    // As in Kafka, a new regex is resolved asynchronously: nothing yet, then its topics.
+    assert_eq!(answer.assignment, Some(Assignment::new()));
+    gc.tick(tokio::time::Instant::now());
+    let answer = gc
+        .consumer_heartbeat(beat("r", answer.member_epoch, &Assignment::new()), &both)
+        .unwrap();
     let owned = answer.assignment.unwrap();
     assert_eq!(owned.keys().copied().collect::<Vec<_>>(), vec![other]);
     let mut bad = join("x");

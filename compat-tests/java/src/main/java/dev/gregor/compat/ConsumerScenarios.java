@@ -15,6 +15,8 @@ import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
 
+import org.apache.kafka.clients.admin.ConsumerGroupDescription;
+import org.apache.kafka.clients.admin.MemberDescription;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -25,9 +27,13 @@ import org.apache.kafka.clients.consumer.OffsetAndTimestamp;
 import org.apache.kafka.clients.consumer.RangeAssignor;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.GroupType;
 import org.apache.kafka.common.TopicPartition;
 
-/** The classic consumer group protocol: eager and cooperative rebalances, commits, seeks. */
+/**
+ * Consumer groups: eager and cooperative rebalances of the classic protocol, the KIP-848
+ * consumer protocol (group.protocol=consumer, the broker assigns), commits, seeks.
+ */
 final class ConsumerScenarios {
     private ConsumerScenarios() {}
 
@@ -36,6 +42,8 @@ final class ConsumerScenarios {
                 new Main.Scenario("group_eager_rebalance", false, 180, env -> rebalance(env, RangeAssignor.class.getName(), false)),
                 new Main.Scenario("group_cooperative_rebalance", true, 180,
                         env -> rebalance(env, CooperativeStickyAssignor.class.getName(), true)),
+                new Main.Scenario("group_consumer_protocol_rebalance", true, 180,
+                        env -> rebalance(env, "consumer:uniform", true)),
                 new Main.Scenario("consumer_commit_seek_times", false, 120, ConsumerScenarios::commitSeekTimes));
     }
 
@@ -55,7 +63,9 @@ final class ConsumerScenarios {
      * rebalances, and together they consume the rest. Every record is processed exactly once
      * (each member commits what it processed before giving a partition up), each member ends
      * up with half the partitions, and for the cooperative protocol a partition that stays
-     * with its owner is never revoked.
+     * with its owner is never revoked. An assignor "consumer:NAME" runs the group on the
+     * KIP-848 protocol with the broker's assignor NAME, which is incremental too; the admin
+     * client then describes it with ConsumerGroupDescribe.
      */
     static void rebalance(Env env, String assignor, boolean cooperative) throws Exception {
         String topic = env.name("t");
@@ -94,6 +104,17 @@ final class ConsumerScenarios {
         } else {
             check(a.revoked.size() == partitions, "eager: the first member revoked everything it had");
         }
+        if (assignor.startsWith("consumer:")) {
+            ConsumerGroupDescription d = env.admin().describeConsumerGroups(List.of(group)).all().get().get(group);
+            checkEq(GroupType.CONSUMER, d.type(), "group type");
+            checkEq(2, d.members().size(), "members described");
+            checkEq(assignor.substring("consumer:".length()), d.partitionAssignor(), "assignor described");
+            int described = 0;
+            for (MemberDescription m : d.members()) {
+                described += m.assignment().topicPartitions().size();
+            }
+            checkEq(partitions, described, "partitions described as assigned");
+        }
         a.consumer.commitSync();
         b.consumer.commitSync();
         // The committed offsets are the partitions' ends, as seen by a third party.
@@ -115,7 +136,12 @@ final class ConsumerScenarios {
 
         Member(Env env, String group, String topic, String assignor, Map<String, Integer> processed) {
             Properties p = env.consumerProps(group);
-            p.put(ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG, assignor);
+            if (assignor.startsWith("consumer:")) {
+                p.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, "consumer");
+                p.put(ConsumerConfig.GROUP_REMOTE_ASSIGNOR_CONFIG, assignor.substring("consumer:".length()));
+            } else {
+                p.put(ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG, assignor);
+            }
             p.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, "20");
             consumer = env.consumer(p);
             this.processed = processed;
