@@ -80,7 +80,7 @@ pub async fn handle(
         heartbeat.member_id.clone(),
         heartbeat.member_epoch,
     );
-    let answer = broker.groups.consumer_heartbeat(heartbeat, &topics);
+    let answer = broker.groups.consumer_heartbeat(heartbeat, &topics).await;
     tracing::debug!(group, member, epoch, ?answer, "ConsumerGroupHeartbeat");
     match answer {
         Ok(answer) => ConsumerGroupHeartbeatResponse::default()

@@ -109,6 +109,11 @@ pub struct GroupCoordinator {
     /// When offset retention and the removal of empty groups run next
     /// (`offsets.retention.check.interval.ms`, as Kafka's periodic group metadata cleanup).
     next_cleanup: Mutex<Instant>,
+    /// Held while a consumer group changes and its records are written, so that they reach
+    /// `__consumer_offsets` in the order the changes happened.
+    consumer_writes: tokio::sync::Mutex<()>,
+    /// Records of consumer group changes made by `tick`, for `run_timers` to write.
+    timer_records: Mutex<Vec<(String, Vec<consumer::records::Record>)>>,
 }
 
 impl GroupCoordinator {
@@ -118,8 +123,11 @@ impl GroupCoordinator {
         logs: Arc<LogManager>,
     ) -> Result<GroupCoordinator, ReplayError> {
         let mut groups: HashMap<String, Group> = HashMap::new();
+        let mut consumer_groups = consumer::records::Replayed::default();
+        let now = Instant::now();
         if let Some(topic) = logs.topic(OFFSETS_TOPIC) {
             for log in &topic.partitions {
+                consumer::records::replay(log, &mut consumer_groups, now)?;
                 let (records, pending) = offsets::replay(log)?;
                 for (producer_id, records) in pending {
                     for r in records {
@@ -153,11 +161,27 @@ impl GroupCoordinator {
             groups.retain(|_, g| !g.offsets.is_empty() || !g.pending_txn_offsets.is_empty());
             tracing::info!(groups = groups.len(), "loaded committed offsets");
         }
+        // Consumer groups come back with their members, each with a fresh session (as in
+        // Kafka after a coordinator failover): members that are gone time out.
+        let session = Duration::from_millis(config.consumer.session_timeout_ms as u64);
+        for (id, mut cg) in consumer_groups.groups {
+            for m in cg.members.values_mut() {
+                m.session_deadline = now + session;
+            }
+            cg.assignor.clone_from(&config.consumer.assignors[0]);
+            tracing::info!(group = %id, members = cg.members.len(), epoch = cg.group_epoch, "loaded consumer group");
+            groups
+                .entry(id.clone())
+                .or_insert_with(|| Group::new(&id))
+                .consumer = Some(cg);
+        }
         Ok(GroupCoordinator {
             next_cleanup: Mutex::new(Instant::now() + config.offsets_retention_check_interval),
             config,
             logs,
             groups: Mutex::new(groups),
+            consumer_writes: tokio::sync::Mutex::new(()),
+            timer_records: Mutex::new(Vec::new()),
         })
     }
 
@@ -192,9 +216,18 @@ impl GroupCoordinator {
             let mut groups = self.lock();
             for group in groups.values_mut() {
                 if let Some(cg) = group.consumer.as_mut() {
+                    let before = cg.clone();
                     cg.resolve_regexes();
                     for id in cg.expire_members(now) {
                         tracing::info!(group = %group.group_id, member = %id, "consumer group member session or revocation timed out");
+                    }
+                    let records =
+                        consumer::records::changes(&group.group_id, Some(&before), Some(cg));
+                    if !records.is_empty() {
+                        self.timer_records
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .push((group.group_id.clone(), records));
                     }
                 }
                 group.pending_members.retain(|_, deadline| *deadline > now);
@@ -271,6 +304,22 @@ impl GroupCoordinator {
         }
     }
 
+    /// Writes the consumer group records `tick` left; a failure is logged (memory is then
+    /// ahead of the disk: after a restart those members rejoin).
+    async fn write_timer_records(&self) {
+        let pending = std::mem::take(
+            &mut *self
+                .timer_records
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for (group, records) in pending {
+            if let Err(e) = self.persist(&group, records, None).await {
+                tracing::error!(group = %group, error = %e, "writing a consumer group's records failed");
+            }
+        }
+    }
+
     // ---- Offsets ----------------------------------------------------------------------
 
     /// DeleteGroups for one group.
@@ -291,7 +340,16 @@ impl GroupCoordinator {
             let partitions: Vec<(String, i32)> = group.offsets.keys().cloned().collect();
             (groups.remove(group_id), partitions)
         };
-        if let Err(e) = self.write_tombstones(group_id, &partitions).await {
+        let consumer_records = removed
+            .as_ref()
+            .and_then(|g| g.consumer.as_ref())
+            .map(|cg| consumer::records::changes(group_id, Some(cg), None))
+            .unwrap_or_default();
+        let written = match self.write_tombstones(group_id, &partitions).await {
+            Ok(()) => self.persist(group_id, consumer_records, None).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
             // Still on disk, so still a group: back it goes, unless one of that id was
             // created meanwhile.
             if let Some(group) = removed {
@@ -410,7 +468,10 @@ impl GroupCoordinator {
         loop {
             tokio::select! {
                 _ = interval.tick() => {
+                    let serial = self.consumer_writes.lock().await;
                     let expired = self.tick(Instant::now());
+                    self.write_timer_records().await;
+                    drop(serial);
                     self.tombstone_expired(expired).await;
                 }
                 _ = shutdown.changed() => return,

@@ -37,7 +37,7 @@ impl GroupCoordinator {
     /// Appends records to the group's offsets partition and waits until they are durable.
     /// With a producer (id, epoch) they are written as a transactional batch (no sequence),
     /// pending until that transaction's marker.
-    async fn persist(
+    pub(super) async fn persist(
         &self,
         group_id: &str,
         records: Vec<(Vec<u8>, Option<Vec<u8>>)>,

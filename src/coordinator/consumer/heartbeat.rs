@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::assignor::{self, AssignorMember};
+use super::records::{self, Record};
 use super::{Assignment, ConsumerGroup, ConsumerMember, MemberState};
 use crate::coordinator::group::{Group, GroupState};
 use crate::coordinator::{CoordinatorError, GroupCoordinator};
@@ -116,12 +117,34 @@ fn validate(req: &ConsumerHeartbeat, assignors: &[String]) -> Result<(), Heartbe
 
 impl GroupCoordinator {
     /// ConsumerGroupHeartbeat. `topics` is the broker's topics now (resolved by the caller,
-    /// outside the groups' lock).
-    pub fn consumer_heartbeat(
+    /// outside the groups' lock). What the heartbeat changed is written to
+    /// `__consumer_offsets` (Kafka's records, `records.rs`) and durable before the answer;
+    /// writes of consumer groups are serialised, so the log holds them in the order they
+    /// happened. A failed write is answered NOT_COORDINATOR (the client retries; memory is
+    /// then ahead of the disk, which a restart turns into members rejoining).
+    pub async fn consumer_heartbeat(
         &self,
         req: ConsumerHeartbeat,
         topics: &TopicsView,
     ) -> Result<HeartbeatAnswer, HeartbeatError> {
+        let _serial = self.consumer_writes.lock().await;
+        let group_id = req.group_id.clone();
+        let (answer, records) = self.apply_heartbeat(req, topics)?;
+        if !records.is_empty() {
+            self.persist(&group_id, records, None)
+                .await
+                .map_err(|e| (e, None))?;
+        }
+        Ok(answer)
+    }
+
+    /// The heartbeat's effect on the group, under the groups' lock, and the records that
+    /// say so.
+    fn apply_heartbeat(
+        &self,
+        req: ConsumerHeartbeat,
+        topics: &TopicsView,
+    ) -> Result<(HeartbeatAnswer, Vec<Record>), HeartbeatError> {
         let config = &self.config.consumer;
         validate(&req, &config.assignors)?;
         let regex = match &req.subscribed_topic_regex {
@@ -143,7 +166,10 @@ impl GroupCoordinator {
                 .get_mut(&req.group_id)
                 .and_then(|g| g.consumer.as_mut())
                 .ok_or((CoordinatorError::GroupIdNotFound, None))?;
-            return leave(group, &req);
+            let before = group.clone();
+            let answer = leave(group, &req)?;
+            let records = records::changes(&req.group_id, Some(&before), Some(group));
+            return Ok((answer, records));
         }
         let group = match groups.get_mut(&req.group_id) {
             Some(g) => g,
@@ -157,6 +183,7 @@ impl GroupCoordinator {
                 ))
             }
         };
+        let before = group.consumer.clone();
         if group.consumer.is_none() {
             // An empty classic group (offsets only) becomes a consumer group; a live one
             // is not converted online here.
@@ -228,12 +255,14 @@ impl GroupCoordinator {
         }
         // What the subscriptions cover now: a topic created, deleted or grown changes it.
         let subscribed = subscribed_partitions(cg, topics);
-        if subscribed != cg.subscribed_partitions {
-            cg.subscribed_partitions = subscribed;
+        let hash = super::metadata_hash(&subscribed);
+        if hash != cg.metadata_hash {
+            cg.metadata_hash = hash;
             if !subscription_changed {
                 cg.group_epoch += 1;
             }
         }
+        cg.subscribed_partitions = subscribed;
         if cg.group_epoch > cg.assignment_epoch {
             compute_target(cg, topics, &config.assignors[0]);
         }
@@ -253,12 +282,14 @@ impl GroupCoordinator {
             && (req.subscribed_topic_names.is_some() || req.subscribed_topic_regex.is_some())
             && req.owned.is_some();
         let send_assignment = req.member_epoch == 0 || full || m.assigned != assigned_before;
-        Ok(HeartbeatAnswer {
+        let answer = HeartbeatAnswer {
             member_id: member_id.clone(),
             member_epoch: m.epoch,
             heartbeat_interval_ms: config.heartbeat_interval_ms,
             assignment: send_assignment.then(|| m.assigned.clone()),
-        })
+        };
+        let records = records::changes(&req.group_id, before.as_ref(), Some(cg));
+        Ok((answer, records))
     }
 }
 

@@ -20,6 +20,7 @@
 
 pub mod assignor;
 mod heartbeat;
+pub mod records;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -68,7 +69,7 @@ pub struct ConsumerMember {
 }
 
 impl ConsumerMember {
-    fn new(member_id: String, now: Instant) -> ConsumerMember {
+    pub(crate) fn new(member_id: String, now: Instant) -> ConsumerMember {
         ConsumerMember {
             member_id,
             instance_id: None,
@@ -109,8 +110,12 @@ pub struct ConsumerGroup {
     pub members: BTreeMap<String, ConsumerMember>,
     /// Each member's target assignment (as of `assignment_epoch`).
     pub target: BTreeMap<String, Assignment>,
-    /// The partition counts of the subscribed topics as of the last group epoch.
+    /// The partition counts of the subscribed topics, as of the last heartbeat.
     pub subscribed_partitions: BTreeMap<Uuid, i32>,
+    /// A hash of `subscribed_partitions` as of the last group epoch (Kafka's
+    /// MetadataHash, persisted with the epoch): a change bumps the epoch, also across a
+    /// restart.
+    pub metadata_hash: i64,
     /// group.instance.id -> member id.
     pub static_members: HashMap<String, String>,
     /// The assignor the last target assignment used.
@@ -272,6 +277,22 @@ impl ConsumerGroup {
             m.previous_epoch = previous;
         }
     }
+}
+
+/// The hash of what the subscriptions cover (FNV-1a over topic ids and partition counts;
+/// Kafka uses XXH3 over more fields: the value only ever meets values of its own kind).
+pub fn metadata_hash(subscribed: &BTreeMap<Uuid, i32>) -> i64 {
+    if subscribed.is_empty() {
+        return 0;
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (topic, count) in subscribed {
+        for b in topic.as_bytes().iter().chain(count.to_be_bytes().iter()) {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h as i64
 }
 
 #[cfg(test)]

@@ -11,23 +11,23 @@ use super::Assignment;
 use crate::config::{BrokerConfig, RawConfig, DEFAULT_CONFIG_YAML};
 use crate::coordinator::{CoordinatorError, GroupCoordinator};
 use crate::log_manager::LogManager;
+use crate::storage::simulated::SimulatedStorage;
 
-/// A coordinator on simulated storage (these tests write nothing).
-fn coordinator() -> (
-    GroupCoordinator,
-    crate::storage::simulated::SimulatedStorage,
-) {
-    let sim = crate::storage::simulated::SimulatedStorage::new(1);
+/// A coordinator on simulated storage.
+fn coordinator() -> (GroupCoordinator, SimulatedStorage) {
+    let sim = SimulatedStorage::new(1);
     sim.create_dir_all_durable(std::path::Path::new("/data"));
+    (open(&sim), sim)
+}
+
+/// The coordinator of the broker that starts on `sim`'s disk.
+fn open(sim: &SimulatedStorage) -> GroupCoordinator {
     let mut raw = RawConfig::from_yaml(DEFAULT_CONFIG_YAML).unwrap();
     raw.set("log.dirs", "/data");
     raw.set("offsets.topic.num.partitions", "1");
     let config = Arc::new(BrokerConfig::from_raw(&raw).unwrap());
     let logs = Arc::new(LogManager::open(config.clone(), sim.shared()).unwrap());
-    (
-        GroupCoordinator::load(config.coordinator.clone(), logs).unwrap(),
-        sim,
-    )
+    GroupCoordinator::load(config.coordinator.clone(), logs).unwrap()
 }
 
 const TOPIC: Uuid = Uuid::from_u128(7);
@@ -84,16 +84,17 @@ impl Client {
         }
     }
 
-    fn heartbeat(&mut self, gc: &GroupCoordinator, view: &TopicsView) {
+    async fn heartbeat(&mut self, gc: &GroupCoordinator, view: &TopicsView) {
         let answer = gc
             .consumer_heartbeat(beat(self.id, self.epoch, &self.owned), view)
+            .await
             .expect("heartbeat");
         self.apply(answer);
     }
 }
 
-fn joined(gc: &GroupCoordinator, id: &'static str, view: &TopicsView) -> Client {
-    let answer = gc.consumer_heartbeat(join(id), view).expect("join");
+async fn joined(gc: &GroupCoordinator, id: &'static str, view: &TopicsView) -> Client {
+    let answer = gc.consumer_heartbeat(join(id), view).await.expect("join");
     let mut client = Client {
         id,
         epoch: 0,
@@ -107,16 +108,16 @@ fn joined(gc: &GroupCoordinator, id: &'static str, view: &TopicsView) -> Client 
 async fn a_partition_never_has_two_owners_while_members_join_and_leave() {
     let (gc, _sim) = coordinator();
     let view = topics(6);
-    let mut a = joined(&gc, "a", &view);
+    let mut a = joined(&gc, "a", &view).await;
     assert_eq!(parts(&a.owned).len(), 6);
     assert_eq!(a.epoch, 1);
-    let mut b = joined(&gc, "b", &view);
+    let mut b = joined(&gc, "b", &view).await;
     // b waits for what a still owns; a gives up three first.
     assert!(parts(&b.owned).is_empty());
     assert_eq!(b.epoch, 2);
     for _ in 0..4 {
-        a.heartbeat(&gc, &view);
-        b.heartbeat(&gc, &view);
+        a.heartbeat(&gc, &view).await;
+        b.heartbeat(&gc, &view).await;
         let (pa, pb) = (parts(&a.owned), parts(&b.owned));
         assert!(pa.is_disjoint(&pb), "two owners: {pa:?} {pb:?}");
     }
@@ -126,8 +127,9 @@ async fn a_partition_never_has_two_owners_while_members_join_and_leave() {
     assert_eq!(g.state(), "Stable");
     // a leaves: b gets everything.
     gc.consumer_heartbeat(beat("a", -1, &a.owned), &view)
+        .await
         .unwrap();
-    b.heartbeat(&gc, &view);
+    b.heartbeat(&gc, &view).await;
     assert_eq!(parts(&b.owned).len(), 6);
     assert_eq!(b.epoch, 3);
 }
@@ -136,42 +138,45 @@ async fn a_partition_never_has_two_owners_while_members_join_and_leave() {
 async fn wrong_epochs_are_fenced_and_unknown_members_refused() {
     let (gc, _sim) = coordinator();
     let view = topics(2);
-    let a = joined(&gc, "a", &view);
+    let a = joined(&gc, "a", &view).await;
     let err = gc
         .consumer_heartbeat(beat("a", a.epoch + 1, &a.owned), &view)
+        .await
         .unwrap_err();
     assert_eq!(err.0, CoordinatorError::FencedMemberEpoch);
     let err = gc
         .consumer_heartbeat(beat("z", 1, &Assignment::new()), &view)
+        .await
         .unwrap_err();
     assert_eq!(err.0, CoordinatorError::UnknownMemberId);
     // b joins; a revokes one partition (keeping epoch 1), then moves to epoch 2.
-    let _b = joined(&gc, "b", &view);
+    let _b = joined(&gc, "b", &view).await;
     let mut a = a;
     let both = a.owned.clone();
-    a.heartbeat(&gc, &view);
+    a.heartbeat(&gc, &view).await;
     assert_eq!((a.epoch, parts(&a.owned).len()), (1, 1));
-    a.heartbeat(&gc, &view);
+    a.heartbeat(&gc, &view).await;
     assert_eq!(a.epoch, 2);
     // The previous epoch is fine while the member owns no more than it is assigned (it
     // missed the answer that moved it on), not while it claims more.
-    let ok = gc.consumer_heartbeat(beat("a", 1, &a.owned), &view);
+    let ok = gc.consumer_heartbeat(beat("a", 1, &a.owned), &view).await;
     assert_eq!(ok.map(|answer| answer.member_epoch), Ok(2));
     let err = gc
         .consumer_heartbeat(beat("a", 1, &both), &view)
+        .await
         .unwrap_err();
     assert_eq!(err.0, CoordinatorError::FencedMemberEpoch);
     // A join must carry a subscription and no owned partitions.
     let mut bad = join("c");
     bad.subscribed_topic_names = None;
     assert_eq!(
-        gc.consumer_heartbeat(bad, &view).unwrap_err().0,
+        gc.consumer_heartbeat(bad, &view).await.unwrap_err().0,
         CoordinatorError::InvalidRequest
     );
     let mut bad = join("c");
     bad.server_assignor = Some("sticky".into());
     assert_eq!(
-        gc.consumer_heartbeat(bad, &view).unwrap_err().0,
+        gc.consumer_heartbeat(bad, &view).await.unwrap_err().0,
         CoordinatorError::UnsupportedAssignor
     );
 }
@@ -179,11 +184,11 @@ async fn wrong_epochs_are_fenced_and_unknown_members_refused() {
 #[tokio::test]
 async fn new_partitions_and_regex_subscriptions_are_picked_up() {
     let (gc, _sim) = coordinator();
-    let mut a = joined(&gc, "a", &topics(2));
+    let mut a = joined(&gc, "a", &topics(2)).await;
     assert_eq!(parts(&a.owned).len(), 2);
     // The topic grows: the next heartbeat bumps the epoch and hands out the new ones.
     let grown = topics(4);
-    a.heartbeat(&gc, &grown);
+    a.heartbeat(&gc, &grown).await;
     assert_eq!(parts(&a.owned).len(), 4);
     assert_eq!(a.epoch, 2);
     // A regex subscription covers topics by name.
@@ -193,19 +198,20 @@ async fn new_partitions_and_regex_subscriptions_are_picked_up() {
     let mut r = join("r");
     r.subscribed_topic_names = Some(vec![]);
     r.subscribed_topic_regex = Some("t-.*".into());
-    let answer = gc.consumer_heartbeat(r, &both).unwrap();
+    let answer = gc.consumer_heartbeat(r, &both).await.unwrap();
     // As in Kafka, a new regex is resolved asynchronously: nothing yet, then its topics.
     assert_eq!(answer.assignment, Some(Assignment::new()));
     gc.tick(tokio::time::Instant::now());
     let answer = gc
         .consumer_heartbeat(beat("r", answer.member_epoch, &Assignment::new()), &both)
+        .await
         .unwrap();
     let owned = answer.assignment.unwrap();
     assert_eq!(owned.keys().copied().collect::<Vec<_>>(), vec![other]);
     let mut bad = join("x");
     bad.subscribed_topic_regex = Some("(".into());
     assert_eq!(
-        gc.consumer_heartbeat(bad, &both).unwrap_err().0,
+        gc.consumer_heartbeat(bad, &both).await.unwrap_err().0,
         CoordinatorError::InvalidRegularExpression
     );
 }
@@ -214,7 +220,7 @@ async fn new_partitions_and_regex_subscriptions_are_picked_up() {
 async fn commits_need_the_members_current_epoch() {
     let (gc, _sim) = coordinator();
     let view = topics(1);
-    let a = joined(&gc, "a", &view);
+    let a = joined(&gc, "a", &view).await;
     let commit = |member: &str, epoch: i32| gc.check_commit_for_test("g", member, epoch);
     assert_eq!(commit("a", a.epoch), Ok(()));
     assert_eq!(
@@ -235,4 +241,53 @@ async fn commits_need_the_members_current_epoch() {
     assert_eq!(listed[0].1, "consumer");
     assert_eq!(listed[0].3, "consumer");
     assert!(gc.describe("g").is_none());
+}
+
+/// Every answered heartbeat's records were durable first: after a power loss the group
+/// comes back as its members last heard of it, and they carry on with their epochs.
+#[tokio::test]
+async fn a_consumer_group_survives_a_power_loss() {
+    let (gc, sim) = coordinator();
+    let view = topics(4);
+    let mut a = joined(&gc, "a", &view).await;
+    let mut b = joined(&gc, "b", &view).await;
+    for _ in 0..3 {
+        a.heartbeat(&gc, &view).await;
+        b.heartbeat(&gc, &view).await;
+    }
+    let before = gc.describe_consumer_group("g").unwrap();
+    assert_eq!(before.state(), "Stable");
+    sim.power_loss();
+    drop(gc);
+    let gc = open(&sim);
+    let after = gc.describe_consumer_group("g").expect("the group is back");
+    assert_eq!(
+        (after.group_epoch, after.assignment_epoch),
+        (before.group_epoch, before.assignment_epoch)
+    );
+    assert_eq!(after.target, before.target);
+    for (id, m) in &before.members {
+        let back = &after.members[id];
+        assert_eq!(
+            (back.epoch, &back.assigned, back.state),
+            (m.epoch, &m.assigned, m.state)
+        );
+        assert_eq!(back.subscribed_topic_names, m.subscribed_topic_names);
+    }
+    // The members go on where they were: no rejoin, same partitions.
+    let owned = (a.owned.clone(), b.owned.clone());
+    a.heartbeat(&gc, &view).await;
+    b.heartbeat(&gc, &view).await;
+    assert_eq!((a.owned.clone(), b.owned.clone()), owned);
+    assert_eq!(a.epoch, before.members["a"].epoch);
+    // A member that leaves is gone after the next restart too.
+    gc.consumer_heartbeat(beat("a", -1, &a.owned), &view)
+        .await
+        .unwrap();
+    sim.power_loss();
+    drop(gc);
+    let gc = open(&sim);
+    let again = gc.describe_consumer_group("g").unwrap();
+    assert!(!again.members.contains_key("a"));
+    assert!(again.members.contains_key("b"));
 }
