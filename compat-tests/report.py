@@ -42,6 +42,10 @@ def read_tsv(path):
 def main():
     classification = read_tsv(os.path.join(LIB, "classification.tsv"))
     results = {r["name"]: r for r in read_tsv(os.path.join(LIB, "results.tsv"))}
+    # The same tests with TEST_CONSUMER_GROUP_PROTOCOL=consumer (KIP-848), where run.
+    consumer_path = os.path.join(LIB, "results-consumer.tsv")
+    consumer = ({r["name"]: r for r in read_tsv(consumer_path)}
+                if os.path.exists(consumer_path) else {})
     findings = {r["name"]: r for r in read_tsv(os.path.join(LIB, "findings.tsv"))}
     expected = set()
     with open(os.path.join(LIB, "expected-pass.txt")) as f:
@@ -63,8 +67,12 @@ def main():
     w("Each test number runs against a fresh Gregor (`compat-tests/librdkafka/runner.py`). "
       "`expected-pass.txt` is what `make test` guards (its `quick` subset on every run).")
     w("")
-    w("| class | what it needs | passed / total | skipped |")
-    w("|---|---|---|---|")
+    w("The group tests also run with `TEST_CONSUMER_GROUP_PROTOCOL=consumer` (the KIP-848 protocol, "
+      "`results-consumer.tsv`): its column counts those runs; tests that the suite itself "
+      "skips under that protocol count as skipped.")
+    w("")
+    w("| class | what it needs | passed / total | skipped | group.protocol=consumer: passed / total (skipped) |")
+    w("|---|---|---|---|---|")
     by_class = collections.defaultdict(list)
     for t in classification:
         by_class[t["class"]].append(t)
@@ -73,14 +81,21 @@ def main():
         if not tests:
             continue
         if cls == "local":
-            w(f"| {cls} | {CLASS_MEANING[cls]} | not counted ({len(tests)} tests) | |")
+            w(f"| {cls} | {CLASS_MEANING[cls]} | not counted ({len(tests)} tests) | | |")
             continue
         ran = [t for t in tests if t["name"] in results]
         passed = sum(1 for t in ran if results[t["name"]]["result"] == "PASS")
         skipped = sum(1 for t in ran if results[t["name"]]["result"] == "SKIP")
         not_run = len(tests) - len(ran)
         note = f" ({not_run} not run)" if not_run and cls in ("plaintext", "groups", "idempotence", "admin", "cli") else ""
-        w(f"| {cls} | {CLASS_MEANING[cls]} | {passed} / {len(tests)}{note} | {skipped} |")
+        kip848 = [t for t in tests if t["name"] in consumer]
+        if cls == "groups" and kip848:
+            c_passed = sum(1 for t in kip848 if consumer[t["name"]]["result"] == "PASS")
+            c_skipped = sum(1 for t in kip848 if consumer[t["name"]]["result"] == "SKIP")
+            c_col = f"{c_passed} / {len(tests)} ({c_skipped})"
+        else:
+            c_col = ""
+        w(f"| {cls} | {CLASS_MEANING[cls]} | {passed} / {len(tests)}{note} | {skipped} | {c_col} |")
     w("")
 
     w("## Findings: what the failing applicable tests need")
@@ -104,8 +119,8 @@ def main():
 
     w("## Per test")
     w("")
-    w("| test | class | result | seconds | note |")
-    w("|---|---|---|---|---|")
+    w("| test | class | result | seconds | group.protocol=consumer | note |")
+    w("|---|---|---|---|---|---|")
     for t in classification:
         if t["class"] == "local":
             continue
@@ -113,7 +128,9 @@ def main():
         result = r["result"] if r else "not run"
         secs = r["seconds"] if r else ""
         note = (findings.get(t["name"], {}).get("cause") or (r or {}).get("reason") or "")
-        w(f"| {t['name']} | {t['class']} | {result} | {secs} | {note} |")
+        c = consumer.get(t["name"])
+        c_result = (c["result"] + (f" ({c['reason']})" if c.get("reason") else "")) if c else ""
+        w(f"| {t['name']} | {t['class']} | {result} | {secs} | {c_result} | {note} |")
     w("")
 
     client_section(w, "confluent-kafka-python scenarios", "python",

@@ -14,7 +14,8 @@
    and stops the broker.
 4. Prints `PASS|FAIL|SKIP id name seconds` per test and `N passed, N failed, N skipped`.
 
-Environment: TEST_CONSUMER_GROUP_PROTOCOL=consumer runs the group tests under KIP-848;
+Environment: TEST_CONSUMER_GROUP_PROTOCOL=consumer runs the group tests under KIP-848 (results
+in results-consumer.tsv instead of results.tsv);
 GREGOR_LOG_LEVEL sets the broker's log filter and keeps its log (logs/NNNN.broker.log).
 
 Usage:
@@ -37,6 +38,8 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS_FILE = ("results-consumer.tsv" if os.environ.get("TEST_CONSUMER_GROUP_PROTOCOL") == "consumer"
+                else "results.tsv")
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 WORK = os.path.join(ROOT, "compat-tests", ".work")
 # The broker version the suite is told it talks to: recent enough that no test is
@@ -420,8 +423,9 @@ def main():
     failed = sum(1 for w, _, _ in all_results.values() if w == "FAIL")
     skipped = sum(1 for w, _, _ in all_results.values() if w == "SKIP")
     if args.mode in ("full", "only"):
-        # A full run replaces results.tsv; a run of named tests updates their rows.
-        path = os.path.join(HERE, "results.tsv")
+        # A full run replaces results.tsv; a run of named tests updates their rows. Runs
+        # under the KIP-848 protocol keep their own file (docs/compat.md's second column).
+        path = os.path.join(HERE, RESULTS_FILE)
         merged = {}
         if args.mode == "only" and os.path.exists(path):
             with open(path) as f:
