@@ -46,6 +46,7 @@ def main():
     consumer_path = os.path.join(LIB, "results-consumer.tsv")
     consumer = ({r["name"]: r for r in read_tsv(consumer_path)}
                 if os.path.exists(consumer_path) else {})
+    consumer_findings = {r["name"]: r for r in read_tsv(os.path.join(LIB, "findings-consumer.tsv"))}
     findings = {r["name"]: r for r in read_tsv(os.path.join(LIB, "findings.tsv"))}
     expected = set()
     with open(os.path.join(LIB, "expected-pass.txt")) as f:
@@ -129,7 +130,8 @@ def main():
         secs = r["seconds"] if r else ""
         note = (findings.get(t["name"], {}).get("cause") or (r or {}).get("reason") or "")
         c = consumer.get(t["name"])
-        c_result = (c["result"] + (f" ({c['reason']})" if c.get("reason") else "")) if c else ""
+        c_why = consumer_findings.get(t["name"], {}).get("cause") or (c or {}).get("reason")
+        c_result = (c["result"] + (f" ({c_why})" if c_why else "")) if c else ""
         w(f"| {t['name']} | {t['class']} | {result} | {secs} | {c_result} | {note} |")
     w("")
 
