@@ -331,7 +331,14 @@ impl GroupCoordinator {
             {
                 return Err(CoordinatorError::NonEmptyGroup);
             }
-            let subscribed = if group.state == GroupState::Empty {
+            let subscribed = if let Some(cg) = &group.consumer {
+                // A consumer group: the topics its members subscribe to (by name or regex).
+                partitions
+                    .iter()
+                    .map(|(t, _)| t.clone())
+                    .filter(|t| cg.members.values().any(|m| m.subscribes_to(t)))
+                    .collect()
+            } else if group.state == GroupState::Empty {
                 Vec::new()
             } else {
                 group.subscribed_topics()

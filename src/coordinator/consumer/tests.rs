@@ -243,6 +243,22 @@ async fn commits_need_the_members_current_epoch() {
     assert!(gc.describe("g").is_none());
 }
 
+/// OffsetDelete refuses the topics a consumer group's members subscribe to, as Kafka does.
+#[tokio::test]
+async fn offsets_of_subscribed_topics_are_not_deleted() {
+    let (gc, _sim) = coordinator();
+    gc.logs
+        .create_topic("t", 1, 1, std::collections::BTreeMap::new())
+        .unwrap();
+    let _a = joined(&gc, "a", &topics(1)).await;
+    let codes = gc
+        .delete_offsets("g", &[("t".into(), 0), ("other".into(), 0)])
+        .await
+        .unwrap();
+    assert_eq!(codes[0], Err(CoordinatorError::GroupSubscribedToTopic));
+    assert_eq!(codes[1], Ok(()));
+}
+
 /// Every answered heartbeat's records were durable first: after a power loss the group
 /// comes back as its members last heard of it, and they carry on with their epochs.
 #[tokio::test]
