@@ -44,7 +44,7 @@ pub async fn handle(
             return failed(ResponseError::TopicAuthorizationFailed, None);
         }
     }
-    let topics = consumer_topics(&broker, &ctx);
+    let topics = consumer_topics(&broker);
     let owned: Option<OwnedPartitions> = request.topic_partitions.as_ref().map(|tps| {
         tps.iter()
             .map(|t| (t.topic_id, t.partitions.iter().copied().collect()))
@@ -103,14 +103,15 @@ pub async fn handle(
 }
 
 /// The topics a consumer group may be assigned: every topic but the internal ones (as
-/// Kafka's regex subscriptions skip them), that the principal may DESCRIBE.
-pub fn consumer_topics(broker: &Broker, ctx: &RequestContext) -> consumer::TopicsView {
+/// Kafka's regex subscriptions skip them). Not filtered by the caller's ACLs: the view
+/// decides the whole group's assignment, which must not change with who heartbeats (the
+/// topics a member subscribes to by name were checked above).
+pub fn consumer_topics(broker: &Broker) -> consumer::TopicsView {
     broker
         .logs
         .topics()
         .into_iter()
         .filter(|t| !t.is_internal())
-        .filter(|t| broker.allows(ctx, Operation::Describe, ResourceType::Topic, &t.name))
         .map(|t| (t.name.clone(), (t.id, t.partitions.len() as i32)))
         .collect()
 }

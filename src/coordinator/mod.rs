@@ -60,6 +60,15 @@ pub enum Outcome<T> {
     Wait(oneshot::Receiver<T>),
 }
 
+/// Consumer group records waiting for `run_timers`. `gone`: the tombstones of a group that
+/// stopped being a consumer group, dropped if it is one again by the time they are written
+/// (its newer records are already on disk).
+struct PendingRecords {
+    group: String,
+    records: Vec<consumer::records::Record>,
+    gone: bool,
+}
+
 /// A member to remove with LeaveGroup.
 #[derive(Debug, Clone)]
 pub struct Leaving {
@@ -112,8 +121,10 @@ pub struct GroupCoordinator {
     /// Held while a consumer group changes and its records are written, so that they reach
     /// `__consumer_offsets` in the order the changes happened.
     consumer_writes: tokio::sync::Mutex<()>,
-    /// Records of consumer group changes made by `tick`, for `run_timers` to write.
-    timer_records: Mutex<Vec<(String, Vec<consumer::records::Record>)>>,
+    /// Records of consumer group changes made outside `consumer_writes` (`tick`, a
+    /// JoinGroup that turns an empty consumer group into a classic one), for `run_timers`
+    /// to write under it.
+    timer_records: Mutex<Vec<PendingRecords>>,
 }
 
 impl GroupCoordinator {
@@ -168,7 +179,7 @@ impl GroupCoordinator {
             for m in cg.members.values_mut() {
                 m.session_deadline = now + session;
             }
-            cg.assignor.clone_from(&config.consumer.assignors[0]);
+            cg.assignor = consumer::preferred_assignor(&cg, &config.consumer.assignors[0]);
             tracing::info!(group = %id, members = cg.members.len(), epoch = cg.group_epoch, "loaded consumer group");
             groups
                 .entry(id.clone())
@@ -198,6 +209,12 @@ impl GroupCoordinator {
     /// offsets (until then such a group is still Empty, as in Kafka). Called periodically.
     /// Returns the offsets it expired, per group, for the caller to tombstone.
     pub fn tick(&self, now: Instant) -> Vec<(String, Vec<(String, i32)>)> {
+        self.tick_groups(now, true)
+    }
+
+    /// `tick`; consumer groups only with `consumer` (the caller holds `consumer_writes`),
+    /// so that a slow fsync of a consumer group's records does not hold up classic timers.
+    fn tick_groups(&self, now: Instant, consumer: bool) -> Vec<(String, Vec<(String, i32)>)> {
         let mut expired_offsets: Vec<(String, Vec<(String, i32)>)> = Vec::new();
         let retention_ms = self.config.offsets_retention.as_millis() as i64;
         let wall = now_ms();
@@ -215,7 +232,14 @@ impl GroupCoordinator {
         {
             let mut groups = self.lock();
             for group in groups.values_mut() {
-                if let Some(cg) = group.consumer.as_mut() {
+                if let Some(cg) = group.consumer.as_mut().filter(|cg| {
+                    consumer
+                        && cg.members.values().any(|m| {
+                            m.session_deadline <= now
+                                || m.revocation_deadline.is_some_and(|(at, _)| at <= now)
+                                || (m.subscribed_topic_regex.is_some() && !m.regex_resolved)
+                        })
+                }) {
                     let before = cg.clone();
                     cg.resolve_regexes();
                     for id in cg.expire_members(now) {
@@ -224,10 +248,7 @@ impl GroupCoordinator {
                     let records =
                         consumer::records::changes(&group.group_id, Some(&before), Some(cg));
                     if !records.is_empty() {
-                        self.timer_records
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .push((group.group_id.clone(), records));
+                        self.queue_records(&group.group_id, records, false);
                     }
                 }
                 group.pending_members.retain(|_, deadline| *deadline > now);
@@ -283,7 +304,22 @@ impl GroupCoordinator {
                 }
             }
             if cleanup {
-                groups.retain(|_, g| {
+                groups.retain(|id, g| {
+                    // A consumer group goes only with `consumer`, and with its tombstones.
+                    if g.consumer.is_some() && !consumer {
+                        return true;
+                    }
+                    let gone = g.state == GroupState::Empty
+                        && !g.has_members()
+                        && g.offsets.is_empty()
+                        && g.pending_members.is_empty();
+                    if let (true, Some(cg)) = (gone, &g.consumer) {
+                        self.queue_records(
+                            id,
+                            consumer::records::changes(id, Some(cg), None),
+                            false,
+                        );
+                    }
                     !(g.state == GroupState::Empty
                         && !g.has_members()
                         && g.offsets.is_empty()
@@ -304,8 +340,23 @@ impl GroupCoordinator {
         }
     }
 
-    /// Writes the consumer group records `tick` left; a failure is logged (memory is then
-    /// ahead of the disk: after a restart those members rejoin).
+    /// Queues consumer group records for `run_timers`.
+    fn queue_records(&self, group: &str, records: Vec<consumer::records::Record>, gone: bool) {
+        if !records.is_empty() {
+            self.timer_records
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(PendingRecords {
+                    group: group.to_string(),
+                    records,
+                    gone,
+                });
+        }
+    }
+
+    /// Writes the queued consumer group records (the caller holds `consumer_writes`); a
+    /// failure is logged (memory is then ahead of the disk: after a restart those members
+    /// come back, and time out or rejoin).
     async fn write_timer_records(&self) {
         let pending = std::mem::take(
             &mut *self
@@ -313,11 +364,25 @@ impl GroupCoordinator {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
-        for (group, records) in pending {
-            if let Err(e) = self.persist(&group, records, None).await {
-                tracing::error!(group = %group, error = %e, "writing a consumer group's records failed");
+        for p in pending {
+            let again = p.gone
+                && self
+                    .lock()
+                    .get(&p.group)
+                    .is_some_and(|g| g.consumer.is_some());
+            if again {
+                continue;
+            }
+            if let Err(e) = self.persist(&p.group, p.records, None).await {
+                tracing::error!(group = %p.group, error = %e, "writing a consumer group's records failed");
             }
         }
+    }
+
+    /// A JoinGroup made group `id`, an empty consumer group, a classic one: its consumer
+    /// group records get tombstones.
+    fn consumer_group_gone(&self, id: &str, cg: &consumer::ConsumerGroup) {
+        self.queue_records(id, consumer::records::changes(id, Some(cg), None), true);
     }
 
     // ---- Offsets ----------------------------------------------------------------------
@@ -329,6 +394,8 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return Err(CoordinatorError::InvalidGroupId);
         }
+        // A consumer group's tombstones must not land after a heartbeat recreated it.
+        let _serial = self.consumer_writes.lock().await;
         let (removed, partitions) = {
             let mut groups = self.lock();
             let Some(group) = groups.get(group_id) else {
@@ -340,16 +407,15 @@ impl GroupCoordinator {
             let partitions: Vec<(String, i32)> = group.offsets.keys().cloned().collect();
             (groups.remove(group_id), partitions)
         };
-        let consumer_records = removed
-            .as_ref()
-            .and_then(|g| g.consumer.as_ref())
-            .map(|cg| consumer::records::changes(group_id, Some(cg), None))
-            .unwrap_or_default();
-        let written = match self.write_tombstones(group_id, &partitions).await {
-            Ok(()) => self.persist(group_id, consumer_records, None).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = written {
+        // Offsets and the consumer group's records go in one batch: all or nothing.
+        let mut records: Vec<consumer::records::Record> = partitions
+            .iter()
+            .map(|(t, p)| (offsets::encode_key(group_id, t, *p), None))
+            .collect();
+        if let Some(cg) = removed.as_ref().and_then(|g| g.consumer.as_ref()) {
+            records.extend(consumer::records::changes(group_id, Some(cg), None));
+        }
+        if let Err(e) = self.persist(group_id, records, None).await {
             // Still on disk, so still a group: back it goes, unless one of that id was
             // created meanwhile.
             if let Some(group) = removed {
@@ -468,9 +534,12 @@ impl GroupCoordinator {
         loop {
             tokio::select! {
                 _ = interval.tick() => {
-                    let serial = self.consumer_writes.lock().await;
-                    let expired = self.tick(Instant::now());
-                    self.write_timer_records().await;
+                    // Consumer groups when no heartbeat is writing; classic ones always.
+                    let serial = self.consumer_writes.try_lock().ok();
+                    let expired = self.tick_groups(Instant::now(), serial.is_some());
+                    if serial.is_some() {
+                        self.write_timer_records().await;
+                    }
                     drop(serial);
                     self.tombstone_expired(expired).await;
                 }

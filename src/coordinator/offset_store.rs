@@ -224,10 +224,26 @@ impl GroupCoordinator {
         if let Some((member_id, instance, generation)) = member {
             let groups = self.lock();
             if let Some(group) = groups.get(group_id) {
-                if !group.members.is_empty() {
-                    if let Err(e) = Self::check_member(group, member_id, instance, generation) {
-                        return vec![Err(e); entries.len()];
+                // Kafka's ConsumerGroup.validateOffsetCommit for transactions: a member of
+                // a consumer group commits with its current epoch (else ILLEGAL_GENERATION).
+                let checked = match &group.consumer {
+                    Some(cg) if !cg.members.is_empty() && generation >= 0 => {
+                        match cg.members.get(member_id) {
+                            None => Err(CoordinatorError::UnknownMemberId),
+                            Some(m) if m.epoch != generation => {
+                                Err(CoordinatorError::IllegalGeneration)
+                            }
+                            Some(_) => Ok(()),
+                        }
                     }
+                    Some(_) => Ok(()),
+                    None if !group.members.is_empty() => {
+                        Self::check_member(group, member_id, instance, generation)
+                    }
+                    None => Ok(()),
+                };
+                if let Err(e) = checked {
+                    return vec![Err(e); entries.len()];
                 }
             }
         }

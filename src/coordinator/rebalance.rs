@@ -54,7 +54,9 @@ impl GroupCoordinator {
                     &req.member_id,
                 ));
             }
-            group.consumer = None;
+            if let Some(cg) = group.consumer.take() {
+                self.consumer_group_gone(&req.group_id, &cg);
+            }
         }
         if group.state == GroupState::Dead {
             return Outcome::Now(join_error(

@@ -61,8 +61,11 @@ fn invalid(message: &str) -> HeartbeatError {
 /// Kafka's `throwIfConsumerGroupHeartbeatRequestIsInvalid`.
 fn validate(req: &ConsumerHeartbeat, assignors: &[String]) -> Result<(), HeartbeatError> {
     let blank = |s: &str| s.trim().is_empty();
-    if blank(&req.group_id) {
+    if req.group_id.is_empty() {
         return Err((CoordinatorError::InvalidGroupId, None));
+    }
+    if blank(&req.group_id) {
+        return Err(invalid("GroupId can't be empty."));
     }
     if blank(&req.member_id)
         && (req.version >= 1 || req.member_epoch > 0 || req.member_epoch == LEAVE_EPOCH)
@@ -129,11 +132,16 @@ impl GroupCoordinator {
     ) -> Result<HeartbeatAnswer, HeartbeatError> {
         let _serial = self.consumer_writes.lock().await;
         let group_id = req.group_id.clone();
-        let (answer, records) = self.apply_heartbeat(req, topics)?;
+        let (answer, records, before) = self.apply_heartbeat(req, topics)?;
         if !records.is_empty() {
-            self.persist(&group_id, records, None)
-                .await
-                .map_err(|e| (e, None))?;
+            if let Err(e) = self.persist(&group_id, records, None).await {
+                // As if the heartbeat never came: memory goes back to what the disk has,
+                // so the client's retry meets the state it knew.
+                if let Some(g) = self.lock().get_mut(&group_id) {
+                    g.consumer = before;
+                }
+                return Err((e, None));
+            }
         }
         Ok(answer)
     }
@@ -144,7 +152,7 @@ impl GroupCoordinator {
         &self,
         req: ConsumerHeartbeat,
         topics: &TopicsView,
-    ) -> Result<(HeartbeatAnswer, Vec<Record>), HeartbeatError> {
+    ) -> Result<(HeartbeatAnswer, Vec<Record>, Option<ConsumerGroup>), HeartbeatError> {
         let config = &self.config.consumer;
         validate(&req, &config.assignors)?;
         let regex = match &req.subscribed_topic_regex {
@@ -169,7 +177,7 @@ impl GroupCoordinator {
             let before = group.clone();
             let answer = leave(group, &req)?;
             let records = records::changes(&req.group_id, Some(&before), Some(group));
-            return Ok((answer, records));
+            return Ok((answer, records, Some(before)));
         }
         let group = match groups.get_mut(&req.group_id) {
             Some(g) => g,
@@ -289,7 +297,7 @@ impl GroupCoordinator {
             assignment: send_assignment.then(|| m.assigned.clone()),
         };
         let records = records::changes(&req.group_id, before.as_ref(), Some(cg));
-        Ok((answer, records))
+        Ok((answer, records, before))
     }
 }
 
@@ -428,8 +436,10 @@ fn join_or_find(
         return Err((
             CoordinatorError::FencedMemberEpoch,
             Some(format!(
-                "The consumer group member has a smaller member epoch ({}) than the one known by the group coordinator ({}). The member must abandon all its partitions and rejoin.",
-                req.member_epoch, m.epoch
+                "The consumer group member has a {} member epoch ({}) than the one known by the group coordinator ({}). The member must abandon all its partitions and rejoin.",
+                if req.member_epoch > m.epoch { "greater" } else { "smaller" },
+                req.member_epoch,
+                m.epoch
             )),
         ));
     }
@@ -451,19 +461,24 @@ fn subscribed_partitions(cg: &ConsumerGroup, topics: &TopicsView) -> BTreeMap<Uu
 }
 
 /// A new target assignment for the current group epoch.
-fn compute_target(cg: &mut ConsumerGroup, topics: &TopicsView, default_assignor: &str) {
-    // The assignor most members ask for, else the broker's first.
+/// The assignor most members ask for, else the broker's first (Kafka's preferred
+/// server assignor).
+pub fn preferred_assignor(cg: &ConsumerGroup, default_assignor: &str) -> String {
     let mut votes: HashMap<&str, usize> = HashMap::new();
     for m in cg.members.values() {
         if let Some(a) = &m.server_assignor {
             *votes.entry(a.as_str()).or_default() += 1;
         }
     }
-    let assignor = votes
+    votes
         .iter()
         .max_by_key(|(name, n)| (**n, std::cmp::Reverse(**name)))
         .map_or(default_assignor, |(name, _)| name)
-        .to_string();
+        .to_string()
+}
+
+fn compute_target(cg: &mut ConsumerGroup, topics: &TopicsView, default_assignor: &str) {
+    let assignor = preferred_assignor(cg, default_assignor);
     let empty = Assignment::new();
     let members: Vec<AssignorMember<'_>> = cg
         .members

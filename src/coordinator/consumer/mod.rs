@@ -28,7 +28,9 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 pub use assignor::Assignment;
-pub use heartbeat::{ConsumerHeartbeat, HeartbeatAnswer, OwnedPartitions, TopicsView};
+pub use heartbeat::{
+    preferred_assignor, ConsumerHeartbeat, HeartbeatAnswer, OwnedPartitions, TopicsView,
+};
 
 /// A member's reconciliation state (Kafka's `MemberState`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -273,9 +275,8 @@ impl ConsumerGroup {
             };
             m.epoch = target_epoch;
         }
-        if m.epoch != previous {
-            m.previous_epoch = previous;
-        }
+        // Kafka's updateMemberEpoch: every step records the epoch it started from.
+        m.previous_epoch = previous;
     }
 }
 

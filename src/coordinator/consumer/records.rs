@@ -343,7 +343,8 @@ impl Replayed {
             return false;
         }
         let mut f = Fields(v);
-        let cg = self.groups.entry(group).or_default();
+        let existed = self.groups.contains_key(&group);
+        let cg = self.groups.entry(group.clone()).or_default();
         let decoded = match (kind, member) {
             (GROUP_METADATA, _) => f.i32().and_then(|e| {
                 cg.group_epoch = e;
@@ -383,6 +384,10 @@ impl Replayed {
             }
             _ => None,
         };
+        // A value that does not decode creates no group.
+        if decoded.is_none() && !existed {
+            self.groups.remove(&group);
+        }
         decoded.is_some()
     }
 

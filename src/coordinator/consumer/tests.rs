@@ -307,3 +307,73 @@ async fn a_consumer_group_survives_a_power_loss() {
     assert!(!again.members.contains_key("a"));
     assert!(again.members.contains_key("b"));
 }
+
+/// A heartbeat whose records can't be made durable changes nothing: the client's retry
+/// meets the group as it was.
+#[tokio::test]
+async fn a_failed_write_leaves_the_group_as_it_was() {
+    let (gc, sim) = coordinator();
+    let view = topics(2);
+    let a = joined(&gc, "a", &view).await;
+    let before = gc.describe_consumer_group("g").unwrap();
+    sim.fail_next(crate::storage::simulated::Op::SyncData, libc::EIO);
+    let err = gc.consumer_heartbeat(join("b"), &view).await.unwrap_err();
+    assert_eq!(err.0, CoordinatorError::KafkaStorageError);
+    let after = gc.describe_consumer_group("g").unwrap();
+    assert!(!after.members.contains_key("b"));
+    assert_eq!(after.group_epoch, before.group_epoch);
+    // The disk works again: b joins, a carries on.
+    let b = joined(&gc, "b", &view).await;
+    assert_eq!(b.epoch, before.group_epoch + 1);
+    assert!(gc
+        .consumer_heartbeat(beat("a", a.epoch, &a.owned), &view)
+        .await
+        .is_ok());
+}
+
+/// DeleteGroups on an empty consumer group: its records get tombstones with its offsets,
+/// so it does not come back after a restart.
+#[tokio::test]
+async fn a_deleted_consumer_group_stays_deleted() {
+    let (gc, sim) = coordinator();
+    let view = topics(1);
+    let a = joined(&gc, "a", &view).await;
+    gc.consumer_heartbeat(beat("a", -1, &a.owned), &view)
+        .await
+        .unwrap();
+    assert_eq!(gc.delete_group("g").await, Ok(()));
+    sim.power_loss();
+    drop(gc);
+    let gc = open(&sim);
+    assert!(gc.describe_consumer_group("g").is_none());
+    assert!(gc.list_groups().is_empty());
+}
+
+/// TxnOffsetCommit from a consumer group member is checked against its epoch, as Kafka's
+/// validateOffsetCommit for transactions does (zombie fencing of consume-transform-produce).
+#[tokio::test]
+async fn transactional_commits_need_the_members_epoch() {
+    let (gc, _sim) = coordinator();
+    let a = joined(&gc, "a", &topics(1)).await;
+    let entry = crate::coordinator::OffsetCommitEntry {
+        topic: "t".into(),
+        partition: 0,
+        offset: 1,
+        leader_epoch: -1,
+        metadata: None,
+    };
+    let stale = gc
+        .txn_commit(
+            "g",
+            7,
+            0,
+            Some(("a", None, a.epoch + 1)),
+            vec![entry.clone()],
+        )
+        .await;
+    assert_eq!(stale, vec![Err(CoordinatorError::IllegalGeneration)]);
+    let unknown = gc
+        .txn_commit("g", 7, 0, Some(("zombie", None, a.epoch)), vec![entry])
+        .await;
+    assert_eq!(unknown, vec![Err(CoordinatorError::UnknownMemberId)]);
+}
