@@ -58,6 +58,14 @@ pub async fn handle(
     if entries.is_empty() && denied.contains(&true) {
         return every_partition(request, ResponseError::TopicAuthorizationFailed.code());
     }
+    // As Kafka: members of a consumer group (KIP-848) commit with v9+.
+    if ctx.version < 9
+        && broker
+            .groups
+            .is_consumer_group_member(request.group_id.as_str(), request.member_id.as_str())
+    {
+        return every_partition(request, ResponseError::UnsupportedVersion.code());
+    }
     let codes = broker
         .groups
         .commit(

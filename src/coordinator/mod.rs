@@ -284,15 +284,22 @@ impl GroupCoordinator {
                     self.after_removal(group, now);
                 }
                 self.maybe_complete_join(group, now);
-                if cleanup
-                    && group.state == GroupState::Empty
-                    && !group.has_members()
-                    && retention_ms > 0
-                {
+                // Expired: every offset of a group without members; of a consumer group
+                // with members, those of topics no member subscribes to (Kafka's
+                // cleanupExpiredOffsets with isSubscribedToTopic).
+                let consumer_members = group.consumer.as_ref().filter(|cg| !cg.members.is_empty());
+                let expires = consumer_members.is_some()
+                    || (group.state == GroupState::Empty && !group.has_members());
+                if cleanup && expires && retention_ms > 0 {
                     let old: Vec<(String, i32)> = group
                         .offsets
                         .iter()
                         .filter(|(_, o)| wall.saturating_sub(o.commit_timestamp) > retention_ms)
+                        .filter(|((topic, _), _)| {
+                            consumer_members.is_none_or(|cg| {
+                                !cg.members.values().any(|m| m.subscribes_to(topic))
+                            })
+                        })
                         .map(|(k, _)| k.clone())
                         .collect();
                     if !old.is_empty() {
@@ -477,6 +484,14 @@ impl GroupCoordinator {
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
+    }
+
+    /// Whether `member_id` is a member of consumer group `group_id`.
+    pub fn is_consumer_group_member(&self, group_id: &str, member_id: &str) -> bool {
+        self.lock()
+            .get(group_id)
+            .and_then(|g| g.consumer.as_ref())
+            .is_some_and(|cg| cg.members.contains_key(member_id))
     }
 
     /// ConsumerGroupDescribe: a copy of the consumer group `group_id`, if it is one.

@@ -377,3 +377,42 @@ async fn transactional_commits_need_the_members_epoch() {
         .await;
     assert_eq!(unknown, vec![Err(CoordinatorError::UnknownMemberId)]);
 }
+
+/// Offsets of topics no member subscribes to expire while the group has members; those
+/// of subscribed topics stay.
+#[tokio::test]
+async fn unsubscribed_offsets_of_a_live_group_expire() {
+    let (gc, _sim) = coordinator();
+    let _a = joined(&gc, "a", &topics(1)).await;
+    let old = crate::coordinator::group::CommittedOffset {
+        offset: 5,
+        leader_epoch: -1,
+        metadata: String::new(),
+        commit_timestamp: 0,
+    };
+    {
+        let mut groups = gc.lock();
+        let g = groups.get_mut("g").unwrap();
+        g.offsets.insert(("t".into(), 0), old.clone());
+        g.offsets.insert(("gone".into(), 0), old);
+    }
+    // After offsets.retention.check.interval.ms (10 minutes by default); the member's
+    // session has ended by then, so keep it alive first.
+    let later = tokio::time::Instant::now() + std::time::Duration::from_secs(601);
+    gc.lock()
+        .get_mut("g")
+        .unwrap()
+        .consumer
+        .as_mut()
+        .unwrap()
+        .members
+        .get_mut("a")
+        .unwrap()
+        .session_deadline = later + std::time::Duration::from_secs(60);
+    let expired = gc.tick(later);
+    assert_eq!(
+        expired,
+        vec![("g".to_string(), vec![("gone".to_string(), 0)])]
+    );
+    assert!(gc.lock()["g"].offsets.contains_key(&("t".to_string(), 0)));
+}
