@@ -202,6 +202,9 @@ impl Log {
                 .map_err(io_err(&self.dir))?;
         }
         self.truncate_txn_index(state, end.segment_base, end.offset)?;
+        // What gets written after `end` now is new: not queued, not cold.
+        state.cache_tail.cut_back_to(end);
+        self.cache.cut_back(end);
         state.log_end_offset = end.offset;
         if state.high_watermark.offset > end.offset {
             state.high_watermark = end;

@@ -139,6 +139,12 @@ impl ColdMark {
         *self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// After a cut-back to `end`: what is written past it is not cold.
+    fn lower_to(&self, end: OffsetPosition) {
+        let mut m = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        *m = (*m).min((end.segment_base, end.position));
+    }
+
     fn advance(&self, segment_base: i64, position: u64) {
         let mut m = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         *m = (*m).max((segment_base, position));
@@ -175,6 +181,15 @@ impl CacheTail {
         CacheTail {
             segment_base: end.segment_base,
             from: end.position,
+        }
+    }
+
+    /// After a cut-back to `end`: the tail starts there (bytes before it were queued; those
+    /// after it are gone).
+    pub(super) fn cut_back_to(&mut self, end: OffsetPosition) {
+        if (end.segment_base, end.position) < (self.segment_base, self.from) {
+            self.segment_base = end.segment_base;
+            self.from = end.position;
         }
     }
 
@@ -262,6 +277,29 @@ impl LogCache {
         if !ranges.is_empty() {
             self.cache.admit(ranges);
         }
+    }
+
+    /// After a cut-back to `end`: the log's queued ranges past it are forgotten (their
+    /// bytes are gone; evicting them later would mark new data cold) and its mark comes
+    /// back to `end`. Rare (a failed fsync): a walk of the whole queue is fine.
+    pub(super) fn cut_back(&self, end: OffsetPosition) {
+        let at = (end.segment_base, end.position);
+        {
+            let mut q = self.cache.lock();
+            let mut bytes = 0;
+            q.ranges.retain_mut(|r| {
+                if Arc::ptr_eq(&r.mark, &self.mark) && (r.segment_base, r.start + r.len) > at {
+                    if (r.segment_base, r.start) >= at {
+                        return false;
+                    }
+                    r.len = end.position - r.start;
+                }
+                bytes += r.len;
+                true
+            });
+            q.bytes = bytes;
+        }
+        self.mark.lower_to(end);
     }
 
     /// Where reads of segment `base` (`size` bytes) stop finding their data cached; 0
@@ -383,6 +421,35 @@ mod tests {
         flush(&log, &mut tail, &[(0, &f, p / 2)], end(0, p / 2));
         flush(&log, &mut tail, &[(0, &f, p + p / 2)], end(0, p + p / 2));
         assert_eq!(cache.queued_bytes(), 2 * p);
+    }
+
+    #[test]
+    fn after_a_cut_back_new_data_is_neither_cold_nor_skipped() {
+        let sim = SimulatedStorage::new(1);
+        sim.create_dir_all_durable(Path::new("/d"));
+        let p = QUEUE_PIECE;
+        let cache = PageCache::new(Some(p));
+        let (log, mut tail) = log(&cache);
+        let f = file(&sim, "/d/0");
+        flush(&log, &mut tail, &[(0, &f, 2 * p)], end(0, 2 * p));
+        flush(&log, &mut tail, &[(0, &f, 3 * p)], end(0, 3 * p));
+        assert_eq!(log.cold_before(0, 3 * p), 2 * p);
+        // A failed fsync cuts the log back to p: what is written from there is new.
+        tail.cut_back_to(end(0, p));
+        log.cut_back(end(0, p));
+        assert_eq!(
+            cache.queued_bytes(),
+            0,
+            "the range past the cut is forgotten"
+        );
+        assert_eq!(log.cold_before(0, 3 * p), p);
+        flush(&log, &mut tail, &[(0, &f, 2 * p)], end(0, 2 * p));
+        assert_eq!(cache.queued_bytes(), p);
+        assert_eq!(
+            log.cold_before(0, 2 * p),
+            p,
+            "the rewritten range is not cold"
+        );
     }
 
     #[test]
