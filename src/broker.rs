@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::config::BrokerConfig;
+use crate::coordinator::group_configs::GroupConfigs;
 use crate::coordinator::internal_topic::ReplayError;
 use crate::coordinator::GroupCoordinator;
 use crate::log_manager::{LogManager, TopicError};
@@ -37,6 +38,8 @@ pub enum StartError {
     Tls(TlsError),
     /// The ACL file could not be read.
     Acls(AclStoreError),
+    /// The group configs file could not be read.
+    GroupConfigs(crate::security::metadata_file::MetadataFileError),
 }
 
 impl std::fmt::Display for StartError {
@@ -53,6 +56,7 @@ impl std::fmt::Display for StartError {
             StartError::Credentials(_) => f.write_str("cannot read the SCRAM credentials"),
             StartError::Tls(_) => f.write_str("cannot set up a TLS listener"),
             StartError::Acls(_) => f.write_str("cannot read the ACLs"),
+            StartError::GroupConfigs(_) => f.write_str("cannot read the group configs"),
         }
     }
 }
@@ -67,6 +71,7 @@ impl std::error::Error for StartError {
             StartError::Credentials(e) => Some(e),
             StartError::Tls(e) => Some(e),
             StartError::Acls(e) => Some(e),
+            StartError::GroupConfigs(e) => Some(e),
         }
     }
 }
@@ -130,12 +135,17 @@ impl Broker {
         logs: Arc<LogManager>,
         bound: &[SocketAddr],
     ) -> Result<Broker, StartError> {
+        let group_configs = GroupConfigs::open(
+            logs.storage().clone(),
+            logs.metadata_dir().join("group-configs.yaml"),
+        )
+        .map_err(StartError::GroupConfigs)?;
         let groups = {
             let (coordinator_config, logs) = (config.coordinator.clone(), logs.clone());
             tokio::task::spawn_blocking(move || GroupCoordinator::load(coordinator_config, logs))
                 .await
                 .map_err(StartError::Task)?
-                .map(Arc::new)
+                .map(|g| Arc::new(g.with_group_configs(group_configs)))
                 .map_err(StartError::Replay)?
         };
         let path = logs.metadata_dir().join("producer-id-block");

@@ -1,6 +1,6 @@
 //! DescribeConfigs (key 32): a topic's configs (overrides, broker settings and Kafka
-//! defaults, each with its source, optionally with synonyms and documentation) and this
-//! broker's settings.
+//! defaults, each with its source, optionally with synonyms and documentation), this
+//! broker's settings, and a group's configs (KIP-848).
 
 use std::sync::Arc;
 
@@ -22,6 +22,11 @@ use crate::security::acl::Operation;
 /// Kafka's `ConfigResource.Type`.
 pub const TOPIC: i8 = 2;
 pub const BROKER: i8 = 4;
+pub const GROUP: i8 = 32;
+
+/// Kafka's `ConfigSource` of a group config set on the group, and of a default.
+const GROUP_CONFIG: i8 = 8;
+const DEFAULT_CONFIG: i8 = 5;
 
 fn text(s: &str) -> Option<StrBytes> {
     (!s.is_empty()).then(|| StrBytes::from_string(s.to_string()))
@@ -156,6 +161,58 @@ fn broker_configs(
         .collect())
 }
 
+/// A group's configs: its overrides, else the broker's settings (KIP-848).
+fn group_configs(
+    broker: &Broker,
+    o: &Options,
+    name: &str,
+    keys: &Option<Vec<StrBytes>>,
+) -> Result<Vec<DescribeConfigsResourceResult>, (ResponseError, String)> {
+    use crate::coordinator::group_configs::{
+        CONSUMER_HEARTBEAT_INTERVAL_MS, CONSUMER_SESSION_TIMEOUT_MS, GROUP_CONFIGS,
+    };
+    if name.is_empty() {
+        return Err((
+            ResponseError::InvalidRequest,
+            "Group id must not be empty".into(),
+        ));
+    }
+    let set = broker.groups.group_configs.get(name);
+    let consumer = &broker.config.coordinator.consumer;
+    Ok(GROUP_CONFIGS
+        .iter()
+        .filter(|k| wanted(keys, k))
+        .map(|&k| {
+            let default = match k {
+                CONSUMER_SESSION_TIMEOUT_MS => consumer.session_timeout_ms,
+                CONSUMER_HEARTBEAT_INTERVAL_MS => consumer.heartbeat_interval_ms,
+                _ => 0,
+            }
+            .to_string();
+            let (value, source) = match set.get(k) {
+                Some(v) => (v.as_str(), GROUP_CONFIG),
+                None => (default.as_str(), DEFAULT_CONFIG),
+            };
+            entry(
+                o,
+                Described {
+                    name: k,
+                    value: Some(value),
+                    source,
+                    read_only: false,
+                    config_type: 3, // INT
+                    doc: if k == CONSUMER_SESSION_TIMEOUT_MS {
+                        "The timeout to detect client failures when using the consumer group protocol."
+                    } else {
+                        "The heartbeat interval given to the members of a consumer group."
+                    },
+                    synonyms: Vec::new(),
+                },
+            )
+        })
+        .collect())
+}
+
 pub async fn handle(
     broker: Arc<Broker>,
     ctx: RequestContext,
@@ -199,6 +256,7 @@ pub async fn handle(
             let outcome = match r.resource_type {
                 TOPIC => topic_configs(&broker, &o, name, &r.configuration_keys),
                 BROKER => broker_configs(&broker, &o, name, &r.configuration_keys),
+                GROUP => group_configs(&broker, &o, name, &r.configuration_keys),
                 other => Err((
                     ResponseError::InvalidRequest,
                     format!("Resource type {other} is not supported"),

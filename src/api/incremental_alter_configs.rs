@@ -1,5 +1,7 @@
 //! IncrementalAlterConfigs (key 44): SET, DELETE, APPEND and SUBTRACT on a topic's configs
-//! (APPEND/SUBTRACT only for list configs), validated and applied live to its logs.
+//! (APPEND/SUBTRACT only for list configs), validated and applied live to its logs; SET and
+//! DELETE on a group's configs (KIP-848: `consumer.session.timeout.ms`,
+//! `consumer.heartbeat.interval.ms`), durable before they apply.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -12,11 +14,12 @@ use kafka_protocol::ResponseError;
 
 use super::alter_configs::not_a_topic;
 use super::authorization::check_config_access;
-use super::describe_configs::TOPIC;
+use super::describe_configs::{GROUP, TOPIC};
 use super::errors::topic_error_code;
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::config::topic::{config_type, default_value, topic_config_def};
+use crate::coordinator::group_configs::{SetError, GROUP_CONFIGS};
 use crate::security::acl::Operation;
 
 const SET: i8 = 0;
@@ -101,6 +104,76 @@ fn apply(
     Ok(configs)
 }
 
+/// A group's configs after `ops`, validated and stored.
+fn alter_group(
+    broker: &Broker,
+    group: &str,
+    ops: &[AlterableConfig],
+    validate_only: bool,
+) -> Result<(), (ResponseError, String)> {
+    if group.is_empty() {
+        return Err((
+            ResponseError::InvalidRequest,
+            "Group id must not be empty".into(),
+        ));
+    }
+    let mut configs = broker.groups.group_configs.get(group);
+    let mut seen = HashSet::new();
+    for op in ops {
+        let key = op.name.to_string();
+        if !seen.insert(key.clone()) {
+            return Err((
+                ResponseError::InvalidRequest,
+                format!("Error due to duplicate config keys: {key}"),
+            ));
+        }
+        if !GROUP_CONFIGS.contains(&key.as_str()) {
+            return Err((
+                ResponseError::InvalidConfig,
+                format!("Unknown group config name: {key}"),
+            ));
+        }
+        match op.config_operation {
+            SET => {
+                let value = op
+                    .value
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                configs.insert(key, value);
+            }
+            DELETE => {
+                configs.remove(&key);
+            }
+            APPEND | SUBTRACT => {
+                return Err((
+                    ResponseError::InvalidConfig,
+                    format!("Config value append is not allowed for config key: {key}"),
+                ))
+            }
+            other => {
+                return Err((
+                    ResponseError::InvalidRequest,
+                    format!("Unknown config operation {other}"),
+                ))
+            }
+        }
+    }
+    broker
+        .groups
+        .group_configs
+        .set(
+            group,
+            configs,
+            &broker.config.coordinator.consumer,
+            validate_only,
+        )
+        .map_err(|e| match e {
+            SetError::Invalid(message) => (ResponseError::InvalidConfig, message),
+            SetError::Write(e) => (ResponseError::KafkaStorageError, e.to_string()),
+        })
+}
+
 pub async fn handle(
     broker: Arc<Broker>,
     ctx: RequestContext,
@@ -133,6 +206,8 @@ pub async fn handle(
                             .map_err(|e| (topic_error_code(&e), e.to_string()))
                     }),
                 }
+            } else if r.resource_type == GROUP {
+                alter_group(&broker, name, &r.configs, request.validate_only)
             } else {
                 Err(not_a_topic(r.resource_type))
             };

@@ -37,6 +37,13 @@ pub struct ConsumerGroupConfig {
     pub session_timeout_ms: i32,
     /// `group.consumer.heartbeat.interval.ms`.
     pub heartbeat_interval_ms: i32,
+    /// `group.consumer.min.session.timeout.ms`, `group.consumer.max.session.timeout.ms`:
+    /// the bounds of the group config `consumer.session.timeout.ms`.
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    /// `group.consumer.min.heartbeat.interval.ms`, `group.consumer.max.heartbeat.interval.ms`.
+    pub min_heartbeat_interval_ms: i32,
+    pub max_heartbeat_interval_ms: i32,
     /// `group.consumer.max.size`.
     pub max_size: usize,
     /// `group.consumer.assignors`, the first is the default.

@@ -335,6 +335,10 @@ fn consumer_group_config(raw: &RawConfig) -> Result<ConsumerGroupConfig, ConfigE
     Ok(ConsumerGroupConfig {
         session_timeout_ms: session,
         heartbeat_interval_ms: heartbeat,
+        min_session_timeout_ms: min_session,
+        max_session_timeout_ms: max_session,
+        min_heartbeat_interval_ms: min_heartbeat,
+        max_heartbeat_interval_ms: max_heartbeat,
         max_size: raw.int(
             "group.consumer.max.size",
             i32::MAX as i64,

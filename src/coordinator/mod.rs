@@ -17,6 +17,7 @@
 pub mod consumer;
 mod error;
 pub mod group;
+pub mod group_configs;
 pub mod internal_topic;
 mod offset_store;
 pub mod offsets;
@@ -121,6 +122,8 @@ pub struct GroupCoordinator {
     /// Held while a consumer group changes and its records are written, so that they reach
     /// `__consumer_offsets` in the order the changes happened.
     consumer_writes: tokio::sync::Mutex<()>,
+    /// Group configs (`consumer.session.timeout.ms`, `consumer.heartbeat.interval.ms`).
+    pub group_configs: group_configs::GroupConfigs,
     /// Records of consumer group changes made outside `consumer_writes` (`tick`, a
     /// JoinGroup that turns an empty consumer group into a classic one), for `run_timers`
     /// to write under it.
@@ -189,11 +192,32 @@ impl GroupCoordinator {
         Ok(GroupCoordinator {
             next_cleanup: Mutex::new(Instant::now() + config.offsets_retention_check_interval),
             config,
-            logs,
             groups: Mutex::new(groups),
             consumer_writes: tokio::sync::Mutex::new(()),
             timer_records: Mutex::new(Vec::new()),
+            group_configs: group_configs::GroupConfigs::none(logs.storage().clone()),
+            logs,
         })
+    }
+
+    /// The coordinator with the group configs of `store`, whose consumer groups' members
+    /// get their session by them.
+    pub fn with_group_configs(mut self, store: group_configs::GroupConfigs) -> GroupCoordinator {
+        let now = Instant::now();
+        for (id, g) in self
+            .groups
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
+            if let Some(cg) = g.consumer.as_mut() {
+                let ms = store.session_timeout_ms(id, &self.config.consumer);
+                for m in cg.members.values_mut() {
+                    m.session_deadline = now + Duration::from_millis(ms.max(0) as u64);
+                }
+            }
+        }
+        self.group_configs = store;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Group>> {

@@ -1,4 +1,4 @@
-//! The YAML files security keeps under `__gregor_metadata/` (SCRAM credentials, ACLs): read
+//! The YAML files kept under `__gregor_metadata/` (SCRAM credentials, ACLs, group configs): read
 //! whole at start-up, rewritten whole and atomically (`Storage::write_atomically`) before a
 //! change takes effect. `docs/storage-format.md` describes each.
 

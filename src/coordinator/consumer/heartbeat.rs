@@ -256,7 +256,8 @@ impl GroupCoordinator {
         }
         m.client_id = req.client_id.clone();
         m.client_host = req.client_host.clone();
-        m.session_deadline = now + Duration::from_millis(config.session_timeout_ms as u64);
+        let session_ms = self.group_configs.session_timeout_ms(&req.group_id, config);
+        m.session_deadline = now + Duration::from_millis(session_ms.max(0) as u64);
         let assigned_before = m.assigned.clone();
         if subscription_changed {
             cg.group_epoch += 1;
@@ -293,7 +294,9 @@ impl GroupCoordinator {
         let answer = HeartbeatAnswer {
             member_id: member_id.clone(),
             member_epoch: m.epoch,
-            heartbeat_interval_ms: config.heartbeat_interval_ms,
+            heartbeat_interval_ms: self
+                .group_configs
+                .heartbeat_interval_ms(&req.group_id, config),
             assignment: send_assignment.then(|| m.assigned.clone()),
         };
         let records = records::changes(&req.group_id, before.as_ref(), Some(cg));

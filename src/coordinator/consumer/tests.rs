@@ -416,3 +416,28 @@ async fn unsubscribed_offsets_of_a_live_group_expire() {
     );
     assert!(gc.lock()["g"].offsets.contains_key(&("t".to_string(), 0)));
 }
+
+/// A group's `consumer.heartbeat.interval.ms` is what its members are told.
+#[tokio::test]
+async fn group_configs_apply_to_the_group() {
+    let sim = SimulatedStorage::new(1);
+    sim.create_dir_all_durable(std::path::Path::new("/data"));
+    let store = crate::coordinator::group_configs::GroupConfigs::open(
+        sim.shared(),
+        "/data/group-configs.yaml".into(),
+    )
+    .unwrap();
+    let gc = open(&sim).with_group_configs(store);
+    let broker = gc.config.consumer.clone();
+    let configs = BTreeMap::from([(
+        "consumer.heartbeat.interval.ms".to_string(),
+        "7000".to_string(),
+    )]);
+    gc.group_configs.set("g", configs, &broker, false).unwrap();
+    let answer = gc.consumer_heartbeat(join("a"), &topics(1)).await.unwrap();
+    assert_eq!(answer.heartbeat_interval_ms, 7000);
+    let mut other = join("b");
+    other.group_id = "other".into();
+    let answer = gc.consumer_heartbeat(other, &topics(1)).await.unwrap();
+    assert_eq!(answer.heartbeat_interval_ms, broker.heartbeat_interval_ms);
+}

@@ -56,6 +56,7 @@ final class AdminScenarios {
                 new Main.Scenario("admin_configs", false, 120, AdminScenarios::configs),
                 new Main.Scenario("admin_records_offsets", false, 120, AdminScenarios::recordsAndOffsets),
                 new Main.Scenario("admin_groups", false, 180, AdminScenarios::groups),
+                new Main.Scenario("admin_group_configs", true, 60, AdminScenarios::groupConfigs),
                 new Main.Scenario("admin_producers", false, 120, AdminScenarios::producers),
                 new Main.Scenario("admin_cluster_log_dirs", false, 120, AdminScenarios::clusterAndLogDirs));
     }
@@ -321,5 +322,39 @@ final class AdminScenarios {
         checkEq(0L, sizes.get(new TopicPartition(topic, 1)), "empty partition 1");
         Set<String> ids = dirs.keySet().stream().collect(Collectors.toSet());
         check(ids.stream().allMatch(p -> p.startsWith("/")), "log dirs are absolute paths: " + ids);
+    }
+
+    /**
+     * KIP-848 group configs: incrementalAlterConfigs on a GROUP resource sets
+     * consumer.session.timeout.ms, describeConfigs shows it as a group config and the other
+     * one at the broker's default; values outside the broker's bounds and unknown names are
+     * refused; deleting it brings the default back.
+     */
+    static void groupConfigs(Env env) throws Exception {
+        String group = env.name("g");
+        ConfigResource resource = new ConfigResource(ConfigResource.Type.GROUP, group);
+        var admin = env.admin();
+        admin.incrementalAlterConfigs(Map.of(resource, List.of(new AlterConfigOp(
+                new ConfigEntry("consumer.session.timeout.ms", "50000"), AlterConfigOp.OpType.SET)))).all().get();
+        Config config = admin.describeConfigs(List.of(resource)).all().get().get(resource);
+        ConfigEntry session = config.get("consumer.session.timeout.ms");
+        checkEq("50000", session.value(), "consumer.session.timeout.ms after SET");
+        checkEq(ConfigEntry.ConfigSource.DYNAMIC_GROUP_CONFIG, session.source(), "its source");
+        ConfigEntry heartbeat = config.get("consumer.heartbeat.interval.ms");
+        checkEq("5000", heartbeat.value(), "consumer.heartbeat.interval.ms (the broker's)");
+        checkEq(ConfigEntry.ConfigSource.DEFAULT_CONFIG, heartbeat.source(), "its source");
+        checkFails(InvalidConfigurationException.class, failure(
+                () -> admin.incrementalAlterConfigs(Map.of(resource, List.of(new AlterConfigOp(
+                        new ConfigEntry("consumer.session.timeout.ms", "1000"), AlterConfigOp.OpType.SET))))
+                        .all().get(), "too small"), "a session timeout below the broker's minimum");
+        checkFails(InvalidConfigurationException.class, failure(
+                () -> admin.incrementalAlterConfigs(Map.of(resource, List.of(new AlterConfigOp(
+                        new ConfigEntry("consumer.no.such.config", "1"), AlterConfigOp.OpType.SET))))
+                        .all().get(), "unknown"), "an unknown group config");
+        admin.incrementalAlterConfigs(Map.of(resource, List.of(new AlterConfigOp(
+                new ConfigEntry("consumer.session.timeout.ms", ""), AlterConfigOp.OpType.DELETE)))).all().get();
+        ConfigEntry back = admin.describeConfigs(List.of(resource)).all().get().get(resource)
+                .get("consumer.session.timeout.ms");
+        checkEq("45000", back.value(), "consumer.session.timeout.ms after DELETE");
     }
 }
