@@ -35,7 +35,14 @@ struct Queued {
     /// Oldest first.
     ranges: VecDeque<CachedRange>,
     bytes: u64,
+    /// Admits since the last sweep of ranges whose file is gone.
+    since_sweep: u32,
 }
+
+/// Every this many admits the queue drops the ranges of deleted files wherever they are
+/// (a deleted topic's data would otherwise count against the budget until it reached the
+/// front, pushing live data out early); amortised, a few steps per admit.
+const SWEEP_EVERY: u32 = 1024;
 
 /// A durable range of a segment file that is (as far as Gregor knows) in the page cache.
 pub struct CachedRange {
@@ -81,6 +88,19 @@ impl PageCache {
             for r in ranges {
                 q.bytes += r.len;
                 q.ranges.push_back(r);
+            }
+            q.since_sweep += 1;
+            if q.since_sweep >= SWEEP_EVERY {
+                q.since_sweep = 0;
+                let mut bytes = 0;
+                q.ranges.retain(|r| {
+                    let live = r.file.strong_count() > 0;
+                    if live {
+                        bytes += r.len;
+                    }
+                    live
+                });
+                q.bytes = bytes;
             }
             while let Some(front) = q.ranges.front() {
                 if q.bytes <= budget && front.file.strong_count() > 0 {
@@ -450,6 +470,23 @@ mod tests {
             p,
             "the rewritten range is not cold"
         );
+    }
+
+    #[test]
+    fn a_deleted_files_ranges_stop_counting_against_the_budget() {
+        let sim = SimulatedStorage::new(1);
+        sim.create_dir_all_durable(Path::new("/d"));
+        let p = QUEUE_PIECE;
+        let cache = PageCache::new(Some(1 << 40));
+        let ((old_log, mut old_tail), (log, mut tail)) = (log(&cache), log(&cache));
+        let gone = file(&sim, "/d/gone");
+        flush(&old_log, &mut old_tail, &[(0, &gone, 4 * p)], end(0, 4 * p));
+        drop(gone);
+        let f = file(&sim, "/d/live");
+        for i in 1..=u64::from(SWEEP_EVERY) {
+            flush(&log, &mut tail, &[(0, &f, i * p)], end(0, i * p));
+        }
+        assert_eq!(cache.queued_bytes(), u64::from(SWEEP_EVERY) * p);
     }
 
     #[test]
