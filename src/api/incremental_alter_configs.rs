@@ -27,6 +27,18 @@ const DELETE: i8 = 1;
 const APPEND: i8 = 2;
 const SUBTRACT: i8 = 3;
 
+/// Kafka refuses a request that names a config twice.
+fn once(seen: &mut HashSet<String>, key: &str) -> Result<(), (ResponseError, String)> {
+    if seen.insert(key.to_string()) {
+        Ok(())
+    } else {
+        Err((
+            ResponseError::InvalidRequest,
+            format!("Error due to duplicate config keys: {key}"),
+        ))
+    }
+}
+
 /// The topic's overrides after applying `ops` to `current`.
 fn apply(
     broker: &Broker,
@@ -37,12 +49,7 @@ fn apply(
     let mut configs = current.clone();
     for op in ops {
         let key = op.name.to_string();
-        if !seen.insert(key.clone()) {
-            return Err((
-                ResponseError::InvalidRequest,
-                format!("Error due to duplicate config keys: {key}"),
-            ));
-        }
+        once(&mut seen, &key)?;
         let def = topic_config_def(&key).ok_or_else(|| {
             (
                 ResponseError::InvalidConfig,
@@ -121,12 +128,7 @@ fn alter_group(
     let mut seen = HashSet::new();
     for op in ops {
         let key = op.name.to_string();
-        if !seen.insert(key.clone()) {
-            return Err((
-                ResponseError::InvalidRequest,
-                format!("Error due to duplicate config keys: {key}"),
-            ));
-        }
+        once(&mut seen, &key)?;
         if !GROUP_CONFIGS.contains(&key.as_str()) {
             return Err((
                 ResponseError::InvalidConfig,

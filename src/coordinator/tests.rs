@@ -23,8 +23,9 @@ fn coordinator(dir: &std::path::Path, initial_delay_ms: u64) -> GroupCoordinator
     GroupCoordinator::load(config.coordinator.clone(), logs).unwrap()
 }
 
-/// A coordinator on simulated storage, for tests that fail its disk.
-fn simulated_coordinator(sim: &SimulatedStorage) -> GroupCoordinator {
+/// A coordinator on simulated storage, for tests that fail its disk (also the one that
+/// starts again after `sim.power_loss()`).
+pub(super) fn simulated_coordinator(sim: &SimulatedStorage) -> GroupCoordinator {
     sim.create_dir_all_durable(std::path::Path::new("/data"));
     let mut raw = RawConfig::from_yaml(DEFAULT_CONFIG_YAML).unwrap();
     raw.set("log.dirs", "/data");

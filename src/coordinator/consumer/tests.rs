@@ -4,13 +4,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use uuid::Uuid;
 
-use std::sync::Arc;
-
 use super::heartbeat::{ConsumerHeartbeat, HeartbeatAnswer, TopicsView};
 use super::Assignment;
-use crate::config::{BrokerConfig, RawConfig, DEFAULT_CONFIG_YAML};
 use crate::coordinator::{CoordinatorError, GroupCoordinator};
-use crate::log_manager::LogManager;
 use crate::storage::simulated::SimulatedStorage;
 
 /// A coordinator on simulated storage.
@@ -22,12 +18,7 @@ fn coordinator() -> (GroupCoordinator, SimulatedStorage) {
 
 /// The coordinator of the broker that starts on `sim`'s disk.
 fn open(sim: &SimulatedStorage) -> GroupCoordinator {
-    let mut raw = RawConfig::from_yaml(DEFAULT_CONFIG_YAML).unwrap();
-    raw.set("log.dirs", "/data");
-    raw.set("offsets.topic.num.partitions", "1");
-    let config = Arc::new(BrokerConfig::from_raw(&raw).unwrap());
-    let logs = Arc::new(LogManager::open(config.clone(), sim.shared()).unwrap());
-    GroupCoordinator::load(config.coordinator.clone(), logs).unwrap()
+    crate::coordinator::tests::simulated_coordinator(sim)
 }
 
 const TOPIC: Uuid = Uuid::from_u128(7);
