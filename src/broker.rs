@@ -1,5 +1,6 @@
 //! The state every request handler shares: configuration, the log manager, the coordinators,
-//! the SCRAM credentials, the ACLs, and the address each listener advertises. Immutable after start-up; shared as `Arc<Broker>`.
+//! the share groups' records, the SCRAM credentials, the ACLs, and the address each
+//! listener advertises. Immutable after start-up; shared as `Arc<Broker>`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,6 +16,8 @@ use crate::security::acl_store::AclStoreError;
 use crate::security::authorizer::Authorizer;
 use crate::security::credentials::{CredentialError, CredentialStore};
 use crate::security::tls::TlsError;
+use crate::share::state_store::ShareStateStore;
+use crate::share::ShareManager;
 use crate::storage::Storage;
 use crate::transaction::TransactionCoordinator;
 
@@ -81,6 +84,8 @@ pub struct Broker {
     pub config: Arc<BrokerConfig>,
     pub logs: Arc<LogManager>,
     pub groups: Arc<GroupCoordinator>,
+    /// Share groups' share-partitions and sessions (ShareFetch, ShareAcknowledge).
+    pub shares: Arc<ShareManager>,
     pub producer_ids: Arc<ProducerIdManager>,
     pub txns: Arc<TransactionCoordinator>,
     /// Each listener's advertised address, in `listeners` order (the bound address where
@@ -140,14 +145,27 @@ impl Broker {
             logs.metadata_dir().join("group-configs.yaml"),
         )
         .map_err(StartError::GroupConfigs)?;
+        let share_store = {
+            let (share_config, logs) = (config.coordinator.share.clone(), logs.clone());
+            tokio::task::spawn_blocking(move || ShareStateStore::load(logs, share_config))
+                .await
+                .map_err(StartError::Task)?
+                .map(Arc::new)
+                .map_err(StartError::Replay)?
+        };
         let groups = {
             let (coordinator_config, logs) = (config.coordinator.clone(), logs.clone());
+            let store = share_store.clone();
             tokio::task::spawn_blocking(move || GroupCoordinator::load(coordinator_config, logs))
                 .await
                 .map_err(StartError::Task)?
-                .map(|g| Arc::new(g.with_group_configs(group_configs)))
+                .map(|g| Arc::new(g.with_group_configs(group_configs).with_share_store(store)))
                 .map_err(StartError::Replay)?
         };
+        let shares = Arc::new(ShareManager::new(
+            config.coordinator.share.clone(),
+            share_store,
+        ));
         let path = logs.metadata_dir().join("producer-id-block");
         let producer_ids = ProducerIdManager::open(logs.storage().clone(), path.clone())
             .map(Arc::new)
@@ -200,6 +218,7 @@ impl Broker {
             config,
             logs,
             groups,
+            shares,
             producer_ids,
             txns,
             endpoints,

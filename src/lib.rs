@@ -17,6 +17,7 @@ pub mod network;
 pub mod producer_ids;
 pub mod security;
 pub mod server;
+pub mod share;
 pub mod shutdown;
 pub mod storage;
 #[cfg(test)]

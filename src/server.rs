@@ -114,6 +114,7 @@ where
     let background = tokio::spawn(logs.clone().run_background(shutdown_rx.clone()));
     let group_timers = tokio::spawn(groups.run_timers(shutdown_rx.clone()));
     let txn_timers = tokio::spawn(txns.run_timers(shutdown_rx.clone()));
+    let share_timers = tokio::spawn(broker.shares.clone().run_timers(shutdown_rx.clone()));
     let quotas = ConnectionQuotas::new(config.socket_server.clone());
     let pool = Arc::new(RequestMemoryPool::new(
         config.socket_server.queued_max_request_bytes,
@@ -221,6 +222,7 @@ where
         ("background", background.await),
         ("group timers", group_timers.await),
         ("transaction timers", txn_timers.await),
+        ("share timers", share_timers.await),
     ] {
         if let Err(e) = result {
             tracing::error!(task, error = %e, "a background task failed");

@@ -26,12 +26,12 @@ pub async fn handle(
             );
             continue;
         }
-        let code = broker
-            .groups
-            .delete_group(id.as_str())
-            .await
-            .err()
-            .map_or(0, CoordinatorCode::code);
+        let deleted = broker.groups.delete_group(id.as_str()).await;
+        if deleted.is_ok() {
+            // A share group's share-partitions loaded in memory go with it.
+            broker.shares.forget(|k| k.group == id.as_str());
+        }
+        let code = deleted.err().map_or(0, CoordinatorCode::code);
         results.push(
             DeletableGroupResult::default()
                 .with_group_id(id)

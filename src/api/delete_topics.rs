@@ -61,7 +61,8 @@ pub async fn handle(
             }
             (Some(name), true) => match broker.logs.delete_topic(name.as_str()) {
                 Ok(topic) => {
-                    broker.groups.on_topic_deleted(&topic.name).await;
+                    broker.groups.on_topic_deleted(&topic.name, topic.id).await;
+                    broker.shares.forget(|k| k.topic_id == topic.id);
                     result.with_name(Some(name)).with_topic_id(topic.id)
                 }
                 Err(e) => result
@@ -78,7 +79,8 @@ pub async fn handle(
                 }),
                 Some(topic) => match broker.logs.delete_topic(&topic.name) {
                     Ok(_) => {
-                        broker.groups.on_topic_deleted(&topic.name).await;
+                        broker.groups.on_topic_deleted(&topic.name, topic.id).await;
+                        broker.shares.forget(|k| k.topic_id == topic.id);
                         result.with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
                     }
                     Err(e) => result

@@ -168,9 +168,7 @@ fn group_configs(
     name: &str,
     keys: &Option<Vec<StrBytes>>,
 ) -> Result<Vec<DescribeConfigsResourceResult>, (ResponseError, String)> {
-    use crate::coordinator::group_configs::{
-        CONSUMER_HEARTBEAT_INTERVAL_MS, CONSUMER_SESSION_TIMEOUT_MS, GROUP_CONFIGS,
-    };
+    use crate::coordinator::group_configs::GROUP_CONFIGS;
     if name.is_empty() {
         return Err((
             ResponseError::InvalidRequest,
@@ -178,34 +176,25 @@ fn group_configs(
         ));
     }
     let set = broker.groups.group_configs.get(name);
-    let consumer = &broker.config.coordinator.consumer;
+    let coordinator = &broker.config.coordinator;
     Ok(GROUP_CONFIGS
         .iter()
-        .filter(|k| wanted(keys, k))
-        .map(|&k| {
-            let default = match k {
-                CONSUMER_SESSION_TIMEOUT_MS => consumer.session_timeout_ms,
-                CONSUMER_HEARTBEAT_INTERVAL_MS => consumer.heartbeat_interval_ms,
-                _ => 0,
-            }
-            .to_string();
-            let (value, source) = match set.get(k) {
+        .filter(|d| wanted(keys, d.name))
+        .map(|d| {
+            let default = (d.default)(coordinator);
+            let (value, source) = match set.get(d.name) {
                 Some(v) => (v.as_str(), GROUP_CONFIG),
                 None => (default.as_str(), DEFAULT_CONFIG),
             };
             entry(
                 o,
                 Described {
-                    name: k,
+                    name: d.name,
                     value: Some(value),
                     source,
                     read_only: false,
-                    config_type: 3, // INT
-                    doc: if k == CONSUMER_SESSION_TIMEOUT_MS {
-                        "The timeout to detect client failures when using the consumer group protocol."
-                    } else {
-                        "The heartbeat interval given to the members of a consumer group."
-                    },
+                    config_type: d.config_type,
+                    doc: d.doc,
                     synonyms: Vec::new(),
                 },
             )

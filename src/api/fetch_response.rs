@@ -149,6 +149,7 @@ mod tests {
             client_host: String::new(),
             listener: 0,
             principal: String::new(),
+            connection: 0,
         }
     }
 

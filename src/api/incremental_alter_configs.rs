@@ -19,7 +19,7 @@ use super::errors::topic_error_code;
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::config::topic::{config_type, default_value, topic_config_def};
-use crate::coordinator::group_configs::{SetError, GROUP_CONFIGS};
+use crate::coordinator::group_configs::{group_config, SetError};
 use crate::security::acl::Operation;
 
 const SET: i8 = 0;
@@ -129,7 +129,7 @@ fn alter_group(
     for op in ops {
         let key = op.name.to_string();
         once(&mut seen, &key)?;
-        if !GROUP_CONFIGS.contains(&key.as_str()) {
+        if group_config(&key).is_none() {
             return Err((
                 ResponseError::InvalidConfig,
                 format!("Unknown group config name: {key}"),
@@ -164,12 +164,7 @@ fn alter_group(
     broker
         .groups
         .group_configs
-        .set(
-            group,
-            configs,
-            &broker.config.coordinator.consumer,
-            validate_only,
-        )
+        .set(group, configs, &broker.config.coordinator, validate_only)
         .map_err(|e| match e {
             SetError::Invalid(message) => (ResponseError::InvalidConfig, message),
             SetError::Write(e) => (ResponseError::KafkaStorageError, e.to_string()),

@@ -11,6 +11,7 @@
 pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod alter_configs;
+pub mod alter_share_group_offsets;
 pub mod alter_user_scram_credentials;
 pub mod api_versions;
 pub mod authorization;
@@ -22,6 +23,7 @@ pub mod create_topics;
 pub mod delete_acls;
 pub mod delete_groups;
 pub mod delete_records;
+pub mod delete_share_group_offsets;
 pub mod delete_topics;
 pub mod describe_acls;
 pub mod describe_cluster;
@@ -29,6 +31,7 @@ pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod describe_producers;
+pub mod describe_share_group_offsets;
 pub mod describe_topic_partitions;
 pub mod describe_transactions;
 pub mod describe_user_scram_credentials;
@@ -55,6 +58,11 @@ pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sasl_authenticate;
 pub mod sasl_handshake;
+pub mod share_acknowledge;
+pub mod share_acknowledgements;
+pub mod share_fetch;
+pub mod share_group_describe;
+pub mod share_group_heartbeat;
 pub mod sync_group;
 pub mod txn_offset_commit;
 
@@ -167,6 +175,28 @@ pub const SUPPORTED_APIS: &[SupportedApi] = &[
         consumer_group_heartbeat::handle
     ),
     api!(ConsumerGroupDescribe, 0, 1, consumer_group_describe::handle),
+    api!(ShareGroupHeartbeat, 1, 1, share_group_heartbeat::handle),
+    api!(ShareGroupDescribe, 1, 1, share_group_describe::handle),
+    api!(ShareFetch, 1, 1, share_fetch::handle),
+    api!(ShareAcknowledge, 1, 1, share_acknowledge::handle),
+    api!(
+        DescribeShareGroupOffsets,
+        0,
+        0,
+        describe_share_group_offsets::handle
+    ),
+    api!(
+        AlterShareGroupOffsets,
+        0,
+        0,
+        alter_share_group_offsets::handle
+    ),
+    api!(
+        DeleteShareGroupOffsets,
+        0,
+        0,
+        delete_share_group_offsets::handle
+    ),
     api!(DescribeGroups, 0, 6, describe_groups::handle),
     api!(DeleteGroups, 0, 2, delete_groups::handle),
     api!(OffsetDelete, 0, 0, offset_delete::handle),
@@ -274,6 +304,9 @@ pub struct RequestContext {
     pub listener: usize,
     /// Who sent it, as Kafka's `KafkaPrincipal` prints (`User:alice`, `User:ANONYMOUS`).
     pub principal: String,
+    /// The connection it came on (unique while the broker runs): share sessions belong to
+    /// the connection that opened them.
+    pub connection: u64,
 }
 
 /// The connection a request came on: what `RequestContext` takes from it.
@@ -283,6 +316,8 @@ pub struct Peer {
     pub client_host: String,
     pub listener: usize,
     pub principal: String,
+    /// `RequestContext::connection`.
+    pub connection: u64,
 }
 
 impl Peer {
@@ -292,6 +327,7 @@ impl Peer {
             client_host: client_host.to_string(),
             listener: 0,
             principal: ANONYMOUS.to_string(),
+            connection: 0,
         }
     }
 }
@@ -401,6 +437,7 @@ pub fn dispatch(
                 client_host: peer.client_host,
                 listener: peer.listener,
                 principal: peer.principal,
+                connection: peer.connection,
             };
             let response = api_versions::unsupported_version_response();
             return Ok(Dispatched::in_order(Box::pin(async move {
@@ -427,6 +464,7 @@ pub fn dispatch(
         client_host: peer.client_host,
         listener: peer.listener,
         principal: peer.principal,
+        connection: peer.connection,
     };
     (api.route)(broker, ctx, &mut body)
 }

@@ -56,6 +56,10 @@ fn group_offsets(
     if !broker.allows(ctx, Operation::Describe, ResourceType::Group, group) {
         return Err(ResponseError::GroupAuthorizationFailed);
     }
+    // A share group has no committed offsets: "not a consumer group", as Kafka answers.
+    if broker.groups.is_share_group(group) {
+        return Err(ResponseError::GroupIdNotFound);
+    }
     let may_describe =
         |topic: &str| broker.allows(ctx, Operation::Describe, ResourceType::Topic, topic);
     let mut denied = Vec::new();

@@ -28,6 +28,8 @@ pub struct CoordinatorConfig {
     pub offset_metadata_max_bytes: usize,
     /// The consumer group protocol (KIP-848).
     pub consumer: ConsumerGroupConfig,
+    /// Share groups (KIP-932).
+    pub share: ShareGroupConfig,
 }
 
 /// The `group.consumer.*` broker settings (KIP-848 consumer groups); Kafka's defaults.
@@ -48,6 +50,48 @@ pub struct ConsumerGroupConfig {
     pub max_size: usize,
     /// `group.consumer.assignors`, the first is the default.
     pub assignors: Vec<String>,
+}
+
+/// The `group.share.*` and `share.coordinator.*` broker settings (KIP-932 share groups);
+/// Kafka's defaults and bounds.
+#[derive(Debug, Clone)]
+pub struct ShareGroupConfig {
+    /// `group.share.enable`: whether share groups are served (Kafka enables them with the
+    /// `share.version` feature, on by default since 4.2; this is its internal switch).
+    pub enable: bool,
+    /// `group.share.session.timeout.ms`, `group.share.heartbeat.interval.ms` and their
+    /// min/max: the bounds of the group configs `share.session.timeout.ms` and
+    /// `share.heartbeat.interval.ms`.
+    pub session_timeout_ms: i32,
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    pub heartbeat_interval_ms: i32,
+    pub min_heartbeat_interval_ms: i32,
+    pub max_heartbeat_interval_ms: i32,
+    /// `group.share.max.size`.
+    pub max_size: usize,
+    /// `group.share.assignors` (only `simple`).
+    pub assignors: Vec<String>,
+    /// `group.share.record.lock.duration.ms` and its min/max (the bounds of the group config
+    /// `share.record.lock.duration.ms`).
+    pub record_lock_duration_ms: i32,
+    pub min_record_lock_duration_ms: i32,
+    pub max_record_lock_duration_ms: i32,
+    /// `group.share.delivery.count.limit`: deliveries of a record before it is archived.
+    pub delivery_count_limit: i16,
+    /// `group.share.partition.max.record.locks`: most offsets in flight per share-partition.
+    pub partition_max_record_locks: i32,
+    /// `group.share.max.share.sessions`: share sessions on this broker.
+    pub max_share_sessions: usize,
+    /// `share.coordinator.state.topic.num.partitions`.
+    pub state_topic_partitions: i32,
+    /// `share.coordinator.state.topic.segment.bytes`.
+    pub state_topic_segment_bytes: i32,
+    /// `share.coordinator.snapshot.update.records.per.snapshot`: updates of a share-partition's
+    /// state before a whole snapshot is written instead.
+    pub snapshot_update_records_per_snapshot: u32,
+    /// `share.coordinator.state.topic.prune.interval.ms`.
+    pub state_topic_prune_interval_ms: i64,
 }
 
 /// The `transaction.*` broker settings the transaction coordinator obeys.

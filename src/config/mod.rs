@@ -18,7 +18,9 @@ use std::time::Duration;
 pub use raw::RawConfig;
 
 pub use cleaner::CleanerConfig;
-pub use coordinators::{ConsumerGroupConfig, CoordinatorConfig, TransactionConfig};
+pub use coordinators::{
+    ConsumerGroupConfig, CoordinatorConfig, ShareGroupConfig, TransactionConfig,
+};
 pub use listeners::{Listener, SecurityProtocol};
 pub use socket_server::SocketServerConfig;
 pub use topic::{CompactionConfig, LogConfig, TimestampType};
@@ -250,6 +252,7 @@ impl BrokerConfig {
                     i32::MAX as i64,
                 )? as i32,
                 consumer: consumer_group_config(raw)?,
+                share: share_group_config(raw)?,
                 offset_metadata_max_bytes: raw.int(
                     "offset.metadata.max.bytes",
                     4096,
@@ -346,6 +349,114 @@ fn consumer_group_config(raw: &RawConfig) -> Result<ConsumerGroupConfig, ConfigE
             i32::MAX as i64,
         )? as usize,
         assignors,
+    })
+}
+
+/// The `group.share.*` and `share.coordinator.*` settings, checked against their bounds as
+/// Kafka's `GroupCoordinatorConfig`, `ShareGroupConfig` and `ShareCoordinatorConfig` do.
+fn share_group_config(raw: &RawConfig) -> Result<ShareGroupConfig, ConfigError> {
+    let int = |key: &str, default: i64, min: i64, max: i64| -> Result<i32, ConfigError> {
+        Ok(raw.int(key, default, min, max)? as i32)
+    };
+    let max = i32::MAX as i64;
+    let min_session = int("group.share.min.session.timeout.ms", 45_000, 1, max)?;
+    let max_session = int("group.share.max.session.timeout.ms", 60_000, 1, max)?;
+    let min_heartbeat = int("group.share.min.heartbeat.interval.ms", 5_000, 1, max)?;
+    let max_heartbeat = int("group.share.max.heartbeat.interval.ms", 15_000, 1, max)?;
+    let session = int(
+        "group.share.session.timeout.ms",
+        45_000,
+        min_session as i64,
+        max_session as i64,
+    )?;
+    let heartbeat = int(
+        "group.share.heartbeat.interval.ms",
+        5_000,
+        min_heartbeat as i64,
+        max_heartbeat as i64,
+    )?;
+    if heartbeat >= session {
+        return Err(ConfigError::new(
+            "group.share.heartbeat.interval.ms",
+            "must be less than group.share.session.timeout.ms",
+        ));
+    }
+    let min_lock = int(
+        "group.share.min.record.lock.duration.ms",
+        15_000,
+        1000,
+        30_000,
+    )?;
+    let max_lock = int(
+        "group.share.max.record.lock.duration.ms",
+        60_000,
+        30_000,
+        3_600_000,
+    )?;
+    let lock = int(
+        "group.share.record.lock.duration.ms",
+        30_000,
+        1000,
+        3_600_000,
+    )?;
+    if lock < min_lock || lock > max_lock {
+        return Err(ConfigError::new(
+            "group.share.record.lock.duration.ms",
+            format!("must be between group.share.min.record.lock.duration.ms ({min_lock}) and group.share.max.record.lock.duration.ms ({max_lock})"),
+        ));
+    }
+    let assignors: Vec<String> = raw
+        .string("group.share.assignors", "simple")
+        .split(',')
+        .map(|a| a.trim().to_string())
+        .filter(|a| !a.is_empty())
+        .collect();
+    if assignors != ["simple"] {
+        return Err(ConfigError::new(
+            "group.share.assignors",
+            "must be simple (the one share group assignor)",
+        ));
+    }
+    Ok(ShareGroupConfig {
+        enable: raw.bool("group.share.enable", true)?,
+        session_timeout_ms: session,
+        min_session_timeout_ms: min_session,
+        max_session_timeout_ms: max_session,
+        heartbeat_interval_ms: heartbeat,
+        min_heartbeat_interval_ms: min_heartbeat,
+        max_heartbeat_interval_ms: max_heartbeat,
+        max_size: int("group.share.max.size", 200, 1, 1000)? as usize,
+        assignors,
+        record_lock_duration_ms: lock,
+        min_record_lock_duration_ms: min_lock,
+        max_record_lock_duration_ms: max_lock,
+        delivery_count_limit: int("group.share.delivery.count.limit", 5, 2, 10)? as i16,
+        partition_max_record_locks: int(
+            "group.share.partition.max.record.locks",
+            2000,
+            100,
+            10_000,
+        )?,
+        max_share_sessions: int("group.share.max.share.sessions", 2000, 1, max)? as usize,
+        state_topic_partitions: int("share.coordinator.state.topic.num.partitions", 50, 1, 1000)?,
+        state_topic_segment_bytes: int(
+            "share.coordinator.state.topic.segment.bytes",
+            104_857_600,
+            14,
+            max,
+        )?,
+        snapshot_update_records_per_snapshot: int(
+            "share.coordinator.snapshot.update.records.per.snapshot",
+            500,
+            0,
+            500,
+        )? as u32,
+        state_topic_prune_interval_ms: raw.int(
+            "share.coordinator.state.topic.prune.interval.ms",
+            300_000,
+            1,
+            i64::MAX,
+        )?,
     })
 }
 
@@ -470,6 +581,25 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker("group.consumer.max.heartbeat.interval.ms", "15000", 3, "Largest group.consumer.heartbeat.interval.ms allowed."),
     broker("group.consumer.max.size", "2147483647", 3, "Most members in a consumer-protocol group."),
     broker("group.consumer.assignors", "uniform,range", 7, "Server-side assignors of consumer-protocol groups; the first is the default."),
+    broker("group.share.enable", "true", 1, "Serve share groups (KIP-932); Kafka's switch behind its share.version feature, on by default as in Kafka 4.2."),
+    broker("group.share.session.timeout.ms", "45000", 3, "Session timeout of share group members."),
+    broker("group.share.min.session.timeout.ms", "45000", 3, "Smallest group.share.session.timeout.ms allowed."),
+    broker("group.share.max.session.timeout.ms", "60000", 3, "Largest group.share.session.timeout.ms allowed."),
+    broker("group.share.heartbeat.interval.ms", "5000", 3, "How often share group members heartbeat."),
+    broker("group.share.min.heartbeat.interval.ms", "5000", 3, "Smallest group.share.heartbeat.interval.ms allowed."),
+    broker("group.share.max.heartbeat.interval.ms", "15000", 3, "Largest group.share.heartbeat.interval.ms allowed."),
+    broker("group.share.max.size", "200", 3, "Most members in a share group."),
+    broker("group.share.assignors", "simple", 7, "The share group assignor (only simple)."),
+    broker("group.share.record.lock.duration.ms", "30000", 3, "How long a share consumer holds the records it acquired before they become available again."),
+    broker("group.share.min.record.lock.duration.ms", "15000", 3, "Smallest share.record.lock.duration.ms a group may set."),
+    broker("group.share.max.record.lock.duration.ms", "60000", 3, "Largest share.record.lock.duration.ms a group may set."),
+    broker("group.share.delivery.count.limit", "5", 3, "Deliveries of a record to a share group before it is archived."),
+    broker("group.share.partition.max.record.locks", "2000", 3, "Most offsets in flight (acquired or waiting behind one) per share-partition."),
+    broker("group.share.max.share.sessions", "2000", 3, "Most share sessions on the broker."),
+    broker("share.coordinator.state.topic.num.partitions", "50", 3, "Partitions of __share_group_state."),
+    broker("share.coordinator.state.topic.segment.bytes", "104857600", 3, "Segment size of __share_group_state."),
+    broker("share.coordinator.snapshot.update.records.per.snapshot", "500", 3, "Updates of a share-partition's state written before a whole snapshot."),
+    broker("share.coordinator.state.topic.prune.interval.ms", "300000", 5, "How often __share_group_state is pruned below the oldest snapshot still needed."),
     broker("offsets.retention.minutes", "10080", 3, "Committed offsets of groups without members expire after this."),
     broker("offsets.retention.check.interval.ms", "600000", 5, "How often expired offsets and groups left with neither members nor offsets are removed."),
     broker("offsets.topic.num.partitions", "50", 3, "Partitions of __consumer_offsets."),

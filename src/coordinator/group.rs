@@ -140,6 +140,8 @@ pub struct Group {
     pub next_join_order: u64,
     /// Set while the group is a consumer group (KIP-848); its classic fields are unused.
     pub consumer: Option<super::consumer::ConsumerGroup>,
+    /// Set while the group is a share group (KIP-932); its classic fields are unused.
+    pub share: Option<super::share::ShareGroup>,
 }
 
 impl Group {
@@ -161,6 +163,7 @@ impl Group {
             pending_txn_offsets: HashMap::new(),
             next_join_order: 0,
             consumer: None,
+            share: None,
         }
     }
 
@@ -168,13 +171,14 @@ impl Group {
         self.members.is_empty()
     }
 
-    /// Whether the group has members of either protocol.
+    /// Whether the group has members of any protocol.
     pub fn has_members(&self) -> bool {
         !self.members.is_empty()
             || self
                 .consumer
                 .as_ref()
                 .is_some_and(|c| !c.members.is_empty())
+            || self.share.as_ref().is_some_and(|s| !s.members.is_empty())
     }
 
     /// Protocols every member (and `candidate`, if given) supports.

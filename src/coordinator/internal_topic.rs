@@ -26,8 +26,8 @@ pub fn partition_for(key: &str, partitions: i32) -> i32 {
     abs % partitions.max(1)
 }
 
-/// The partition of `topic` that holds `key`, creating the topic on first use (with
-/// `partitions` partitions of `segment_bytes` segments).
+/// The partition of `topic` that holds `key`, creating the topic on first use (compacted,
+/// with `partitions` partitions of `segment_bytes` segments).
 pub fn partition_log(
     logs: &LogManager,
     topic: &str,
@@ -35,12 +35,25 @@ pub fn partition_log(
     segment_bytes: i32,
     key: &str,
 ) -> Result<Arc<Log>, CoordinatorError> {
+    let configs = BTreeMap::from([
+        ("cleanup.policy".to_string(), "compact".to_string()),
+        ("segment.bytes".to_string(), segment_bytes.to_string()),
+    ]);
+    partition_log_with(logs, topic, partitions, configs, key)
+}
+
+/// The partition of `topic` that holds `key`, creating the topic on first use with
+/// `partitions` partitions and `configs`.
+pub fn partition_log_with(
+    logs: &LogManager,
+    topic: &str,
+    partitions: i32,
+    configs: BTreeMap<String, String>,
+    key: &str,
+) -> Result<Arc<Log>, CoordinatorError> {
     let t = if let Some(t) = logs.topic(topic) {
         t
     } else {
-        let mut configs = BTreeMap::new();
-        configs.insert("cleanup.policy".to_string(), "compact".to_string());
-        configs.insert("segment.bytes".to_string(), segment_bytes.to_string());
         match logs.create_topic(topic, partitions, 1, configs) {
             Ok(t) => t,
             Err(TopicError::AlreadyExists(_)) => logs
@@ -68,13 +81,23 @@ pub async fn append_durably(
     if records.is_empty() {
         return Ok(());
     }
+    append_durably_at(log, records, txn).await.map(|_| ())
+}
+
+/// As [`append_durably`] (`records` not empty), returning where the batch went.
+pub async fn append_durably_at(
+    log: &Arc<Log>,
+    records: &[RawRecord<'_>],
+    txn: Option<TxnProducer>,
+) -> Result<AppendInfo, CoordinatorError> {
     let batch = encode_batch(records, now_ms(), txn);
     let header = check_batch(&batch).map_err(|_| CoordinatorError::UnknownServerError)?;
     let info = log.append(&batch, &[header]).map_err(|e| {
         tracing::error!(partition = %log.topic_partition(), error = %e, "writing an internal record failed");
         CoordinatorError::KafkaStorageError
     })?;
-    await_durable(log, &info).await
+    await_durable(log, &info).await?;
+    Ok(info)
 }
 
 /// Waits until an append is fsynced, when the log acknowledges only durable data.

@@ -16,12 +16,14 @@
 
 pub mod consumer;
 mod error;
+pub mod flexible;
 pub mod group;
 pub mod group_configs;
 pub mod internal_topic;
 mod offset_store;
 pub mod offsets;
 mod rebalance;
+pub mod share;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -35,6 +37,7 @@ use crate::config::CoordinatorConfig;
 use crate::coordinator::internal_topic::ReplayError;
 use crate::log::now_ms;
 use crate::log_manager::LogManager;
+use crate::share::state_store::{SharePartitionKey, ShareStateStore};
 pub use error::CoordinatorError;
 use group::{CommittedOffset, Group, GroupState, Member};
 use offsets::OFFSETS_TOPIC;
@@ -128,6 +131,9 @@ pub struct GroupCoordinator {
     /// JoinGroup that turns an empty consumer group into a classic one), for `run_timers`
     /// to write under it.
     timer_records: Mutex<Vec<PendingRecords>>,
+    /// The share-partitions' state (the share coordinator), which share group heartbeats
+    /// initialise and deleting a share group removes; None in tests without share groups.
+    share_store: Option<Arc<ShareStateStore>>,
 }
 
 impl GroupCoordinator {
@@ -138,10 +144,11 @@ impl GroupCoordinator {
     ) -> Result<GroupCoordinator, ReplayError> {
         let mut groups: HashMap<String, Group> = HashMap::new();
         let mut consumer_groups = consumer::records::Replayed::default();
+        let mut share_groups = share::records::Replayed::default();
         let now = Instant::now();
         if let Some(topic) = logs.topic(OFFSETS_TOPIC) {
             for log in &topic.partitions {
-                consumer::records::replay(log, &mut consumer_groups, now)?;
+                replay_modern_groups(log, &mut consumer_groups, &mut share_groups, now)?;
                 let (records, pending) = offsets::replay(log)?;
                 for (producer_id, records) in pending {
                     for r in records {
@@ -189,6 +196,17 @@ impl GroupCoordinator {
                 .or_insert_with(|| Group::new(&id))
                 .consumer = Some(cg);
         }
+        let share_session = Duration::from_millis(config.share.session_timeout_ms as u64);
+        for (id, mut sg) in share_groups.groups {
+            for m in sg.members.values_mut() {
+                m.session_deadline = now + share_session;
+            }
+            tracing::info!(group = %id, members = sg.members.len(), epoch = sg.group_epoch, "loaded share group");
+            groups
+                .entry(id.clone())
+                .or_insert_with(|| Group::new(&id))
+                .share = Some(sg);
+        }
         Ok(GroupCoordinator {
             next_cleanup: Mutex::new(Instant::now() + config.offsets_retention_check_interval),
             config,
@@ -197,7 +215,14 @@ impl GroupCoordinator {
             timer_records: Mutex::new(Vec::new()),
             group_configs: group_configs::GroupConfigs::none(logs.storage().clone()),
             logs,
+            share_store: None,
         })
+    }
+
+    /// The coordinator with the share-partitions' state store.
+    pub fn with_share_store(mut self, store: Arc<ShareStateStore>) -> GroupCoordinator {
+        self.share_store = Some(store);
+        self
     }
 
     /// The coordinator with the group configs of `store`, whose consumer groups' members
@@ -210,8 +235,14 @@ impl GroupCoordinator {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
         {
             if let Some(cg) = g.consumer.as_mut() {
-                let ms = store.session_timeout_ms(id, &self.config.consumer);
+                let ms = store.session_timeout_ms(id, &self.config);
                 for m in cg.members.values_mut() {
+                    m.session_deadline = now + Duration::from_millis(ms.max(0) as u64);
+                }
+            }
+            if let Some(sg) = g.share.as_mut() {
+                let ms = store.share_session_timeout_ms(id, &self.config);
+                for m in sg.members.values_mut() {
                     m.session_deadline = now + Duration::from_millis(ms.max(0) as u64);
                 }
             }
@@ -274,6 +305,18 @@ impl GroupCoordinator {
                     if !records.is_empty() {
                         self.queue_records(&group.group_id, records, false);
                     }
+                }
+                if let Some(sg) = group
+                    .share
+                    .as_mut()
+                    .filter(|sg| consumer && sg.members.values().any(|m| m.session_deadline <= now))
+                {
+                    let before = sg.clone();
+                    for id in sg.expire_members(now) {
+                        tracing::info!(group = %group.group_id, member = %id, "share group member session timed out");
+                    }
+                    let records = share::records::changes(&group.group_id, Some(&before), Some(sg));
+                    self.queue_records(&group.group_id, records, false);
                 }
                 group.pending_members.retain(|_, deadline| *deadline > now);
                 let in_join = group.state == GroupState::PreparingRebalance;
@@ -338,6 +381,11 @@ impl GroupCoordinator {
                 groups.retain(|id, g| {
                     // A consumer group goes only with `consumer`, and with its tombstones.
                     if g.consumer.is_some() && !consumer {
+                        return true;
+                    }
+                    // A share group stays until it is deleted (its share-partitions' state
+                    // is its progress).
+                    if g.share.is_some() {
                         return true;
                     }
                     let gone = g.state == GroupState::Empty
@@ -446,6 +494,17 @@ impl GroupCoordinator {
         if let Some(cg) = removed.as_ref().and_then(|g| g.consumer.as_ref()) {
             records.extend(consumer::records::changes(group_id, Some(cg), None));
         }
+        if let Some(sg) = removed.as_ref().and_then(|g| g.share.as_ref()) {
+            records.extend(share::records::changes(group_id, Some(sg), None));
+            // Its share-partitions' state goes first: a share group that is gone holds
+            // nothing, while state without a group would come back to a new one.
+            if let Err(e) = self.delete_share_state(group_id, None).await {
+                if let Some(group) = removed {
+                    self.lock().entry(group_id.to_string()).or_insert(group);
+                }
+                return Err(e);
+            }
+        }
         if let Err(e) = self.persist(group_id, records, None).await {
             // Still on disk, so still a group: back it goes, unless one of that id was
             // created meanwhile.
@@ -457,8 +516,16 @@ impl GroupCoordinator {
         Ok(())
     }
 
-    /// Removes the committed offsets of a deleted topic from every group.
-    pub async fn on_topic_deleted(&self, topic: &str) {
+    /// Removes the committed offsets of a deleted topic from every group, and its
+    /// share-partitions' state from every share group.
+    pub async fn on_topic_deleted(&self, topic: &str, topic_id: uuid::Uuid) {
+        if let Some(store) = &self.share_store {
+            let keys = store.states_where(|k| k.topic_id == topic_id).await;
+            if let Err(e) = store.delete(&keys).await {
+                // Logged only: a topic id is never reused, so the state is inert.
+                tracing::error!(topic, error = %e, "deleting a deleted topic's share-partition state failed");
+            }
+        }
         let affected: Vec<(String, Vec<(String, i32)>)> = {
             let mut groups = self.lock();
             groups
@@ -491,14 +558,15 @@ impl GroupCoordinator {
         let groups = self.lock();
         let mut out: Vec<_> = groups
             .values()
-            .map(|g| match &g.consumer {
-                Some(cg) => (
+            .map(|g| match (&g.consumer, &g.share) {
+                (Some(cg), _) => (
                     g.group_id.clone(),
                     "consumer".to_string(),
                     cg.state(),
                     "consumer",
                 ),
-                None => (
+                (None, Some(sg)) => (g.group_id.clone(), "share".to_string(), sg.state(), "share"),
+                (None, None) => (
                     g.group_id.clone(),
                     g.protocol_type.clone().unwrap_or_default(),
                     g.state.name(),
@@ -527,7 +595,9 @@ impl GroupCoordinator {
     /// "Dead").
     pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
         let groups = self.lock();
-        let g = groups.get(group_id).filter(|g| g.consumer.is_none())?;
+        let g = groups
+            .get(group_id)
+            .filter(|g| g.consumer.is_none() && g.share.is_none())?;
         let with_data = matches!(
             g.state,
             GroupState::Stable | GroupState::CompletingRebalance
@@ -567,6 +637,65 @@ impl GroupCoordinator {
         })
     }
 
+    /// ShareGroupDescribe: a copy of the share group `group_id`, if it is one.
+    pub fn describe_share_group(&self, group_id: &str) -> Option<share::ShareGroup> {
+        self.lock().get(group_id).and_then(|g| g.share.clone())
+    }
+
+    /// Whether `group_id` is a share group (the classic and consumer APIs answer
+    /// GROUP_ID_NOT_FOUND for it, as Kafka does).
+    pub fn is_share_group(&self, group_id: &str) -> bool {
+        self.lock().get(group_id).is_some_and(|g| g.share.is_some())
+    }
+
+    /// For the share group offset APIs: the share group `group_id` exists and has no
+    /// members. With `create`, a group that does not exist is created (empty, durable), as
+    /// AlterShareGroupOffsets does. Returns its group epoch.
+    pub async fn empty_share_group(
+        &self,
+        group_id: &str,
+        create: bool,
+    ) -> Result<i32, CoordinatorError> {
+        let _serial = self.consumer_writes.lock().await;
+        let created = {
+            let mut groups = self.lock();
+            match groups.get(group_id) {
+                Some(g) => match &g.share {
+                    Some(sg) if sg.members.is_empty() => return Ok(sg.group_epoch),
+                    Some(_) => return Err(CoordinatorError::NonEmptyGroup),
+                    None => return Err(CoordinatorError::GroupIdNotFound),
+                },
+                None if !create => return Err(CoordinatorError::GroupIdNotFound),
+                None => {
+                    let mut g = Group::new(group_id);
+                    g.share = Some(share::ShareGroup::default());
+                    groups.insert(group_id.to_string(), g);
+                    share::records::changes(group_id, None, Some(&share::ShareGroup::default()))
+                }
+            }
+        };
+        if let Err(e) = self.persist(group_id, created, None).await {
+            self.lock().remove(group_id);
+            return Err(e);
+        }
+        Ok(0)
+    }
+
+    /// Deletes the share-partition state of group `group_id` (of `topic` only, if given).
+    pub async fn delete_share_state(
+        &self,
+        group_id: &str,
+        topic: Option<uuid::Uuid>,
+    ) -> Result<(), CoordinatorError> {
+        let Some(store) = &self.share_store else {
+            return Ok(());
+        };
+        let keys: Vec<SharePartitionKey> = store
+            .states_where(|k| k.group == group_id && topic.is_none_or(|t| k.topic_id == t))
+            .await;
+        store.delete(&keys).await
+    }
+
     /// Runs `tick` every 100 ms until shutdown.
     pub async fn run_timers(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let mut interval = tokio::time::interval(Duration::from_millis(100));
@@ -586,6 +715,31 @@ impl GroupCoordinator {
             }
         }
     }
+}
+
+/// Replays the consumer and share group records of one `__consumer_offsets` partition
+/// (offset commits and transactional batches are the offset replay's), in one pass.
+fn replay_modern_groups(
+    log: &crate::log::Log,
+    consumer_groups: &mut consumer::records::Replayed,
+    share_groups: &mut share::records::Replayed,
+    now: Instant,
+) -> Result<(), ReplayError> {
+    internal_topic::for_each_batch(log, |h, batch| {
+        if h.is_control() || h.is_transactional() {
+            return Ok(());
+        }
+        let records = crate::log::records::decode_key_values(batch)
+            .ok_or("a batch's records do not decode")?;
+        for kv in records {
+            if let Some(key) = &kv.key {
+                if !consumer_groups.apply(key, kv.value.as_deref(), now) {
+                    share_groups.apply(key, kv.value.as_deref(), now);
+                }
+            }
+        }
+        Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -113,6 +113,9 @@ impl GroupCoordinator {
         if group.state == GroupState::Dead {
             return Err(CoordinatorError::CoordinatorNotAvailable);
         }
+        if group.share.is_some() {
+            return Err(CoordinatorError::GroupIdNotFound);
+        }
         if let Some(cg) = &group.consumer {
             // Kafka's ConsumerGroup.validateOffsetCommit: a commit outside the group only
             // while it has no members; a member's with exactly its current epoch.
@@ -223,6 +226,9 @@ impl GroupCoordinator {
         }
         if let Some((member_id, instance, generation)) = member {
             let groups = self.lock();
+            if groups.get(group_id).is_some_and(|g| g.share.is_some()) {
+                return vec![Err(CoordinatorError::GroupIdNotFound); entries.len()];
+            }
             if let Some(group) = groups.get(group_id) {
                 // Kafka's ConsumerGroup.validateOffsetCommit for transactions: a member of
                 // a consumer group commits with its current epoch (else ILLEGAL_GENERATION).
@@ -339,7 +345,7 @@ impl GroupCoordinator {
     ) -> Result<Vec<Result<(), CoordinatorError>>, CoordinatorError> {
         let (codes, deleted) = {
             let mut groups = self.lock();
-            let Some(group) = groups.get_mut(group_id) else {
+            let Some(group) = groups.get_mut(group_id).filter(|g| g.share.is_none()) else {
                 return Err(CoordinatorError::GroupIdNotFound);
             };
             if group.state != GroupState::Empty

@@ -45,6 +45,13 @@ impl GroupCoordinator {
             groups.insert(req.group_id.clone(), Group::new(&req.group_id));
         }
         let group = groups.get_mut(&req.group_id).expect("inserted above");
+        // A share group's id is not a classic group's (Kafka's classicGroupJoin).
+        if group.share.is_some() {
+            return Outcome::Now(join_error(
+                CoordinatorError::InconsistentGroupProtocol,
+                &req.member_id,
+            ));
+        }
         // A consumer group (KIP-848) with members takes no classic members here (Kafka
         // can mix them; Gregor does not); an empty one becomes a classic group.
         if let Some(cg) = &group.consumer {

@@ -132,7 +132,7 @@ pub(super) fn read_or_write_meta_properties(
 }
 
 /// Base64url without padding, as Kafka prints cluster ids and topic ids.
-fn base64url(bytes: &[u8]) -> String {
+pub fn base64url(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 

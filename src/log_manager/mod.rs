@@ -37,6 +37,7 @@ mod cleaning;
 mod metadata;
 mod topics;
 
+pub use metadata::base64url;
 pub use topics::validate_topic_name;
 
 /// Errors of topic administration, converted to Kafka codes in `api/`.

@@ -150,6 +150,8 @@ impl Authentication {
                     .principal
                     .clone()
                     .unwrap_or_else(|| api::ANONYMOUS.to_string()),
+                // SASL requests open no share sessions.
+                connection: 0,
             },
             body,
         ))

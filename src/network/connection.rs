@@ -11,7 +11,7 @@
 //! A malformed frame or request closes this connection only; a handler that panics ends this
 //! connection's write task, and the read loop notices and stops.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 
@@ -32,6 +32,9 @@ use crate::api::frame_parts::Part;
 use crate::api::{self, Peer, Response, ResponseFuture};
 use crate::broker::Broker;
 use crate::log::{FileRecords, Records};
+
+/// The next connection's number (`RequestContext::connection`); 0 is never handed out.
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
 /// Requests read ahead of their responses, per connection (Kafka's clients send at most 5).
 const MAX_IN_FLIGHT: usize = 32;
@@ -113,6 +116,7 @@ pub async fn serve<R, W>(
     R: AsyncRead + Unpin + Send,
     W: ResponseWriter,
 {
+    let connection = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
     let peer = accepted.peer.map(|a| a.to_string()).unwrap_or_default();
     let client_host = accepted
         .peer
@@ -183,6 +187,7 @@ pub async fn serve<R, W>(
         let from = Peer {
             client_host: client_host.clone(),
             listener: accepted.listener,
+            connection,
             principal: match &authentication {
                 Some(auth) => auth.principal().unwrap_or(api::ANONYMOUS),
                 None => accepted.tls_principal.as_deref().unwrap_or(api::ANONYMOUS),
@@ -230,6 +235,8 @@ pub async fn serve<R, W>(
     // Answer what was read before closing.
     drop(tx);
     let _ = writer_task.await;
+    // Its share sessions end with it: their members' records are released.
+    broker.shares.connection_closed(connection).await;
 }
 
 async fn write_responses<W: ResponseWriter>(

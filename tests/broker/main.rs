@@ -14,5 +14,6 @@ mod kcat;
 mod limits;
 mod raw;
 mod security;
+mod share_groups;
 mod support;
 mod transactions;

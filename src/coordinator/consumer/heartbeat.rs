@@ -192,6 +192,12 @@ impl GroupCoordinator {
             }
         };
         let before = group.consumer.clone();
+        if group.share.is_some() {
+            return Err((
+                CoordinatorError::GroupIdNotFound,
+                Some(format!("Group {} is not a consumer group.", req.group_id)),
+            ));
+        }
         if group.consumer.is_none() {
             // An empty classic group (offsets only) becomes a consumer group; a live one
             // is not converted online here.
@@ -256,7 +262,9 @@ impl GroupCoordinator {
         }
         m.client_id = req.client_id.clone();
         m.client_host = req.client_host.clone();
-        let session_ms = self.group_configs.session_timeout_ms(&req.group_id, config);
+        let session_ms = self
+            .group_configs
+            .session_timeout_ms(&req.group_id, &self.config);
         m.session_deadline = now + Duration::from_millis(session_ms.max(0) as u64);
         let assigned_before = m.assigned.clone();
         if subscription_changed {
@@ -296,7 +304,7 @@ impl GroupCoordinator {
             member_epoch: m.epoch,
             heartbeat_interval_ms: self
                 .group_configs
-                .heartbeat_interval_ms(&req.group_id, config),
+                .heartbeat_interval_ms(&req.group_id, &self.config),
             assignment: send_assignment.then(|| m.assigned.clone()),
         };
         let records = records::changes(&req.group_id, before.as_ref(), Some(cg));

@@ -29,7 +29,8 @@ use uuid::Uuid;
 
 pub use assignor::Assignment;
 pub use heartbeat::{
-    preferred_assignor, ConsumerHeartbeat, HeartbeatAnswer, OwnedPartitions, TopicsView,
+    preferred_assignor, ConsumerHeartbeat, HeartbeatAnswer, HeartbeatError, OwnedPartitions,
+    TopicsView,
 };
 
 /// A member's reconciliation state (Kafka's `MemberState`).

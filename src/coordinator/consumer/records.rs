@@ -19,12 +19,12 @@
 //! `changes` turns what a heartbeat or timer did to a group into the records that say so;
 //! `Replayed` rebuilds the groups from them at start-up.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use tokio::time::Instant;
-use uuid::Uuid;
 
 use super::{Assignment, ConsumerGroup, ConsumerMember, MemberState};
+use crate::coordinator::flexible::{Fields, Value};
 use crate::coordinator::internal_topic::{put_string, Reader};
 
 const GROUP_METADATA: i16 = 3;
@@ -43,118 +43,6 @@ fn key(kind: i16, group: &str, member: Option<&str>) -> Vec<u8> {
         put_string(&mut out, m);
     }
     out
-}
-
-/// A flexible-version value being written.
-struct Value(Vec<u8>);
-
-impl Value {
-    fn new() -> Value {
-        Value(0i16.to_be_bytes().to_vec())
-    }
-    fn uvarint(&mut self, mut n: u64) {
-        while n >= 0x80 {
-            self.0.push((n as u8) | 0x80);
-            n >>= 7;
-        }
-        self.0.push(n as u8);
-    }
-    fn string(&mut self, s: &str) {
-        self.uvarint(s.len() as u64 + 1);
-        self.0.extend_from_slice(s.as_bytes());
-    }
-    fn nullable(&mut self, s: Option<&str>) {
-        match s {
-            Some(s) => self.string(s),
-            None => self.0.push(0),
-        }
-    }
-    fn i8(&mut self, v: i8) {
-        self.0.push(v as u8);
-    }
-    fn i32(&mut self, v: i32) {
-        self.0.extend_from_slice(&v.to_be_bytes());
-    }
-    /// An empty tagged-field section.
-    fn no_tags(&mut self) {
-        self.0.push(0);
-    }
-    fn partitions(&mut self, a: &Assignment) {
-        let topics: Vec<_> = a.iter().filter(|(_, p)| !p.is_empty()).collect();
-        self.uvarint(topics.len() as u64 + 1);
-        for (topic, parts) in topics {
-            self.0.extend_from_slice(topic.as_bytes());
-            self.uvarint(parts.len() as u64 + 1);
-            for p in parts {
-                self.i32(*p);
-            }
-            self.no_tags();
-        }
-    }
-}
-
-/// Reads a flexible-version value.
-struct Fields<'a>(Reader<'a>);
-
-impl<'a> Fields<'a> {
-    fn uvarint(&mut self) -> Option<u64> {
-        let mut n = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.0.take(1)?[0];
-            n |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Some(n);
-            }
-        }
-        None
-    }
-    fn nullable(&mut self) -> Option<Option<String>> {
-        match self.uvarint()? {
-            0 => Some(None),
-            n => {
-                let b = self.0.take(usize::try_from(n - 1).ok()?)?;
-                Some(Some(String::from_utf8_lossy(b).into_owned()))
-            }
-        }
-    }
-    fn string(&mut self) -> Option<String> {
-        self.nullable().map(Option::unwrap_or_default)
-    }
-    fn len(&mut self) -> Option<usize> {
-        usize::try_from(self.uvarint()?.saturating_sub(1)).ok()
-    }
-    fn i8(&mut self) -> Option<i8> {
-        Some(self.0.take(1)?[0] as i8)
-    }
-    fn i32(&mut self) -> Option<i32> {
-        self.0.i32()
-    }
-    /// Reads a tagged-field section; returns the data of tag 0, if there.
-    fn tags(&mut self) -> Option<Option<&'a [u8]>> {
-        let mut tag0 = None;
-        for _ in 0..self.uvarint()? {
-            let tag = self.uvarint()?;
-            let size = usize::try_from(self.uvarint()?).ok()?;
-            let data = self.0.take(size)?;
-            if tag == 0 {
-                tag0 = Some(data);
-            }
-        }
-        Some(tag0)
-    }
-    fn partitions(&mut self) -> Option<Assignment> {
-        let mut a = Assignment::new();
-        for _ in 0..self.len()? {
-            let topic = Uuid::from_slice(self.0.take(16)?).ok()?;
-            let mut parts = BTreeSet::new();
-            for _ in 0..self.len()? {
-                parts.insert(self.i32()?);
-            }
-            self.tags()?;
-            a.insert(topic, parts);
-        }
-        Some(a)
-    }
 }
 
 fn group_metadata(group: &str, cg: &ConsumerGroup) -> Record {
@@ -414,28 +302,6 @@ impl Replayed {
     }
 }
 
-/// Replays the consumer group records of one `__consumer_offsets` partition into
-/// `into` (offset commits and transactional batches are the offset replay's).
-pub fn replay(
-    log: &crate::log::Log,
-    into: &mut Replayed,
-    now: Instant,
-) -> Result<(), crate::coordinator::internal_topic::ReplayError> {
-    crate::coordinator::internal_topic::for_each_batch(log, |h, batch| {
-        if h.is_control() || h.is_transactional() {
-            return Ok(());
-        }
-        let records = crate::log::records::decode_key_values(batch)
-            .ok_or("a batch's records do not decode")?;
-        for kv in records {
-            if let Some(key) = &kv.key {
-                into.apply(key, kv.value.as_deref(), now);
-            }
-        }
-        Ok(())
-    })
-}
-
 /// Record 5's fields.
 struct MemberMetadata {
     instance_id: Option<String>,
@@ -504,6 +370,8 @@ fn read_current(f: &mut Fields<'_>) -> Option<CurrentFields> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
+    use uuid::Uuid;
 
     fn hex(b: &[u8]) -> String {
         use std::fmt::Write;

@@ -419,7 +419,7 @@ async fn group_configs_apply_to_the_group() {
     )
     .unwrap();
     let gc = open(&sim).with_group_configs(store);
-    let broker = gc.config.consumer.clone();
+    let broker = gc.config.clone();
     let configs = BTreeMap::from([(
         "consumer.heartbeat.interval.ms".to_string(),
         "7000".to_string(),
@@ -430,5 +430,8 @@ async fn group_configs_apply_to_the_group() {
     let mut other = join("b");
     other.group_id = "other".into();
     let answer = gc.consumer_heartbeat(other, &topics(1)).await.unwrap();
-    assert_eq!(answer.heartbeat_interval_ms, broker.heartbeat_interval_ms);
+    assert_eq!(
+        answer.heartbeat_interval_ms,
+        broker.consumer.heartbeat_interval_ms
+    );
 }

@@ -1,0 +1,753 @@
+//! One share-partition in memory (Kafka's `SharePartition`): the delivery state of every
+//! offset from the share-partition start offset (SPSO) to the end of what was fetched.
+//!
+//! | state | how it is entered | what may follow |
+//! |---|---|---|
+//! | **Available** | never fetched yet but inside the window, released (RELEASE, lock expiry, the member's session closed) | Acquired |
+//! | **Acquired** | a ShareFetch gave it to one member, for `share.record.lock.duration.ms`; its delivery count goes up | Acknowledged (ACCEPT), Archived (REJECT, a gap), Available (RELEASE, lock expiry); Archived instead of Available once delivered `group.share.delivery.count.limit` times |
+//! | **Acknowledged** | ACCEPT | — (terminal) |
+//! | **Archived** | REJECT, a gap (an offset with no record: compaction, a control record), the delivery limit, an aborted transaction's record under read_committed | — (terminal) |
+//!
+//! The SPSO moves past terminal offsets at the front; the window (SPSO to the last offset
+//! fetched) holds at most `group.share.partition.max.record.locks` offsets before new ones
+//! are fetched (a whole stored batch may overshoot it). ACQUIRED is never persisted:
+//! acquisitions write nothing; acknowledgements, releases and lock expiry write the ranges
+//! they changed (`share/state_store.rs`) before they are answered.
+//!
+//! Pure: no I/O and no clock of its own, so the rules are unit-tested on their own.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use tokio::time::Instant;
+
+use super::state_store::{ShareState, StateBatch, ACKNOWLEDGED, ARCHIVED, AVAILABLE};
+
+/// A record's delivery state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordState {
+    Available,
+    Acquired,
+    Acknowledged,
+    Archived,
+}
+
+impl RecordState {
+    fn is_terminal(self) -> bool {
+        matches!(self, RecordState::Acknowledged | RecordState::Archived)
+    }
+
+    /// The persisted id (Acquired is written as what it was before: never here).
+    fn persisted(self) -> i8 {
+        match self {
+            RecordState::Available | RecordState::Acquired => AVAILABLE,
+            RecordState::Acknowledged => ACKNOWLEDGED,
+            RecordState::Archived => ARCHIVED,
+        }
+    }
+}
+
+/// Acknowledgement types (ShareFetch, ShareAcknowledge).
+pub const ACK_GAP: i8 = 0;
+pub const ACK_ACCEPT: i8 = 1;
+pub const ACK_RELEASE: i8 = 2;
+pub const ACK_REJECT: i8 = 3;
+pub const ACK_RENEW: i8 = 4;
+
+#[derive(Debug, Clone)]
+struct Slot {
+    state: RecordState,
+    delivery_count: i16,
+    owner: Option<Arc<str>>,
+    deadline: Option<Instant>,
+}
+
+impl Slot {
+    fn available(delivery_count: i16) -> Slot {
+        Slot {
+            state: RecordState::Available,
+            delivery_count,
+            owner: None,
+            deadline: None,
+        }
+    }
+}
+
+/// A stored batch as acquisition sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogBatch {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// False for the records of an aborted transaction under read_committed: archived, not
+    /// delivered.
+    pub deliverable: bool,
+}
+
+/// Offsets handed to a member, all with the same delivery count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AcquiredRange {
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub delivery_count: i16,
+}
+
+/// What a share fetch acquired: the ranges, and which of the given batches hold them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Acquisition {
+    pub ranges: Vec<AcquiredRange>,
+    /// Indexes of the first and last batch with an acquired offset.
+    pub batches: Option<(usize, usize)>,
+}
+
+impl Acquisition {
+    pub fn records(&self) -> usize {
+        self.ranges
+            .iter()
+            .map(|r| (r.last_offset - r.first_offset + 1) as usize)
+            .sum()
+    }
+}
+
+/// One acknowledgement batch, checked (`types` has one entry, or one per offset).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acknowledgement {
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub types: Vec<i8>,
+}
+
+impl Acknowledgement {
+    fn type_at(&self, offset: i64) -> i8 {
+        if self.types.len() == 1 {
+            self.types[0]
+        } else {
+            self.types[(offset - self.first_offset) as usize]
+        }
+    }
+}
+
+/// Why an acknowledgement was refused (the partition's whole acknowledgement is).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AckError {
+    /// An offset this member has not acquired: INVALID_RECORD_STATE.
+    InvalidRecordState(String),
+    /// An offset past everything fetched: INVALID_REQUEST.
+    InvalidRequest(String),
+}
+
+/// The settings a share-partition obeys.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// `group.share.delivery.count.limit`.
+    pub delivery_count_limit: i16,
+    /// `group.share.partition.max.record.locks`.
+    pub max_in_flight: i64,
+}
+
+/// Offsets whose state changed, with what they were (to undo them if the write fails).
+#[derive(Debug, Default)]
+pub struct Changes {
+    before: Vec<(i64, Slot)>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.before.is_empty()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SharePartition {
+    start_offset: i64,
+    /// The state of offsets `start_offset..start_offset + slots.len()`.
+    slots: VecDeque<Slot>,
+    state_epoch: i32,
+}
+
+impl SharePartition {
+    /// A share-partition loaded from its durable state, starting at `start_offset` (the
+    /// stored one, or the one `share.auto.offset.reset` resolved). Offsets up to the last
+    /// stored range that have no state were fetched before but never written: available
+    /// again, as never delivered.
+    pub fn load(state: &ShareState, start_offset: i64) -> SharePartition {
+        let mut sp = SharePartition {
+            start_offset,
+            slots: VecDeque::new(),
+            state_epoch: state.state_epoch,
+        };
+        for b in state.state_batches() {
+            if b.last_offset < start_offset {
+                continue;
+            }
+            let end = sp.end_offset();
+            for _ in end..=b.last_offset {
+                sp.slots.push_back(Slot::available(0));
+            }
+            for offset in b.first_offset.max(start_offset)..=b.last_offset {
+                let slot = sp.slot_mut(offset).expect("pushed above");
+                slot.delivery_count = b.delivery_count;
+                slot.state = match b.delivery_state {
+                    ACKNOWLEDGED => RecordState::Acknowledged,
+                    ARCHIVED => RecordState::Archived,
+                    _ => RecordState::Available,
+                };
+            }
+        }
+        sp.advance_start();
+        sp
+    }
+
+    pub fn start_offset(&self) -> i64 {
+        self.start_offset
+    }
+
+    pub fn state_epoch(&self) -> i32 {
+        self.state_epoch
+    }
+
+    /// The offset after the last one fetched (the SPSO when nothing is in flight).
+    pub fn end_offset(&self) -> i64 {
+        self.start_offset + self.slots.len() as i64
+    }
+
+    fn slot_mut(&mut self, offset: i64) -> Option<&mut Slot> {
+        let i = usize::try_from(offset - self.start_offset).ok()?;
+        self.slots.get_mut(i)
+    }
+
+    /// Where the next share fetch reads from: the first available offset in the window,
+    /// else the end.
+    pub fn next_fetch_offset(&self) -> i64 {
+        self.slots
+            .iter()
+            .position(|s| s.state == RecordState::Available)
+            .map_or(self.end_offset(), |i| self.start_offset + i as i64)
+    }
+
+    /// Whether a fetch could acquire anything: something available in the window, or room
+    /// for new offsets.
+    pub fn can_acquire(&self, limits: &Limits) -> bool {
+        self.slots.iter().any(|s| s.state == RecordState::Available)
+            || (self.slots.len() as i64) < limits.max_in_flight
+    }
+
+    /// Offsets in the window whose delivery is complete (Kafka's DeliveryCompleteCount).
+    pub fn delivery_complete_count(&self) -> i32 {
+        self.slots.iter().filter(|s| s.state.is_terminal()).count() as i32
+    }
+
+    /// The number of acquired records.
+    pub fn acquired_count(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| s.state == RecordState::Acquired)
+            .count()
+    }
+
+    /// When the next acquisition lock expires.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.slots.iter().filter_map(|s| s.deadline).min()
+    }
+
+    /// The log's start moved past the SPSO (retention, DeleteRecords): what is below it is
+    /// gone, whatever its state (an acknowledgement of it later is a no-op, as in Kafka).
+    pub fn move_start_to(&mut self, log_start_offset: i64) {
+        while self.start_offset < log_start_offset {
+            if self.slots.pop_front().is_none() {
+                self.start_offset = log_start_offset;
+                break;
+            }
+            self.start_offset += 1;
+        }
+    }
+
+    /// Acquires for `member`, from `batches` (the stored batches read at
+    /// `next_fetch_offset`, in order), at least `max_records` records if there are that
+    /// many (whole batches: the last one may overshoot), each locked until `deadline`. A
+    /// range of more than `batch_size` records is cut at the next batch boundary.
+    pub fn acquire(
+        &mut self,
+        member: &Arc<str>,
+        batches: &[LogBatch],
+        max_records: usize,
+        batch_size: usize,
+        deadline: Instant,
+        limits: &Limits,
+    ) -> Acquisition {
+        let mut out = Acquisition::default();
+        let mut expected = self.next_fetch_offset();
+        // Set at a batch's end once the current range is `batch_size` long.
+        let mut cut = false;
+        for (index, b) in batches.iter().enumerate() {
+            if out.records() >= max_records {
+                break;
+            }
+            if b.last_offset < self.start_offset || b.last_offset < expected {
+                continue;
+            }
+            // Offsets between the last batch and this one have no record (compaction):
+            // nothing to deliver there.
+            for offset in expected.max(self.start_offset)..b.base_offset.min(self.end_offset()) {
+                if let Some(s) = self.slot_mut(offset) {
+                    if s.state == RecordState::Available {
+                        s.state = RecordState::Archived;
+                    }
+                }
+            }
+            expected = b.last_offset + 1;
+            if b.last_offset >= self.end_offset() {
+                if self.slots.len() as i64 >= limits.max_in_flight {
+                    // The window is full: fetch nothing new until the SPSO moves.
+                    break;
+                }
+                while self.end_offset() < b.base_offset {
+                    self.slots.push_back(Slot {
+                        state: RecordState::Archived,
+                        ..Slot::available(0)
+                    });
+                }
+                while self.end_offset() <= b.last_offset {
+                    self.slots.push_back(Slot::available(0));
+                }
+            }
+            let before = out.records();
+            for offset in b.base_offset.max(self.start_offset)..=b.last_offset {
+                let Some(s) = self.slot_mut(offset) else {
+                    continue;
+                };
+                if s.state != RecordState::Available {
+                    continue;
+                }
+                if !b.deliverable {
+                    s.state = RecordState::Archived;
+                    continue;
+                }
+                s.state = RecordState::Acquired;
+                s.delivery_count = s.delivery_count.saturating_add(1);
+                s.owner = Some(member.clone());
+                s.deadline = Some(deadline);
+                let count = s.delivery_count;
+                push_range(&mut out.ranges, offset, count, std::mem::take(&mut cut));
+            }
+            if out.records() > before {
+                out.batches = Some(match out.batches {
+                    None => (index, index),
+                    Some((first, _)) => (first, index),
+                });
+                cut = out
+                    .ranges
+                    .last()
+                    .is_some_and(|r| r.last_offset - r.first_offset + 1 >= batch_size as i64);
+            }
+        }
+        out
+    }
+
+    /// Applies `member`'s acknowledgements, all or nothing: every offset at or after the
+    /// SPSO must be acquired by `member` (offsets below it are skipped, as Kafka does). A
+    /// RENEW restarts the offset's lock until `renewed_until`.
+    pub fn acknowledge(
+        &mut self,
+        member: &str,
+        acks: &[Acknowledgement],
+        renewed_until: Instant,
+        limits: &Limits,
+    ) -> Result<Changes, AckError> {
+        for a in acks {
+            for offset in a.first_offset.max(self.start_offset)..=a.last_offset {
+                let Some(s) = self.slot_mut(offset) else {
+                    return Err(AckError::InvalidRequest(format!(
+                        "Offset {offset} has not been fetched"
+                    )));
+                };
+                if s.state != RecordState::Acquired {
+                    return Err(AckError::InvalidRecordState(format!(
+                        "The record at offset {offset} is not acquired"
+                    )));
+                }
+                if s.owner.as_deref() != Some(member) {
+                    return Err(AckError::InvalidRecordState(format!(
+                        "Member is not the owner of the record at offset {offset}"
+                    )));
+                }
+            }
+        }
+        let mut changes = Changes::default();
+        for a in acks {
+            for offset in a.first_offset.max(self.start_offset)..=a.last_offset {
+                let kind = a.type_at(offset);
+                let s = self.slot_mut(offset).expect("checked above");
+                if kind == ACK_RENEW {
+                    s.deadline = Some(renewed_until);
+                    continue;
+                }
+                changes.before.push((offset, s.clone()));
+                s.state = match kind {
+                    ACK_ACCEPT => RecordState::Acknowledged,
+                    ACK_RELEASE if s.delivery_count < limits.delivery_count_limit => {
+                        RecordState::Available
+                    }
+                    _ => RecordState::Archived,
+                };
+                s.owner = None;
+                s.deadline = None;
+            }
+        }
+        Ok(changes)
+    }
+
+    /// Releases what `member` holds (its share session ended).
+    pub fn release(&mut self, member: &str, limits: &Limits) -> Changes {
+        self.release_where(limits, |s| s.owner.as_deref() == Some(member))
+    }
+
+    /// Releases what was held past its lock.
+    pub fn expire(&mut self, now: Instant, limits: &Limits) -> Changes {
+        self.release_where(limits, |s| s.deadline.is_some_and(|d| d <= now))
+    }
+
+    fn release_where(&mut self, limits: &Limits, which: impl Fn(&Slot) -> bool) -> Changes {
+        let mut changes = Changes::default();
+        let start = self.start_offset;
+        for (i, s) in self.slots.iter_mut().enumerate() {
+            if s.state == RecordState::Acquired && which(s) {
+                changes.before.push((start + i as i64, s.clone()));
+                s.state = if s.delivery_count < limits.delivery_count_limit {
+                    RecordState::Available
+                } else {
+                    RecordState::Archived
+                };
+                s.owner = None;
+                s.deadline = None;
+            }
+        }
+        changes
+    }
+
+    /// Undoes `changes` (their write failed).
+    pub fn undo(&mut self, changes: Changes) {
+        for (offset, slot) in changes.before.into_iter().rev() {
+            if let Some(s) = self.slot_mut(offset) {
+                *s = slot;
+            }
+        }
+    }
+
+    /// Where the SPSO goes once `changes` are written: past the terminal offsets at the
+    /// front.
+    pub fn next_start_offset(&self) -> i64 {
+        let done = self
+            .slots
+            .iter()
+            .take_while(|s| s.state.is_terminal())
+            .count();
+        self.start_offset + done as i64
+    }
+
+    /// The ranges to write for `changes`: offsets at or after `from`, by state and count.
+    pub fn state_batches(&self, changes: &Changes, from: i64) -> Vec<StateBatch> {
+        let mut offsets: Vec<i64> = changes
+            .before
+            .iter()
+            .map(|(o, _)| *o)
+            .filter(|o| *o >= from)
+            .collect();
+        offsets.sort_unstable();
+        offsets.dedup();
+        let mut out: Vec<StateBatch> = Vec::new();
+        for offset in offsets {
+            let i = (offset - self.start_offset) as usize;
+            let s = &self.slots[i];
+            let (state, count) = (s.state.persisted(), s.delivery_count);
+            match out.last_mut() {
+                Some(last)
+                    if last.last_offset + 1 == offset
+                        && last.delivery_state == state
+                        && last.delivery_count == count =>
+                {
+                    last.last_offset = offset;
+                }
+                _ => out.push(StateBatch {
+                    first_offset: offset,
+                    last_offset: offset,
+                    delivery_state: state,
+                    delivery_count: count,
+                }),
+            }
+        }
+        out
+    }
+
+    /// Moves the SPSO past the terminal offsets at the front (after a successful write).
+    pub fn advance_start(&mut self) {
+        while self.slots.front().is_some_and(|s| s.state.is_terminal()) {
+            self.slots.pop_front();
+            self.start_offset += 1;
+        }
+    }
+}
+
+/// Adds `offset` to the last range if it continues it with the same count (and no `cut`
+/// is due), else starts a new one.
+fn push_range(ranges: &mut Vec<AcquiredRange>, offset: i64, count: i16, cut: bool) {
+    if let Some(last) = ranges.last_mut() {
+        if !cut && last.last_offset + 1 == offset && last.delivery_count == count {
+            last.last_offset = offset;
+            return;
+        }
+    }
+    ranges.push(AcquiredRange {
+        first_offset: offset,
+        last_offset: offset,
+        delivery_count: count,
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        delivery_count_limit: 3,
+        max_in_flight: 100,
+    };
+
+    fn batch(base: i64, last: i64) -> LogBatch {
+        LogBatch {
+            base_offset: base,
+            last_offset: last,
+            deliverable: true,
+        }
+    }
+
+    fn fresh(start: i64) -> SharePartition {
+        SharePartition::load(
+            &ShareState {
+                start_offset: start,
+                ..ShareState::default()
+            },
+            start,
+        )
+    }
+
+    fn ack(first: i64, last: i64, kind: i8) -> Acknowledgement {
+        Acknowledgement {
+            first_offset: first,
+            last_offset: last,
+            types: vec![kind],
+        }
+    }
+
+    fn range(first: i64, last: i64, count: i16) -> AcquiredRange {
+        AcquiredRange {
+            first_offset: first,
+            last_offset: last,
+            delivery_count: count,
+        }
+    }
+
+    #[test]
+    fn records_are_acquired_once_acknowledged_and_the_start_moves_past_them() {
+        let now = Instant::now();
+        let (a, b): (Arc<str>, Arc<str>) = ("a".into(), "b".into());
+        let mut sp = fresh(0);
+        let got = sp.acquire(&a, &[batch(0, 4), batch(5, 9)], 3, 500, now, &LIMITS);
+        // Whole batches: asked for 3, got the first batch's 5.
+        assert_eq!(got.ranges, vec![range(0, 4, 1)]);
+        assert_eq!(got.batches, Some((0, 0)));
+        // Another member gets what is left, not the same records.
+        let got = sp.acquire(&b, &[batch(5, 9)], 500, 500, now, &LIMITS);
+        assert_eq!(got.ranges, vec![range(5, 9, 1)]);
+        assert_eq!(sp.next_fetch_offset(), 10);
+        // b may not acknowledge a's records; nothing changes when one offset is wrong.
+        assert!(matches!(
+            sp.acknowledge("b", &[ack(4, 5, ACK_ACCEPT)], now, &LIMITS),
+            Err(AckError::InvalidRecordState(_))
+        ));
+        let changes = sp
+            .acknowledge("a", &[ack(0, 4, ACK_ACCEPT)], now, &LIMITS)
+            .unwrap();
+        assert_eq!(sp.next_start_offset(), 5);
+        assert_eq!(
+            sp.state_batches(&changes, 5),
+            vec![],
+            "below the new start nothing needs writing"
+        );
+        sp.advance_start();
+        assert_eq!(sp.start_offset(), 5);
+        // Past everything fetched: INVALID_REQUEST.
+        assert!(matches!(
+            sp.acknowledge("b", &[ack(9, 10, ACK_ACCEPT)], now, &LIMITS),
+            Err(AckError::InvalidRequest(_))
+        ));
+        // Below the start: skipped.
+        sp.acknowledge("b", &[ack(0, 9, ACK_ACCEPT)], now, &LIMITS)
+            .unwrap();
+        sp.advance_start();
+        assert_eq!((sp.start_offset(), sp.end_offset()), (10, 10));
+    }
+
+    #[test]
+    fn released_records_come_back_with_a_higher_count_until_the_limit_archives_them() {
+        let now = Instant::now();
+        let a: Arc<str> = "a".into();
+        let mut sp = fresh(0);
+        for delivery in 1..=3 {
+            let got = sp.acquire(&a, &[batch(0, 1)], 10, 500, now, &LIMITS);
+            assert_eq!(got.ranges, vec![range(0, 1, delivery)]);
+            let changes = sp
+                .acknowledge("a", &[ack(0, 1, ACK_RELEASE)], now, &LIMITS)
+                .unwrap();
+            let written = sp.state_batches(&changes, sp.next_start_offset());
+            if delivery < 3 {
+                assert_eq!(written[0].delivery_state, AVAILABLE);
+                assert_eq!(written[0].delivery_count, delivery);
+            } else {
+                assert!(written.is_empty(), "archived and below the new start");
+            }
+            sp.advance_start();
+        }
+        assert_eq!(sp.start_offset(), 2, "the third release archives them");
+    }
+
+    #[test]
+    fn locks_expire_and_a_renew_extends_them() {
+        let now = Instant::now();
+        let a: Arc<str> = "a".into();
+        let mut sp = fresh(0);
+        sp.acquire(
+            &a,
+            &[batch(0, 1)],
+            10,
+            500,
+            now + Duration::from_secs(1),
+            &LIMITS,
+        );
+        sp.acknowledge(
+            "a",
+            &[ack(1, 1, ACK_RENEW)],
+            now + Duration::from_secs(5),
+            &LIMITS,
+        )
+        .unwrap();
+        assert_eq!(sp.next_deadline(), Some(now + Duration::from_secs(1)));
+        let changes = sp.expire(now + Duration::from_secs(2), &LIMITS);
+        assert_eq!(sp.state_batches(&changes, 0).len(), 1);
+        assert_eq!(sp.next_fetch_offset(), 0);
+        assert_eq!(sp.acquired_count(), 1, "offset 1 was renewed");
+        sp.undo(changes);
+        assert_eq!(sp.acquired_count(), 2, "undone");
+    }
+
+    #[test]
+    fn gaps_and_aborted_records_are_archived_not_delivered() {
+        let now = Instant::now();
+        let a: Arc<str> = "a".into();
+        let mut sp = fresh(0);
+        let aborted = LogBatch {
+            base_offset: 3,
+            last_offset: 4,
+            deliverable: false,
+        };
+        // Offsets 0-1, then a hole (compaction), then an aborted batch, then 5-6.
+        let got = sp.acquire(
+            &a,
+            &[batch(0, 1), aborted, batch(5, 6)],
+            10,
+            500,
+            now,
+            &LIMITS,
+        );
+        assert_eq!(got.ranges, vec![range(0, 1, 1), range(5, 6, 1)]);
+        assert_eq!(got.batches, Some((0, 2)));
+        sp.acknowledge(
+            "a",
+            &[ack(0, 1, ACK_ACCEPT), ack(5, 6, ACK_ACCEPT)],
+            now,
+            &LIMITS,
+        )
+        .unwrap();
+        sp.advance_start();
+        assert_eq!(sp.start_offset(), 7);
+    }
+
+    #[test]
+    fn the_window_caps_what_is_fetched_until_the_start_moves() {
+        let now = Instant::now();
+        let a: Arc<str> = "a".into();
+        let limits = Limits {
+            delivery_count_limit: 3,
+            max_in_flight: 4,
+        };
+        let mut sp = fresh(0);
+        sp.acquire(&a, &[batch(0, 2)], 100, 500, now, &limits);
+        // One batch more overshoots the window; then nothing new.
+        let got = sp.acquire(&a, &[batch(3, 5), batch(6, 7)], 100, 500, now, &limits);
+        assert_eq!(got.ranges, vec![range(3, 5, 1)]);
+        assert!(!sp.can_acquire(&limits));
+        sp.acknowledge("a", &[ack(0, 5, ACK_ACCEPT)], now, &limits)
+            .unwrap();
+        sp.advance_start();
+        assert!(sp.can_acquire(&limits));
+    }
+
+    #[test]
+    fn a_load_restores_states_and_unwritten_offsets_come_back_available() {
+        let state = ShareState {
+            state_epoch: 3,
+            start_offset: 10,
+            batches: [
+                (10, (10, ACKNOWLEDGED, 1)),
+                (12, (12, AVAILABLE, 2)),
+                (14, (14, ARCHIVED, 3)),
+            ]
+            .into_iter()
+            .collect(),
+            ..ShareState::default()
+        };
+        let sp = SharePartition::load(&state, 10);
+        assert_eq!(sp.start_offset(), 11, "the acknowledged front is passed");
+        assert_eq!(sp.end_offset(), 15);
+        assert_eq!(sp.next_fetch_offset(), 11);
+        assert_eq!(sp.state_epoch(), 3);
+        assert_eq!(sp.delivery_complete_count(), 1);
+        let mut sp = sp;
+        let got = sp.acquire(
+            &"a".into(),
+            &[batch(11, 15)],
+            100,
+            500,
+            Instant::now(),
+            &LIMITS,
+        );
+        assert_eq!(
+            got.ranges,
+            vec![
+                range(11, 11, 1),
+                range(12, 12, 3),
+                range(13, 13, 1),
+                range(15, 15, 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn long_ranges_are_cut_at_batch_boundaries() {
+        let now = Instant::now();
+        let mut sp = fresh(0);
+        let got = sp.acquire(
+            &"a".into(),
+            &[batch(0, 2), batch(3, 5), batch(6, 6)],
+            100,
+            2,
+            now,
+            &LIMITS,
+        );
+        assert_eq!(
+            got.ranges,
+            vec![range(0, 2, 1), range(3, 5, 1), range(6, 6, 1)]
+        );
+    }
+}
