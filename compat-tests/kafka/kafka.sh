@@ -20,7 +20,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 export KAFKA_HOME=${KAFKA_HOME:-$root/compat-tests/.work/kafka}
 state=${KAFKA_STATE:-$KAFKA_HOME/run}
-version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml")
+# KAFKA_VERSION runs another release than the pinned one (its own KAFKA_HOME, say
+# compat-tests/.work/kafka-4.2.1); the share group scenarios compare with 4.2, where share
+# groups are GA and on by default.
+version=${KAFKA_VERSION:-$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml")}
 
 log() { echo "# kafka: $*" >&2; }
 
@@ -36,7 +39,7 @@ fetch() {
   log "fetching Apache Kafka $version and its dependencies through Maven (once)"
   rm -rf "$KAFKA_HOME/libs"
   mkdir -p "$KAFKA_HOME/libs"
-  mvn -q -B -Dstyle.color=never -f "$here/pom.xml" dependency:copy-dependencies \
+  mvn -q -B -Dstyle.color=never -f "$here/pom.xml" -Dkafka.version="$version" dependency:copy-dependencies \
     -DoutputDirectory="$KAFKA_HOME/libs" -DincludeScope=runtime >&2
   write_launchers
   echo "$version" > "$stamp"

@@ -44,6 +44,7 @@ public final class Main {
         s.addAll(AdminScenarios.all());
         s.addAll(TransactionScenarios.all());
         s.addAll(StreamsScenario.all());
+        s.addAll(ShareScenarios.all());
         return s;
     }
 
