@@ -97,7 +97,8 @@ pub async fn handle(
                         .with_target_assignment(assignment(
                             cg.target.get(&m.member_id).unwrap_or(&empty),
                         ))
-                        .with_member_type(1)
+                        // KIP-1099: 0 for a classic member, 1 for a consumer-protocol one.
+                        .with_member_type(i8::from(m.classic.is_none()))
                 })
                 .collect();
             group

@@ -51,7 +51,18 @@ pub async fn handle(
             .collect(),
         require_known_member_id: ctx.version >= 4,
     };
-    let result = match broker.groups.join(join) {
+    // A consumer group with members serves classic members itself (online migration).
+    let in_consumer_group = if broker.groups.is_live_consumer_group(&join.group_id) {
+        let topics = super::consumer_group_heartbeat::consumer_topics(&broker);
+        broker
+            .groups
+            .join_consumer_group(&join, &topics)
+            .await
+            .map(Outcome::Now)
+    } else {
+        None
+    };
+    let result = match in_consumer_group.unwrap_or_else(|| broker.groups.join(join)) {
         Outcome::Now(r) => r,
         Outcome::Wait(rx) => match rx.await {
             Ok(r) => r,
@@ -63,6 +74,7 @@ pub async fn handle(
             }
         },
     };
+    tracing::debug!(group = %request.group_id.as_str(), member = %result.member_id, generation = result.generation_id, error = ?result.error, "JoinGroup");
     let members = result
         .members
         .into_iter()

@@ -45,7 +45,14 @@ pub async fn handle(
             group_instance_id: None,
         }]
     };
-    match broker.groups.leave(request.group_id.as_str(), &leaving) {
+    // A consumer group's members (classic ones, or any by instance id) leave through it.
+    let group = request.group_id.as_str();
+    let left = if broker.groups.is_live_consumer_group(group) {
+        broker.groups.leave_consumer_group(group, &leaving).await
+    } else {
+        None
+    };
+    match left.unwrap_or_else(|| broker.groups.leave(group, &leaving)) {
         Err(e) => LeaveGroupResponse::default().with_error_code(e.code()),
         Ok(codes) if ctx.version >= 3 => {
             let members = request

@@ -79,6 +79,7 @@ pub async fn handle(
             entries,
         )
         .await;
+    tracing::debug!(group = %request.group_id.as_str(), member = %request.member_id.as_str(), generation = request.generation_id_or_member_epoch, ?codes, "OffsetCommit");
     let mut codes = codes.into_iter();
     respond(request, |topic| {
         if denied[topic] {

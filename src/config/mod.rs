@@ -19,7 +19,7 @@ pub use raw::RawConfig;
 
 pub use cleaner::CleanerConfig;
 pub use coordinators::{
-    ConsumerGroupConfig, CoordinatorConfig, ShareGroupConfig, TransactionConfig,
+    ConsumerGroupConfig, CoordinatorConfig, MigrationPolicy, ShareGroupConfig, TransactionConfig,
 };
 pub use listeners::{Listener, SecurityProtocol};
 pub use socket_server::SocketServerConfig;
@@ -349,6 +349,15 @@ fn consumer_group_config(raw: &RawConfig) -> Result<ConsumerGroupConfig, ConfigE
             i32::MAX as i64,
         )? as usize,
         assignors,
+        migration: {
+            let value = raw.string("group.consumer.migration.policy", "bidirectional");
+            MigrationPolicy::parse(&value).ok_or_else(|| {
+                ConfigError::new(
+                    "group.consumer.migration.policy",
+                    format!("{value} is not one of bidirectional, upgrade, downgrade, disabled"),
+                )
+            })?
+        },
     })
 }
 
@@ -581,6 +590,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker("group.consumer.max.heartbeat.interval.ms", "15000", 3, "Largest group.consumer.heartbeat.interval.ms allowed."),
     broker("group.consumer.max.size", "2147483647", 3, "Most members in a consumer-protocol group."),
     broker("group.consumer.assignors", "uniform,range", 7, "Server-side assignors of consumer-protocol groups; the first is the default."),
+    broker("group.consumer.migration.policy", "bidirectional", 2, "Whether groups with members move between the classic and the consumer protocol: bidirectional, upgrade (classic to consumer), downgrade (consumer to classic) or disabled."),
     broker("group.share.enable", "true", 1, "Serve share groups (KIP-932); Kafka's switch behind its share.version feature, on by default as in Kafka 4.2."),
     broker("group.share.session.timeout.ms", "45000", 3, "Session timeout of share group members."),
     broker("group.share.min.session.timeout.ms", "45000", 3, "Smallest group.share.session.timeout.ms allowed."),

@@ -44,6 +44,11 @@ impl Value {
     pub fn i8(&mut self, v: i8) {
         self.0.push(v as u8);
     }
+    /// Compact bytes (not null).
+    pub fn bytes(&mut self, b: &[u8]) {
+        self.uvarint(b.len() as u64 + 1);
+        self.0.extend_from_slice(b);
+    }
     pub fn i16(&mut self, v: i16) {
         self.0.extend_from_slice(&v.to_be_bytes());
     }
@@ -103,6 +108,13 @@ impl<'a> Fields<'a> {
     }
     pub fn len(&mut self) -> Option<usize> {
         usize::try_from(self.uvarint()?.saturating_sub(1)).ok()
+    }
+    /// Compact bytes (empty when null).
+    pub fn bytes(&mut self) -> Option<&'a [u8]> {
+        match self.uvarint()? {
+            0 => Some(&[]),
+            n => self.0.take(usize::try_from(n - 1).ok()?),
+        }
     }
     pub fn i8(&mut self) -> Option<i8> {
         Some(self.0.take(1)?[0] as i8)

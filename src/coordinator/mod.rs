@@ -292,6 +292,7 @@ impl GroupCoordinator {
                         && cg.members.values().any(|m| {
                             m.session_deadline <= now
                                 || m.revocation_deadline.is_some_and(|(at, _)| at <= now)
+                                || m.classic.as_ref().is_some_and(|c| c.expired(now))
                                 || (m.subscribed_topic_regex.is_some() && !m.regex_resolved)
                         })
                 }) {
@@ -300,10 +301,15 @@ impl GroupCoordinator {
                     for id in cg.expire_members(now) {
                         tracing::info!(group = %group.group_id, member = %id, "consumer group member session or revocation timed out");
                     }
-                    let records =
-                        consumer::records::changes(&group.group_id, Some(&before), Some(cg));
-                    if !records.is_empty() {
-                        self.queue_records(&group.group_id, records, false);
+                    // Only classic members left: the group may become classic again.
+                    if let Some(tombstones) = self.maybe_downgrade(group, before.group_epoch, now) {
+                        self.queue_records(&group.group_id, tombstones, true);
+                    } else if let Some(cg) = &group.consumer {
+                        let records =
+                            consumer::records::changes(&group.group_id, Some(&before), Some(cg));
+                        if !records.is_empty() {
+                            self.queue_records(&group.group_id, records, false);
+                        }
                     }
                 }
                 if let Some(sg) = group
@@ -579,11 +585,14 @@ impl GroupCoordinator {
     }
 
     /// Whether `member_id` is a member of consumer group `group_id`.
+    /// Whether `member_id` is a consumer-protocol member of consumer group `group_id` (not a
+    /// classic member of it).
     pub fn is_consumer_group_member(&self, group_id: &str, member_id: &str) -> bool {
         self.lock()
             .get(group_id)
             .and_then(|g| g.consumer.as_ref())
-            .is_some_and(|cg| cg.members.contains_key(member_id))
+            .and_then(|cg| cg.members.get(member_id))
+            .is_some_and(|m| m.classic.is_none())
     }
 
     /// ConsumerGroupDescribe: a copy of the consumer group `group_id`, if it is one.

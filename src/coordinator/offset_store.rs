@@ -127,7 +127,12 @@ impl GroupCoordinator {
                 .get(member_id)
                 .ok_or(CoordinatorError::UnknownMemberId)?;
             if member.epoch != generation {
-                return Err(CoordinatorError::StaleMemberEpoch);
+                // A classic member speaks of generations (Kafka's validateOffsetCommit).
+                return Err(if member.classic.is_some() {
+                    CoordinatorError::IllegalGeneration
+                } else {
+                    CoordinatorError::StaleMemberEpoch
+                });
             }
             return Ok(());
         }

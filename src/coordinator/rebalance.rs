@@ -52,8 +52,9 @@ impl GroupCoordinator {
                 &req.member_id,
             ));
         }
-        // A consumer group (KIP-848) with members takes no classic members here (Kafka
-        // can mix them; Gregor does not); an empty one becomes a classic group.
+        // A consumer group (KIP-848) with members serves classic members itself
+        // (`consumer/classic_members.rs`, reached before this); only a race gets here: the
+        // member is told to rejoin. An empty one becomes a classic group.
         if let Some(cg) = &group.consumer {
             if !cg.members.is_empty() {
                 return Outcome::Now(join_error(
@@ -262,7 +263,7 @@ impl GroupCoordinator {
         }
     }
 
-    fn prepare_rebalance(&self, group: &mut Group, now: Instant) {
+    pub(super) fn prepare_rebalance(&self, group: &mut Group, now: Instant) {
         if group.state == GroupState::CompletingRebalance {
             for m in group.members.values_mut() {
                 if let Some(tx) = m.awaiting_sync.take() {
@@ -403,6 +404,15 @@ impl GroupCoordinator {
         let Some(group) = groups.get_mut(group_id) else {
             return Outcome::Now(sync_error(CoordinatorError::UnknownMemberId));
         };
+        if let Some(answer) = self.sync_consumer_group(
+            group,
+            member_id,
+            instance,
+            generation,
+            (protocol_type, protocol_name),
+        ) {
+            return Outcome::Now(answer);
+        }
         if let Err(e) = Self::check_member(group, member_id, instance, generation) {
             return Outcome::Now(sync_error(e));
         }
@@ -469,6 +479,10 @@ impl GroupCoordinator {
         let Some(group) = groups.get_mut(group_id) else {
             return Err(CoordinatorError::UnknownMemberId);
         };
+        if let Some(answer) = Self::heartbeat_consumer_group(group, member_id, instance, generation)
+        {
+            return answer;
+        }
         if group.state == GroupState::Empty {
             return Err(CoordinatorError::UnknownMemberId);
         }

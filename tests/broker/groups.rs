@@ -392,3 +392,97 @@ fn shutdown_does_not_wait_for_a_parked_join_group() {
         started.elapsed()
     );
 }
+
+/// The group's type and state as ListGroups v5 reports them.
+fn group_type(addr: &str, group: &str) -> Option<(String, String)> {
+    use kafka_protocol::messages::{ApiKey, ListGroupsRequest, ListGroupsResponse};
+    let r: ListGroupsResponse =
+        crate::raw::call(addr, ApiKey::ListGroups, 5, &ListGroupsRequest::default());
+    r.groups
+        .iter()
+        .find(|g| g.group_id.as_str() == group)
+        .map(|g| (g.group_type.to_string(), g.group_state.to_string()))
+}
+
+/// Online migration (group.consumer.migration.policy=bidirectional): two classic members,
+/// then a consumer-protocol member joins and the group becomes a consumer group with all
+/// three sharing the partitions; when it leaves, the group is classic again. Every record is
+/// consumed exactly once throughout, and no partition has two owners.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_classic_group_upgrades_to_a_consumer_group_and_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &FAST_CONSUMER_GROUPS);
+    let topic = "migrating";
+    create_topic(&broker.addr, topic, 6).await;
+    let group = "migrating-group";
+    let spawn = |strategy| {
+        Member::spawn(MemberConfig {
+            addr: &broker.addr,
+            group,
+            topic,
+            strategy,
+            instance: None,
+        })
+    };
+    let classic = [spawn("range"), spawn("range")];
+    wait_until("two classic members with three partitions each", 60, || {
+        classic.iter().all(|m| m.assignment().len() == 3)
+    });
+    assert_eq!(
+        group_type(&broker.addr, group).map(|t| t.0),
+        Some("classic".into())
+    );
+    produce(&broker.addr, topic, 0, 1500).await;
+    wait_until("1500 messages consumed", 60, || {
+        classic.iter().map(|m| m.seen().len()).sum::<usize>() >= 1500
+    });
+
+    let mut modern = spawn("consumer:uniform");
+    wait_until(
+        "three members (two classic, one consumer) with two partitions each",
+        60,
+        || {
+            let owned: Vec<BTreeSet<i32>> = classic
+                .iter()
+                .chain(std::iter::once(&modern))
+                .map(Member::assignment)
+                .collect();
+            let all: BTreeSet<i32> = owned.iter().flatten().copied().collect();
+            owned.iter().all(|a| a.len() == 2) && all.len() == 6
+        },
+    );
+    assert_eq!(
+        group_type(&broker.addr, group).map(|t| t.0),
+        Some("consumer".into()),
+        "upgraded"
+    );
+    produce(&broker.addr, topic, 1500, 1500).await;
+    wait_until("3000 messages consumed", 60, || {
+        classic
+            .iter()
+            .chain(std::iter::once(&modern))
+            .map(|m| m.seen().len())
+            .sum::<usize>()
+            >= 3000
+    });
+
+    // The consumer-protocol member leaves: only classic members remain, so the group goes
+    // back to the classic protocol, and they take its partitions.
+    modern.close();
+    wait_until(
+        "the classic group again, its two members with three partitions each",
+        60,
+        || {
+            group_type(&broker.addr, group).is_some_and(|t| t.0 == "classic")
+                && classic.iter().all(|m| m.assignment().len() == 3)
+        },
+    );
+    produce(&broker.addr, topic, 3000, 1500).await;
+    let all = [&classic[0], &classic[1], &modern];
+    wait_until("4500 messages consumed", 60, || {
+        all.iter().map(|m| m.seen().len()).sum::<usize>() >= 4500
+    });
+    assert_exactly_once(&all, 4500);
+    drop(classic);
+    broker.stop();
+}

@@ -34,14 +34,16 @@ pub struct Broker {
 
 impl Broker {
     /// Starts a broker on 127.0.0.1 (a free port) with `data_dir` and extra `-o KEY=VALUE`s.
+    /// Its log goes to the test's stderr at `warn`, or `GREGOR_TEST_LOG_LEVEL` (a filter).
     pub fn start(data_dir: &Path, overrides: &[&str]) -> Broker {
+        let level = std::env::var("GREGOR_TEST_LOG_LEVEL").unwrap_or_else(|_| "warn".into());
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gregor"));
         cmd.args([
             "serve",
             "--listen",
             "127.0.0.1:0",
             "--log-level",
-            "warn",
+            &level,
             "--data-dir",
         ])
         .arg(data_dir)

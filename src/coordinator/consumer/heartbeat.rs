@@ -136,9 +136,13 @@ impl GroupCoordinator {
         if !records.is_empty() {
             if let Err(e) = self.persist(&group_id, records, None).await {
                 // As if the heartbeat never came: memory goes back to what the disk has,
-                // so the client's retry meets the state it knew.
+                // so the client's retry meets the state it knew. (A group upgraded from
+                // classic by this heartbeat loses its classic members: they rejoin.)
                 if let Some(g) = self.lock().get_mut(&group_id) {
-                    g.consumer = before;
+                    match before {
+                        Some(cg) => super::classic_members::undo_downgrade(g, cg),
+                        None => g.consumer = None,
+                    }
                 }
                 return Err((e, None));
             }
@@ -176,7 +180,12 @@ impl GroupCoordinator {
                 .ok_or((CoordinatorError::GroupIdNotFound, None))?;
             let before = group.clone();
             let answer = leave(group, &req)?;
-            let records = records::changes(&req.group_id, Some(&before), Some(group));
+            let g = groups.get_mut(&req.group_id).expect("found above");
+            // Only classic members left: the group may become classic again.
+            let records = match self.maybe_downgrade(g, before.group_epoch, now) {
+                Some(tombstones) => tombstones,
+                None => records::changes(&req.group_id, Some(&before), g.consumer.as_ref()),
+            };
             return Ok((answer, records, Some(before)));
         }
         let group = match groups.get_mut(&req.group_id) {
@@ -199,20 +208,22 @@ impl GroupCoordinator {
             ));
         }
         if group.consumer.is_none() {
-            // An empty classic group (offsets only) becomes a consumer group; a live one
-            // is not converted online here.
-            if req.member_epoch != 0
-                || !group.members.is_empty()
-                || group.state != GroupState::Empty
-            {
+            if req.member_epoch != 0 {
                 return Err((
                     CoordinatorError::GroupIdNotFound,
                     Some(format!("Group {} is not a consumer group.", req.group_id)),
                 ));
             }
-            group.consumer = Some(ConsumerGroup {
-                assignor: config.assignors[0].clone(),
-                ..ConsumerGroup::default()
+            // An empty classic group (offsets only) becomes a consumer group; a live one
+            // is upgraded with its members (`classic_members.rs`).
+            let live = !group.members.is_empty() || group.state != GroupState::Empty;
+            group.consumer = Some(if live {
+                self.upgrade(group, topics, &req.member_id, now)?
+            } else {
+                ConsumerGroup {
+                    assignor: config.assignors[0].clone(),
+                    ..ConsumerGroup::default()
+                }
             });
         }
         let cg = group.consumer.as_mut().expect("set above");
@@ -488,7 +499,7 @@ pub fn preferred_assignor(cg: &ConsumerGroup, default_assignor: &str) -> String 
         .to_string()
 }
 
-fn compute_target(cg: &mut ConsumerGroup, topics: &TopicsView, default_assignor: &str) {
+pub(super) fn compute_target(cg: &mut ConsumerGroup, topics: &TopicsView, default_assignor: &str) {
     let assignor = preferred_assignor(cg, default_assignor);
     let empty = Assignment::new();
     let members: Vec<AssignorMember<'_>> = cg

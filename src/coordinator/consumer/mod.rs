@@ -15,10 +15,17 @@
 //! epoch ahead of the assignment epoch), Reconciling (a member not yet STABLE at the
 //! assignment epoch), Stable.
 //!
-//! Membership lives in memory: after a restart members get UNKNOWN_MEMBER_ID and join again
-//! (committed offsets are durable in `__consumer_offsets` as for classic groups).
+//! A group may hold classic members too (`classic_members.rs`: Kafka's online migration):
+//! a live classic group becomes a consumer group when a consumer-protocol member joins, its
+//! members go on with JoinGroup/SyncGroup/Heartbeat inside it, and a consumer group left with
+//! classic members only becomes a classic group again, as `group.consumer.migration.policy`
+//! allows.
+//!
+//! Durable in `__consumer_offsets` (`records.rs`): after a restart members carry on with their
+//! epochs.
 
 pub mod assignor;
+mod classic_members;
 mod heartbeat;
 pub mod records;
 
@@ -28,6 +35,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 pub use assignor::Assignment;
+pub use classic_members::ClassicMembership;
 pub use heartbeat::{
     preferred_assignor, ConsumerHeartbeat, HeartbeatAnswer, HeartbeatError, OwnedPartitions,
     TopicsView,
@@ -69,6 +77,8 @@ pub struct ConsumerMember {
     pub session_deadline: Instant,
     /// While revoking: when the member is removed if it still has not, and at which epoch.
     pub revocation_deadline: Option<(Instant, i32)>,
+    /// Set for a member that speaks the classic protocol (JoinGroup/SyncGroup/Heartbeat).
+    pub classic: Option<ClassicMembership>,
 }
 
 impl ConsumerMember {
@@ -91,6 +101,7 @@ impl ConsumerMember {
             revoking: Assignment::new(),
             session_deadline: now,
             revocation_deadline: None,
+            classic: None,
         }
     }
 
@@ -172,7 +183,8 @@ impl ConsumerGroup {
         }
     }
 
-    /// Session and revocation timeouts; returns the members removed.
+    /// Session and revocation timeouts (and a classic member's join and sync timeouts);
+    /// returns the members removed.
     pub fn expire_members(&mut self, now: Instant) -> Vec<String> {
         let expired: Vec<String> = self
             .members
@@ -181,6 +193,7 @@ impl ConsumerGroup {
                 m.session_deadline <= now
                     || m.revocation_deadline
                         .is_some_and(|(at, epoch)| at <= now && m.epoch == epoch)
+                    || m.classic.as_ref().is_some_and(|c| c.expired(now))
             })
             .map(|m| m.member_id.clone())
             .collect();

@@ -9,7 +9,8 @@
 //!   5 ConsumerGroupMemberMetadata        instance id?, rack id?, client id, client host,
 //!                                        subscribed names [], regex?, rebalance timeout,
 //!                                        server assignor?; tag 0: ClassicMemberMetadata,
-//!                                        written as null (a consumer-protocol member)
+//!                                        null for a consumer-protocol member, else its
+//!                                        session timeout and JoinGroup protocols
 //!   6 ConsumerGroupTargetAssignmentMetadata  assignment epoch i32
 //!   7 ConsumerGroupTargetAssignmentMember    [topic id uuid, partitions [i32]]
 //!   8 ConsumerGroupCurrentMemberAssignment   member epoch, previous epoch, state i8,
@@ -23,7 +24,7 @@ use std::collections::BTreeMap;
 
 use tokio::time::Instant;
 
-use super::{Assignment, ConsumerGroup, ConsumerMember, MemberState};
+use super::{Assignment, ClassicMembership, ConsumerGroup, ConsumerMember, MemberState};
 use crate::coordinator::flexible::{Fields, Value};
 use crate::coordinator::internal_topic::{put_string, Reader};
 
@@ -78,9 +79,28 @@ fn member_metadata(group: &str, m: &ConsumerMember) -> Record {
     v.nullable(m.subscribed_topic_regex.as_ref().map(|(r, _)| r.as_str()));
     v.i32(m.rebalance_timeout_ms);
     v.nullable(m.server_assignor.as_deref());
-    // Tag 0, ClassicMemberMetadata: null, as Kafka writes it for a consumer-protocol member
-    // (left out, Kafka would read the member as a classic one).
-    v.0.extend_from_slice(&[1, 0, 1, 0]);
+    // Tag 0, ClassicMemberMetadata: null for a consumer-protocol member, as Kafka writes it
+    // (left out, Kafka would read the member as a classic one); else a present struct
+    // (marker 1), its session timeout and JoinGroup protocols.
+    let mut tag = Value(Vec::new());
+    match &m.classic {
+        None => tag.i8(0),
+        Some(c) => {
+            tag.i8(1);
+            tag.i32(c.session_timeout_ms);
+            tag.uvarint(c.protocols.len() as u64 + 1);
+            for (name, metadata) in &c.protocols {
+                tag.string(name);
+                tag.bytes(metadata);
+                tag.no_tags();
+            }
+            tag.no_tags();
+        }
+    }
+    v.uvarint(1);
+    v.uvarint(0);
+    v.uvarint(tag.0.len() as u64);
+    v.0.extend_from_slice(&tag.0);
     (key(MEMBER_METADATA, group, Some(&m.member_id)), Some(v.0))
 }
 
@@ -120,6 +140,12 @@ fn metadata_differs(a: &ConsumerMember, b: &ConsumerMember) -> bool {
             != b.subscribed_topic_regex.as_ref().map(|r| &r.0)
         || a.rebalance_timeout_ms != b.rebalance_timeout_ms
         || a.server_assignor != b.server_assignor
+        || a.classic
+            .as_ref()
+            .map(|c| (c.session_timeout_ms, &c.protocols))
+            != b.classic
+                .as_ref()
+                .map(|c| (c.session_timeout_ms, &c.protocols))
 }
 
 fn assignment_differs(a: &ConsumerMember, b: &ConsumerMember) -> bool {
@@ -312,6 +338,8 @@ struct MemberMetadata {
     regex: Option<String>,
     rebalance_timeout_ms: i32,
     server_assignor: Option<String>,
+    /// Tag 0: a classic member's.
+    classic: Option<ClassicMetadata>,
 }
 
 impl MemberMetadata {
@@ -330,7 +358,30 @@ impl MemberMetadata {
         m.regex_resolved = true;
         m.rebalance_timeout_ms = self.rebalance_timeout_ms;
         m.server_assignor = self.server_assignor;
+        m.classic = self.classic.map(|(session_timeout_ms, protocols)| {
+            ClassicMembership::new(session_timeout_ms, protocols)
+        });
     }
+}
+
+/// Record 5's ClassicMemberMetadata: session timeout and (protocol name, metadata)s.
+type ClassicMetadata = (i32, Vec<(String, bytes::Bytes)>);
+
+/// Tag 0 of record 5: a classic member's metadata (None: null).
+fn read_classic(tag: &[u8]) -> Option<Option<ClassicMetadata>> {
+    let mut f = Fields(Reader::new(tag));
+    if f.i8()? != 1 {
+        return Some(None);
+    }
+    let session = f.i32()?;
+    let mut protocols = Vec::new();
+    for _ in 0..f.len()? {
+        let name = f.string()?;
+        let metadata = bytes::Bytes::copy_from_slice(f.bytes()?);
+        f.tags()?;
+        protocols.push((name, metadata));
+    }
+    Some(Some((session, protocols)))
 }
 
 fn read_member_metadata(f: &mut Fields<'_>) -> Option<MemberMetadata> {
@@ -351,6 +402,10 @@ fn read_member_metadata(f: &mut Fields<'_>) -> Option<MemberMetadata> {
         regex: f.nullable()?,
         rebalance_timeout_ms: f.i32()?,
         server_assignor: f.nullable()?,
+        classic: match f.tags()? {
+            Some(tag) => read_classic(tag)?,
+            None => None,
+        },
     })
 }
 
@@ -456,6 +511,31 @@ mod tests {
             4,
             "member, group, target epoch, assignment"
         );
+    }
+
+    /// A classic member's record 5 carries its session timeout and protocols in tag 0, as
+    /// Kafka 4.1.1's generated ConsumerGroupMemberMetadataValue writes them (hex from
+    /// `MessageUtil.toVersionPrefixedByteBuffer` on the same value); and reads back.
+    #[test]
+    fn a_classic_members_metadata_is_kafkas_bytes_and_replays() {
+        let mut m = ConsumerMember::new("m".into(), Instant::now());
+        m.client_id = "c".into();
+        m.client_host = "/h".into();
+        m.subscribed_topic_names = vec!["t".into()];
+        m.rebalance_timeout_ms = 5000;
+        m.classic = Some(ClassicMembership::new(
+            10_000,
+            vec![("range".into(), bytes::Bytes::from_static(&[0, 1, 2]))],
+        ));
+        let (k, v) = member_metadata("g", &m);
+        let v = v.unwrap();
+        assert_eq!(
+            hex(&v),
+            "000000000263032f680202740000001388000100120100002710020672616e6765040001020000"
+        );
+        let mut replayed = Replayed::default();
+        assert!(replayed.apply(&k, Some(&v), Instant::now()));
+        assert_eq!(replayed.groups["g"].members["m"].classic, m.classic);
     }
 
     #[test]

@@ -435,3 +435,194 @@ async fn group_configs_apply_to_the_group() {
         broker.consumer.heartbeat_interval_ms
     );
 }
+
+/// A classic group `g` of `members`, Stable at generation 5, each member subscribed to
+/// topic `t` with `protocol_type` and holding the partitions `assigned` gives it.
+fn classic_group(
+    gc: &GroupCoordinator,
+    protocol_type: &str,
+    members: &[(&str, Vec<i32>)],
+    user_data: Option<&'static [u8]>,
+) {
+    use bytes::{BufMut, Bytes, BytesMut};
+    use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition;
+    use kafka_protocol::messages::{ConsumerProtocolAssignment, ConsumerProtocolSubscription};
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+    let encoded = |version: i16, e: &dyn Fn(&mut BytesMut)| {
+        let mut b = BytesMut::new();
+        b.put_i16(version);
+        e(&mut b);
+        b.freeze()
+    };
+    let subscription = encoded(1, &|b| {
+        ConsumerProtocolSubscription::default()
+            .with_topics(vec![StrBytes::from_static_str("t")])
+            .encode(b, 1)
+            .unwrap();
+    });
+    let mut groups = gc.lock();
+    let mut g = crate::coordinator::group::Group::new("g");
+    g.state = crate::coordinator::group::GroupState::Stable;
+    g.generation_id = 5;
+    g.protocol_type = Some(protocol_type.into());
+    g.protocol_name = Some("range".into());
+    for (i, (id, parts)) in members.iter().enumerate() {
+        let assignment: Bytes = encoded(1, &|b| {
+            ConsumerProtocolAssignment::default()
+                .with_assigned_partitions(vec![TopicPartition::default()
+                    .with_topic(kafka_protocol::messages::TopicName(
+                        StrBytes::from_static_str("t"),
+                    ))
+                    .with_partitions(parts.clone())])
+                .with_user_data(user_data.map(Bytes::from_static))
+                .encode(b, 1)
+                .unwrap();
+        });
+        g.members.insert(
+            id.to_string(),
+            crate::coordinator::group::Member {
+                member_id: id.to_string(),
+                group_instance_id: None,
+                client_id: "c".into(),
+                client_host: "/127.0.0.1".into(),
+                session_timeout_ms: 10_000,
+                rebalance_timeout_ms: 30_000,
+                protocols: vec![("range".into(), subscription.clone())],
+                assignment,
+                awaiting_join: None,
+                awaiting_sync: None,
+                synced: true,
+                session_deadline: tokio::time::Instant::now() + std::time::Duration::from_secs(60),
+                join_order: i as u64,
+            },
+        );
+    }
+    groups.insert("g".into(), g);
+}
+
+/// Kafka's validateOnlineUpgrade: a live classic group becomes a consumer group only with
+/// the consumer protocol type and no assignor user data; else GROUP_ID_NOT_FOUND.
+#[tokio::test]
+async fn a_live_classic_group_upgrades_only_when_kafka_would() {
+    let (gc, _sim) = coordinator();
+    classic_group(&gc, "connect", &[("a", vec![0, 1])], None);
+    let refused = gc
+        .consumer_heartbeat(join("x"), &topics(2))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.0, CoordinatorError::GroupIdNotFound);
+    assert!(refused
+        .1
+        .unwrap()
+        .contains("does not use the consumer embedded protocol"));
+    classic_group(&gc, "consumer", &[("a", vec![0, 1])], Some(b"sticky"));
+    let refused = gc
+        .consumer_heartbeat(join("x"), &topics(2))
+        .await
+        .unwrap_err();
+    assert!(refused.1.unwrap().contains("unsupported custom assignor"));
+    // A heartbeat at another epoch than 0 is never an upgrade.
+    classic_group(&gc, "consumer", &[("a", vec![0, 1])], None);
+    let refused = gc
+        .consumer_heartbeat(beat("x", 3, &Assignment::new()), &topics(2))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.0, CoordinatorError::GroupIdNotFound);
+    // Upgraded: the classic members keep what they had at epoch = generation 5; the new
+    // member waits for what they still hold.
+    let answer = gc.consumer_heartbeat(join("x"), &topics(2)).await.unwrap();
+    let cg = gc
+        .describe_consumer_group("g")
+        .expect("a consumer group now");
+    assert_eq!(cg.members["a"].epoch, 5);
+    assert!(cg.members["a"].classic.is_some());
+    assert_eq!(parts(&cg.members["a"].assigned), BTreeSet::from([0, 1]));
+    assert_eq!(answer.member_epoch, 6, "the join bumped the group epoch");
+    assert!(answer.assignment.is_some_and(|a| parts(&a).is_empty()));
+    // The classic member is told to rejoin, and its JoinGroup (eager: owning nothing)
+    // moves it to the new epoch, where SyncGroup gives it its half; then the new member
+    // gets the partition it released.
+    {
+        let mut groups = gc.lock();
+        let g = groups.get_mut("g").unwrap();
+        assert_eq!(
+            GroupCoordinator::heartbeat_consumer_group(g, "a", None, 5),
+            Some(Err(CoordinatorError::RebalanceInProgress))
+        );
+    }
+    let protocols = gc.lock()["g"].consumer.as_ref().unwrap().members["a"]
+        .classic
+        .as_ref()
+        .unwrap()
+        .protocols
+        .clone();
+    let rejoin = crate::coordinator::JoinRequest {
+        group_id: "g".into(),
+        member_id: "a".into(),
+        group_instance_id: None,
+        client_id: "c".into(),
+        client_host: "/127.0.0.1".into(),
+        session_timeout_ms: 10_000,
+        rebalance_timeout_ms: 30_000,
+        protocol_type: "consumer".into(),
+        protocols,
+        require_known_member_id: true,
+    };
+    let joined = gc.join_consumer_group(&rejoin, &topics(2)).await.unwrap();
+    assert_eq!(joined.error, None);
+    assert_eq!(joined.generation_id, 6);
+    assert_eq!(joined.protocol_name.as_deref(), Some("range"));
+    assert!(joined.leader_id.is_empty() && joined.members.is_empty());
+    let synced = {
+        let mut groups = gc.lock();
+        let g = groups.get_mut("g").unwrap();
+        gc.sync_consumer_group(g, "a", None, 6, (Some("consumer"), Some("range")))
+            .unwrap()
+    };
+    assert_eq!(synced.error, None);
+    assert!(!synced.assignment.is_empty());
+    let mut x = Client {
+        id: "x",
+        epoch: 6,
+        owned: Assignment::new(),
+    };
+    x.heartbeat(&gc, &topics(2)).await;
+    let cg = gc.describe_consumer_group("g").unwrap();
+    assert_eq!(parts(&x.owned).len(), 1);
+    assert_eq!(parts(&cg.members["a"].assigned).len(), 1);
+    assert!(parts(&x.owned).is_disjoint(&parts(&cg.members["a"].assigned)));
+}
+
+/// A consumer group left with classic members only becomes a classic group at generation =
+/// its epoch, with their target assignments, and rebalances; after a power loss it is
+/// still gone (its tombstones were written).
+#[tokio::test]
+async fn a_consumer_group_left_with_classic_members_downgrades() {
+    let (gc, sim) = coordinator();
+    classic_group(&gc, "consumer", &[("a", vec![0, 1])], None);
+    let x = gc.consumer_heartbeat(join("x"), &topics(2)).await.unwrap();
+    let epoch = gc.describe_consumer_group("g").unwrap().group_epoch;
+    gc.consumer_heartbeat(beat("x", -1, &Assignment::new()), &topics(2))
+        .await
+        .unwrap();
+    assert!(
+        gc.describe_consumer_group("g").is_none(),
+        "x was the last consumer-protocol member"
+    );
+    let d = gc.describe("g").expect("a classic group again");
+    assert_eq!(
+        d.state,
+        crate::coordinator::group::GroupState::PreparingRebalance
+    );
+    assert_eq!(d.members.len(), 1);
+    assert_eq!(
+        gc.lock()["g"].generation_id,
+        epoch,
+        "the epoch before x left: members at it can still commit"
+    );
+    let _ = x;
+    sim.power_loss();
+    drop(gc);
+    let gc = open(&sim);
+    assert!(gc.describe_consumer_group("g").is_none());
+}

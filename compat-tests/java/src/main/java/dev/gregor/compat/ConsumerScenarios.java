@@ -44,6 +44,7 @@ final class ConsumerScenarios {
                         env -> rebalance(env, CooperativeStickyAssignor.class.getName(), true)),
                 new Main.Scenario("group_consumer_protocol_rebalance", true, 180,
                         env -> rebalance(env, "consumer:uniform", true)),
+                new Main.Scenario("group_online_migration", false, 180, ConsumerScenarios::onlineMigration),
                 new Main.Scenario("consumer_commit_seek_times", false, 120, ConsumerScenarios::commitSeekTimes));
     }
 
@@ -124,6 +125,56 @@ final class ConsumerScenarios {
         for (OffsetAndMetadata om : committed.values()) {
             checkEq((long) perPartition, om.offset(), "committed offset");
         }
+    }
+
+    /**
+     * Online migration (group.consumer.migration.policy=bidirectional, Kafka's default): a
+     * classic member consumes a third of the topic; a consumer-protocol member joins and the
+     * group becomes a consumer group, both members sharing the partitions; when the
+     * consumer-protocol member leaves, the group is classic again and the classic member
+     * takes everything. Every record is processed exactly once.
+     */
+    static void onlineMigration(Env env) throws Exception {
+        String topic = env.name("t");
+        int partitions = 4, perPartition = 150;
+        env.createTopic(topic, partitions, null);
+        produce(env, topic, partitions, perPartition, System.currentTimeMillis());
+        String group = env.name("g");
+        Map<String, Integer> processed = new ConcurrentHashMap<>();
+        Member a = new Member(env, group, topic, RangeAssignor.class.getName(), processed);
+        while (processed.size() < partitions * perPartition / 3) {
+            a.poll();
+        }
+        checkEq(GroupType.CLASSIC, env.admin().describeConsumerGroups(List.of(group)).all().get().get(group).type(),
+                "a classic group first");
+        Member b = new Member(env, group, topic, "consumer:uniform", processed);
+        long deadline = System.currentTimeMillis() + 90_000;
+        while ((processed.size() < partitions * perPartition * 2 / 3 || a.owned.isEmpty() || b.owned.isEmpty())
+                && System.currentTimeMillis() < deadline) {
+            a.poll();
+            b.poll();
+        }
+        check(!a.owned.isEmpty() && !b.owned.isEmpty(), "both members own partitions: " + a.owned + " " + b.owned);
+        Set<TopicPartition> both = new HashSet<>(a.owned);
+        both.retainAll(b.owned);
+        check(both.isEmpty(), "no partition is owned twice: " + both);
+        ConsumerGroupDescription d = env.admin().describeConsumerGroups(List.of(group)).all().get().get(group);
+        checkEq(GroupType.CONSUMER, d.type(), "upgraded when the consumer-protocol member joined");
+        checkEq(2, d.members().size(), "members described");
+        b.consumer.commitSync();
+        b.consumer.close();
+        deadline = System.currentTimeMillis() + 90_000;
+        while ((processed.size() < partitions * perPartition || a.owned.size() < partitions)
+                && System.currentTimeMillis() < deadline) {
+            a.poll();
+        }
+        checkEq(partitions, a.owned.size(), "the classic member owns everything again");
+        checkEq(partitions * perPartition, processed.size(), "records processed by the group");
+        for (Map.Entry<String, Integer> e : processed.entrySet()) {
+            checkEq(1, e.getValue(), "record " + e.getKey() + " processed once");
+        }
+        d = env.admin().describeConsumerGroups(List.of(group)).all().get().get(group);
+        checkEq(GroupType.CLASSIC, d.type(), "downgraded when the consumer-protocol member left");
     }
 
     /** A group member driven by the scenario's thread. */
