@@ -1,10 +1,13 @@
 //! What ShareFetch and ShareAcknowledge share: the checks every share request starts with,
-//! a share group's settings from its configs, and one partition's acknowledgements,
-//! validated (Kafka's `validateAcknowledgementBatches`) and settled, as a Kafka error.
+//! a share group's settings from its configs, one partition's acknowledgements, validated
+//! (Kafka's `validateAcknowledgementBatches`) and settled, as a Kafka error; and their v2
+//! (Kafka 4.2: RENEW acknowledgements, the record_limit acquire mode), whose new fields the
+//! protocol crate's 4.1 schemas lack: read here, the rest decoded as v1.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
@@ -15,6 +18,40 @@ use crate::security::acl::{Operation, ResourceType};
 use crate::share::partition::{AckError, Acknowledgement, ACK_RENEW};
 use crate::share::state_store::SharePartitionKey;
 use crate::share::{PartitionError, ShareGroupSettings};
+
+/// Splits a v2 body of ShareFetch or ShareAcknowledge into its v1 body and the `extra`
+/// bytes v2 inserts after the two leading compact strings (group id, member id) and
+/// `fixed` bytes of fixed-size fields. None if the body is too short to hold them.
+pub fn split_v2(body: &Bytes, fixed: usize, extra: usize) -> Option<(Bytes, Bytes)> {
+    let mut at = 0;
+    for _ in 0..2 {
+        // A compact nullable string: unsigned varint length + 1 (0: null), then the bytes.
+        let mut len: u64 = 0;
+        let mut shift = 0;
+        loop {
+            let b = *body.get(at)?;
+            at += 1;
+            len |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+            if shift > 28 {
+                return None;
+            }
+        }
+        at = at.checked_add(usize::try_from(len.saturating_sub(1)).ok()?)?;
+    }
+    let cut = at.checked_add(fixed)?;
+    let end = cut.checked_add(extra)?;
+    if end > body.len() {
+        return None;
+    }
+    let mut v1 = Vec::with_capacity(body.len() - extra);
+    v1.extend_from_slice(&body[..cut]);
+    v1.extend_from_slice(&body[end..]);
+    Some((Bytes::from(v1), body.slice(cut..end)))
+}
 
 /// A partition's error and Kafka's message, if any.
 pub type Outcome = (ResponseError, Option<String>);
@@ -134,8 +171,8 @@ fn validate(
     Ok(out)
 }
 
-/// Settles `member`'s acknowledgements of one partition of `group`, durable before it
-/// returns.
+/// Settles `member`'s acknowledgements of one partition of `group` (RENEW among them when
+/// `renew` is set: v2's IsRenewAck), durable before it returns.
 #[allow(clippy::too_many_arguments)]
 pub async fn acknowledge(
     broker: &Broker,
@@ -145,6 +182,7 @@ pub async fn acknowledge(
     topic_id: Uuid,
     partition: i32,
     batches: &[(i64, i64, Vec<i8>)],
+    renew: bool,
     settings: &ShareGroupSettings,
 ) -> Result<(), Outcome> {
     if let Err(e) = share_partition_log(broker, ctx, topic_id, partition) {
@@ -153,7 +191,7 @@ pub async fn acknowledge(
     if batches.is_empty() {
         return Ok(());
     }
-    let acks = validate(batches, false).map_err(|m| (ResponseError::InvalidRequest, Some(m)))?;
+    let acks = validate(batches, renew).map_err(|m| (ResponseError::InvalidRequest, Some(m)))?;
     let key = SharePartitionKey {
         group: group.to_string(),
         topic_id,
@@ -173,6 +211,22 @@ pub async fn acknowledge(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_v2_body_is_a_v1_body_with_the_new_fields_cut_out() {
+        // Group "g", null member id, 8 bytes of fixed fields, 2 bytes of v2 fields, the rest.
+        let body = Bytes::from_static(&[2, b'g', 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+        let (v1, extra) = split_v2(&body, 8, 2).unwrap();
+        assert_eq!(&v1[..], &[2, b'g', 0, 1, 2, 3, 4, 5, 6, 7, 8, 11, 12]);
+        assert_eq!(&extra[..], &[9, 10]);
+        assert!(split_v2(&body.slice(..8), 8, 2).is_none());
+        assert!(split_v2(
+            &Bytes::from_static(&[0xff, 0xff, 0xff, 0xff, 0xff, 1]),
+            0,
+            0
+        )
+        .is_none());
+    }
 
     #[test]
     fn acknowledgement_batches_are_validated_as_kafka_does() {

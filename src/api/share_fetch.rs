@@ -8,6 +8,10 @@
 //! Share sessions: epoch 0 opens one for the partitions listed (no acknowledgements
 //! allowed), later epochs add and forget partitions and fetch from all of them, -1 closes
 //! it (acknowledgements settled, nothing fetched, the member's other records released).
+//!
+//! v2 (Kafka 4.2): the acquire mode (KIP-1206: `record_limit` acquires at most `max_records`,
+//! splitting a batch) and RENEW acknowledgements (KIP-1222: with `IsRenewAck` the request
+//! only settles acknowledgements, its size and wait fields all 0). Its response is v1's.
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
@@ -24,10 +28,12 @@ use kafka_protocol::ResponseError;
 use tokio::sync::futures::Notified;
 use uuid::Uuid;
 
+use bytes::Bytes;
+
 use super::share_acknowledgements::{
-    acknowledge, check_request, partition_error, settings, share_partition_log, Outcome,
+    acknowledge, check_request, partition_error, settings, share_partition_log, split_v2, Outcome,
 };
-use super::RequestContext;
+use super::{encode_response, Dispatched, RequestContext, RequestError};
 use crate::broker::Broker;
 use crate::share::session::{SessionError, TopicIdPartition};
 use crate::share::state_store::SharePartitionKey;
@@ -59,10 +65,50 @@ struct Answer {
     listed: bool,
 }
 
+/// What v2 adds to a ShareFetch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct V2Fields {
+    /// 0 batch_optimized, 1 record_limit.
+    pub acquire_mode: i8,
+    /// RENEW acknowledgements come with it; nothing is fetched.
+    pub renew: bool,
+}
+
+/// Decodes v1, or v2 as v1 plus its new fields (the protocol crate has Kafka 4.1's
+/// schemas); answers in v1's encoding, which v2's response shares.
+pub fn route(
+    broker: &Arc<Broker>,
+    ctx: RequestContext,
+    body: &mut Bytes,
+) -> Result<Dispatched, RequestError> {
+    let (mut v1, extra) = if ctx.version >= 2 {
+        // After the group and member ids: six int32s, then ShareAcquireMode and IsRenewAck.
+        split_v2(body, 24, 2)
+            .ok_or_else(|| RequestError(format!("malformed ShareFetch v{} request", ctx.version)))?
+    } else {
+        (body.clone(), Bytes::new())
+    };
+    let v2 = V2Fields {
+        acquire_mode: extra.first().map_or(0, |b| *b as i8),
+        renew: extra.get(1).is_some_and(|b| *b != 0),
+    };
+    let as_v1 = RequestContext {
+        version: 1,
+        ..ctx.clone()
+    };
+    let request: ShareFetchRequest = super::decode(&as_v1, &mut v1)?;
+    let broker = broker.clone();
+    Ok(Dispatched::in_order(Box::pin(async move {
+        let response = handle(broker, ctx, request, v2).await;
+        encode_response(&as_v1, &response)
+    })))
+}
+
 pub async fn handle(
     broker: Arc<Broker>,
     ctx: RequestContext,
     request: ShareFetchRequest,
+    v2: V2Fields,
 ) -> ShareFetchResponse {
     let (group, member) = match check_request(
         &broker,
@@ -83,6 +129,16 @@ pub async fn handle(
         .iter()
         .flat_map(|t| t.partitions.iter().map(|p| (t.topic_id, *p)))
         .collect();
+    // v2: a known acquire mode; a renewing request fetches nothing (Kafka's KIP-1222 rule).
+    if !(0..=1).contains(&v2.acquire_mode)
+        || (v2.renew
+            && (request.max_bytes != 0
+                || request.min_bytes != 0
+                || request.max_records != 0
+                || request.max_wait_ms != 0))
+    {
+        return top_level(ResponseError::InvalidRequest);
+    }
     let has_acks = request.topics.iter().any(|t| {
         t.partitions
             .iter()
@@ -158,6 +214,7 @@ pub async fn handle(
                 t.topic_id,
                 p.partition_index,
                 &batches,
+                v2.renew,
                 &settings,
             )
             .await;
@@ -172,7 +229,7 @@ pub async fn handle(
         broker.shares.release(&group, &member, &partitions).await;
         return respond(answers, &settings);
     }
-    if request.max_records > 0 && request.max_bytes > 0 && !fetch_from.is_empty() {
+    if request.max_records > 0 && request.max_bytes > 0 && !fetch_from.is_empty() && !v2.renew {
         // Rotated by the session epoch, so that no partition always comes last.
         let turn = (epoch.max(0) as usize) % fetch_from.len();
         fetch_from.rotate_left(turn);
@@ -183,6 +240,7 @@ pub async fn handle(
             &member,
             &fetch_from,
             &request,
+            v2.acquire_mode == 1,
             &settings,
             &mut answers,
         )
@@ -200,6 +258,7 @@ async fn fetch(
     member: &str,
     partitions: &[TopicIdPartition],
     request: &ShareFetchRequest,
+    record_limit: bool,
     settings: &crate::share::ShareGroupSettings,
     answers: &mut std::collections::BTreeMap<TopicIdPartition, Answer>,
 ) {
@@ -252,6 +311,7 @@ async fn fetch(
                     remaining,
                     batch_size,
                     per_partition,
+                    record_limit,
                     settings,
                 )
                 .await

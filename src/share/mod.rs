@@ -196,8 +196,9 @@ impl ShareManager {
     }
 
     /// Acquires records of `entry` for `member`: at least `max_records` if there are that
-    /// many (whole batches), within about `max_bytes`. `None` when there is nothing to
-    /// deliver now.
+    /// many (whole batches; with `record_limit`, at most that many), within about
+    /// `max_bytes`. `None` when there is nothing to deliver now.
+    #[allow(clippy::too_many_arguments)]
     pub async fn acquire(
         &self,
         entry: &ShareEntry,
@@ -205,6 +206,7 @@ impl ShareManager {
         max_records: usize,
         batch_size: usize,
         max_bytes: usize,
+        record_limit: bool,
         settings: &ShareGroupSettings,
     ) -> Result<Option<Fetched>, PartitionError> {
         let limits = self.limits();
@@ -265,7 +267,15 @@ impl ShareManager {
         }
         let deadline = Instant::now() + settings.record_lock_duration;
         let plain: Vec<LogBatch> = batches.iter().map(|(b, _)| *b).collect();
-        let got = sp.acquire(member, &plain, max_records, batch_size, deadline, &limits);
+        let got = sp.acquire(
+            member,
+            &plain,
+            max_records,
+            batch_size,
+            record_limit,
+            deadline,
+            &limits,
+        );
         let Some((first, last)) = got.batches else {
             return Ok(None);
         };

@@ -262,15 +262,19 @@ impl SharePartition {
     }
 
     /// Acquires for `member`, from `batches` (the stored batches read at
-    /// `next_fetch_offset`, in order), at least `max_records` records if there are that
-    /// many (whole batches: the last one may overshoot), each locked until `deadline`. A
-    /// range of more than `batch_size` records is cut at the next batch boundary.
+    /// `next_fetch_offset`, in order), each offset locked until `deadline`: at least
+    /// `max_records` records if there are that many, in whole batches (the last one may
+    /// overshoot), a range of more than `batch_size` records cut at the next batch boundary;
+    /// with `record_limit` (KIP-1206), at most `max_records`, the rest of a batch left
+    /// available.
+    #[allow(clippy::too_many_arguments)]
     pub fn acquire(
         &mut self,
         member: &Arc<str>,
         batches: &[LogBatch],
         max_records: usize,
         batch_size: usize,
+        record_limit: bool,
         deadline: Instant,
         limits: &Limits,
     ) -> Acquisition {
@@ -312,6 +316,9 @@ impl SharePartition {
             }
             let before = out.records();
             for offset in b.base_offset.max(self.start_offset)..=b.last_offset {
+                if record_limit && out.records() >= max_records {
+                    break;
+                }
                 let Some(s) = self.slot_mut(offset) else {
                     continue;
                 };
@@ -553,12 +560,12 @@ mod tests {
         let now = Instant::now();
         let (a, b): (Arc<str>, Arc<str>) = ("a".into(), "b".into());
         let mut sp = fresh(0);
-        let got = sp.acquire(&a, &[batch(0, 4), batch(5, 9)], 3, 500, now, &LIMITS);
+        let got = sp.acquire(&a, &[batch(0, 4), batch(5, 9)], 3, 500, false, now, &LIMITS);
         // Whole batches: asked for 3, got the first batch's 5.
         assert_eq!(got.ranges, vec![range(0, 4, 1)]);
         assert_eq!(got.batches, Some((0, 0)));
         // Another member gets what is left, not the same records.
-        let got = sp.acquire(&b, &[batch(5, 9)], 500, 500, now, &LIMITS);
+        let got = sp.acquire(&b, &[batch(5, 9)], 500, 500, false, now, &LIMITS);
         assert_eq!(got.ranges, vec![range(5, 9, 1)]);
         assert_eq!(sp.next_fetch_offset(), 10);
         // b may not acknowledge a's records; nothing changes when one offset is wrong.
@@ -595,7 +602,7 @@ mod tests {
         let a: Arc<str> = "a".into();
         let mut sp = fresh(0);
         for delivery in 1..=3 {
-            let got = sp.acquire(&a, &[batch(0, 1)], 10, 500, now, &LIMITS);
+            let got = sp.acquire(&a, &[batch(0, 1)], 10, 500, false, now, &LIMITS);
             assert_eq!(got.ranges, vec![range(0, 1, delivery)]);
             let changes = sp
                 .acknowledge("a", &[ack(0, 1, ACK_RELEASE)], now, &LIMITS)
@@ -622,6 +629,7 @@ mod tests {
             &[batch(0, 1)],
             10,
             500,
+            false,
             now + Duration::from_secs(1),
             &LIMITS,
         );
@@ -657,6 +665,7 @@ mod tests {
             &[batch(0, 1), aborted, batch(5, 6)],
             10,
             500,
+            false,
             now,
             &LIMITS,
         );
@@ -682,9 +691,17 @@ mod tests {
             max_in_flight: 4,
         };
         let mut sp = fresh(0);
-        sp.acquire(&a, &[batch(0, 2)], 100, 500, now, &limits);
+        sp.acquire(&a, &[batch(0, 2)], 100, 500, false, now, &limits);
         // One batch more overshoots the window; then nothing new.
-        let got = sp.acquire(&a, &[batch(3, 5), batch(6, 7)], 100, 500, now, &limits);
+        let got = sp.acquire(
+            &a,
+            &[batch(3, 5), batch(6, 7)],
+            100,
+            500,
+            false,
+            now,
+            &limits,
+        );
         assert_eq!(got.ranges, vec![range(3, 5, 1)]);
         assert!(!sp.can_acquire(&limits));
         sp.acknowledge("a", &[ack(0, 5, ACK_ACCEPT)], now, &limits)
@@ -719,6 +736,7 @@ mod tests {
             &[batch(11, 15)],
             100,
             500,
+            false,
             Instant::now(),
             &LIMITS,
         );
@@ -734,6 +752,18 @@ mod tests {
     }
 
     #[test]
+    fn record_limit_acquires_at_most_the_limit_and_leaves_the_rest_available() {
+        let now = Instant::now();
+        let mut sp = fresh(0);
+        let got = sp.acquire(&"a".into(), &[batch(0, 9)], 4, 500, true, now, &LIMITS);
+        assert_eq!(got.ranges, vec![range(0, 3, 1)]);
+        assert_eq!(sp.next_fetch_offset(), 4, "the batch's tail is available");
+        assert_eq!(sp.end_offset(), 10);
+        let got = sp.acquire(&"b".into(), &[batch(0, 9)], 4, 500, true, now, &LIMITS);
+        assert_eq!(got.ranges, vec![range(4, 7, 1)]);
+    }
+
+    #[test]
     fn long_ranges_are_cut_at_batch_boundaries() {
         let now = Instant::now();
         let mut sp = fresh(0);
@@ -742,6 +772,7 @@ mod tests {
             &[batch(0, 2), batch(3, 5), batch(6, 6)],
             100,
             2,
+            false,
             now,
             &LIMITS,
         );

@@ -404,3 +404,117 @@ fn share_group_state_survives_kill_9_during_acknowledgements() {
         "three kills, then a round to the end"
     );
 }
+
+/// A v2 request: the v1 encoding of `request` with `extra` spliced in after the group and
+/// member ids and `fixed` bytes (the protocol crate has only Kafka 4.1's v1 schemas).
+fn v2_frame<Req: kafka_protocol::protocol::Encodable>(
+    key: ApiKey,
+    request: &Req,
+    fixed: usize,
+    extra: &[u8],
+) -> Vec<u8> {
+    use kafka_protocol::messages::RequestHeader;
+    use kafka_protocol::protocol::Encodable;
+    let mut body = bytes::BytesMut::new();
+    request.encode(&mut body, 1).unwrap();
+    // Group id and member id: compact strings of one-byte lengths in these tests.
+    let mut at = 0;
+    for _ in 0..2 {
+        at += body[at].saturating_sub(1) as usize + 1;
+    }
+    at += fixed;
+    let mut spliced = body[..at].to_vec();
+    spliced.extend_from_slice(extra);
+    spliced.extend_from_slice(&body[at..]);
+    let mut header = bytes::BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(2)
+        .with_correlation_id(9)
+        .encode(&mut header, key.request_header_version(2))
+        .unwrap();
+    let mut frame = ((header.len() + spliced.len()) as i32)
+        .to_be_bytes()
+        .to_vec();
+    frame.extend_from_slice(&header);
+    frame.extend_from_slice(&spliced);
+    frame
+}
+
+/// Reads one response frame's body after its header (flexible: correlation id, tags).
+fn read_body(stream: &mut TcpStream) -> bytes::Bytes {
+    use std::io::Read;
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size).unwrap();
+    let mut buf = vec![0u8; i32::from_be_bytes(size) as usize];
+    stream.read_exact(&mut buf).unwrap();
+    bytes::Bytes::from(buf).slice(5..)
+}
+
+/// Kafka 4.2's ShareFetch and ShareAcknowledge v2: the record_limit acquire mode takes at
+/// most max_records (splitting a batch), RENEW needs IsRenewAck, and ShareAcknowledge v2
+/// answers the lock duration.
+#[test]
+fn share_fetch_and_acknowledge_v2_limit_records_and_renew_locks() {
+    use kafka_protocol::protocol::Decodable;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path(), &[]);
+    let addr = broker.addr.as_str();
+    let id = create_topic(addr, "v2");
+    produce(addr, "v2", 100);
+    group_configs(addr, "g2", &[("share.auto.offset.reset", "earliest")]);
+    let mut c = ShareClient::join(addr, "g2", "m", ("v2", id));
+    // record_limit (1), no renew: at most 4 of the batch's 100 records.
+    let request = c.request(&[], 5_000).with_max_records(4);
+    c.stream
+        .write_all(&v2_frame(ApiKey::ShareFetch, &request, 24, &[1, 0]))
+        .unwrap();
+    let r = ShareFetchResponse::decode(&mut read_body(&mut c.stream), 1).unwrap();
+    c.epoch += 1;
+    assert_eq!(acquired(&r).0, vec![(0, 3, 1)]);
+    // RENEW is refused without IsRenewAck (v1 knows no RENEW: INVALID_REQUEST).
+    let r = c.acknowledge(&[(0, 3, 4)]);
+    assert_eq!(r.responses[0].partitions[0].error_code, 42);
+    // With IsRenewAck (v2): accepted, and the answer carries the lock duration (30 s).
+    let request = ShareAcknowledgeRequest::default()
+        .with_group_id(Some(StrBytes::from_static_str("g2").into()))
+        .with_member_id(Some(StrBytes::from_static_str("m")))
+        .with_share_session_epoch(c.epoch)
+        .with_topics(vec![AcknowledgeTopic::default()
+            .with_topic_id(id)
+            .with_partitions(vec![AcknowledgePartition::default()
+                .with_partition_index(0)
+                .with_acknowledgement_batches(vec![AckBatch::default()
+                    .with_first_offset(0)
+                    .with_last_offset(3)
+                    .with_acknowledge_types(vec![4])])])]);
+    c.stream
+        .write_all(&v2_frame(ApiKey::ShareAcknowledge, &request, 4, &[1]))
+        .unwrap();
+    let body = read_body(&mut c.stream);
+    c.epoch += 1;
+    // v2: throttle, error code, error message (null), then AcquisitionLockTimeoutMs.
+    assert_eq!(&body[..7], &[0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(
+        i32::from_be_bytes([body[7], body[8], body[9], body[10]]),
+        30_000
+    );
+    let mut as_v1 = bytes::BytesMut::from(&body[..7]);
+    as_v1.extend_from_slice(&body[11..]);
+    let r = ShareAcknowledgeResponse::decode(&mut as_v1.freeze(), 1).unwrap();
+    assert_eq!(r.responses[0].partitions[0].error_code, 0);
+    // A renewing ShareFetch must not fetch: its wait and sizes must be 0.
+    let request = c.request(&[(0, 3, 4)], 5_000);
+    c.stream
+        .write_all(&v2_frame(ApiKey::ShareFetch, &request, 24, &[0, 1]))
+        .unwrap();
+    let r = ShareFetchResponse::decode(&mut read_body(&mut c.stream), 1).unwrap();
+    assert_eq!(r.error_code, 42);
+    // Settled: the next record_limit fetch goes on from 4.
+    let request = c.request(&[(0, 3, ACCEPT)], 5_000).with_max_records(4);
+    c.stream
+        .write_all(&v2_frame(ApiKey::ShareFetch, &request, 24, &[1, 0]))
+        .unwrap();
+    let r = ShareFetchResponse::decode(&mut read_body(&mut c.stream), 1).unwrap();
+    assert_eq!(acquired(&r), (vec![(4, 7, 1)], 0));
+}

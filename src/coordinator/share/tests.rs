@@ -121,7 +121,7 @@ async fn share_groups_and_their_records_survive_a_power_loss() {
     let member: Arc<str> = "a".into();
     let got = o
         .shares
-        .acquire(&entry, &member, 100, 500, 1 << 20, &SETTINGS)
+        .acquire(&entry, &member, 100, 500, 1 << 20, false, &SETTINGS)
         .await
         .unwrap()
         .unwrap();
@@ -164,7 +164,7 @@ async fn share_groups_and_their_records_survive_a_power_loss() {
         .entry(key.clone(), &o.logs.topic("t").unwrap().partitions[0]);
     let got = o
         .shares
-        .acquire(&entry, &"b".into(), 100, 500, 1 << 20, &SETTINGS)
+        .acquire(&entry, &"b".into(), 100, 500, 1 << 20, false, &SETTINGS)
         .await
         .unwrap()
         .unwrap();

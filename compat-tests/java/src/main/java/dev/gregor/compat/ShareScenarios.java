@@ -83,13 +83,16 @@ final class ShareScenarios {
         KafkaShareConsumer<String, String> b = consumer(env, group, false);
         a.subscribe(Set.of(topic));
         b.subscribe(Set.of(topic));
-        // Both join before there is anything to consume.
+        // Both join, and both know their assignment (their epochs are the group's), before
+        // there is anything to consume.
         long joinBy = System.currentTimeMillis() + 60_000;
         while (System.currentTimeMillis() < joinBy) {
             a.poll(Duration.ofMillis(100));
             b.poll(Duration.ofMillis(100));
             try {
-                if (describe(env, group).members().size() == 2) {
+                ShareGroupDescription d = describe(env, group);
+                if (d.members().size() == 2 && d.members().stream().allMatch(
+                        m -> m.memberEpoch() == d.groupEpoch() && !m.assignment().topicPartitions().isEmpty())) {
                     break;
                 }
             } catch (java.util.concurrent.ExecutionException e) {
@@ -115,6 +118,7 @@ final class ShareScenarios {
         for (Map.Entry<String, Integer> e : seen.entrySet()) {
             checkEq(1, e.getValue(), "record " + e.getKey() + " delivered once");
         }
+        // With three partitions shared out between two members, each fetches from its own.
         checkEq(2, byMember.size(), "members that got records " + byMember);
         ShareGroupDescription d = describe(env, group);
         checkEq(GroupState.STABLE, d.groupState(), "group state");
