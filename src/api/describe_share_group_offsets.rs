@@ -268,9 +268,12 @@ mod tests {
                 .with_topics(vec![DescribeShareGroupOffsetsResponseTopic::default()
                     .with_topic_name(TopicName(StrBytes::from_static_str("t")))
                     .with_topic_id(Uuid::from_u128(5))
-                    .with_partitions(vec![partition(0, 7), partition(1, -1)
-                        .with_error_code(29)
-                        .with_error_message(Some(StrBytes::from_static_str("no")))])]),
+                    .with_partitions(vec![
+                        partition(0, 7),
+                        partition(1, -1)
+                            .with_error_code(29)
+                            .with_error_message(Some(StrBytes::from_static_str("no"))),
+                    ])]),
         ]);
         let ctx = RequestContext {
             api_key: ApiKey::DescribeShareGroupOffsets,

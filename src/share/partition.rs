@@ -314,9 +314,34 @@ impl SharePartition {
                     self.slots.push_back(Slot::available(0));
                 }
             }
+            // Kafka 4.2's poison-record isolation: a batch holding records delivered
+            // `throttle` times or more comes alone, in chunks halved with each further
+            // delivery, and a record on its last delivery comes alone, so that one bad record
+            // does not use up its neighbours' deliveries.
+            let limit = limits.delivery_count_limit;
+            let throttle = ((limit + 1) / 2).max(2);
+            let first = b.base_offset.max(self.start_offset);
+            let throttled = (first..=b.last_offset).find_map(|o| {
+                let s = self
+                    .slots
+                    .get(usize::try_from(o - self.start_offset).ok()?)?;
+                (s.state == RecordState::Available && s.delivery_count >= throttle)
+                    .then_some(s.delivery_count)
+            });
+            if throttled.is_some() && out.records() > 0 {
+                break;
+            }
+            let cap = throttled.map(|count| {
+                let size = (b.last_offset - first + 1) as usize;
+                (size >> (count - throttle + 1)).max(1)
+            });
             let before = out.records();
-            for offset in b.base_offset.max(self.start_offset)..=b.last_offset {
-                if record_limit && out.records() >= max_records {
+            let mut stop = false;
+            for offset in first..=b.last_offset {
+                if (record_limit && out.records() >= max_records)
+                    || cap.is_some_and(|c| out.records() - before >= c)
+                {
+                    stop = cap.is_some();
                     break;
                 }
                 let Some(s) = self.slot_mut(offset) else {
@@ -329,12 +354,21 @@ impl SharePartition {
                     s.state = RecordState::Archived;
                     continue;
                 }
+                if limit > 2 && s.delivery_count == limit - 1 && out.records() > 0 {
+                    stop = true;
+                    break;
+                }
                 s.state = RecordState::Acquired;
                 s.delivery_count = s.delivery_count.saturating_add(1);
                 s.owner = Some(member.clone());
                 s.deadline = Some(deadline);
                 let count = s.delivery_count;
                 push_range(&mut out.ranges, offset, count, std::mem::take(&mut cut));
+                if limit > 2 && count == limit && out.records() == 1 {
+                    // Its last delivery: alone.
+                    stop = true;
+                    break;
+                }
             }
             if out.records() > before {
                 out.batches = Some(match out.batches {
@@ -345,6 +379,9 @@ impl SharePartition {
                     .ranges
                     .last()
                     .is_some_and(|r| r.last_offset - r.first_offset + 1 >= batch_size as i64);
+            }
+            if stop || throttled.is_some() {
+                break;
             }
         }
         out
@@ -601,11 +638,12 @@ mod tests {
         let now = Instant::now();
         let a: Arc<str> = "a".into();
         let mut sp = fresh(0);
+        // One record, so that isolation (below) does not split the batch.
         for delivery in 1..=3 {
-            let got = sp.acquire(&a, &[batch(0, 1)], 10, 500, false, now, &LIMITS);
-            assert_eq!(got.ranges, vec![range(0, 1, delivery)]);
+            let got = sp.acquire(&a, &[batch(0, 0)], 10, 500, false, now, &LIMITS);
+            assert_eq!(got.ranges, vec![range(0, 0, delivery)]);
             let changes = sp
-                .acknowledge("a", &[ack(0, 1, ACK_RELEASE)], now, &LIMITS)
+                .acknowledge("a", &[ack(0, 0, ACK_RELEASE)], now, &LIMITS)
                 .unwrap();
             let written = sp.state_batches(&changes, sp.next_start_offset());
             if delivery < 3 {
@@ -616,7 +654,7 @@ mod tests {
             }
             sp.advance_start();
         }
-        assert_eq!(sp.start_offset(), 2, "the third release archives them");
+        assert_eq!(sp.start_offset(), 1, "the third release archives it");
     }
 
     #[test]
@@ -731,6 +769,11 @@ mod tests {
         assert_eq!(sp.state_epoch(), 3);
         assert_eq!(sp.delivery_complete_count(), 1);
         let mut sp = sp;
+        // A high delivery limit: no isolation of the record delivered twice.
+        let limits = Limits {
+            delivery_count_limit: 10,
+            max_in_flight: 100,
+        };
         let got = sp.acquire(
             &"a".into(),
             &[batch(11, 15)],
@@ -738,7 +781,7 @@ mod tests {
             500,
             false,
             Instant::now(),
-            &LIMITS,
+            &limits,
         );
         assert_eq!(
             got.ranges,
@@ -761,6 +804,38 @@ mod tests {
         assert_eq!(sp.end_offset(), 10);
         let got = sp.acquire(&"b".into(), &[batch(0, 9)], 4, 500, true, now, &LIMITS);
         assert_eq!(got.ranges, vec![range(4, 7, 1)]);
+    }
+
+    #[test]
+    fn records_redelivered_often_come_in_smaller_chunks_and_alone_on_their_last_delivery() {
+        // Limit 5: records delivered 3 times or more come in chunks of a batch halved with
+        // each further delivery, nothing after them; a record's fifth delivery is alone.
+        let limits = Limits {
+            delivery_count_limit: 5,
+            max_in_flight: 100,
+        };
+        let now = Instant::now();
+        let a: Arc<str> = "a".into();
+        let mut sp = fresh(0);
+        let batches = [batch(0, 7), batch(8, 9)];
+        let deliver = |sp: &mut SharePartition| {
+            let got = sp.acquire(&a, &batches, 100, 500, false, now, &limits);
+            let held: Vec<i64> = (0..10)
+                .filter(|o| sp.slots[*o as usize].state == RecordState::Acquired)
+                .collect();
+            for o in held {
+                sp.acknowledge("a", &[ack(o, o, ACK_RELEASE)], now, &limits)
+                    .unwrap();
+            }
+            got.ranges
+        };
+        for delivery in 1..=3 {
+            assert_eq!(deliver(&mut sp), vec![range(0, 9, delivery)]);
+        }
+        // Delivered 3 times: half of the first batch (8 >> 1).
+        assert_eq!(deliver(&mut sp), vec![range(0, 3, 4)]);
+        // Offset 0 was delivered 4 times: its last delivery is alone.
+        assert_eq!(deliver(&mut sp), vec![range(0, 0, 5)]);
     }
 
     #[test]
