@@ -187,6 +187,11 @@ fn append_partition(
             Some("records are null".into()),
         );
     };
+    // Kafka's ProduceRequest.validateRecords: since v3 a partition's records are exactly
+    // one batch (refused before the log is touched, with no message).
+    if has_second_batch(records) {
+        return error_partition(index, ResponseError::InvalidRecord, None);
+    }
     let config = log.config();
     let headers = match validate_produce_batches(records, config.max_message_bytes) {
         Ok(headers) => headers,
@@ -225,6 +230,15 @@ fn append_partition(
             refused(log, index, &e)
         }
     }
+}
+
+/// Whether a whole second batch follows the first (as Kafka's batch iterator finds one).
+fn has_second_batch(records: &[u8]) -> bool {
+    let Some(first) = BatchHeader::parse(records) else {
+        return false;
+    };
+    let rest = records.get(first.size()..).unwrap_or_default();
+    BatchHeader::parse(rest).is_some_and(|second| second.size() <= rest.len())
 }
 
 /// Kafka's `LogValidator.validateKey`: every record produced to a compacted topic needs a
