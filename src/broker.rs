@@ -21,6 +21,16 @@ use crate::share::ShareManager;
 use crate::storage::Storage;
 use crate::transaction::TransactionCoordinator;
 
+/// This machine's host name (a container's name in its network), for listeners bound to
+/// every interface; `localhost` if the kernel does not say.
+fn local_host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
 /// Why the broker could not start, with the cause kept for `main` to print.
 #[derive(Debug)]
 pub enum StartError {
@@ -187,7 +197,10 @@ impl Broker {
             .map(|(l, local)| Endpoint {
                 listener: l.name.clone(),
                 protocol: l.protocol,
-                host: if l.advertised_host.is_empty() {
+                host: if l.advertised_host.is_empty() && l.host.is_empty() {
+                    // Every interface: clients are told the machine's name, as Kafka does.
+                    local_host_name()
+                } else if l.advertised_host.is_empty() {
                     local.ip().to_string()
                 } else {
                     l.advertised_host.clone()

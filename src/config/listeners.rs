@@ -138,8 +138,9 @@ pub struct Listener {
     pub host: String,
     pub port: u16,
     pub protocol: SecurityProtocol,
-    /// From `advertised.listeners` (same name), else the listener itself; an empty host or
-    /// port 0 is filled in with the bound address at start-up.
+    /// From `advertised.listeners` (same name), else the listener itself; an empty host is
+    /// filled in with the machine's host name at start-up (Kafka's wildcard resolution), port
+    /// 0 with the bound port. 0.0.0.0 is refused, as Kafka refuses it.
     pub advertised_host: String,
     pub advertised_port: u16,
     pub tls: Option<TlsSettings>,
@@ -306,6 +307,13 @@ pub fn parse(raw: &RawConfig) -> Result<Vec<Listener>, ConfigError> {
             .iter()
             .find(|(n, _, _)| *n == name)
             .map_or((host.clone(), port), |(_, h, p)| (h.clone(), *p));
+        // Kafka's KafkaConfig check: clients cannot connect to the wildcard address.
+        if advertised_host == "0.0.0.0" {
+            return Err(ConfigError::new(
+                "advertised.listeners",
+                "advertised.listeners cannot use the nonroutable meta-address 0.0.0.0. Use a routable IP address.",
+            ));
+        }
         let tls = protocol
             .uses_tls()
             .then(|| tls_settings(raw, &name))
@@ -603,6 +611,23 @@ listener.name.sasl_plaintext.plain.sasl.jaas.config: 'org.apache.kafka.common.se
         assert_eq!(
             err("listeners: PLAINTEXT://h:1,PLAINTEXT://h:2\n"),
             "listeners"
+        );
+    }
+
+    #[test]
+    fn the_wildcard_address_is_not_advertised() {
+        let err = parse(&raw("listeners: PLAINTEXT://0.0.0.0:9092\n")).unwrap_err();
+        assert_eq!(err.key, "advertised.listeners");
+        assert!(err.message.contains("nonroutable meta-address 0.0.0.0"));
+        let ok = parse(&raw(
+            "listeners: PLAINTEXT://0.0.0.0:9092\nadvertised.listeners: PLAINTEXT://broker:9092\n",
+        ))
+        .unwrap();
+        assert_eq!(ok[0].advertised_host, "broker");
+        // An empty host binds every interface and advertises the host name at start-up.
+        assert_eq!(
+            parse(&raw("listeners: PLAINTEXT://:9092\n")).unwrap()[0].advertised_host,
+            ""
         );
     }
 }
