@@ -4,7 +4,7 @@
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test build release lint fmt deps compat compat-quick bench bench-cleaner bench-cleaner-compare bench-tls bench-startup bench-compare bench-peers kafka kafka-stop fuzz fuzz-corpus soak clean
+.PHONY: run test test-console image build release lint fmt deps compat compat-quick bench bench-cleaner bench-cleaner-compare bench-tls bench-startup bench-compare bench-peers kafka kafka-stop fuzz fuzz-corpus soak clean
 
 ## Build (release) and run the broker on the embedded default config: 127.0.0.1:9092, data in ./data.
 run:
@@ -19,7 +19,19 @@ release:
 ## Everything CI proves: formatting, lints, unit and integration tests, quick compat subset.
 test: deps lint
 	$(CARGO) test --all-targets
+	@# The container test reports itself skipped without Docker: show that line.
+	@$(CARGO) test --quiet --test broker container:: -- --nocapture 2>/dev/null | grep -E "^SKIPPED" || true
+	$(MAKE) test-console
 	$(MAKE) compat-quick
+
+## The container image gregor:dev (static musl binary in scratch; docs/container.md). Needs Docker.
+image:
+	@command -v docker >/dev/null 2>&1 || { echo "make image: docker is not installed here" >&2; exit 1; }
+	docker build -t gregor:dev .
+
+## The web console in headless Chromium (installs Debian's chromium and a venv with Playwright).
+test-console:
+	tests/console/run.sh
 
 lint:
 	$(CARGO) fmt --check

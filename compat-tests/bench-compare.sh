@@ -55,7 +55,7 @@ run_one() {
   case "$target" in
     gregor)
       # shellcheck disable=SC2086 # GREGOR_ARGS: extra broker arguments
-      target/release/gregor serve --listen 127.0.0.1:0 --data-dir "$dir/gregor" --log-level warn \
+      target/release/gregor serve -o http.listen=127.0.0.1:0 --listen 127.0.0.1:0 --data-dir "$dir/gregor" --log-level warn \
         ${GREGOR_ARGS:-} > "$dir/gregor.out" 2> "$dir/gregor.err" &
       gpid=$!
       for _ in $(seq 1 500); do grep -q "^gregor listening on" "$dir/gregor.out" 2>/dev/null && break; sleep 0.01; done

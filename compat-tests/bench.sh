@@ -24,12 +24,16 @@ else
   bin=target/release/gregor
 fi
 
+# Brokers with an HTTP listener get it on a free port (older builds, for A/B runs, have none).
+http_arg=
+if "$bin" default-config | grep -q '^http.listen'; then http_arg="-o http.listen=127.0.0.1:0"; fi
+export GREGOR_HTTP_ARG=$http_arg
 dir=$(mktemp -d)
 trap 'if [ -n "${pid:-}" ]; then kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; fi; rm -rf "$dir"' EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 python3 compat-tests/startup.py startup_to_first_answer 5 "$bin" "$port" "$dir/startup"
-# shellcheck disable=SC2086 # GREGOR_ARGS: extra broker arguments, e.g. "-o log.flush.interval.messages=10000"
-"$bin" serve --listen 127.0.0.1:0 --data-dir "$dir/data" --log-level warn ${GREGOR_ARGS:-} > "$dir/out" 2> "$dir/err" &
+# shellcheck disable=SC2086 # GREGOR_ARGS: extra broker arguments, e.g. "-o log.flush.interval.messages=10000"; http_arg: two words
+"$bin" serve ${http_arg:-} --listen 127.0.0.1:0 --data-dir "$dir/data" --log-level warn ${GREGOR_ARGS:-} > "$dir/out" 2> "$dir/err" &
 pid=$!
 for _ in $(seq 1 500); do grep -q "^gregor listening on" "$dir/out" 2>/dev/null && break; sleep 0.01; done
 addr=$(sed -n 's/^gregor listening on //p' "$dir/out")

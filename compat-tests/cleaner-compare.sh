@@ -23,7 +23,7 @@ cleanup() {
 }
 trap cleanup EXIT
 kafka=$(compat-tests/kafka/kafka.sh start log.cleaner.backoff.ms=1000 | sed -n 's/^kafka listening on //p')
-target/release/gregor serve --listen 127.0.0.1:0 --data-dir "$dir/data" --log-level info \
+target/release/gregor serve -o http.listen=127.0.0.1:0 --listen 127.0.0.1:0 --data-dir "$dir/data" --log-level info \
   -o log.cleaner.backoff.ms=1000 > "$dir/out" 2> "$dir/err" &
 gpid=$!
 for _ in $(seq 1 100); do grep -q "^gregor listening on" "$dir/out" && break; sleep 0.1; done

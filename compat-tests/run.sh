@@ -30,7 +30,7 @@ scenarios() {
   local name=$1 dir out rc=0
   shift
   dir=$(mktemp -d)
-  "$gregor" serve --listen 127.0.0.1:0 --data-dir "$dir/data" --log-level warn > "$dir/out" 2> "$dir/err" &
+  "$gregor" serve -o http.listen=127.0.0.1:0 --listen 127.0.0.1:0 --data-dir "$dir/data" --log-level warn > "$dir/out" 2> "$dir/err" &
   local pid=$!
   for _ in $(seq 1 100); do grep -q "^gregor listening on" "$dir/out" && break; sleep 0.1; done
   local addr args=()

@@ -27,7 +27,7 @@ startup() { python3 compat-tests/startup.py "$@"; }
 startup startup_empty_ms "$RUNS" "$bin" "$port" "$dir/empty"
 
 echo "writing $GB GB to $PARTITIONS partitions ($TOPICS topics)..."
-"$bin" serve --listen "127.0.0.1:$port" --data-dir "$data" --log-level warn \
+"$bin" serve -o http.listen=127.0.0.1:0 --listen "127.0.0.1:$port" --data-dir "$data" --log-level warn \
   -o num.partitions=$((PARTITIONS / TOPICS)) > "$dir/out" 2> "$dir/err" &
 pid=$!
 python3 - "$port" <<'EOF'

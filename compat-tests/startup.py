@@ -49,7 +49,9 @@ def wait_for_port(port, proc, deadline_s=600):
 
 
 def one_run(binary, port, data_dir, overrides, stop):
-    args = [binary, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir,
+    # The HTTP listener on a free port, for builds that have one (bench.sh says).
+    http = os.environ.get("GREGOR_HTTP_ARG", "-o http.listen=127.0.0.1:0").split()
+    args = [binary, "serve", *http, "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir,
             "--log-level", "warn"]
     for o in overrides:
         args += ["-o", o]

@@ -22,7 +22,7 @@ trap 'if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/n
   openssl x509 -req -in b.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -extfile san.ext -out b.crt 2>/dev/null
   cat b.key b.crt > broker.pem
 )
-"$bin" serve --data-dir "$dir/data" --log-level warn \
+"$bin" serve -o http.listen=127.0.0.1:0 --data-dir "$dir/data" --log-level warn \
   -o "listeners=PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0" -o "ssl.keystore.location=$dir/broker.pem" \
   > "$dir/out" 2> "$dir/err" &
 pid=$!

@@ -2,17 +2,22 @@
 //! runs, and the entry points of the fuzz targets (`fuzz/`, built with `--cfg fuzzing`).
 //! The library has no API promise: it exists so that the binary and the fuzzers share it.
 
+pub mod admin;
 pub mod alloc;
 pub mod api;
 pub mod broker;
+pub mod broker_state;
+pub mod cli;
 pub mod config;
 pub mod coordinator;
 #[cfg(test)]
 mod crash_consistency;
 #[cfg(any(test, fuzzing))]
 pub mod fuzz_targets;
+pub mod http;
 pub mod log;
 pub mod log_manager;
+pub mod metrics;
 pub mod network;
 pub mod producer_ids;
 pub mod security;

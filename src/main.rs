@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use gregor::config::{BrokerConfig, RawConfig, DEFAULT_CONFIG_YAML};
+use gregor::config::{environment, is_known_key, BrokerConfig, RawConfig, DEFAULT_CONFIG_YAML};
 use gregor::{alloc, error_chain, server, shutdown};
 
 #[global_allocator]
@@ -32,6 +32,8 @@ enum Command {
     Serve(ServeArgs),
     /// Print the default configuration file.
     DefaultConfig,
+    #[command(flatten)]
+    Admin(gregor::cli::AdminCommand),
 }
 
 #[derive(clap::Args)]
@@ -63,6 +65,14 @@ fn load_config(args: &ServeArgs) -> Result<BrokerConfig, String> {
     if args.config.is_none() {
         raw.mark_shipped();
     }
+    // Environment variables (containers) over the file, under the flags.
+    let from_env = environment::settings(std::env::vars(), is_known_key);
+    for name in &from_env.unknown {
+        tracing::warn!(variable = %name, "environment variable names no broker setting; ignored");
+    }
+    for (key, value) in &from_env.settings {
+        raw.set(key, value);
+    }
     if let Some(listen) = &args.listen {
         raw.set("listeners", &format!("PLAINTEXT://{listen}"));
     }
@@ -87,6 +97,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Command::Serve(args) => args,
+        Command::Admin(command) => return gregor::cli::run(command),
     };
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

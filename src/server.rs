@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::broker::{Broker, StartError};
+use crate::broker_state::{BrokerState, Lifecycle};
 use crate::config::BrokerConfig;
 use crate::log_manager::ShutdownError;
 use crate::network::connection::{self, Accepted};
@@ -61,6 +62,29 @@ pub async fn run<F>(config: Arc<BrokerConfig>, stop: F) -> Result<(), ServerErro
 where
     F: std::future::Future<Output = ()>,
 {
+    // The uptime counts from here.
+    let _ = crate::metrics::global();
+    let lifecycle = Arc::new(Lifecycle::new());
+    // The HTTP listener first, so that /health says RECOVERY while the logs load.
+    let http = match config.http.listen {
+        None => None,
+        Some(addr) => {
+            let listen_error = |source| ServerError::Listen {
+                addr: format!("http.listen {addr}"),
+                source,
+            };
+            let socket = TcpListener::bind(addr).await.map_err(listen_error)?;
+            let bound = socket.local_addr().map_err(listen_error)?;
+            println!("gregor http listening on {bound}");
+            let state = Arc::new(crate::http::HttpState {
+                lifecycle: lifecycle.clone(),
+                console: config.http.console,
+                loopback_only: bound.ip().is_loopback(),
+            });
+            Some(tokio::spawn(crate::http::serve(socket, state)))
+        }
+    };
+    lifecycle.set(BrokerState::Recovery);
     // Logs first, like Kafka: the port opens once the data is recovered.
     let logs = Broker::open_logs(config.clone(), storage::file_system())
         .await
@@ -107,6 +131,8 @@ where
     for (l, addr) in config.listeners.iter().zip(&bound) {
         println!("gregor listener {} listening on {addr}", l.name);
     }
+    lifecycle.set_broker(broker.clone());
+    lifecycle.set(BrokerState::Running);
     println!("gregor listening on {}", bound[0]);
     tracing::info!(addresses = ?bound, topics = logs.topics().len(), cluster_id = logs.cluster_id(), "broker started");
 
@@ -206,6 +232,7 @@ where
             () = &mut stop => break,
         }
     }
+    lifecycle.set(BrokerState::ShuttingDown);
     tracing::info!("shutting down: no new connections, finishing in-flight requests");
     acceptors.abort_all();
     drop(accepted_rx);
@@ -228,7 +255,12 @@ where
             tracing::error!(task, error = %e, "a background task failed");
         }
     }
-    match tokio::task::spawn_blocking(move || logs.shutdown()).await {
+    let shutdown = tokio::task::spawn_blocking(move || logs.shutdown()).await;
+    lifecycle.set(BrokerState::NotRunning);
+    if let Some(http) = http {
+        http.abort();
+    }
+    match shutdown {
         Ok(Ok(())) => {
             tracing::info!("shutdown complete");
             Ok(())

@@ -26,7 +26,7 @@ trap cleanup EXIT
 # user; waits for its listeners (lines in $dir/out).
 start_gregor() {
   rm -rf "$dir/data"
-  "$gregor" serve --listen 127.0.0.1:0 --data-dir "$dir/data" --log-level warn "$@" \
+  "$gregor" serve -o http.listen=127.0.0.1:0 --listen 127.0.0.1:0 --data-dir "$dir/data" --log-level warn "$@" \
     -o num.partitions=1 -o default.replication.factor=1 -o auto.create.topics.enable=true \
     -o group.initial.rebalance.delay.ms=0 > "$dir/out" 2> "$dir/err" &
   gpid=$!

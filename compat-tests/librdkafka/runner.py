@@ -161,7 +161,7 @@ class Gregor:
         self.dir = tempfile.mkdtemp(prefix="gregor-compat-")
         self.stderr = open(os.path.join(self.dir, "broker.log"), "w")
         self.proc = subprocess.Popen(
-            [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", os.path.join(self.dir, "data"),
+            [binary, "serve", "-o", "http.listen=127.0.0.1:0", "--listen", "127.0.0.1:0", "--data-dir", os.path.join(self.dir, "data"),
              "--log-level", os.environ.get("GREGOR_LOG_LEVEL", "warn"), "-o", "num.partitions=4",
              # Kafka's built-in default (the upstream suite's clusters run with it).
              "-o", "group.initial.rebalance.delay.ms=3000",

@@ -52,7 +52,7 @@ def certificates(d):
 def start(binary, d):
     jaas = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
             'user_py="py-plain-secret" user_limited="limited-secret";')
-    args = [binary, "serve", "--data-dir", os.path.join(d, "data"), "--log-level", "warn",
+    args = [binary, "serve", "-o", "http.listen=127.0.0.1:0", "--data-dir", os.path.join(d, "data"), "--log-level", "warn",
             "-o", "listeners=PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0,MTLS://127.0.0.1:0",
             "-o", "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,MTLS:SSL",
             "-o", f"ssl.keystore.location={d}/server.pem",

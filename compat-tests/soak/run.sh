@@ -25,7 +25,7 @@ trap stop_broker EXIT
 start_broker() {
   data=$(mktemp -d)
   log=$work/soak-broker.log
-  target/release/gregor serve --listen 127.0.0.1:0 --data-dir "$data" --log-level warn > "$log" 2>&1 &
+  target/release/gregor serve -o http.listen=127.0.0.1:0 --listen 127.0.0.1:0 --data-dir "$data" --log-level warn > "$log" 2>&1 &
   pid=$!
   addr=
   for _ in $(seq 1 200); do

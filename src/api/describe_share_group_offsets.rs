@@ -44,6 +44,7 @@ impl IntoResponse for Described {
         if ctx.version == 0 {
             return encode_response(ctx, &self.response);
         }
+        super::count_errors(ctx, &self.response);
         Response::Frame(encode_v1(ctx.correlation_id, &self.response, &self.lags))
     }
 }

@@ -62,6 +62,7 @@ pub struct FetchAnswer {
 
 impl IntoResponse for FetchAnswer {
     fn into_response(self, ctx: &RequestContext) -> Response {
+        super::count_errors(ctx, &self.response);
         fetch_response::encode(ctx, &self.response, self.records)
     }
 }
@@ -164,6 +165,7 @@ pub async fn handle(
             break read_all(&wanted, max_bytes, read_committed, in_file).0;
         }
     };
+    count_fetch(&wanted, &partitions);
     // Partitions are answered in request order, so topic by topic as `wanted` lists them.
     let mut records = Vec::with_capacity(partitions.len());
     for (w, (data, stored)) in wanted.iter().zip(partitions) {
@@ -175,6 +177,44 @@ pub async fn handle(
             .with_session_id(0)
             .with_responses(topics),
         records,
+    }
+}
+
+/// Kafka's per-topic fetch metrics: a request (and a failed one) per partition of an
+/// existing topic, and the record bytes answered. Partitions of unknown topics are not
+/// counted, so a client asking for made-up names cannot grow the metrics.
+fn count_fetch(wanted: &[Wanted], partitions: &[(PartitionData, Records)]) {
+    let metrics = crate::metrics::global();
+    let mut i = 0;
+    while i < wanted.len() {
+        let topic_index = wanted[i].topic_index;
+        let (mut requests, mut failed, mut bytes, mut name) = (0u64, 0u64, 0u64, None);
+        while i < wanted.len() && wanted[i].topic_index == topic_index {
+            if let Ok(log) = &wanted[i].log {
+                name.get_or_insert_with(|| log.topic_partition().topic.clone());
+                requests += 1;
+                let (data, records) = &partitions[i];
+                failed += u64::from(data.error_code != 0);
+                bytes += records.len() as u64;
+            }
+            i += 1;
+        }
+        if let Some(name) = name {
+            let topic = [("topic", name)];
+            metrics
+                .fetch_requests
+                .get_or_create(&topic)
+                .inc_by(requests);
+            if failed > 0 {
+                metrics
+                    .failed_fetch_requests
+                    .get_or_create(&topic)
+                    .inc_by(failed);
+            }
+            if bytes > 0 {
+                metrics.bytes_out.get_or_create(&topic).inc_by(bytes);
+            }
+        }
     }
 }
 

@@ -56,6 +56,7 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod response_errors;
 pub mod sasl_authenticate;
 pub mod sasl_handshake;
 pub mod share_acknowledge;
@@ -75,6 +76,14 @@ use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
 use crate::broker::Broker;
+pub use response_errors::ErrorCodes;
+
+/// Counts the error codes of an answer to the request of `ctx`.
+pub fn count_errors(ctx: &RequestContext, body: &dyn ErrorCodes) {
+    let metrics = crate::metrics::global();
+    let api = crate::metrics::api_name(ctx.api_key);
+    body.error_codes(&mut |code| metrics.error(api, code));
+}
 
 /// How a request of one API is decoded and handed to its handler.
 type Route = fn(&Arc<Broker>, RequestContext, &mut Bytes) -> Result<Dispatched, RequestError>;
@@ -283,6 +292,27 @@ pub struct Dispatched {
 }
 
 impl Dispatched {
+    /// Counts the request and how long its answer took once it is ready
+    /// (`kafka_network_requestmetrics_requests`, `..._totaltimems`).
+    fn timed(self, api_key: ApiKey, version: i16) -> Dispatched {
+        let started = std::time::Instant::now();
+        let response = self.response;
+        Dispatched {
+            response: Box::pin(async move {
+                let answer = response.await;
+                let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+                crate::metrics::global().request(
+                    api_key as i16,
+                    crate::metrics::api_name(api_key),
+                    version,
+                    elapsed_ms,
+                );
+                answer
+            }),
+            may_overlap: self.may_overlap,
+        }
+    }
+
     fn in_order(response: ResponseFuture) -> Dispatched {
         Dispatched {
             response,
@@ -345,8 +375,10 @@ impl Peer {
 /// Kafka's principal of a connection that did not authenticate.
 pub const ANONYMOUS: &str = "User:ANONYMOUS";
 
-/// Encodes `body` as a complete response frame.
-pub fn encode_response<R: Encodable>(ctx: &RequestContext, body: &R) -> Response {
+/// Encodes `body` as a complete response frame, counting its error codes
+/// (`kafka_network_requestmetrics_errors`).
+pub fn encode_response<R: Encodable + ErrorCodes>(ctx: &RequestContext, body: &R) -> Response {
+    count_errors(ctx, body);
     let header_version = if ctx.api_key == ApiKey::ApiVersions {
         0
     } else {
@@ -388,7 +420,7 @@ pub trait IntoResponse {
     fn into_response(self, ctx: &RequestContext) -> Response;
 }
 
-impl<T: Encodable> IntoResponse for T {
+impl<T: Encodable + ErrorCodes> IntoResponse for T {
     fn into_response(self, ctx: &RequestContext) -> Response {
         encode_response(ctx, &self)
     }
@@ -476,7 +508,8 @@ pub fn dispatch(
         principal: peer.principal,
         connection: peer.connection,
     };
-    (api.route)(broker, ctx, &mut body)
+    let dispatched = (api.route)(broker, ctx, &mut body)?;
+    Ok(dispatched.timed(api_key, version))
 }
 
 #[cfg(test)]

@@ -28,6 +28,8 @@ struct PartitionOutcome {
     response: PartitionProduceResponse,
     /// Wait for this append to be durable before answering.
     wait: Option<(Arc<Log>, AppendInfo)>,
+    /// Records and bytes appended (for the metrics).
+    appended: (u64, u64),
 }
 
 fn error_partition(index: i32, error: ResponseError, message: Option<String>) -> PartitionOutcome {
@@ -39,6 +41,7 @@ fn error_partition(index: i32, error: ResponseError, message: Option<String>) ->
             .with_log_start_offset(-1)
             .with_error_message(message.map(StrBytes::from_string)),
         wait: None,
+        appended: (0, 0),
     }
 }
 
@@ -119,6 +122,9 @@ pub fn handle(
             any_error |= outcome.response.error_code != 0;
             partitions.push(outcome);
         }
+        if let Some(topic) = &topic {
+            count_produce(&topic.name, &partitions);
+        }
         topics.push((
             TopicProduceResponse::default()
                 .with_name(topic_data.name)
@@ -158,6 +164,35 @@ pub fn handle(
         }
         super::encode_response(&ctx, &ProduceResponse::default().with_responses(responses))
     })
+}
+
+/// Kafka's per-topic produce metrics: a request (and a failed one) per partition, and the
+/// records and bytes appended. Only existing topics are counted, so a client naming
+/// made-up topics cannot grow the metrics.
+fn count_produce(topic: &str, partitions: &[PartitionOutcome]) {
+    let metrics = crate::metrics::global();
+    let labels = [("topic", topic.to_string())];
+    let failed = partitions
+        .iter()
+        .filter(|p| p.response.error_code != 0)
+        .count() as u64;
+    let (messages, bytes) = partitions
+        .iter()
+        .fold((0, 0), |(m, b), p| (m + p.appended.0, b + p.appended.1));
+    metrics
+        .produce_requests
+        .get_or_create(&labels)
+        .inc_by(partitions.len() as u64);
+    if failed > 0 {
+        metrics
+            .failed_produce_requests
+            .get_or_create(&labels)
+            .inc_by(failed);
+    }
+    if messages > 0 {
+        metrics.messages_in.get_or_create(&labels).inc_by(messages);
+        metrics.bytes_in.get_or_create(&labels).inc_by(bytes);
+    }
 }
 
 /// Whether the first batch of any partition's records is transactional.
@@ -219,6 +254,10 @@ fn append_partition(
                     .with_log_append_time_ms(info.log_append_time)
                     .with_log_start_offset(info.log_start_offset),
                 wait,
+                appended: (
+                    headers.iter().map(|h| h.records_count.max(0) as u64).sum(),
+                    records.len() as u64,
+                ),
             }
         }
         Err(e) => {

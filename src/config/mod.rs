@@ -5,6 +5,8 @@
 mod authorizer;
 mod cleaner;
 mod coordinators;
+pub mod environment;
+mod http;
 pub mod listeners;
 mod raw;
 mod socket_server;
@@ -21,6 +23,7 @@ pub use cleaner::CleanerConfig;
 pub use coordinators::{
     ConsumerGroupConfig, CoordinatorConfig, MigrationPolicy, ShareGroupConfig, TransactionConfig,
 };
+pub use http::HttpConfig;
 pub use listeners::{Listener, SecurityProtocol};
 pub use socket_server::SocketServerConfig;
 pub use topic::{CompactionConfig, LogConfig, TimestampType};
@@ -73,6 +76,8 @@ pub struct BrokerConfig {
     pub auto_create_topics_enable: bool,
     /// `socket.*`, `max.connections*`, `connections.max.idle.ms`, `queued.max.request.bytes`.
     pub socket_server: SocketServerConfig,
+    /// `http.listen`, `console.enable`: the HTTP listener (metrics, health, console).
+    pub http: HttpConfig,
     /// Most partitions in one DescribeTopicPartitions answer.
     pub max_request_partition_size_limit: i32,
     pub log_flush_offset_checkpoint_interval: Duration,
@@ -167,6 +172,7 @@ impl BrokerConfig {
             default_replication_factor,
             auto_create_topics_enable: raw.bool("auto.create.topics.enable", true)?,
             socket_server: SocketServerConfig::from_raw(raw)?,
+            http: HttpConfig::from_raw(raw)?,
             cleaner: CleanerConfig::from_raw(raw)?,
             max_request_partition_size_limit: raw.int(
                 "max.request.partition.size.limit",
@@ -515,6 +521,8 @@ const fn broker_unset(name: &'static str, config_type: i8, doc: &'static str) ->
 pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker("node.id", "1", 3, "The node id of this broker."),
     broker("listeners", "PLAINTEXT://127.0.0.1:9092", 7, "The listeners: NAME://HOST:PORT, comma-separated; each name's security protocol comes from listener.security.protocol.map."),
+    broker("http.listen", "127.0.0.1:9644", 2, "Gregor only: HOST:PORT of the HTTP listener (/metrics, /health, the web console and its JSON API under /api/); empty turns it off."),
+    broker("console.enable", "true", 1, "Gregor only: serve the web console at / and its JSON API under /api/ on the HTTP listener."),
     broker("advertised.listeners", "", 7, "The addresses clients are told to use, per listener name; a listener not named here advertises itself."),
     broker("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL", 7, "Listener name to security protocol (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL)."),
     broker_unset("ssl.keystore.type", 2, "PEM (the only type supported)."),
@@ -621,7 +629,8 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker("producer.id.expiration.ms", "86400000", 3, "Idle time after which an idempotent producer's state is forgotten."),
 ];
 
-fn is_known_key(key: &str) -> bool {
+/// Whether `key` is a broker setting this version understands.
+pub fn is_known_key(key: &str) -> bool {
     BROKER_CONFIGS.iter().any(|d| d.name == key) || listeners::is_listener_scoped_key(key)
 }
 

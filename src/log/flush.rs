@@ -89,10 +89,14 @@ impl Log {
             let sync_dir = std::mem::take(&mut state.dir_sync_pending);
             (handles, sync_dir, end, state.flush_failures)
         };
+        let started = std::time::Instant::now();
         let mut synced = handles.iter().try_for_each(|file| file.sync_data());
         if synced.is_ok() && sync_dir {
             synced = self.storage.sync_dir(&self.dir);
         }
+        crate::metrics::global()
+            .flush_time_ms
+            .observe(started.elapsed().as_secs_f64() * 1000.0);
         if let Err(source) = synced {
             self.cut_back_after_failed_flush(failures, &source);
             return Err(LogError::Io {

@@ -339,6 +339,11 @@ impl Log {
         self.lock().segments.size_bytes()
     }
 
+    /// How many segments the log has.
+    pub fn segment_count(&self) -> usize {
+        self.lock().segments.len()
+    }
+
     /// Woken whenever the high watermark moves (long-polling fetches wait on it).
     pub fn data_arrived(&self) -> &Notify {
         &self.data_arrived

@@ -332,6 +332,7 @@ impl LogManager {
             table.by_name.remove(name);
             table.by_id.remove(&topic.id);
         }
+        crate::metrics::global().forget_topic(name);
         for log in &topic.partitions {
             if let Err(e) = log.close() {
                 tracing::warn!(partition = %log.topic_partition(), error = %e, "flush before delete failed");

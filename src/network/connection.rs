@@ -117,6 +117,16 @@ pub async fn serve<R, W>(
     W: ResponseWriter,
 {
     let connection = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
+    let listener_name = broker
+        .config
+        .listeners
+        .get(accepted.listener)
+        .map_or_else(String::new, |l| l.name.clone());
+    let open = crate::metrics::global()
+        .connections
+        .get_or_create(&[("listener", listener_name)])
+        .clone();
+    open.inc();
     let peer = accepted.peer.map(|a| a.to_string()).unwrap_or_default();
     let client_host = accepted
         .peer
@@ -237,6 +247,7 @@ pub async fn serve<R, W>(
     let _ = writer_task.await;
     // Its share sessions end with it: their members' records are released.
     broker.shares.connection_closed(connection).await;
+    open.dec();
 }
 
 async fn write_responses<W: ResponseWriter>(

@@ -23,12 +23,17 @@ pub fn closed_by_broker(s: &mut std::net::TcpStream) -> bool {
     }
 }
 
+/// The name the HTTP listener's line is passed under (no Kafka listener has it).
+const HTTP: &str = " http";
+
 pub struct Broker {
     child: Child,
     /// The first listener's address.
     pub addr: String,
     /// Every listener's address, by listener name.
     pub listeners: std::collections::HashMap<String, String>,
+    /// The HTTP listener's address (each test broker takes a free port).
+    pub http: Option<String>,
     pub data_dir: PathBuf,
 }
 
@@ -36,6 +41,11 @@ impl Broker {
     /// Starts a broker on 127.0.0.1 (a free port) with `data_dir` and extra `-o KEY=VALUE`s.
     /// Its log goes to the test's stderr at `warn`, or `GREGOR_TEST_LOG_LEVEL` (a filter).
     pub fn start(data_dir: &Path, overrides: &[&str]) -> Broker {
+        Broker::start_with_env(data_dir, overrides, &[])
+    }
+
+    /// Like [`Broker::start`], with extra environment variables.
+    pub fn start_with_env(data_dir: &Path, overrides: &[&str], env: &[(&str, &str)]) -> Broker {
         let level = std::env::var("GREGOR_TEST_LOG_LEVEL").unwrap_or_else(|_| "warn".into());
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gregor"));
         cmd.args([
@@ -47,18 +57,22 @@ impl Broker {
             "--data-dir",
         ])
         .arg(data_dir)
+        .args(["-o", "http.listen=127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
         for o in overrides {
             cmd.args(["-o", o]);
         }
+        cmd.envs(env.iter().copied());
         let mut child = cmd.spawn().expect("spawn gregor");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { return };
-                if let Some(named) = line.strip_prefix("gregor listener ") {
+                if let Some(addr) = line.strip_prefix("gregor http listening on ") {
+                    let _ = tx.send((Some(HTTP.to_string()), addr.trim().to_string()));
+                } else if let Some(named) = line.strip_prefix("gregor listener ") {
                     if let Some((name, addr)) = named.split_once(" listening on ") {
                         let _ = tx.send((Some(name.to_string()), addr.trim().to_string()));
                     }
@@ -81,10 +95,12 @@ impl Broker {
                 }
             }
         };
+        let http = listeners.remove(HTTP);
         Broker {
             child,
             addr,
             listeners,
+            http,
             data_dir: data_dir.to_path_buf(),
         }
     }
@@ -138,4 +154,59 @@ impl Drop for Broker {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A blocking HTTP/1.1 request to `addr` (`127.0.0.1:port`): the status and the body.
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the HTTP listener");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    s.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"));
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Runs `gregor ARGS` (the admin commands) with `stdin`: success, standard output, standard error.
+pub fn gregor_cli(args: &[&str], stdin: &str) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gregor"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn gregor");
+    // A command that does not read its input may have exited already.
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    let out = child.wait_with_output().expect("gregor ran");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
