@@ -19,6 +19,7 @@ mod file_records;
 pub use file_records::{FileRecords, Records};
 mod flush;
 pub mod index;
+pub mod legacy_record;
 pub mod loader;
 pub mod page_cache;
 pub mod producer_state;
