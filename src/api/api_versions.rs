@@ -22,13 +22,19 @@ use kafka_protocol::ResponseError;
 use super::{RequestContext, SUPPORTED_APIS};
 use crate::broker::Broker;
 
-fn api_keys() -> Vec<ApiVersion> {
+/// The table's versions; with `legacy` (legacy.protocol.enable) down to the versions
+/// Kafka 4 removed.
+fn api_keys(legacy: bool) -> Vec<ApiVersion> {
     SUPPORTED_APIS
         .iter()
         .map(|a| {
+            let min = match super::legacy::min_version(a.key) {
+                Some(old) if legacy => old.min(a.min_version),
+                _ => a.min_version,
+            };
             ApiVersion::default()
                 .with_api_key(a.key as i16)
-                .with_min_version(a.min_version)
+                .with_min_version(min)
                 .with_max_version(a.max_version)
         })
         .collect()
@@ -91,7 +97,8 @@ pub async fn handle(
         return ApiVersionsResponse::default()
             .with_error_code(ResponseError::InvalidRequest.code());
     }
-    let response = ApiVersionsResponse::default().with_api_keys(api_keys());
+    let response = ApiVersionsResponse::default()
+        .with_api_keys(api_keys(broker.config.legacy_protocol_enable));
     if ctx.version < 3 || !reads_tagged_fields(&request) {
         return response;
     }
@@ -131,7 +138,7 @@ pub fn unsupported_version_response() -> ApiVersionsResponse {
     ApiVersionsResponse::default()
         .with_error_code(ResponseError::UnsupportedVersion.code())
         .with_api_keys(
-            api_keys()
+            api_keys(false)
                 .into_iter()
                 .filter(|a| a.api_key == ApiKey::ApiVersions as i16)
                 .collect(),

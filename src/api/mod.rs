@@ -47,6 +47,7 @@ pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
+pub mod legacy;
 pub mod list_groups;
 pub mod list_offsets;
 pub mod list_transactions;
@@ -153,8 +154,11 @@ pub async fn run_blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'sta
 
 /// Every API Gregor answers, with its version range and handler: ApiVersions advertises
 /// exactly this table and `dispatch` routes through it, so an API cannot be advertised
-/// without a handler. Produce v0-v2 are advertised (as Kafka 4 does, since librdkafka needs
-/// them to negotiate) but refused per request.
+/// without a handler. These are Kafka 4's versions; with `legacy.protocol.enable` the
+/// versions Kafka 4 removed are served too (api/legacy/). Produce v0-v2 are advertised
+/// either way, as Kafka 4 advertises them (librdkafka needs them to negotiate, KAFKA-18659);
+/// with the setting off a request of those versions closes the connection, as Kafka 4.1
+/// and 4.2 do.
 pub const SUPPORTED_APIS: &[SupportedApi] = &[
     SupportedApi {
         key: ApiKey::Produce,
@@ -468,7 +472,9 @@ pub fn dispatch(
     let Some(api) = supported(api_key) else {
         return Err(RequestError(format!("API {api_key:?} is not supported")));
     };
-    if version < api.min_version || version > api.max_version {
+    // A version Kafka 4 removed, served again with legacy.protocol.enable (api/legacy/).
+    let legacy = broker.config.legacy_protocol_enable && legacy::serves(api_key, version);
+    if (version < legacy::served_min_version(api) && !legacy) || version > api.max_version {
         if api_key == ApiKey::ApiVersions {
             // KIP-511: answer in v0 so that any client can read which versions exist.
             let ctx = RequestContext {
@@ -491,10 +497,6 @@ pub fn dispatch(
             api.min_version, api.max_version
         )));
     }
-    if api_key == ApiKey::Produce && version < 3 {
-        return produce::refuse_old_version(version, correlation_id, body)
-            .map(Dispatched::in_order);
-    }
     let header_version = api_key.request_header_version(version);
     let header = RequestHeader::decode(&mut body, header_version)
         .map_err(|e| RequestError(format!("malformed request header: {e}")))?;
@@ -508,7 +510,11 @@ pub fn dispatch(
         principal: peer.principal,
         connection: peer.connection,
     };
-    let dispatched = (api.route)(broker, ctx, &mut body)?;
+    let dispatched = if legacy {
+        legacy::route(broker, ctx, &mut body)?
+    } else {
+        (api.route)(broker, ctx, &mut body)?
+    };
     Ok(dispatched.timed(api_key, version))
 }
 

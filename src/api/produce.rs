@@ -7,12 +7,12 @@
 
 use std::sync::Arc;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader};
-use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::errors::{coordinator_error, log_error_code};
@@ -390,47 +390,4 @@ fn refused(log: &Log, index: i32, e: &LogError) -> PartitionOutcome {
         outcome.response.log_start_offset = log.log_start_offset();
     }
     outcome
-}
-
-/// Produce v0-v2 are advertised (librdkafka needs them to negotiate) but not served:
-/// every partition gets UNSUPPORTED_VERSION, in the old response format.
-pub fn refuse_old_version(
-    version: i16,
-    correlation_id: i32,
-    mut frame: Bytes,
-) -> Result<ResponseFuture, RequestError> {
-    let bad = |e: String| RequestError(format!("malformed Produce v{version} request: {e}"));
-    RequestHeader::decode(&mut frame, 1).map_err(|e| bad(e.to_string()))?;
-    // v0-v2 bodies are v3 bodies without the leading transactional id.
-    let mut v3 = BytesMut::with_capacity(frame.len() + 2);
-    v3.put_i16(-1);
-    v3.put_slice(&frame);
-    let request = ProduceRequest::decode(&mut v3.freeze(), 3).map_err(|e| bad(e.to_string()))?;
-    if request.acks == 0 {
-        return Ok(Box::pin(async { Response::Close }));
-    }
-    let mut body = BytesMut::new();
-    body.put_i32(correlation_id);
-    body.put_i32(request.topic_data.len() as i32);
-    for topic in &request.topic_data {
-        let name = topic.name.as_bytes();
-        body.put_i16(name.len() as i16);
-        body.put_slice(name);
-        body.put_i32(topic.partition_data.len() as i32);
-        for p in &topic.partition_data {
-            body.put_i32(p.index);
-            body.put_i16(ResponseError::UnsupportedVersion.code());
-            body.put_i64(-1);
-            if version >= 2 {
-                body.put_i64(-1);
-            }
-        }
-    }
-    if version >= 1 {
-        body.put_i32(0); // throttle_time_ms
-    }
-    let mut out = BytesMut::with_capacity(4 + body.len());
-    out.put_i32(body.len() as i32);
-    out.put_slice(&body);
-    Ok(Box::pin(async move { Response::Frame(out) }))
 }

@@ -74,6 +74,9 @@ pub struct BrokerConfig {
     pub num_partitions: i32,
     pub default_replication_factor: i16,
     pub auto_create_topics_enable: bool,
+    /// `legacy.protocol.enable`: serve the protocol versions Kafka 4 removed (KIP-896) to
+    /// old clients, converting their message formats (api/legacy/); off: Kafka 4's versions.
+    pub legacy_protocol_enable: bool,
     /// `socket.*`, `max.connections*`, `connections.max.idle.ms`, `queued.max.request.bytes`.
     pub socket_server: SocketServerConfig,
     /// `http.listen`, `console.enable`: the HTTP listener (metrics, health, console).
@@ -171,6 +174,7 @@ impl BrokerConfig {
             num_partitions: raw.int("num.partitions", 1, 1, 100_000)? as i32,
             default_replication_factor,
             auto_create_topics_enable: raw.bool("auto.create.topics.enable", true)?,
+            legacy_protocol_enable: raw.bool("legacy.protocol.enable", true)?,
             socket_server: SocketServerConfig::from_raw(raw)?,
             http: HttpConfig::from_raw(raw)?,
             cleaner: CleanerConfig::from_raw(raw)?,
@@ -551,6 +555,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker("num.partitions", "1", 3, "Partitions of a topic created without a count."),
     broker("default.replication.factor", "1", 3, "Replication factor of new topics (only 1)."),
     broker("auto.create.topics.enable", "true", 1, "Create unknown topics requested through Metadata."),
+    broker("legacy.protocol.enable", "true", 1, "Gregor only: serve the protocol versions Kafka 4 removed (Produce v0-v2, Fetch v0-v3 and the others of KIP-896) to old clients, converting message formats v0 and v1; false: Kafka 4's versions only."),
     broker("message.max.bytes", "1048588", 3, "Largest record batch a producer may send."),
     broker("socket.request.max.bytes", "104857600", 3, "Largest request the broker reads."),
     broker("max.connections", "2147483647", 3, "Most client connections at once."),

@@ -13,6 +13,7 @@ mod durability;
 mod groups;
 mod idempotence;
 mod kcat;
+mod legacy;
 mod limits;
 mod observability;
 mod raw;
