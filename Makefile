@@ -4,7 +4,7 @@
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test test-console image build release lint fmt deps compat compat-quick bench bench-cleaner bench-cleaner-compare bench-tls bench-startup bench-compare bench-peers kafka kafka-stop fuzz fuzz-corpus soak clean
+.PHONY: run test test-console image build release lint fmt deps compat compat-legacy compat-quick bench bench-cleaner bench-cleaner-compare bench-tls bench-startup bench-compare bench-peers kafka kafka-stop fuzz fuzz-corpus soak clean
 
 ## Build (release) and run the broker on the embedded default config: 127.0.0.1:9092, data in ./data.
 run:
@@ -56,6 +56,11 @@ deps:
 ## librdkafka's own test suite and the Python client against Gregor (slow; see docs/compat.md).
 compat: deps
 	compat-tests/run.sh full
+
+## Old clients on the protocol versions Kafka 4 removed (legacy.protocol.enable): kafka-node 5.0.0
+## against Gregor on and off and Apache Kafka 4, librdkafka as a Kafka 0.9 client.
+compat-legacy: deps
+	compat-tests/run.sh legacy
 
 ## The expected-pass subset that `make test` guards.
 compat-quick: deps

@@ -39,5 +39,23 @@ for _ in $(seq 1 500); do grep -q "^gregor listening on" "$dir/out" 2>/dev/null 
 addr=$(sed -n 's/^gregor listening on //p' "$dir/out")
 echo "RESULT binary_size bytes=$(stat -c %s "$bin")"
 echo "RESULT broker_idle_rss kB=$(awk '/VmRSS/{print $2}' /proc/$pid/status)"
+export BENCH_PREFIX=${BENCH_PREFIX:-bench$(date +%s)}
 LD_LIBRARY_PATH="$src/src:$src/src-cpp" BROKER_PID=$pid bash "$harness" "$addr" "$perf"
+
+# The down-converting fetch (legacy.protocol.enable): the harness's 1 KiB partition read
+# again by librdkafka as a Kafka 0.9 client (api.version.request=false), which fetches with
+# Fetch v1, so every stored batch is converted to message format v0 on the way out. Compare
+# with consume_1KiB_p1_from0 (Fetch v4+, stored bytes as they are).
+if [[ " ${ONLY:-lat p1 p8 c1 c8 small} " == *" p1 "* ]] && [ "${LEGACY_FETCH:-1}" = 1 ]; then
+  n=${N_1K:-2000000}
+  log="$dir/legacy-fetch.log"
+  t0=$(awk '{print $14 + $15}' /proc/$pid/stat)
+  LD_LIBRARY_PATH="$src/src:$src/src-cpp" timeout 300 "$perf" -C -t "$BENCH_PREFIX-p1" -p 0 -b "$addr" \
+    -o beginning -c "$n" -e -X enable.partition.eof=true \
+    -X api.version.request=false -X broker.version.fallback=0.9.0 > "$log" 2>&1 || true
+  t1=$(awk '{print $14 + $15}' /proc/$pid/stat)
+  summary=$(grep -E '^% [0-9]+ messages \([0-9]+ bytes\) consumed' "$log" | tail -1 | sed -E \
+    's/^% ([0-9]+) messages \(([0-9]+) bytes\) consumed in ([0-9]+)ms: ([0-9]+) msgs\/s \(([0-9.]+) MB\/s\).*/msgs=\1 bytes=\2 ms=\3 msgs_s=\4 MB_s=\5/')
+  echo "RESULT name=consume_1KiB_p1_from0_fetch_v1_down_converted expected=$n ${summary:-error=no_summary} broker_cpu_s=$(awk -v a="$t0" -v b="$t1" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", (b - a) / hz }')"
+fi
 echo "RESULT broker_after_rss kB=$(awk '/VmRSS/{print $2}' /proc/$pid/status)"

@@ -143,6 +143,7 @@ def main():
     client_section(w, "Go client scenarios", "go",
                    "`compat-tests/go`: franz-go v1.22.3 (kgo, kadm v1.20.0) and IBM/sarama v1.61.1 at its "
                    "default protocol version. The same scenarios pass against Apache Kafka 4.1.1.")
+    legacy(w)
     differences(w)
     print("\n".join(out))
 
@@ -170,6 +171,89 @@ def client_section(w, title, name, about):
         w("")
         w(f"Total: {summary[-1]}")
     w("")
+
+
+LEGACY_VERSIONS = [
+    ("Produce", "v0-v2", "v3", "Each partition's message set (format v0 or v1, any gzip, snappy (raw or xerial "
+     "framing) or lz4 wrapper) is CRC-checked and up-converted to one v2 batch with the wrapper's codec; "
+     "offsets are assigned at append as for any batch. v0 records keep no timestamp (-1), or get the append "
+     "time on a LogAppendTime topic. A message set that does not parse fails its partition with "
+     "CORRUPT_MESSAGE."),
+    ("Fetch", "v0-v3", "v4 (read_uncommitted)", "Stored v2 batches are down-converted to format v0 (Fetch "
+     "v0-v1) or v1 (v2-v3), uncompressed: headers dropped, control batches skipped, records before the fetch "
+     "offset left out. Whole messages within partition_max_bytes (and v3's max_bytes); v3 returns a larger "
+     "first message whole (KIP-74), v0-v2 a partial one, so an old consumer grows its fetch size."),
+    ("ListOffsets", "v0", "v1", "One offset in v0's array for latest (-1), earliest (-2) or a timestamp (the "
+     "first offset at or after it); Kafka 3.9 listed segment base offsets after the first when "
+     "max_num_offsets asked for more."),
+    ("OffsetCommit", "v0-v1", "v2", "v0 commits as a simple consumer (generation -1); v1's per-partition "
+     "timestamp is read and not kept (expiry follows offsets.retention.minutes, KIP-211)."),
+    ("OffsetFetch", "v0", "v1", "Same layout; served as v1."),
+    ("CreateTopics", "v0-v1", "v2", "v0 has no validate_only; answers drop the throttle time (and v0 the "
+     "error message)."),
+    ("DeleteTopics", "v0", "v1", "Same request; the answer drops the throttle time."),
+    ("OffsetForLeaderEpoch", "v0-v1", "v2", "No current leader epoch (-1, unchecked); answers drop the "
+     "throttle time (and v0 the leader epoch)."),
+    ("DescribeConfigs", "v0", "v1", "No include_synonyms; the answer has is_default (source DEFAULT_CONFIG) "
+     "where v1 has the source, and no synonyms."),
+    ("DescribeLogDirs", "v0", "v1", "Same layout; served as v1."),
+    ("DescribeAcls, CreateAcls, DeleteAcls", "v0", "v1", "Before prefixed ACLs (KIP-290): filters and "
+     "bindings are LITERAL, and answers leave the pattern type out."),
+]
+
+
+def legacy(w):
+    """The versions legacy.protocol.enable serves, and the old clients' runs."""
+    w("## Legacy clients (`legacy.protocol.enable`)")
+    w("")
+    w("Kafka 4 removed the protocol versions below (KIP-896) and closes the connection of a client that "
+      "uses them (Produce v0-v2 get UNSUPPORTED_VERSION per partition). Gregor serves them again while "
+      "`legacy.protocol.enable` is true (the default), with Kafka 3.9's semantics, and advertises them in "
+      "ApiVersions; false gives exactly Kafka 4's versions. Each old request runs as the oldest version Kafka 4 "
+      "serves (`src/api/legacy/`), so authorization, metrics and every rule are the ones modern clients get; "
+      "the segment store keeps one format (v2 batches) and the Fetch v4+ path never decodes a batch. The "
+      "group APIs (JoinGroup, SyncGroup, Heartbeat, LeaveGroup, DescribeGroups, ListGroups, FindCoordinator) "
+      "and Metadata v0 are still in Kafka 4, and served either way.")
+    w("")
+    w("| API | versions served again | runs as | conversion |")
+    w("|---|---|---|---|")
+    for api, versions, floor, how in LEGACY_VERSIONS:
+        w(f"| {api} | {versions} | {floor} | {how} |")
+    w("")
+    path = os.path.join(HERE, ".work", "kafka-node.txt")
+    lines = [l.strip() for l in open(path)] if os.path.exists(path) else []
+    if lines:
+        w("`compat-tests/kafka-node/run.sh`: kafka-node 5.0.0 (Produce v2 with message format v1, Fetch v2, "
+          "ListOffsets v0, OffsetCommit v0 and OffsetFetch v0 from its simple consumer, group APIs v0) "
+          "against Gregor with the setting on and off, and against Apache Kafka 4:")
+        w("")
+        runs, current = [], None
+        for l in lines:
+            if l.startswith("# kafka-node"):
+                current = (l[len("# kafka-node 5.0.0 against "):], {})
+                runs.append(current)
+            elif current and re.match(r"^(PASS|FAIL) ", l):
+                name, _, why = l[5:].partition(":")
+                current[1][name] = l[:4] + (f" ({why.strip()})" if why else "")
+        names = list(runs[0][1]) if runs else []
+        w("| scenario | " + " | ".join(r[0] for r in runs) + " |")
+        w("|---|" + "---|" * len(runs))
+        for n in names:
+            w(f"| {n} | " + " | ".join(r[1].get(n, "") for r in runs) + " |")
+        w("")
+    path = os.path.join(HERE, ".work", "librdkafka-legacy.txt")
+    lines = [l.strip() for l in open(path)] if os.path.exists(path) else []
+    rows = [l.split(None, 4) for l in lines if re.match(r"^(PASS|FAIL|SKIP) \S+ \S+ [\d.]+", l)]
+    if rows:
+        w("librdkafka's suite as a Kafka 0.9 client (`BROKER_VERSION_FALLBACK=0.9.0`: api.version.request=false, "
+          "so it produces with Produce v1 and fetches with Fetch v1 and ListOffsets v0):")
+        w("")
+        w("| test | result | seconds | note |")
+        w("|---|---|---|---|")
+        for r in rows:
+            note = r[4].lstrip("# ") if len(r) > 4 else ""
+            w(f"| {r[2]} | {r[0]} | {r[3]} | {note} |")
+        w("")
 
 
 def differences(w):

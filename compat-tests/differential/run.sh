@@ -23,12 +23,13 @@ trap cleanup EXIT
 
 # Starts a fresh Gregor (extra -o settings as arguments) with the settings Kafka's
 # server.properties sets (kafka.sh start), so that both report the same keys as set by the
-# user; waits for its listeners (lines in $dir/out).
+# user; waits for its listeners (lines in $dir/out). legacy.protocol.enable=false: Kafka 4's
+# protocol versions only, as the Kafka it is compared with (docs/compat.md, legacy clients).
 start_gregor() {
   rm -rf "$dir/data"
   "$gregor" serve -o http.listen=127.0.0.1:0 --listen 127.0.0.1:0 --data-dir "$dir/data" --log-level warn "$@" \
     -o num.partitions=1 -o default.replication.factor=1 -o auto.create.topics.enable=true \
-    -o group.initial.rebalance.delay.ms=0 > "$dir/out" 2> "$dir/err" &
+    -o group.initial.rebalance.delay.ms=0 -o legacy.protocol.enable=false > "$dir/out" 2> "$dir/err" &
   gpid=$!
   for _ in $(seq 1 100); do grep -q "^gregor listening on" "$dir/out" && break; sleep 0.1; done
   grep -q "^gregor listening on" "$dir/out" || { echo "differential: gregor did not start" >&2; cat "$dir/err" >&2; exit 1; }
