@@ -10,7 +10,7 @@
 set -u
 cd "$(dirname "$0")"
 seconds=${FUZZ_SECONDS:-60}
-targets=${TARGETS:-"request framing record_batch log_loading producer_snapshot config"}
+targets=${TARGETS:-"request framing record_batch message_set log_loading producer_snapshot config"}
 
 if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
   echo "make fuzz: SKIPPED: cargo-fuzz needs a nightly Rust toolchain (rustup toolchain install nightly)" >&2
