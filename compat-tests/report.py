@@ -137,6 +137,22 @@ def main():
 
     client_section(w, "confluent-kafka-python scenarios", "python",
                    "`compat-tests/python/scenarios.py`, confluent-kafka 2.16.1 (its own bundled librdkafka).")
+    client_section(w, "kafka-python scenarios", "kafka-python",
+                   "`compat-tests/python/kafka_python_scenarios.py`, kafka-python 3.0.12 (pure Python, its own "
+                   "protocol code): admin, idempotent gzip and lz4 producers, a consumer group, offsets by time, "
+                   "group admin, configs, partitions, DeleteRecords. The same scenarios pass against Apache "
+                   "Kafka 4.1.1.")
+    client_section(w, "aiokafka scenarios", "aiokafka",
+                   "`compat-tests/python/aiokafka_scenarios.py`, aiokafka 0.14.0 (asyncio, its own protocol code): "
+                   "idempotent producer, a transaction committed and one aborted with offsets sent to a group, a "
+                   "read_committed group. The same scenarios pass against Apache Kafka 4.1.1.")
+    client_section(w, "kafkajs scenarios", "kafkajs",
+                   "`compat-tests/kafkajs/scenarios.js`, kafkajs 2.2.4 (pure JavaScript, its own protocol code): "
+                   "admin, idempotent gzip producer with headers, transactions with sendOffsets, a read_committed "
+                   "group, offsets, group admin and offset reset, configs, partitions, DeleteRecords. The same "
+                   "scenarios pass against Apache Kafka 4.1.1 once its group coordinator has loaded (on a freshly "
+                   "formatted Kafka the first transaction's sendOffsets gets NOT_COORDINATOR beyond kafkajs's "
+                   "retries).")
     client_section(w, "Java client and Kafka Streams scenarios", "java",
                    "`compat-tests/java` (Maven): kafka-clients and kafka-streams 4.1.1, the release the "
                    "reference broker runs. The same scenarios pass against Apache Kafka 4.1.1.")

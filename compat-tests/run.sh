@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Compatibility suites against Gregor: librdkafka's own tests (compat-tests/librdkafka),
-# confluent-kafka-python (compat-tests/python), the Java client and Kafka Streams
+# confluent-kafka-python, kafka-python and aiokafka (compat-tests/python), kafkajs
+# (compat-tests/kafkajs), the Java client and Kafka Streams
 # (compat-tests/java), franz-go and sarama (compat-tests/go), and the differential runner
 # against Apache Kafka (compat-tests/differential), and old clients on the versions
 # legacy.protocol.enable serves (compat-tests/kafka-node, librdkafka as a 0.9 client).
@@ -19,12 +20,25 @@ mkdir -p "$work"
 cargo build --quiet --bin gregor
 gregor=target/debug/gregor
 
-# The Python client, in a venv of its own.
+# The Python clients (confluent-kafka, kafka-python, aiokafka), in a venv of their own,
+# reinstalled when requirements.txt changes.
 venv=$work/venv
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import confluent_kafka' 2>/dev/null; then
+if [ ! -x "$venv/bin/python" ] || ! cmp -s compat-tests/python/requirements.txt "$venv/requirements.txt"; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r compat-tests/python/requirements.txt
+  cp compat-tests/python/requirements.txt "$venv/requirements.txt"
 fi
+
+# kafkajs, from npm, into .work/kafkajs (reinstalled when package.json changes).
+kafkajs_install() {
+  local dir=$work/kafkajs
+  mkdir -p "$dir"
+  if [ ! -d "$dir/node_modules/kafkajs" ] || ! cmp -s compat-tests/kafkajs/package.json "$dir/package.json"; then
+    cp compat-tests/kafkajs/package.json "$dir/"
+    (cd "$dir" && npm install --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null)
+  fi
+  cp compat-tests/kafkajs/scenarios.js "$dir/"
+}
 
 # A client scenario suite against a fresh Gregor: scenarios NAME COMMAND... (the address is
 # appended to COMMAND's arguments by the ADDR placeholder); output in .work/NAME.txt.
@@ -47,6 +61,8 @@ scenarios() {
 python_scenarios() {
   local rc=0
   scenarios python "$venv/bin/python" compat-tests/python/scenarios.py ADDR || rc=1
+  scenarios kafka-python "$venv/bin/python" compat-tests/python/kafka_python_scenarios.py ADDR || rc=1
+  scenarios aiokafka "$venv/bin/python" compat-tests/python/aiokafka_scenarios.py ADDR || rc=1
   # The secured listeners (TLS, mTLS, SASL PLAIN and SCRAM): secure.py starts its own broker.
   timeout 300 "$venv/bin/python" compat-tests/python/secure.py "$gregor" | tee "$work/python-secure.txt" || rc=1
   return $rc
@@ -74,6 +90,7 @@ case "$mode" in
     python_scenarios || rc=1
     scenarios java-quick compat-tests/java/run.sh scenarios ADDR quick || rc=1
     scenarios go-quick compat-tests/go/run.sh ADDR quick || rc=1
+    kafkajs_install && scenarios kafkajs node "$work/kafkajs/scenarios.js" ADDR || rc=1
     ;;
   full|clients)
     if [ "$mode" = full ]; then
@@ -83,6 +100,7 @@ case "$mode" in
     python_scenarios || rc=1
     scenarios java compat-tests/java/run.sh scenarios ADDR full || rc=1
     scenarios go compat-tests/go/run.sh ADDR full || rc=1
+    kafkajs_install && scenarios kafkajs node "$work/kafkajs/scenarios.js" ADDR || rc=1
     compat-tests/differential/run.sh "$gregor" | tee "$work/differential.txt" || rc=1
     legacy_clients || rc=1
     python3 compat-tests/report.py > docs/compat.md

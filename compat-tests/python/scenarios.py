@@ -2,7 +2,8 @@
 
 Usage: scenarios.py BOOTSTRAP
 Prints `PASS|FAIL name seconds` per scenario and a closing `N passed, N failed, N skipped`.
-No consumer group is used (assign() only): groups are not implemented yet.
+Its scenarios read with assign() (no consumer group; the Java, Go, kafka-python, aiokafka and
+kafkajs suites cover groups).
 """
 
 import sys
