@@ -9,7 +9,7 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::{BrokerId, FetchRequest, ProduceRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
 use super::cluster::TopicLayout;
@@ -286,14 +286,14 @@ pub fn decode_batches(
             break;
         }
         let last_offset_delta = i32::from_be_bytes(records[23..27].try_into().unwrap_or_default());
-        let mut batch = records.split_to(total);
+        let batch = records.split_to(total);
         next = next.max(base_offset + i64::from(last_offset_delta) + 1);
-        let set = RecordBatchDecoder::decode(&mut batch).map_err(|e| {
-            AdminError::Protocol(format!(
-                "a batch at offset {base_offset} does not decode: {e}"
-            ))
+        // The broker's own checked decoder: bounded decompression, record layout checked
+        // first (the console decodes stored batches inside the broker).
+        let (_, records) = crate::log::records::decode(&batch).ok_or_else(|| {
+            AdminError::Protocol(format!("a batch at offset {base_offset} does not decode"))
         })?;
-        for r in set.records {
+        for r in records {
             if r.control || r.offset < from {
                 continue;
             }

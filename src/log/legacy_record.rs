@@ -239,73 +239,20 @@ fn length_prefixed(m: &Bytes, at: &mut usize) -> Result<Option<Bytes>, LegacyRec
     Ok(Some(field))
 }
 
-/// The xerial snappy stream header old Java producers wrote before their snappy blocks.
-const XERIAL_MAGIC: &[u8] = b"\x82SNAPPY\x00";
-
-/// A wrapper's value decompressed, refused once it passes `limit` bytes.
+/// A wrapper's value decompressed, refused once it passes `limit` bytes (lz4 and zstd are
+/// not wrapper codecs of the old formats: zstd came with v2 batches).
 fn decompress(codec: i16, value: Bytes, limit: usize) -> Result<Bytes, LegacyRecordError> {
-    match codec {
-        1 => read_bounded(flate2::read::MultiGzDecoder::new(&value[..]), limit),
-        2 if value.starts_with(XERIAL_MAGIC) => xerial_snappy(&value, limit),
-        2 => raw_snappy(&value, limit),
-        3 => {
-            let decoder = lz4::Decoder::new(&value[..])
-                .map_err(|e| corrupt(format!("the lz4 wrapper does not open: {e}")))?;
-            read_bounded(decoder, limit)
-        }
-        _ => Err(corrupt(format!("unknown compression codec {codec}"))),
+    if !(1..=3).contains(&codec) {
+        return Err(corrupt(format!("unknown compression codec {codec}")));
     }
-}
-
-/// Everything `reader` gives, unless it is more than `limit` bytes.
-fn read_bounded(reader: impl std::io::Read, limit: usize) -> Result<Bytes, LegacyRecordError> {
-    use std::io::Read;
-    let mut out = Vec::new();
-    reader
-        .take(limit as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| corrupt(format!("the wrapper message does not decompress: {e}")))?;
-    if out.len() > limit {
-        return Err(corrupt(format!(
+    super::compression::decompress(codec, &value, limit).map_err(|e| match e {
+        super::compression::DecompressError::TooLarge { limit } => corrupt(format!(
             "the wrapper messages decompress to more than {limit} bytes (socket.request.max.bytes)"
-        )));
-    }
-    Ok(Bytes::from(out))
-}
-
-/// One raw snappy block, its length (in its preamble) checked against `limit` first.
-fn raw_snappy(block: &[u8], limit: usize) -> Result<Bytes, LegacyRecordError> {
-    let len = snap::raw::decompress_len(block)
-        .map_err(|e| corrupt(format!("a snappy block does not decompress: {e}")))?;
-    if len > limit {
-        return Err(corrupt(format!(
-            "the wrapper messages decompress to more than {limit} bytes (socket.request.max.bytes)"
-        )));
-    }
-    snap::raw::Decoder::new()
-        .decompress_vec(block)
-        .map(Bytes::from)
-        .map_err(|e| corrupt(format!("a snappy block does not decompress: {e}")))
-}
-
-/// Xerial framing: the 8-byte magic, two i32 versions, then (length i32, raw snappy block)*.
-fn xerial_snappy(stream: &Bytes, limit: usize) -> Result<Bytes, LegacyRecordError> {
-    let mut out = BytesMut::new();
-    let mut at = XERIAL_MAGIC.len() + 8;
-    while at < stream.len() {
-        let len = stream
-            .get(at..at + 4)
-            .ok_or_else(|| corrupt("a snappy stream ends inside a block length"))?;
-        let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
-        at += 4;
-        if stream.len() - at < len {
-            return Err(corrupt("a snappy stream ends inside a block"));
+        )),
+        super::compression::DecompressError::Invalid(why) => {
+            corrupt(format!("the wrapper message does not decompress: {why}"))
         }
-        let part = raw_snappy(&stream[at..at + len], limit - out.len())?;
-        at += len;
-        out.put_slice(&part);
-    }
-    Ok(out.freeze())
+    })
 }
 
 /// One v2 batch (base offset 0, no producer id) holding `set`'s records in order,
@@ -602,7 +549,7 @@ mod tests {
         let block = snap::raw::Encoder::new().compress_vec(&inner).unwrap();
         // kafka-node sends a raw block; Java clients the xerial stream.
         let raw = encode_message(0, 1, 2, 5, None, Some(&block));
-        let mut stream = XERIAL_MAGIC.to_vec();
+        let mut stream = b"\x82SNAPPY\x00".to_vec();
         stream.extend_from_slice(&1i32.to_be_bytes());
         stream.extend_from_slice(&1i32.to_be_bytes());
         stream.extend_from_slice(&(block.len() as u32).to_be_bytes());

@@ -14,6 +14,7 @@
 mod append;
 pub mod cleaner;
 pub mod compaction;
+pub mod compression;
 pub mod file_names;
 mod file_records;
 pub use file_records::{FileRecords, Records};

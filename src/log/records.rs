@@ -114,8 +114,10 @@ pub fn encode_control_batch(
     )])
 }
 
-/// The records of one stored batch (any codec), or `None` if it does not decode.
-fn decode(batch: &[u8]) -> Option<(BatchHeader, Vec<Record>)> {
+/// The records of one batch (any codec), or `None` if it does not decode: decompressed
+/// within a bound and its layout checked before the protocol crate builds anything (the
+/// admin client reads fetched batches with it too).
+pub fn decode(batch: &[u8]) -> Option<(BatchHeader, Vec<Record>)> {
     let h = BatchHeader::parse(batch)?;
     let mut bytes = Bytes::copy_from_slice(batch.get(..h.size())?);
     let decompress = |buf: &mut Bytes, compression| {
@@ -162,23 +164,28 @@ pub(super) fn compress_section(codec: i16, records: &[u8]) -> Option<Vec<u8>> {
     done.ok().map(|()| out.to_vec())
 }
 
-/// The protocol crate's decompression, then [`check_record_layout`] on the result, before
-/// the crate builds the records.
+/// The records section decompressed within `compression::batch_limit` (a small batch
+/// claiming gigabytes is refused, not inflated), then [`check_record_layout`] on the result,
+/// before the protocol crate builds the records.
 fn decompress_checked(
     buf: &mut Bytes,
     compression: Compression,
     base_offset: i64,
     base_timestamp: i64,
 ) -> anyhow::Result<Bytes> {
-    use kafka_protocol::compression::{Decompressor, Gzip, Lz4, None, Snappy, Zstd};
-    let take = |b: &mut Bytes| Ok(std::mem::take(b));
-    let records = match compression {
-        Compression::None => None::decompress(buf, take)?,
-        Compression::Gzip => Gzip::decompress(buf, take)?,
-        Compression::Snappy => Snappy::decompress(buf, take)?,
-        Compression::Lz4 => Lz4::decompress(buf, take)?,
-        Compression::Zstd => Zstd::decompress(buf, take)?,
+    let codec = match compression {
+        Compression::None => 0,
+        Compression::Gzip => 1,
+        Compression::Snappy => 2,
+        Compression::Lz4 => 3,
+        Compression::Zstd => 4,
     };
+    let compressed = std::mem::take(buf);
+    let records = super::compression::decompress(
+        codec,
+        &compressed,
+        super::compression::batch_limit(compressed.len()),
+    )?;
     check_record_layout(&records, base_offset, base_timestamp).map_err(anyhow::Error::msg)?;
     Ok(records)
 }
