@@ -161,7 +161,7 @@ impl Metrics {
 
 /// Kafka's name of an error (`UNKNOWN_TOPIC_OR_PARTITION`), from the protocol crate's
 /// `UnknownTopicOrPartition`.
-fn error_name(e: kafka_protocol::ResponseError) -> String {
+pub fn error_name(e: kafka_protocol::ResponseError) -> String {
     let camel = format!("{e:?}");
     let mut out = String::with_capacity(camel.len() + 8);
     for (i, c) in camel.chars().enumerate() {

@@ -7,8 +7,9 @@ Prints `PASS|FAIL aiokafka NAME SECONDS` per scenario and `N passed, N failed, 0
 import asyncio
 import sys
 import time
-import traceback
 import uuid
+
+import runner
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -81,26 +82,22 @@ async def scenario_6_delete_topic(admin):
     await admin.delete_topics([TOPIC])
 
 
-async def main():
+async def started_admin():
+    # aiokafka's clients must be created inside the loop that runs them.
     admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
     await admin.start()
-    scenarios = [(n[len("scenario_"):], f) for n, f in sorted(globals().items()) if n.startswith("scenario_")]
-    passed = failed = 0
-    for name, fn in scenarios:
-        start = time.time()
-        try:
-            await asyncio.wait_for(fn(admin), 60)
-            passed += 1
-            status = "PASS"
-        except Exception:  # report and go on: every scenario gets a line
-            failed += 1
-            status = "FAIL"
-            traceback.print_exc()
-        print(f"{status} aiokafka {name[2:]} {time.time() - start:.1f}", flush=True)
-    print(f"{passed} passed, {failed} failed, 0 skipped", flush=True)
-    await admin.close()
-    return 1 if failed else 0
+    return admin
+
+
+def main():
+    loop = asyncio.new_event_loop()
+    admin = loop.run_until_complete(started_admin())
+    status = runner.run("aiokafka", runner.scenarios(globals()),
+                        lambda fn: loop.run_until_complete(asyncio.wait_for(fn(admin), 60)))
+    loop.run_until_complete(admin.close())
+    loop.close()
+    return status
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    sys.exit(main())

@@ -6,8 +6,9 @@ Prints `PASS|FAIL kafka-python NAME SECONDS` per scenario and `N passed, N faile
 
 import sys
 import time
-import traceback
 import uuid
+
+import runner
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions, NewTopic
@@ -98,22 +99,9 @@ def scenario_7_delete_group_and_topic():
 
 
 def main():
-    scenarios = [(n[len("scenario_"):], f) for n, f in sorted(globals().items()) if n.startswith("scenario_")]
-    passed = failed = 0
-    for name, fn in scenarios:
-        start = time.time()
-        try:
-            fn()
-            passed += 1
-            status = "PASS"
-        except Exception:  # report and go on: every scenario gets a line
-            failed += 1
-            status = "FAIL"
-            traceback.print_exc()
-        print(f"{status} kafka-python {name[2:]} {time.time() - start:.1f}", flush=True)
-    print(f"{passed} passed, {failed} failed, 0 skipped", flush=True)
+    status = runner.run("kafka-python", runner.scenarios(globals()))
     ADMIN.close()
-    return 1 if failed else 0
+    return status
 
 
 if __name__ == "__main__":

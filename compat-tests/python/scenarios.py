@@ -8,8 +8,9 @@ kafkajs suites cover groups).
 
 import sys
 import time
-import traceback
 import uuid
+
+import runner
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
@@ -150,21 +151,7 @@ def scenario_list_offsets():
 
 
 def main():
-    scenarios = [(n[len("scenario_"):], f) for n, f in sorted(globals().items()) if n.startswith("scenario_")]
-    passed = failed = 0
-    for name, fn in scenarios:
-        start = time.time()
-        try:
-            fn()
-            passed += 1
-            status = "PASS"
-        except Exception:  # report and go on: every scenario gets a line
-            failed += 1
-            status = "FAIL"
-            traceback.print_exc()
-        print(f"{status} python {name} {time.time() - start:.1f}", flush=True)
-    print(f"{passed} passed, {failed} failed, 0 skipped", flush=True)
-    return 1 if failed else 0
+    return runner.run("python", runner.scenarios(globals()))
 
 
 if __name__ == "__main__":

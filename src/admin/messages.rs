@@ -2,6 +2,7 @@
 //! here, control records left out) and writing records (Produce, one batch per partition,
 //! keys placed by Kafka's default partitioner).
 
+use crate::log::records::plain_record;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -210,27 +211,14 @@ impl Admin {
         let encoded: Vec<Record> = records
             .iter()
             .enumerate()
-            .map(|(i, r)| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                // The encoder starts a new batch wherever offset - sequence changes; this
-                // keeps one batch (Kafka takes one per partition) with base sequence -1, as
-                // a producer without idempotence sends.
-                sequence: i as i32 - 1,
-                timestamp: r.timestamp.unwrap_or(now),
-                key: r.key.clone(),
-                value: r.value.clone(),
-                headers: r
+            .map(|(i, r)| {
+                let headers = r
                     .headers
                     .iter()
                     .map(|(k, v)| (StrBytes::from_string(k.clone()), v.clone()))
-                    .collect::<IndexMap<_, _>>(),
+                    .collect::<IndexMap<_, _>>();
+                let timestamp = r.timestamp.unwrap_or(now);
+                plain_record(i as i64, timestamp, r.key.clone(), r.value.clone(), headers)
             })
             .collect();
         let mut batch = BytesMut::new();

@@ -104,17 +104,7 @@ impl AdminError {
 pub fn error_name(code: i16) -> String {
     ResponseError::try_from_code(code).map_or_else(
         || format!("UNKNOWN_ERROR_{code}"),
-        |e| {
-            let camel = format!("{e:?}");
-            let mut out = String::with_capacity(camel.len() + 8);
-            for (i, c) in camel.chars().enumerate() {
-                if c.is_ascii_uppercase() && i > 0 {
-                    out.push('_');
-                }
-                out.push(c.to_ascii_uppercase());
-            }
-            out
-        },
+        crate::metrics::error_name,
     )
 }
 

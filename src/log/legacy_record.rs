@@ -19,13 +19,11 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions};
 
 use super::record_batch::BatchHeader;
 use super::record_view::BatchRecords;
-use super::records::varint;
+use super::records::{plain_record, varint};
 
 /// Offset and size before every message of a set.
 const LOG_OVERHEAD: usize = 12;
@@ -274,21 +272,9 @@ pub fn up_convert(set: &MessageSet) -> Result<Vec<u8>, LegacyRecordError> {
         .records
         .iter()
         .enumerate()
-        .map(|(i, r)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // The encoder derives the base sequence from the first record: -1, unsequenced.
-            sequence: i as i32 - 1,
-            timestamp: r.timestamp,
-            key: r.key.clone(),
-            value: r.value.clone(),
-            headers: IndexMap::new(),
+        .map(|(i, r)| {
+            let (key, value) = (r.key.clone(), r.value.clone());
+            plain_record(i as i64, r.timestamp, key, value, IndexMap::new())
         })
         .collect();
     let compression = match set.codec {

@@ -58,6 +58,33 @@ fn record(
     }
 }
 
+/// A record of a producer without idempotence, `offset` within its batch: the encoder starts
+/// a new batch wherever offset - sequence changes, so this keeps one batch (Kafka takes one
+/// per partition) with base sequence -1.
+pub fn plain_record(
+    offset: i64,
+    timestamp: i64,
+    key: Option<Bytes>,
+    value: Option<Bytes>,
+    headers: IndexMap<kafka_protocol::protocol::StrBytes, Option<Bytes>>,
+) -> Record {
+    Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset,
+        sequence: offset as i32 - 1,
+        timestamp,
+        key,
+        value,
+        headers,
+    }
+}
+
 fn encode(records: &[Record]) -> Vec<u8> {
     let mut out = BytesMut::new();
     let options = RecordEncodeOptions {
