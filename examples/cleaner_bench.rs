@@ -18,9 +18,7 @@ use gregor::log::cleaner::{Cleaner, OffsetMap, Throttler};
 use gregor::log::loader::{load_log, RecoveryStart};
 use gregor::log::record_batch::check_batch;
 use gregor::log::{now_ms, TopicPartition};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType as RecordTime,
-};
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions};
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -46,22 +44,13 @@ fn batch(first: usize, count: usize, keys: usize, compression: Compression) -> V
             let n = first + i;
             // Keys in a scattered order, every key as often as the others.
             let key = format!("key-{:08}", (n * 7919) % keys);
-            Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: RecordTime::Creation,
-                offset: i as i64,
-                // Base sequence -1 (no producer); the encoder wants offset - sequence constant.
-                sequence: i as i32 - 1,
-                timestamp: 1_700_000_000_000 + n as i64,
-                key: Some(Bytes::from(key)),
-                value: Some(Bytes::from(value.clone())),
-                headers: kafka_protocol::indexmap::IndexMap::default(),
-            }
+            gregor::log::records::plain_record(
+                i as i64,
+                1_700_000_000_000 + n as i64,
+                Some(Bytes::from(key)),
+                Some(Bytes::from(value.clone())),
+                kafka_protocol::indexmap::IndexMap::default(),
+            )
         })
         .collect();
     let mut out = BytesMut::new();
