@@ -100,6 +100,15 @@ final class ShareScenarios {
                 check(e.getCause() instanceof org.apache.kafka.common.errors.GroupIdNotFoundException, "describe: " + e.getCause());
             }
         }
+        // The group's view is ahead of the clients': a member applies the assignment in its
+        // heartbeat answer on a later poll, and until then fetches the partitions it had
+        // (seen here as one member taking all 300 records when it joined first). Polling on
+        // for a second lets both apply it before there is anything to fetch.
+        long settle = System.currentTimeMillis() + 1_000;
+        while (System.currentTimeMillis() < settle) {
+            a.poll(Duration.ofMillis(100));
+            b.poll(Duration.ofMillis(100));
+        }
         ConsumerScenarios.produce(env, topic, partitions, perPartition, System.currentTimeMillis());
         Map<String, Integer> seen = new ConcurrentHashMap<>();
         Map<String, Integer> byMember = new HashMap<>();
