@@ -53,6 +53,8 @@ pub enum StartError {
     Acls(AclStoreError),
     /// The group configs file could not be read.
     GroupConfigs(crate::security::metadata_file::MetadataFileError),
+    /// Cluster mode: PostgreSQL or the object store cannot be used.
+    Cluster(crate::cluster::ClusterError),
 }
 
 impl std::fmt::Display for StartError {
@@ -70,6 +72,7 @@ impl std::fmt::Display for StartError {
             StartError::Tls(_) => f.write_str("cannot set up a TLS listener"),
             StartError::Acls(_) => f.write_str("cannot read the ACLs"),
             StartError::GroupConfigs(_) => f.write_str("cannot read the group configs"),
+            StartError::Cluster(_) => f.write_str("cannot join the cluster"),
         }
     }
 }
@@ -85,6 +88,7 @@ impl std::error::Error for StartError {
             StartError::Tls(e) => Some(e),
             StartError::Acls(e) => Some(e),
             StartError::GroupConfigs(e) => Some(e),
+            StartError::Cluster(e) => Some(e),
         }
     }
 }
@@ -106,6 +110,17 @@ pub struct Broker {
     pub credentials: Arc<CredentialStore>,
     /// The ACLs and their settings, when `authorizer.class.name` is set.
     pub authorizer: Option<Arc<Authorizer>>,
+    /// Cluster mode (`gregor.storage: cluster`): the shared storage and the other brokers.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
+}
+
+/// A broker as Metadata and DescribeCluster list it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterNode {
+    pub node_id: i32,
+    pub host: String,
+    pub port: u16,
+    pub rack: Option<String>,
 }
 
 /// A listener as clients are told to reach it.
@@ -118,6 +133,29 @@ pub struct Endpoint {
 }
 
 impl Broker {
+    /// The cluster id clients see: PostgreSQL's in cluster mode, else `meta.properties`'.
+    pub fn cluster_id(&self) -> &str {
+        match &self.cluster {
+            Some(cluster) => &cluster.cluster_id,
+            None => self.logs.cluster_id(),
+        }
+    }
+
+    /// In cluster mode, the refusal of a topic change that only the local replica would
+    /// see (CreatePartitions, topic configs, DeleteRecords are not built for cluster mode
+    /// yet, docs/cluster.md): POLICY_VIOLATION, as Kafka answers a change its policy forbids.
+    pub fn refused_in_cluster(
+        &self,
+        what: &str,
+    ) -> Option<(kafka_protocol::ResponseError, String)> {
+        self.cluster.as_ref().map(|_| {
+            (
+                kafka_protocol::ResponseError::PolicyViolation,
+                format!("{what} is not supported in cluster mode yet"),
+            )
+        })
+    }
+
     /// Opens the data directories on `storage` (recovering after a crash), then the rest
     /// (see [`Broker::load`]).
     #[cfg(any(test, fuzzing))]
@@ -237,11 +275,111 @@ impl Broker {
             endpoints,
             credentials,
             authorizer,
+            cluster: None,
         })
     }
 
     pub fn node_id(&self) -> i32 {
         self.config.node_id
+    }
+
+    /// The brokers clients are told of, by node id, as reached through listener `index`:
+    /// this one, or in cluster mode every live one (with its rack).
+    pub fn brokers(&self, index: usize) -> Vec<ClusterNode> {
+        let me = self.endpoint(index);
+        let Some(cluster) = &self.cluster else {
+            return vec![ClusterNode {
+                node_id: self.node_id(),
+                host: me.host.clone(),
+                port: me.port,
+                rack: None,
+            }];
+        };
+        cluster
+            .membership()
+            .live()
+            .iter()
+            .filter_map(|b| {
+                let (_, host, port) = b
+                    .endpoints
+                    .iter()
+                    .find(|(listener, _, _)| *listener == me.listener)
+                    .or(b.endpoints.first())?;
+                Some(ClusterNode {
+                    node_id: b.node_id,
+                    host: host.clone(),
+                    port: *port,
+                    rack: b.rack.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// The controller clients are told of: in cluster mode the live broker with the lowest
+    /// node id, the same answer from every broker (any of them handles admin requests).
+    pub fn controller_id(&self) -> i32 {
+        self.cluster
+            .as_ref()
+            .and_then(|c| c.membership().live().iter().map(|b| b.node_id).min())
+            .unwrap_or(self.node_id())
+    }
+
+    /// The leader epoch of every partition as clients are told it: in cluster mode the
+    /// membership epoch (leaders move when the live brokers change), else the one epoch of
+    /// a single broker.
+    pub fn leader_epoch(&self) -> i32 {
+        match &self.cluster {
+            Some(cluster) => cluster.membership().epoch(),
+            None => crate::log::LEADER_EPOCH,
+        }
+    }
+
+    /// The broker clients are sent to for `topic`'s `partition` (any broker serves any
+    /// partition in cluster mode; leaders only spread the clients).
+    pub fn leader(&self, topic: &str, partition: i32) -> i32 {
+        match &self.cluster {
+            Some(cluster) => cluster.membership().leader(topic, partition),
+            None => self.node_id(),
+        }
+    }
+
+    /// Creates a topic: in this broker's logs, or in cluster mode in PostgreSQL first.
+    /// Blocks on file creation: await it off the async workers.
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        num_partitions: i32,
+        replication_factor: i16,
+        configs: std::collections::BTreeMap<String, String>,
+    ) -> Result<Arc<crate::log_manager::Topic>, TopicError> {
+        match &self.cluster {
+            Some(cluster) => {
+                cluster
+                    .create_topic(
+                        &self.logs,
+                        name,
+                        num_partitions,
+                        replication_factor,
+                        configs,
+                    )
+                    .await
+            }
+            None => self
+                .logs
+                .create_topic(name, num_partitions, replication_factor, configs),
+        }
+    }
+
+    /// Deletes a topic (everywhere, in cluster mode). Blocks on file deletion: await it
+    /// off the async workers.
+    pub async fn delete_topic(
+        &self,
+        name: &str,
+    ) -> Result<Arc<crate::log_manager::Topic>, TopicError> {
+        match &self.cluster {
+            Some(cluster) => cluster.delete_topic(&self.logs, name).await,
+            None => self.logs.delete_topic(name),
+        }
     }
 
     /// The advertised endpoint of listener `index` (the first if out of range).

@@ -8,6 +8,7 @@ pub mod api;
 pub mod broker;
 pub mod broker_state;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod coordinator;
 #[cfg(test)]

@@ -9,8 +9,9 @@
 
 use std::io;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
+use crate::cluster::Cluster;
 use crate::storage::Storage;
 
 const BLOCK_SIZE: i64 = 1000;
@@ -20,6 +21,8 @@ pub struct ProducerIdManager {
     path: PathBuf,
     /// (next id to hand out, end of the block reserved on disk)
     block: Mutex<(i64, i64)>,
+    /// Cluster mode: blocks come from PostgreSQL, shared by every broker.
+    cluster: OnceLock<(Arc<Cluster>, tokio::runtime::Handle)>,
 }
 
 impl ProducerIdManager {
@@ -36,6 +39,33 @@ impl ProducerIdManager {
             storage,
             path,
             block: Mutex::new((reserved, reserved)),
+            cluster: OnceLock::new(),
+        })
+    }
+
+    /// From now on, blocks are reserved in the cluster's PostgreSQL (called at start-up in
+    /// cluster mode, from the runtime, before any request).
+    pub fn use_cluster(&self, cluster: Arc<Cluster>) {
+        let _ = self
+            .cluster
+            .set((cluster, tokio::runtime::Handle::current()));
+        *self
+            .block
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = (0, 0);
+    }
+
+    /// The first id of a block no other broker has (cluster mode): PostgreSQL is asked from
+    /// a thread of its own, as this may be called on a runtime thread.
+    fn reserve_in_cluster(
+        cluster: &Arc<Cluster>,
+        handle: &tokio::runtime::Handle,
+    ) -> io::Result<i64> {
+        std::thread::scope(|s| {
+            s.spawn(|| handle.block_on(cluster.producer_id_block(BLOCK_SIZE)))
+                .join()
+                .map_err(|_| io::Error::other("reserving a producer id block panicked"))?
+                .map_err(io::Error::other)
         })
     }
 
@@ -46,6 +76,13 @@ impl ProducerIdManager {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if block.0 >= block.1 {
+            if let Some((cluster, handle)) = self.cluster.get() {
+                let start = Self::reserve_in_cluster(cluster, handle)?;
+                *block = (start, start + BLOCK_SIZE);
+                let id = block.0;
+                block.0 += 1;
+                return Ok(id);
+            }
             let end = block.1 + BLOCK_SIZE;
             self.storage
                 .write_atomically(&self.path, end.to_string().as_bytes())?;

@@ -11,7 +11,9 @@ use tokio::task::JoinSet;
 
 use crate::broker::{Broker, StartError};
 use crate::broker_state::{BrokerState, Lifecycle};
-use crate::config::BrokerConfig;
+use crate::cluster::metadata::BrokerRecord;
+use crate::cluster::Cluster;
+use crate::config::{BrokerConfig, StorageMode};
 use crate::log_manager::ShutdownError;
 use crate::network::connection::{self, Accepted};
 use crate::network::connection_quotas::ConnectionQuotas;
@@ -117,10 +119,32 @@ where
         .iter()
         .map(|l| l.sasl.clone().map(Arc::new))
         .collect();
-    let broker = Broker::load(config.clone(), logs, &bound)
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut broker = Broker::load(config.clone(), logs, &bound)
         .await
-        .map(Arc::new)
         .map_err(ServerError::Start)?;
+    if let StorageMode::Cluster(cluster_config) = &config.storage {
+        let me = BrokerRecord {
+            node_id: config.node_id,
+            endpoints: broker
+                .endpoints
+                .iter()
+                .map(|e| (e.listener.clone(), e.host.clone(), e.port))
+                .collect(),
+            rack: cluster_config.rack.clone(),
+        };
+        let cluster = Cluster::start(
+            (**cluster_config).clone(),
+            broker.logs.clone(),
+            me,
+            shutdown_rx.clone(),
+        )
+        .await
+        .map_err(|e| ServerError::Start(StartError::Cluster(e)))?;
+        broker.producer_ids.use_cluster(cluster.clone());
+        broker.cluster = Some(cluster);
+    }
+    let broker = Arc::new(broker);
     let (logs, groups, txns) = (
         broker.logs.clone(),
         broker.groups.clone(),
@@ -134,9 +158,8 @@ where
     lifecycle.set_broker(broker.clone());
     lifecycle.set(BrokerState::Running);
     println!("gregor listening on {}", bound[0]);
-    tracing::info!(addresses = ?bound, topics = logs.topics().len(), cluster_id = logs.cluster_id(), "broker started");
+    tracing::info!(addresses = ?bound, topics = logs.topics().len(), cluster_id = broker.cluster_id(), "broker started");
 
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let background = tokio::spawn(logs.clone().run_background(shutdown_rx.clone()));
     let group_timers = tokio::spawn(groups.run_timers(shutdown_rx.clone()));
     let txn_timers = tokio::spawn(txns.run_timers(shutdown_rx.clone()));

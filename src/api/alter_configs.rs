@@ -48,6 +48,11 @@ pub async fn handle(
             );
             let outcome = if let Err((e, message)) = access {
                 Err((e, message.to_string()))
+            } else if let (TOPIC, Some(refused)) = (
+                r.resource_type,
+                broker.refused_in_cluster("Changing a topic's configs"),
+            ) {
+                Err(refused)
             } else if r.resource_type == TOPIC {
                 let configs: BTreeMap<String, String> = r
                     .configs

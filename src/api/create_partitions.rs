@@ -41,6 +41,8 @@ pub async fn handle(
                     ResponseError::TopicAuthorizationFailed,
                     "Topic authorization failed.".to_string(),
                 ))
+            } else if let Some(refused) = broker.refused_in_cluster("CreatePartitions") {
+                Err(refused)
             } else if let Some(assignments) = &t.assignments {
                 let current = broker
                     .logs

@@ -111,13 +111,13 @@ pub async fn handle(
                 .map(|(partitions, _)| (partitions, uuid::Uuid::new_v4(), configs.clone()))
         } else {
             broker
-                .logs
                 .create_topic(
                     &name,
                     num_partitions,
                     topic.replication_factor,
                     configs.clone(),
                 )
+                .await
                 .map(|t| (t.partitions.len() as i32, t.id, t.configs.clone()))
         };
         match outcome {

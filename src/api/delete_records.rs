@@ -38,6 +38,9 @@ pub async fn handle(
                                 .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
                             None => result
                                 .with_error_code(ResponseError::UnknownTopicOrPartition.code()),
+                            Some(_) if broker.cluster.is_some() => {
+                                result.with_error_code(ResponseError::PolicyViolation.code())
+                            }
                             Some(log) => match broker.logs.delete_records(log, p.offset) {
                                 Ok(low) => result.with_low_watermark(low),
                                 Err(e) => result.with_error_code(log_error_code(&e).code()),

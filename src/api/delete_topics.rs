@@ -59,7 +59,7 @@ pub async fn handle(
             (Some(name), true) if broker.logs.topic(&name).is_some() && !deletable(&name) => {
                 refused(result)
             }
-            (Some(name), true) => match broker.logs.delete_topic(name.as_str()) {
+            (Some(name), true) => match broker.delete_topic(name.as_str()).await {
                 Ok(topic) => {
                     broker.groups.on_topic_deleted(&topic.name, topic.id).await;
                     broker.shares.forget(|k| k.topic_id == topic.id);
@@ -77,7 +77,7 @@ pub async fn handle(
                 } else {
                     result
                 }),
-                Some(topic) => match broker.logs.delete_topic(&topic.name) {
+                Some(topic) => match broker.delete_topic(&topic.name).await {
                     Ok(_) => {
                         broker.groups.on_topic_deleted(&topic.name, topic.id).await;
                         broker.shares.forget(|k| k.topic_id == topic.id);

@@ -1,4 +1,4 @@
-//! DescribeCluster (key 60): the cluster id, the controller and the brokers (this one).
+//! DescribeCluster (key 60): the cluster id, the controller and the brokers (this one, or every live one in cluster mode).
 
 use std::sync::Arc;
 
@@ -37,17 +37,23 @@ pub async fn handle(
             .with_error_code(error.code())
             .with_error_message(Some(StrBytes::from_static_str(message)));
     }
-    let node = BrokerId(broker.node_id());
     DescribeClusterResponse::default()
         .with_endpoint_type(BROKERS)
-        .with_cluster_id(StrBytes::from_string(broker.logs.cluster_id().to_string()))
-        .with_controller_id(node)
-        .with_brokers(vec![DescribeClusterBroker::default()
-            .with_broker_id(node)
-            .with_host(StrBytes::from_string(
-                broker.endpoint(ctx.listener).host.clone(),
-            ))
-            .with_port(i32::from(broker.endpoint(ctx.listener).port))])
+        .with_cluster_id(StrBytes::from_string(broker.cluster_id().to_string()))
+        .with_controller_id(BrokerId(broker.controller_id()))
+        .with_brokers(
+            broker
+                .brokers(ctx.listener)
+                .into_iter()
+                .map(|b| {
+                    DescribeClusterBroker::default()
+                        .with_broker_id(BrokerId(b.node_id))
+                        .with_host(StrBytes::from_string(b.host))
+                        .with_port(i32::from(b.port))
+                        .with_rack(b.rack.map(StrBytes::from_string))
+                })
+                .collect(),
+        )
         .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
             cluster_authorized_operations(&broker, &ctx)
         } else {

@@ -17,7 +17,6 @@ use uuid::Uuid;
 
 use super::RequestContext;
 use crate::broker::Broker;
-use crate::log::LEADER_EPOCH;
 use crate::log_manager::{validate_topic_name, Topic, INTERNAL_TOPICS};
 use crate::security::acl::{Operation, ResourceType};
 
@@ -48,7 +47,7 @@ fn partitions(
             DescribeTopicPartitionsResponsePartition::default()
                 .with_partition_index(p as i32)
                 .with_leader_id(node)
-                .with_leader_epoch(LEADER_EPOCH)
+                .with_leader_epoch(broker.leader_epoch())
                 .with_replica_nodes(vec![node])
                 .with_isr_nodes(vec![node])
                 .with_eligible_leader_replicas(Some(Vec::new()))

@@ -35,9 +35,10 @@ pub fn topic_error_code(e: &TopicError) -> ResponseError {
         TopicError::InvalidConfig(_) => ResponseError::InvalidConfig,
         TopicError::UnknownTopic => ResponseError::UnknownTopicOrPartition,
         TopicError::Log(e) => log_error_code(e),
-        TopicError::Io { .. } | TopicError::Metadata { .. } | TopicError::Checkpoint(_) => {
-            ResponseError::KafkaStorageError
-        }
+        TopicError::Io { .. }
+        | TopicError::Metadata { .. }
+        | TopicError::Checkpoint(_)
+        | TopicError::Cluster(_) => ResponseError::KafkaStorageError,
     }
 }
 

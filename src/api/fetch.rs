@@ -27,7 +27,7 @@ use tokio::sync::futures::Notified;
 use super::errors::log_error_code;
 use super::{fetch_response, IntoResponse, RequestContext, Response};
 use crate::broker::Broker;
-use crate::log::{Log, Records, LEADER_EPOCH};
+use crate::log::{Log, Records};
 use crate::security::acl::{Operation, ResourceType};
 
 /// Kafka's FetchRequest `INITIAL_EPOCH` and `FINAL_EPOCH`.
@@ -44,12 +44,13 @@ struct Wanted {
     log: Result<Arc<Log>, ResponseError>,
 }
 
-/// Checks a client's `current_leader_epoch` against ours (-1 means: not checked).
-pub fn check_leader_epoch(current_leader_epoch: i32) -> Result<(), ResponseError> {
+/// Checks a client's `current_leader_epoch` against ours ([`Broker::leader_epoch`]; -1
+/// means: not checked).
+pub fn check_leader_epoch(current_leader_epoch: i32, ours: i32) -> Result<(), ResponseError> {
     match current_leader_epoch {
         -1 => Ok(()),
-        e if e < LEADER_EPOCH => Err(ResponseError::FencedLeaderEpoch),
-        e if e > LEADER_EPOCH => Err(ResponseError::UnknownLeaderEpoch),
+        e if e < ours => Err(ResponseError::FencedLeaderEpoch),
+        e if e > ours => Err(ResponseError::UnknownLeaderEpoch),
         _ => Ok(()),
     }
 }
@@ -145,7 +146,13 @@ pub async fn handle(
         for n in &mut notified {
             n.as_mut().enable();
         }
-        let (partitions, bytes, has_error) = read_all(&wanted, max_bytes, read_committed, in_file);
+        let (partitions, bytes, has_error) = read_all(
+            &wanted,
+            max_bytes,
+            read_committed,
+            in_file,
+            broker.leader_epoch(),
+        );
         if bytes >= min_bytes
             || has_error
             || tokio::time::Instant::now() >= deadline
@@ -162,7 +169,14 @@ pub async fn handle(
             Poll::Pending
         });
         if tokio::time::timeout_at(deadline, any).await.is_err() {
-            break read_all(&wanted, max_bytes, read_committed, in_file).0;
+            break read_all(
+                &wanted,
+                max_bytes,
+                read_committed,
+                in_file,
+                broker.leader_epoch(),
+            )
+            .0;
         }
     };
     count_fetch(&wanted, &partitions);
@@ -251,6 +265,7 @@ fn read_all(
     max_bytes: usize,
     read_committed: bool,
     in_file: bool,
+    leader_epoch: i32,
 ) -> (Vec<(PartitionData, Records)>, usize, bool) {
     let mut out = Vec::with_capacity(wanted.len());
     let mut total = 0usize;
@@ -265,7 +280,7 @@ fn read_all(
             });
         let log = match (
             w.log.as_ref().map_err(|e| *e),
-            check_leader_epoch(w.current_leader_epoch),
+            check_leader_epoch(w.current_leader_epoch, leader_epoch),
         ) {
             (Err(e), _) | (Ok(_), Err(e)) => {
                 has_error = true;

@@ -1,5 +1,6 @@
 //! FindCoordinator (key 10): this broker coordinates every group and every transactional
-//! id. v4+ asks for several keys at once. A lookup creates `__consumer_offsets` or
+//! id; in cluster mode, the broker leading the key's partition of `__consumer_offsets` or
+//! `__transaction_state`. v4+ asks for several keys at once. A lookup creates `__consumer_offsets` or
 //! `__transaction_state` if needed, as Kafka does.
 
 use std::sync::Arc;
@@ -12,7 +13,10 @@ use kafka_protocol::ResponseError;
 use super::errors::coordinator_error;
 use super::RequestContext;
 use crate::broker::Broker;
+use crate::coordinator::internal_topic::partition_for;
+use crate::coordinator::offsets::OFFSETS_TOPIC;
 use crate::security::acl::{Operation, ResourceType};
+use crate::transaction::TRANSACTION_STATE_TOPIC;
 
 const GROUP: i8 = 0;
 const TRANSACTION: i8 = 1;
@@ -55,26 +59,56 @@ fn lookup(
     }
 }
 
+/// The coordinator of `key` as clients reach it through listener `listener`.
+fn coordinator(
+    broker: &Broker,
+    listener: usize,
+    key_type: i8,
+    key: &str,
+) -> (BrokerId, StrBytes, i32) {
+    let topic = if key_type == TRANSACTION {
+        TRANSACTION_STATE_TOPIC
+    } else {
+        OFFSETS_TOPIC
+    };
+    let partitions = broker
+        .logs
+        .topic(topic)
+        .map_or(1, |t| t.partitions.len().max(1) as i32);
+    let node = broker.leader(topic, partition_for(key, partitions));
+    let brokers = broker.brokers(listener);
+    let b = brokers
+        .iter()
+        .find(|b| b.node_id == node)
+        .or(brokers.first())
+        .expect("a broker lists at least itself");
+    (
+        BrokerId(b.node_id),
+        StrBytes::from_string(b.host.clone()),
+        i32::from(b.port),
+    )
+}
+
 pub async fn handle(
     broker: Arc<Broker>,
     ctx: RequestContext,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
-    let endpoint = broker.endpoint(ctx.listener);
-    let host = StrBytes::from_string(endpoint.host.clone());
-    let port = i32::from(endpoint.port);
-    let node = BrokerId(broker.node_id());
     if ctx.version >= 4 {
         let coordinators = request
             .coordinator_keys
             .iter()
             .map(
                 |key| match lookup(&broker, &ctx, request.key_type, key.as_str()) {
-                    Ok(()) => Coordinator::default()
-                        .with_key(key.clone())
-                        .with_node_id(node)
-                        .with_host(host.clone())
-                        .with_port(port),
+                    Ok(()) => {
+                        let (node, host, port) =
+                            coordinator(&broker, ctx.listener, request.key_type, key.as_str());
+                        Coordinator::default()
+                            .with_key(key.clone())
+                            .with_node_id(node)
+                            .with_host(host)
+                            .with_port(port)
+                    }
                     Err((e, message)) => Coordinator::default()
                         .with_key(key.clone())
                         .with_node_id(BrokerId(-1))
@@ -92,10 +126,14 @@ pub async fn handle(
         GROUP
     };
     match lookup(&broker, &ctx, key_type, request.key.as_str()) {
-        Ok(()) => FindCoordinatorResponse::default()
-            .with_node_id(node)
-            .with_host(host)
-            .with_port(port),
+        Ok(()) => {
+            let (node, host, port) =
+                coordinator(&broker, ctx.listener, key_type, request.key.as_str());
+            FindCoordinatorResponse::default()
+                .with_node_id(node)
+                .with_host(host)
+                .with_port(port)
+        }
         Err((e, message)) => FindCoordinatorResponse::default()
             .with_error_code(e.code())
             .with_error_message((ctx.version >= 1).then(|| StrBytes::from_static_str(message)))

@@ -85,7 +85,7 @@ pub async fn handle(
                         .with_timestamp(-1)
                         .with_offset(-1);
                 };
-                if let Err(e) = check_leader_epoch(p.current_leader_epoch) {
+                if let Err(e) = check_leader_epoch(p.current_leader_epoch, broker.leader_epoch()) {
                     return response
                         .with_error_code(e.code())
                         .with_timestamp(-1)

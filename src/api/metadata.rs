@@ -1,5 +1,5 @@
-//! Metadata (key 3): brokers (just this one), the cluster id, and topics with their
-//! partitions, led by this node. Unknown topics are created here when
+//! Metadata (key 3): brokers (this one, or the live ones in cluster mode), the cluster id,
+//! and topics with their partitions and leaders. Unknown topics are created here when
 //! `auto.create.topics.enable` and the request allow it, as Kafka does. Topics the
 //! principal may not DESCRIBE are left out of an all-topics answer and fail when named.
 
@@ -18,7 +18,6 @@ use uuid::Uuid;
 use super::errors::topic_error_code;
 use super::RequestContext;
 use crate::broker::Broker;
-use crate::log::LEADER_EPOCH;
 use crate::log_manager::{validate_topic_name, Topic, INTERNAL_TOPICS};
 use crate::security::acl::{Operation, ResourceType, CLUSTER_NAME};
 
@@ -31,13 +30,13 @@ fn describe_topic(
     topic: &Topic,
     include_ops: bool,
 ) -> MetadataResponseTopic {
-    let node = BrokerId(broker.node_id());
     let partitions = (0..topic.partitions.len() as i32)
         .map(|p| {
+            let node = BrokerId(broker.leader(&topic.name, p));
             MetadataResponsePartition::default()
                 .with_partition_index(p)
                 .with_leader_id(node)
-                .with_leader_epoch(LEADER_EPOCH)
+                .with_leader_epoch(broker.leader_epoch())
                 .with_replica_nodes(vec![node])
                 .with_isr_nodes(vec![node])
         })
@@ -101,16 +100,21 @@ pub async fn handle(
         Some(list) => describe_or_create(&broker, &ctx, list, allow_auto_create, include_ops),
     };
     MetadataResponse::default()
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(BrokerId(broker.node_id()))
-            .with_host(StrBytes::from_string(
-                broker.endpoint(ctx.listener).host.clone(),
-            ))
-            .with_port(i32::from(broker.endpoint(ctx.listener).port))])
-        .with_cluster_id(Some(StrBytes::from_string(
-            broker.logs.cluster_id().to_string(),
-        )))
-        .with_controller_id(BrokerId(broker.node_id()))
+        .with_brokers(
+            broker
+                .brokers(ctx.listener)
+                .into_iter()
+                .map(|b| {
+                    MetadataResponseBroker::default()
+                        .with_node_id(BrokerId(b.node_id))
+                        .with_host(StrBytes::from_string(b.host))
+                        .with_port(i32::from(b.port))
+                        .with_rack(b.rack.map(StrBytes::from_string))
+                })
+                .collect(),
+        )
+        .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id().to_string())))
+        .with_controller_id(BrokerId(broker.controller_id()))
         .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
             cluster_authorized_operations(&broker, &ctx)
         } else {
@@ -207,7 +211,14 @@ fn lookup_or_create(
             ResponseError::UnknownTopicOrPartition,
         );
     }
-    match broker.logs.create_topic(name, -1, -1, BTreeMap::new()) {
+    // Called on the blocking pool (see `handle`).
+    let created = tokio::runtime::Handle::current().block_on(broker.create_topic(
+        name,
+        -1,
+        -1,
+        BTreeMap::new(),
+    ));
+    match created {
         Ok(topic) => describe_topic(broker, ctx, &topic, include_ops),
         // Another request created it first.
         Err(crate::log_manager::TopicError::AlreadyExists(_)) => match broker.logs.topic(name) {

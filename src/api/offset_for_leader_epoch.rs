@@ -42,7 +42,7 @@ pub async fn handle(
                 let Some(log) = topic.as_ref().and_then(|t| t.partition(p.partition)) else {
                     return response.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                 };
-                if let Err(e) = check_leader_epoch(p.current_leader_epoch) {
+                if let Err(e) = check_leader_epoch(p.current_leader_epoch, broker.leader_epoch()) {
                     return response.with_error_code(e.code());
                 }
                 // Epoch 0 exists once the log holds data; it ends at the log end offset.

@@ -14,20 +14,33 @@ use kafka_protocol::messages::produce_response::{
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
+use tokio::sync::oneshot;
 
 use super::errors::{coordinator_error, log_error_code};
 use super::{Dispatched, RequestContext, RequestError, Response, ResponseFuture};
 use crate::broker::Broker;
+use crate::cluster::batch_coordinator::BatchOutcome;
+use crate::cluster::ClusterError;
 use crate::log::record_batch::{validate_produce_batches, BatchError, BatchHeader};
 use crate::log::record_view::keyless_records;
 use crate::log::{AppendInfo, Log, LogError};
 use crate::security::acl::{Operation, ResourceType};
 
+/// What a partition's answer waits for.
+enum Wait {
+    /// This append to be durable (fsync).
+    Durable(Arc<Log>, AppendInfo),
+    /// Cluster mode: the object holding the batch to be uploaded and committed.
+    Committed(
+        Arc<Log>,
+        oneshot::Receiver<Result<BatchOutcome, ClusterError>>,
+    ),
+}
+
 /// A partition's outcome before the durability wait.
 struct PartitionOutcome {
     response: PartitionProduceResponse,
-    /// Wait for this append to be durable before answering.
-    wait: Option<(Arc<Log>, AppendInfo)>,
+    wait: Option<Wait>,
     /// Records and bytes appended (for the metrics).
     appended: (u64, u64),
 }
@@ -110,6 +123,7 @@ pub fn handle(
                     Some(log) => append_partition(
                         broker,
                         request.transactional_id.as_ref().map(|t| t.as_str()),
+                        topic.as_ref().map_or(uuid::Uuid::nil(), |t| t.id),
                         log,
                         p.index,
                         p.records.as_ref(),
@@ -148,14 +162,15 @@ pub fn handle(
             let mut out = Vec::with_capacity(partitions.len());
             for outcome in partitions {
                 let mut response = outcome.response;
-                if let Some((log, info)) = outcome.wait {
-                    if let Err(e) = log.wait_durable(&info).await {
-                        response = PartitionProduceResponse::default()
-                            .with_index(response.index)
-                            .with_error_code(log_error_code(&e).code())
-                            .with_base_offset(-1)
-                            .with_log_start_offset(-1)
-                            .with_error_message(Some(StrBytes::from_string(e.to_string())));
+                match outcome.wait {
+                    None => {}
+                    Some(Wait::Durable(log, info)) => {
+                        if let Err(e) = log.wait_durable(&info).await {
+                            response = failed_response(response.index, log_error_code(&e), &e);
+                        }
+                    }
+                    Some(Wait::Committed(log, rx)) => {
+                        response = committed_response(&log, response.index, rx.await);
                     }
                 }
                 out.push(response);
@@ -164,6 +179,51 @@ pub fn handle(
         }
         super::encode_response(&ctx, &ProduceResponse::default().with_responses(responses))
     })
+}
+
+fn failed_response(
+    index: i32,
+    code: ResponseError,
+    e: &dyn std::fmt::Display,
+) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(code.code())
+        .with_base_offset(-1)
+        .with_log_start_offset(-1)
+        .with_error_message(Some(StrBytes::from_string(e.to_string())))
+}
+
+/// Cluster mode: the answer once the batch's object is committed (or failed).
+fn committed_response(
+    log: &Log,
+    index: i32,
+    result: Result<Result<BatchOutcome, ClusterError>, oneshot::error::RecvError>,
+) -> PartitionProduceResponse {
+    match result {
+        Ok(Ok(BatchOutcome::Committed {
+            base_offset,
+            log_start_offset,
+            ..
+        })) => PartitionProduceResponse::default()
+            .with_index(index)
+            .with_base_offset(base_offset)
+            .with_log_append_time_ms(-1)
+            .with_log_start_offset(log_start_offset),
+        Ok(Ok(BatchOutcome::UnknownPartition)) => failed_response(
+            index,
+            ResponseError::UnknownTopicOrPartition,
+            &"the topic was deleted",
+        ),
+        Ok(Ok(BatchOutcome::Producer(e))) => refused(log, index, &LogError::Producer(e)).response,
+        // Retriable: nothing of the object is visible, the producer sends again.
+        Ok(Err(e)) => failed_response(index, ResponseError::KafkaStorageError, &e),
+        Err(_) => failed_response(
+            index,
+            ResponseError::KafkaStorageError,
+            &ClusterError::Stopped,
+        ),
+    }
 }
 
 /// Kafka's per-topic produce metrics: a request (and a failed one) per partition, and the
@@ -210,6 +270,7 @@ fn has_transactional_batches(request: &ProduceRequest) -> bool {
 fn append_partition(
     broker: &Broker,
     transactional_id: Option<&str>,
+    topic_id: uuid::Uuid,
     log: &Arc<Log>,
     index: i32,
     records: Option<&Bytes>,
@@ -243,10 +304,28 @@ fn append_partition(
             return error_partition(index, e, None);
         }
     }
+    if let Some(cluster) = &broker.cluster {
+        if headers.iter().any(BatchHeader::is_transactional) {
+            return error_partition(
+                index,
+                ResponseError::UnsupportedForMessageFormat,
+                Some("transactions are not supported in cluster mode yet".into()),
+            );
+        }
+        let rx = cluster.produce(topic_id, index, records.clone(), headers[0]);
+        return PartitionOutcome {
+            response: PartitionProduceResponse::default().with_index(index),
+            wait: Some(Wait::Committed(log.clone(), rx)),
+            appended: (
+                headers.iter().map(|h| h.records_count.max(0) as u64).sum(),
+                records.len() as u64,
+            ),
+        };
+    }
     let result = log.append(records, &headers);
     match result {
         Ok(info) => {
-            let wait = (acks != 0 && config.is_durable()).then(|| (log.clone(), info));
+            let wait = (acks != 0 && config.is_durable()).then(|| Wait::Durable(log.clone(), info));
             PartitionOutcome {
                 response: PartitionProduceResponse::default()
                     .with_index(index)

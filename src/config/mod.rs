@@ -4,6 +4,7 @@
 
 mod authorizer;
 mod cleaner;
+mod cluster;
 mod coordinators;
 pub mod environment;
 mod http;
@@ -20,6 +21,7 @@ use std::time::Duration;
 pub use raw::RawConfig;
 
 pub use cleaner::CleanerConfig;
+pub use cluster::{ClusterConfig, StorageMode};
 pub use coordinators::{
     ConsumerGroupConfig, CoordinatorConfig, MigrationPolicy, ShareGroupConfig, TransactionConfig,
 };
@@ -81,6 +83,8 @@ pub struct BrokerConfig {
     pub socket_server: SocketServerConfig,
     /// `http.listen`, `console.enable`: the HTTP listener (metrics, health, console).
     pub http: HttpConfig,
+    /// `gregor.storage` and, in cluster mode, the object store and PostgreSQL settings.
+    pub storage: StorageMode,
     /// Most partitions in one DescribeTopicPartitions answer.
     pub max_request_partition_size_limit: i32,
     pub log_flush_offset_checkpoint_interval: Duration,
@@ -177,6 +181,7 @@ impl BrokerConfig {
             legacy_protocol_enable: raw.bool("legacy.protocol.enable", true)?,
             socket_server: SocketServerConfig::from_raw(raw)?,
             http: HttpConfig::from_raw(raw)?,
+            storage: StorageMode::from_raw(raw)?,
             cleaner: CleanerConfig::from_raw(raw)?,
             max_request_partition_size_limit: raw.int(
                 "max.request.partition.size.limit",
@@ -526,6 +531,19 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker("node.id", "1", 3, "The node id of this broker."),
     broker("listeners", "PLAINTEXT://127.0.0.1:9092", 7, "The listeners: NAME://HOST:PORT, comma-separated; each name's security protocol comes from listener.security.protocol.map."),
     broker("http.listen", "127.0.0.1:9644", 2, "Gregor only: HOST:PORT of the HTTP listener (/metrics, /health, the web console and its JSON API under /api/); empty turns it off."),
+    broker("gregor.storage", "local", 2, "Gregor only: where partition data lives: local (this broker's log.dirs) or cluster (an object store and PostgreSQL shared by every broker; docs/cluster.md)."),
+    broker("gregor.object.store.url", "", 2, "Gregor only, cluster mode: s3://bucket/prefix (or file:///dir) where produced batches are uploaded."),
+    broker("gregor.object.store.endpoint", "", 2, "Gregor only, cluster mode: the URL of an S3-compatible server; empty = AWS."),
+    broker("gregor.object.store.region", "", 2, "Gregor only, cluster mode: the bucket's region; empty = AWS_REGION, else us-east-1."),
+    broker("gregor.object.store.access.key.id", "", 2, "Gregor only, cluster mode: the access key; empty = AWS_ACCESS_KEY_ID."),
+    broker("gregor.object.store.secret.access.key", "", 9, "Gregor only, cluster mode: the secret key; empty = AWS_SECRET_ACCESS_KEY."),
+    broker("gregor.metadata.url", "", 9, "Gregor only, cluster mode: the PostgreSQL connection string of the batch coordinator and metadata."),
+    broker("gregor.produce.buffer.ms", "250", 5, "Gregor only, cluster mode: the longest produced data waits to share an object with other produces."),
+    broker("gregor.produce.buffer.bytes", "4194304", 3, "Gregor only, cluster mode: an object is uploaded once this many bytes are buffered."),
+    broker("gregor.metadata.poll.ms", "100", 5, "Gregor only, cluster mode: how often a broker looks in PostgreSQL for what other brokers committed."),
+    broker("broker.session.timeout.ms", "9000", 3, "Cluster mode: a broker that has not heartbeated for this long leaves Metadata."),
+    broker("broker.heartbeat.interval.ms", "2000", 3, "Cluster mode: how often a broker heartbeats in PostgreSQL."),
+    broker("broker.rack", "", 2, "Rack of the broker, reported in Metadata."),
     broker("console.enable", "true", 1, "Gregor only: serve the web console at / and its JSON API under /api/ on the HTTP listener."),
     broker("advertised.listeners", "", 7, "The addresses clients are told to use, per listener name; a listener not named here advertises itself."),
     broker("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL", 7, "Listener name to security protocol (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL)."),

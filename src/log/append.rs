@@ -42,6 +42,65 @@ impl Log {
         self.append_with_marker(&batch, &[header], Some(commit))
     }
 
+    /// Appends one batch committed elsewhere (cluster mode's replica, `cluster/replica.rs`):
+    /// `parts` are the batch's bytes with its offsets in the header already. A batch the log has is skipped (`Ok(false)`);
+    /// one that does not start at the log end offset is a gap (`OffsetOutOfRange`, the
+    /// replica then catches up from PostgreSQL). Committed data is acknowledged already, so
+    /// the high watermark moves to the new end at once; the fsync follows the flush policy
+    /// (the object store holds the data, this log is a cache of it).
+    pub fn append_replicated(
+        self: &Arc<Self>,
+        parts: &[&[u8]],
+        h: &BatchHeader,
+    ) -> Result<bool, LogError> {
+        let size: usize = parts.iter().map(|p| p.len()).sum();
+        let now = now_ms();
+        let mut state = self.lock();
+        if state.closed {
+            return Err(LogError::Closed);
+        }
+        if h.last_offset() < state.log_end_offset {
+            return Ok(false);
+        }
+        if h.base_offset != state.log_end_offset {
+            return Err(LogError::OffsetOutOfRange {
+                offset: h.base_offset,
+                start: state.log_start_offset,
+                end: state.log_end_offset,
+            });
+        }
+        let rolled = self.maybe_roll(&mut state, size as u64, now, h.max_timestamp)?;
+        let did_roll = rolled.is_some();
+        let index_interval = state.config.index_interval_bytes;
+        let segment = state.segments.active_mut().ok_or(LogError::Closed)?;
+        if let Err(source) = segment.append(parts, std::slice::from_ref(h), index_interval) {
+            return Err(LogError::Io {
+                path: segment.path().to_path_buf(),
+                source,
+            });
+        }
+        let end = OffsetPosition {
+            offset: h.next_offset(),
+            segment_base: segment.base_offset(),
+            position: segment.size(),
+        };
+        state.log_end_offset = end.offset;
+        state.appended_since_failure = true;
+        state.unflushed_messages += h.records_count.max(0) as u64;
+        state.producers.update(h);
+        state.high_watermark = end;
+        let flush_due = state.unflushed_messages >= state.config.flush_messages || did_roll;
+        drop(state);
+        if let Some(snapshot) = rolled {
+            self.write_producer_snapshot(snapshot);
+        }
+        self.data_arrived.notify_waiters();
+        if flush_due {
+            self.request_flush();
+        }
+        Ok(true)
+    }
+
     fn append_with_marker(
         self: &Arc<Self>,
         records: &[u8],

@@ -204,6 +204,16 @@ impl ProducerStateManager {
         true
     }
 
+    /// A manager over entries kept elsewhere (cluster mode keeps them in PostgreSQL and
+    /// checks a commit's batches against them).
+    pub fn from_producers(producers: HashMap<i64, ProducerEntry>) -> ProducerStateManager {
+        ProducerStateManager {
+            producers,
+            undo: None,
+            undo_floor: 0,
+        }
+    }
+
     pub fn producers(&self) -> &HashMap<i64, ProducerEntry> {
         &self.producers
     }

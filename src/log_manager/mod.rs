@@ -63,6 +63,8 @@ pub enum TopicError {
     },
     /// A checkpoint that an operation depends on could not be written.
     Checkpoint(CheckpointError),
+    /// Cluster mode: PostgreSQL or the replica failed (retriable).
+    Cluster(String),
 }
 
 impl std::fmt::Display for TopicError {
@@ -80,6 +82,7 @@ impl std::fmt::Display for TopicError {
             }
             TopicError::Metadata { path, reason } => write!(f, "{}: {reason}", path.display()),
             TopicError::Checkpoint(e) => write!(f, "{e}"),
+            TopicError::Cluster(m) => f.write_str(m),
         }
     }
 }

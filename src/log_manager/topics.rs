@@ -75,17 +75,32 @@ impl LogManager {
         replication_factor: i16,
         configs: BTreeMap<String, String>,
     ) -> Result<Arc<Topic>, TopicError> {
+        self.create_topic_with_id(name, num_partitions, replication_factor, configs, None)
+    }
+
+    /// Creates a topic under a given id (cluster mode: the id PostgreSQL has), or a new one.
+    pub fn create_topic_with_id(
+        &self,
+        name: &str,
+        num_partitions: i32,
+        replication_factor: i16,
+        configs: BTreeMap<String, String>,
+        given_id: Option<Uuid>,
+    ) -> Result<Arc<Topic>, TopicError> {
         let _admin = self
             .admin
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let (partitions, log_config) =
             self.validate_new_topic(name, num_partitions, replication_factor, &configs)?;
-        let id = loop {
-            let id = Uuid::new_v4();
-            if self.topic_by_id(id).is_none() {
-                break id;
-            }
+        let id = match given_id {
+            Some(id) => id,
+            None => loop {
+                let id = Uuid::new_v4();
+                if self.topic_by_id(id).is_none() {
+                    break id;
+                }
+            },
         };
         self.write_topic_file(name, id, partitions, &configs)?;
         let mut logs = Vec::new();

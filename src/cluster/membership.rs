@@ -1,0 +1,150 @@
+//! Brokers in the cluster: this one heartbeats in PostgreSQL every
+//! `broker.heartbeat.interval.ms`; the brokers that heartbeated within
+//! `broker.session.timeout.ms` are the live ones, which Metadata lists. Every broker serves
+//! every partition, so a partition's leader is only where clients are sent: the live
+//! brokers take the partitions in turn, from a place fixed by the topic's name, so every
+//! broker computes the same leaders from the same live set.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio_postgres::Client;
+use uuid::Uuid;
+
+use super::metadata::{self, BrokerRecord};
+
+#[derive(Debug)]
+pub struct Membership {
+    pub me: BrokerRecord,
+    pub incarnation: Uuid,
+    /// The membership epoch and the live brokers it numbers.
+    live: RwLock<(i32, Arc<Vec<BrokerRecord>>)>,
+}
+
+impl Membership {
+    pub fn new(me: BrokerRecord) -> Membership {
+        Membership {
+            live: RwLock::new((0, Arc::new(vec![me.clone()]))),
+            me,
+            incarnation: Uuid::new_v4(),
+        }
+    }
+
+    /// The live brokers by node id (this one always among them).
+    pub fn live(&self) -> Arc<Vec<BrokerRecord>> {
+        self.live
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .1
+            .clone()
+    }
+
+    /// The membership epoch of the live set this broker knows.
+    pub fn epoch(&self) -> i32 {
+        self.live
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0
+    }
+
+    fn set_live(&self, epoch: i32, mut brokers: Vec<BrokerRecord>) {
+        if !brokers.iter().any(|b| b.node_id == self.me.node_id) {
+            // Our own heartbeat is not visible yet (or PostgreSQL's clock is behind).
+            brokers.push(self.me.clone());
+            brokers.sort_by_key(|b| b.node_id);
+        }
+        *self
+            .live
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = (epoch, Arc::new(brokers));
+    }
+
+    /// The broker clients are sent to for `topic`'s `partition`.
+    pub fn leader(&self, topic: &str, partition: i32) -> i32 {
+        let live = self.live();
+        let start = crc32c::crc32c(topic.as_bytes()) as usize;
+        live[(start + partition.max(0) as usize) % live.len()].node_id
+    }
+
+    /// Registers this broker and reads the live set once.
+    pub async fn join(
+        &self,
+        db: &mut Client,
+        session_timeout_ms: u64,
+    ) -> Result<(), tokio_postgres::Error> {
+        let (epoch, live) =
+            metadata::heartbeat(db, &self.me, self.incarnation, session_timeout_ms).await?;
+        self.set_live(epoch, live);
+        Ok(())
+    }
+
+    /// Heartbeats until `shutdown`, then leaves the cluster.
+    pub async fn run(
+        self: Arc<Self>,
+        url: String,
+        mut db: Client,
+        interval: Duration,
+        session_timeout_ms: u64,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                _ = shutdown.changed() => {
+                    if let Err(e) = metadata::unregister(&mut db, self.me.node_id, self.incarnation).await {
+                        tracing::warn!(error = %e, "could not leave the cluster; others drop this broker after broker.session.timeout.ms");
+                    }
+                    return;
+                }
+            }
+            if db.is_closed() {
+                match super::connect(&url).await {
+                    Ok(fresh) => db = fresh,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot reconnect to PostgreSQL to heartbeat");
+                        continue;
+                    }
+                }
+            }
+            if let Err(e) = self.join(&mut db, session_timeout_ms).await {
+                tracing::warn!(error = %e, "heartbeat failed");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn broker(node_id: i32) -> BrokerRecord {
+        BrokerRecord {
+            node_id,
+            endpoints: vec![("PLAINTEXT".into(), "127.0.0.1".into(), 9092)],
+            rack: None,
+        }
+    }
+
+    #[test]
+    fn leaders_spread_over_the_live_brokers_the_same_way_everywhere() {
+        let a = Membership::new(broker(1));
+        a.set_live(1, vec![broker(1), broker(2), broker(3)]);
+        let b = Membership::new(broker(3));
+        b.set_live(1, vec![broker(1), broker(2), broker(3)]);
+        let leaders: Vec<i32> = (0..6).map(|p| a.leader("t", p)).collect();
+        assert_eq!(
+            leaders,
+            (0..6).map(|p| b.leader("t", p)).collect::<Vec<_>>()
+        );
+        for node in 1..=3 {
+            assert_eq!(leaders.iter().filter(|&&l| l == node).count(), 2);
+        }
+        // A broker that left takes no partitions; its own view always has itself.
+        b.set_live(2, vec![broker(2), broker(3)]);
+        assert!((0..6).all(|p| b.leader("t", p) != 1));
+        b.set_live(3, vec![broker(1)]);
+        assert_eq!(b.live().len(), 2, "this broker is always live to itself");
+        assert_eq!(b.epoch(), 3);
+    }
+}

@@ -1,0 +1,309 @@
+//! Cluster mode (`gregor.storage: cluster`, docs/cluster.md): brokers that own no data.
+//! Produced batches go to an object store in objects shared by all partitions
+//! (`produce_buffer.rs`); PostgreSQL orders them, assigns their offsets and checks
+//! idempotent producers (`batch_coordinator.rs`), and holds topics, brokers and producer id
+//! blocks (`metadata.rs`, schema in `migrations/`). Each broker follows the commits into
+//! its local logs (`replica.rs`), from which it serves fetches as a single broker does, and
+//! heartbeats so that Metadata lists it (`membership.rs`).
+
+pub mod batch_coordinator;
+pub mod membership;
+pub mod metadata;
+pub mod objects;
+pub mod produce_buffer;
+pub mod replica;
+pub mod schema;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{oneshot, watch, Notify};
+use tokio_postgres::{Client, NoTls};
+use uuid::Uuid;
+
+use crate::config::ClusterConfig;
+use crate::log::record_batch::BatchHeader;
+use crate::log_manager::{LogManager, Topic, TopicError};
+use batch_coordinator::BatchOutcome;
+use membership::Membership;
+use metadata::{BrokerRecord, TopicRecord};
+use objects::{ObjectCache, Objects};
+use produce_buffer::{ProduceBuffer, Uploader};
+use replica::Replica;
+
+/// Bytes of recently uploaded or read objects kept in memory.
+const OBJECT_CACHE_BYTES: usize = 64 << 20;
+
+/// Opens a PostgreSQL connection and drives it on its own task.
+pub async fn connect(url: &str) -> Result<Client, tokio_postgres::Error> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "PostgreSQL connection closed");
+        }
+    });
+    Ok(client)
+}
+
+#[derive(Debug)]
+pub enum ClusterError {
+    Database(tokio_postgres::Error),
+    ObjectStore(object_store::Error),
+    Schema(schema::SchemaError),
+    /// A local log or topic could not be changed.
+    Local(String),
+    /// An object does not hold what its coordinates say.
+    Corrupt(String),
+    /// A local log misses committed batches before the ones to append.
+    Gap(String),
+    /// A failure reported to each produce of an object (the cause was logged).
+    Failed(String),
+    /// The broker is stopping.
+    Stopped,
+}
+
+impl ClusterError {
+    /// The error as each produce of a failed object gets it.
+    fn retriable_copy(&self) -> ClusterError {
+        let mut message = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(s) = source {
+            message.push_str(": ");
+            message.push_str(&s.to_string());
+            source = s.source();
+        }
+        ClusterError::Failed(message)
+    }
+}
+
+impl From<tokio_postgres::Error> for ClusterError {
+    fn from(e: tokio_postgres::Error) -> ClusterError {
+        ClusterError::Database(e)
+    }
+}
+
+impl From<object_store::Error> for ClusterError {
+    fn from(e: object_store::Error) -> ClusterError {
+        ClusterError::ObjectStore(e)
+    }
+}
+
+impl From<schema::SchemaError> for ClusterError {
+    fn from(e: schema::SchemaError) -> ClusterError {
+        ClusterError::Schema(e)
+    }
+}
+
+impl std::fmt::Display for ClusterError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClusterError::Database(_) => f.write_str("PostgreSQL failed"),
+            ClusterError::ObjectStore(_) => f.write_str("the object store failed"),
+            ClusterError::Schema(e) => write!(f, "{e}"),
+            ClusterError::Local(m)
+            | ClusterError::Corrupt(m)
+            | ClusterError::Gap(m)
+            | ClusterError::Failed(m) => f.write_str(m),
+            ClusterError::Stopped => f.write_str("the broker is stopping"),
+        }
+    }
+}
+
+impl std::error::Error for ClusterError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ClusterError::Database(e) => Some(e),
+            ClusterError::ObjectStore(e) => Some(e),
+            ClusterError::Schema(e) => e.source(),
+            _ => None,
+        }
+    }
+}
+
+/// This broker's part in the cluster.
+#[derive(Debug)]
+pub struct Cluster {
+    pub config: ClusterConfig,
+    pub cluster_id: String,
+    url: String,
+    /// For topic changes and producer id blocks (the replica, the produce buffer and the
+    /// heartbeat have their own connections).
+    admin: tokio::sync::Mutex<Client>,
+    buffer: ProduceBuffer,
+    membership: Arc<Membership>,
+    applied: watch::Receiver<i64>,
+    wake_replica: Arc<Notify>,
+}
+
+impl std::fmt::Debug for Replica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replica").finish_non_exhaustive()
+    }
+}
+
+impl Cluster {
+    /// Connects to both engines, migrates the schema, makes the local logs PostgreSQL's,
+    /// and starts following commits. `me` is this broker as clients reach it.
+    pub async fn start(
+        config: ClusterConfig,
+        logs: Arc<LogManager>,
+        me: BrokerRecord,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<Arc<Cluster>, ClusterError> {
+        let url = config.metadata_url.clone();
+        let mut admin = connect(&url).await?;
+        let cluster_id = schema::migrate(&mut admin, logs.cluster_id()).await?;
+        let objects = Objects::open(&config)?;
+        let cache = Arc::new(ObjectCache::new(OBJECT_CACHE_BYTES));
+        let (applied_tx, applied) = watch::channel(0);
+        let wake_replica = Arc::new(Notify::new());
+        let replica = Replica {
+            logs,
+            objects: objects.clone(),
+            cache: cache.clone(),
+            applied: applied_tx,
+            wake: wake_replica.clone(),
+            poll: Duration::from_millis(config.metadata_poll_ms),
+        };
+        let mut replica_db = connect(&url).await?;
+        replica.catch_up(&mut replica_db).await?;
+        tokio::spawn(replica.run(url.clone(), replica_db, shutdown.clone()));
+        let buffer = ProduceBuffer::start(
+            Uploader {
+                node_id: me.node_id,
+                objects,
+                cache,
+                url: url.clone(),
+                buffer_ms: config.produce_buffer_ms,
+                buffer_bytes: config.produce_buffer_bytes,
+                applied: applied.clone(),
+                wake_replica: wake_replica.clone(),
+            },
+            connect(&url).await?,
+        );
+        let membership = Arc::new(Membership::new(me));
+        let mut heartbeat_db = connect(&url).await?;
+        membership
+            .join(&mut heartbeat_db, config.session_timeout_ms)
+            .await?;
+        tokio::spawn(membership.clone().run(
+            url.clone(),
+            heartbeat_db,
+            Duration::from_millis(config.heartbeat_interval_ms),
+            config.session_timeout_ms,
+            shutdown,
+        ));
+        tracing::info!(
+            cluster_id,
+            node_id = membership.me.node_id,
+            "joined the cluster"
+        );
+        Ok(Arc::new(Cluster {
+            config,
+            cluster_id,
+            url,
+            admin: tokio::sync::Mutex::new(admin),
+            buffer,
+            membership,
+            applied,
+            wake_replica,
+        }))
+    }
+
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
+    /// Queues a validated batch for the next object; the receiver gets its offsets once
+    /// the object is committed.
+    pub fn produce(
+        &self,
+        topic_id: Uuid,
+        partition: i32,
+        records: Bytes,
+        header: BatchHeader,
+    ) -> oneshot::Receiver<Result<BatchOutcome, ClusterError>> {
+        self.buffer.append(topic_id, partition, records, header)
+    }
+
+    async fn admin(&self) -> Result<tokio::sync::MutexGuard<'_, Client>, ClusterError> {
+        let mut admin = self.admin.lock().await;
+        if admin.is_closed() {
+            *admin = connect(&self.url).await?;
+        }
+        Ok(admin)
+    }
+
+    /// Waits until this broker's replica has applied everything committed so far.
+    async fn sync_replica(&self) -> Result<(), ClusterError> {
+        let upto = metadata::last_commit(&*self.admin().await?).await?;
+        self.wake_replica.notify_one();
+        let mut applied = self.applied.clone();
+        tokio::time::timeout(Duration::from_secs(30), applied.wait_for(|a| *a >= upto))
+            .await
+            .map_err(|_| ClusterError::Local("the local replica did not catch up in 30 s".into()))?
+            .map_err(|_| ClusterError::Stopped)?;
+        Ok(())
+    }
+
+    /// CreateTopics in cluster mode: validated locally, created in PostgreSQL, then present
+    /// here once the replica has applied it.
+    pub async fn create_topic(
+        &self,
+        logs: &LogManager,
+        name: &str,
+        num_partitions: i32,
+        replication_factor: i16,
+        configs: BTreeMap<String, String>,
+    ) -> Result<Arc<Topic>, TopicError> {
+        let (partitions, _) =
+            logs.validate_new_topic(name, num_partitions, replication_factor, &configs)?;
+        let record = TopicRecord {
+            topic_id: Uuid::new_v4(),
+            name: name.to_string(),
+            partitions,
+            configs,
+        };
+        let created = async {
+            let created = metadata::create_topic(&mut *self.admin().await?, &record).await?;
+            self.sync_replica().await?;
+            Ok::<bool, ClusterError>(created)
+        }
+        .await
+        .map_err(|e| TopicError::Cluster(e.retriable_copy().to_string()))?;
+        if !created {
+            return Err(TopicError::AlreadyExists(name.to_string()));
+        }
+        logs.topic_by_id(record.topic_id).ok_or_else(|| {
+            TopicError::Cluster("the topic was deleted right after its creation".into())
+        })
+    }
+
+    /// DeleteTopics in cluster mode.
+    pub async fn delete_topic(
+        &self,
+        logs: &LogManager,
+        name: &str,
+    ) -> Result<Arc<Topic>, TopicError> {
+        let local = logs.topic(name);
+        let deleted = async {
+            let deleted = metadata::delete_topic(&mut *self.admin().await?, name).await?;
+            self.sync_replica().await?;
+            Ok::<_, ClusterError>(deleted)
+        }
+        .await
+        .map_err(|e| TopicError::Cluster(e.retriable_copy().to_string()))?;
+        match (deleted, local) {
+            (None, _) => Err(TopicError::UnknownTopic),
+            (Some(_), Some(local)) => Ok(local),
+            (Some(_), None) => Err(TopicError::UnknownTopic),
+        }
+    }
+
+    /// The first id of a fresh block of `size` producer ids.
+    pub async fn producer_id_block(&self, size: i64) -> Result<i64, ClusterError> {
+        Ok(metadata::producer_id_block(&*self.admin().await?, size).await?)
+    }
+}

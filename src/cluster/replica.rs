@@ -1,0 +1,301 @@
+//! This broker's replica of the cluster: it follows PostgreSQL's commits in order (topic
+//! creations and deletions, committed batches) and applies them to the local logs, which
+//! are a cache of the object store. Fetch, ListOffsets and the rest then read local logs as
+//! a single broker does (stored bytes, `sendfile`, long polls woken by the append).
+//!
+//! At start-up it makes the local topics those of PostgreSQL and, per partition, fetches
+//! what was committed past the local log end offset; after that it asks for new commits
+//! every `gregor.metadata.poll.ms`, or at once when this broker committed (`wake`).
+//! `applied` is the last commit number applied: a produce is answered once its commit is.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{watch, Notify};
+use tokio_postgres::{Client, IsolationLevel};
+use uuid::Uuid;
+
+use super::metadata::{self, BatchLocation, TopicEvent, TopicRecord};
+use super::objects::{ObjectCache, Objects};
+use super::ClusterError;
+use crate::log::record_batch::{assign_offset, BatchHeader, HEADER_SIZE};
+use crate::log::{LogError, LEADER_EPOCH};
+use crate::log_manager::LogManager;
+
+pub struct Replica {
+    pub logs: Arc<LogManager>,
+    pub objects: Objects,
+    pub cache: Arc<ObjectCache>,
+    pub applied: watch::Sender<i64>,
+    pub wake: Arc<Notify>,
+    pub poll: Duration,
+}
+
+/// A round's reads, from one snapshot of PostgreSQL.
+struct Round {
+    upto: i64,
+    events: Vec<TopicEvent>,
+    batches: Vec<BatchLocation>,
+}
+
+impl Replica {
+    /// Makes the local logs those of PostgreSQL as of now (start-up, or after a gap).
+    pub async fn catch_up(&self, db: &mut Client) -> Result<(), ClusterError> {
+        let txn = db
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let upto = metadata::last_commit(&txn).await?;
+        let topics = metadata::topics(&txn).await?;
+        let wanted: HashMap<Uuid, &TopicRecord> = topics.iter().map(|t| (t.topic_id, t)).collect();
+        for local in self.logs.topics() {
+            if !local.is_internal() && !wanted.contains_key(&local.id) {
+                self.delete_local(&local.name, local.id).await?;
+            }
+        }
+        for topic in &topics {
+            self.create_local(topic).await?;
+        }
+        let mut ends = Vec::new();
+        for topic in &topics {
+            if let Some(local) = self.logs.topic_by_id(topic.topic_id) {
+                for log in &local.partitions {
+                    ends.push((
+                        topic.topic_id,
+                        log.topic_partition().partition,
+                        log.log_end_offset(),
+                    ));
+                }
+            }
+        }
+        let batches = metadata::batches_after(&txn, &ends, upto).await?;
+        txn.commit().await?;
+        self.apply_batches(&batches).await?;
+        self.applied.send_replace(upto);
+        Ok(())
+    }
+
+    /// Follows commits until `shutdown`; reconnects after a database error.
+    pub async fn run(self, url: String, mut db: Client, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(self.poll) => {}
+                _ = shutdown.changed() => return,
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+            let result = match self.round(&mut db).await {
+                Err(ClusterError::Gap(e)) => {
+                    tracing::warn!(error = %e, "a local log missed committed batches; catching up");
+                    self.catch_up(&mut db).await
+                }
+                other => other,
+            };
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "replica round failed; retrying");
+                tokio::time::sleep(self.poll.max(Duration::from_millis(200))).await;
+                if db.is_closed() {
+                    match super::connect(&url).await {
+                        Ok(fresh) => db = fresh,
+                        Err(e) => tracing::warn!(error = %e, "cannot reconnect to PostgreSQL"),
+                    }
+                }
+            }
+        }
+    }
+
+    async fn read_round(&self, db: &mut Client, after: i64) -> Result<Option<Round>, ClusterError> {
+        let upto = metadata::last_commit(&*db).await?;
+        if upto <= after {
+            return Ok(None);
+        }
+        let txn = db
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let events = metadata::topic_events(&txn, after, upto).await?;
+        let batches = metadata::batches_committed(&txn, after, upto).await?;
+        txn.commit().await?;
+        Ok(Some(Round {
+            upto,
+            events,
+            batches,
+        }))
+    }
+
+    /// Applies the commits after `applied`, in order.
+    async fn round(&self, db: &mut Client) -> Result<(), ClusterError> {
+        let after = *self.applied.borrow();
+        let Some(round) = self.read_round(db, after).await? else {
+            return Ok(());
+        };
+        // Topic events and batches interleave by commit number: apply the batches committed
+        // before each event, then the event.
+        let mut at = 0;
+        for event in &round.events {
+            let end = at
+                + round.batches[at..]
+                    .iter()
+                    .take_while(|b| b.commit_id < event.commit_id)
+                    .count();
+            self.apply_batches(&round.batches[at..end]).await?;
+            at = end;
+            if event.deleted {
+                self.delete_local(&event.topic.name, event.topic.topic_id)
+                    .await?;
+            } else {
+                self.create_local(&event.topic).await?;
+            }
+        }
+        self.apply_batches(&round.batches[at..]).await?;
+        self.applied.send_replace(round.upto);
+        Ok(())
+    }
+
+    async fn create_local(&self, topic: &TopicRecord) -> Result<(), ClusterError> {
+        if let Some(local) = self.logs.topic(&topic.name) {
+            if local.id == topic.topic_id {
+                return Ok(());
+            }
+            self.delete_local(&local.name, local.id).await?;
+        }
+        let (logs, topic) = (self.logs.clone(), topic.clone());
+        tokio::task::spawn_blocking(move || {
+            logs.create_topic_with_id(
+                &topic.name,
+                topic.partitions,
+                1,
+                topic.configs.clone(),
+                Some(topic.topic_id),
+            )
+        })
+        .await
+        .map_err(|e| ClusterError::Local(e.to_string()))?
+        .map_err(|e| ClusterError::Local(e.to_string()))?;
+        Ok(())
+    }
+
+    async fn delete_local(&self, name: &str, id: Uuid) -> Result<(), ClusterError> {
+        if self.logs.topic(name).is_none_or(|t| t.id != id) {
+            return Ok(());
+        }
+        let (logs, name) = (self.logs.clone(), name.to_string());
+        tokio::task::spawn_blocking(move || logs.delete_topic(&name))
+            .await
+            .map_err(|e| ClusterError::Local(e.to_string()))?
+            .map_err(|e| ClusterError::Local(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Reads each object once for the batches it holds (or takes them from the cache) and
+    /// appends them to their local logs with their committed offsets.
+    async fn apply_batches(&self, batches: &[BatchLocation]) -> Result<(), ClusterError> {
+        // In slices that fit the cache together (a long catch-up would not).
+        let limit = (self.cache.budget() / 4).max(1) as i64;
+        let mut start = 0;
+        while start < batches.len() {
+            let mut bytes = 0i64;
+            let end = start
+                + batches[start..]
+                    .iter()
+                    .take_while(|b| {
+                        bytes += i64::from(b.byte_length);
+                        bytes <= limit
+                    })
+                    .count()
+                    .max(1);
+            self.apply_slice(&batches[start..end]).await?;
+            start = end;
+        }
+        Ok(())
+    }
+
+    async fn apply_slice(&self, batches: &[BatchLocation]) -> Result<(), ClusterError> {
+        // The span of each object that this round needs and the cache lacks.
+        let mut spans: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+        for b in batches {
+            let start = b.byte_offset as u64;
+            let len = b.byte_length as usize;
+            if self.cache.get(&b.object_key, start, len).is_none() {
+                let span = spans.entry(&b.object_key).or_insert((start, start));
+                span.0 = span.0.min(start);
+                span.1 = span.1.max(start + len as u64);
+            }
+        }
+        for (key, (start, end)) in spans {
+            let bytes = self
+                .objects
+                .store
+                .get_range(&Objects::path(key), start..end)
+                .await?;
+            if bytes.len() as u64 != end - start {
+                return Err(ClusterError::Corrupt(format!(
+                    "object {key}: asked for {} bytes at {start}, got {}",
+                    end - start,
+                    bytes.len()
+                )));
+            }
+            self.cache.insert(key, start, bytes);
+        }
+        for b in batches {
+            let len = b.byte_length as usize;
+            let Some(bytes) = self.cache.get(&b.object_key, b.byte_offset as u64, len) else {
+                return Err(ClusterError::Corrupt(format!(
+                    "object {} lost its range {}+{len} from the cache (raise the cache budget)",
+                    b.object_key, b.byte_offset
+                )));
+            };
+            self.append(b, &bytes)?;
+        }
+        Ok(())
+    }
+
+    fn append(&self, b: &BatchLocation, bytes: &Bytes) -> Result<(), ClusterError> {
+        let Some(log) = self
+            .logs
+            .topic_by_id(b.topic_id)
+            .and_then(|t| t.partition(b.partition).cloned())
+        else {
+            // Deleted since (its deletion is a later commit); nothing to keep.
+            return Ok(());
+        };
+        let Some(mut header) = BatchHeader::parse(bytes) else {
+            return Err(ClusterError::Corrupt(format!(
+                "object {} holds no batch header at {}",
+                b.object_key, b.byte_offset
+            )));
+        };
+        if header.size() != bytes.len()
+            || header.next_offset() - header.base_offset != b.last_offset - b.base_offset + 1
+        {
+            return Err(ClusterError::Corrupt(format!(
+                "object {} at {}: the batch does not match its coordinates",
+                b.object_key, b.byte_offset
+            )));
+        }
+        header.base_offset = b.base_offset;
+        let mut head = [0u8; HEADER_SIZE];
+        head.copy_from_slice(&bytes[..HEADER_SIZE]);
+        assign_offset(&mut head, b.base_offset, LEADER_EPOCH);
+        match log.append_replicated(&[&head, &bytes[HEADER_SIZE..]], &header) {
+            Ok(_) => Ok(()),
+            Err(e @ LogError::OffsetOutOfRange { .. }) => {
+                Err(ClusterError::Gap(format!("{}: {e}", log.topic_partition())))
+            }
+            // A deleted or closing log: its deletion or the shutdown follows.
+            Err(LogError::Closed) => Ok(()),
+            Err(e) => Err(ClusterError::Local(format!(
+                "{}: {e}",
+                log.topic_partition()
+            ))),
+        }
+    }
+}
