@@ -4,7 +4,7 @@
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test test-console image build release lint fmt deps compat compat-legacy compat-quick bench bench-cleaner bench-cleaner-compare bench-tls bench-startup bench-compare bench-peers kafka kafka-stop fuzz fuzz-corpus soak clean
+.PHONY: run test test-cluster bench-cluster test-console image build release lint fmt deps compat compat-legacy compat-quick bench bench-cleaner bench-cleaner-compare bench-tls bench-startup bench-compare bench-peers kafka kafka-stop fuzz fuzz-corpus soak clean
 
 ## Build (release) and run the broker on the embedded default config: 127.0.0.1:9092, data in ./data.
 run:
@@ -40,8 +40,14 @@ lint:
 fmt:
 	$(CARGO) fmt
 
+## Cluster mode against PostgreSQL and an S3 server, three brokers (part of `cargo test`;
+## this runs them alone). The engines come from `make deps`.
+test-cluster: deps
+	$(CARGO) test --test broker cluster:: -- --nocapture
+
 ## System packages the tests use: Debian's kcat (an older librdkafka client) and libssl-dev
-## (to build librdkafka's suite with TLS and SCRAM); Java 17 with
+## (to build librdkafka's suite with TLS and SCRAM); PostgreSQL (Debian) and moto's S3
+## server (PyPI) for the cluster-mode tests; Java 17 with
 ## Maven and Go are checked (the Java and Go scenarios fetch their libraries themselves).
 deps:
 	@command -v kcat >/dev/null 2>&1 || { \
@@ -50,6 +56,7 @@ deps:
 	@[ -f /usr/include/openssl/ssl.h ] || { \
 	  echo "installing libssl-dev (Debian package; librdkafka's test suite is built with SSL and SCRAM)"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq libssl-dev; }
+	@compat-tests/cluster/engines.sh install
 	@for tool in java mvn go; do command -v $$tool >/dev/null 2>&1 || { \
 	  echo "make deps: $$tool is needed by the Java/Go compat scenarios and is not installed" >&2; exit 1; }; done
 

@@ -7,6 +7,7 @@ mod bad_input;
 mod batches;
 mod cli;
 mod clients;
+mod cluster;
 mod compaction;
 mod container;
 mod durability;

@@ -1,0 +1,410 @@
+//! Cluster mode (docs/cluster.md) against the real engines: a PostgreSQL server and moto's
+//! S3 server, started by `compat-tests/cluster/engines.sh` (installed by `make deps`;
+//! without them these tests say SKIPPED), and three `gregor` brokers on loopback ports.
+//! Produce through one broker and consume through another; kill -9 a broker under load and
+//! lose nothing acknowledged; stop the whole cluster, wipe a broker's disk, and find
+//! everything again.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+use crate::clients::{consume_all, create_topic};
+use crate::support::Broker;
+
+/// One cluster at a time: each runs two engines and three brokers on the two cores.
+static ONE_CLUSTER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// PostgreSQL and the S3 server, stopped on drop.
+struct Engines {
+    dir: tempfile::TempDir,
+    env: HashMap<String, String>,
+}
+
+fn engines_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("compat-tests/cluster/engines.sh")
+}
+
+impl Engines {
+    /// Starts both engines, or says why the test is skipped.
+    fn up(test: &str) -> Option<Engines> {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new(engines_script())
+            .arg("up")
+            .arg(dir.path())
+            .output()
+            .expect("run engines.sh");
+        let engines = Engines {
+            env: String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            dir,
+        };
+        match out.status.code() {
+            Some(0) => Some(engines),
+            Some(3) => {
+                let reason = String::from_utf8_lossy(&out.stderr);
+                eprintln!("SKIPPED {test}: {}", reason.trim());
+                None
+            }
+            _ => panic!(
+                "engines.sh up failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        }
+    }
+
+    /// The `-o` settings of broker `node_id` in this cluster.
+    fn broker_overrides(&self, node_id: i32) -> Vec<String> {
+        vec![
+            format!("node.id={node_id}"),
+            "gregor.storage=cluster".into(),
+            format!(
+                "gregor.object.store.url=s3://{}/test",
+                self.env["GREGOR_S3_BUCKET"]
+            ),
+            format!(
+                "gregor.object.store.endpoint={}",
+                self.env["GREGOR_S3_ENDPOINT"]
+            ),
+            "gregor.object.store.access.key.id=test".into(),
+            "gregor.object.store.secret.access.key=test".into(),
+            format!("gregor.metadata.url={}", self.env["GREGOR_METADATA_URL"]),
+            // Quick uploads and a quick failover keep the tests short.
+            "gregor.produce.buffer.ms=20".into(),
+            "broker.session.timeout.ms=3000".into(),
+            "broker.heartbeat.interval.ms=500".into(),
+            "num.partitions=4".into(),
+        ]
+    }
+
+    fn start_broker(&self, node_id: i32, data_dir: &Path) -> Broker {
+        let overrides = self.broker_overrides(node_id);
+        let overrides: Vec<&str> = overrides.iter().map(String::as_str).collect();
+        Broker::start(data_dir, &overrides)
+    }
+}
+
+impl Drop for Engines {
+    fn drop(&mut self) {
+        let _ = Command::new(engines_script())
+            .arg("down")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// Three brokers' data directories, kept across restarts.
+fn data_dirs() -> Vec<tempfile::TempDir> {
+    (0..3).map(|_| tempfile::tempdir().unwrap()).collect()
+}
+
+/// Starts three brokers and waits until each lists all three at their addresses (a broker
+/// learns of the others at its next heartbeat).
+fn start_all(engines: &Engines, dirs: &[tempfile::TempDir]) -> Vec<Broker> {
+    let brokers: Vec<Broker> = dirs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| engines.start_broker(i as i32 + 1, d.path()))
+        .collect();
+    wait_settled(&brokers);
+    brokers
+}
+
+fn wait_settled(brokers: &[Broker]) {
+    let mut expected: Vec<String> = brokers.iter().map(|b| b.addr.clone()).collect();
+    expected.sort();
+    for b in brokers {
+        let consumer = consumer_of(&b.addr);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut listed: Vec<String> = consumer
+                .fetch_metadata(None, Duration::from_secs(5))
+                .map(|m| {
+                    m.brokers()
+                        .iter()
+                        .map(|b| format!("{}:{}", b.host(), b.port()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            listed.sort();
+            if listed == expected {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} lists {listed:?}, not {expected:?}",
+                b.addr
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn bootstrap<'a>(brokers: impl IntoIterator<Item = &'a Broker>) -> String {
+    brokers
+        .into_iter()
+        .map(|b| b.addr.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn producer(bootstrap: &str) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "60000")
+        .create()
+        .expect("producer")
+}
+
+/// Sends `count` keyed messages `k<i>` to `topic`, keeping up to 500 in flight, calling
+/// `after_acks` once `trigger` of them are acknowledged; returns each acknowledged key's
+/// position.
+async fn produce(
+    producer: &FutureProducer,
+    topic: &str,
+    count: usize,
+    trigger: usize,
+    mut after_acks: impl FnMut(),
+) -> HashMap<String, (i32, i64)> {
+    let mut acked = HashMap::new();
+    let mut in_flight = std::collections::VecDeque::new();
+    let mut sent = 0;
+    let mut triggered = false;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        while in_flight.len() < 500 && sent < count {
+            let k = format!("k{sent}");
+            let v = format!("v{sent}-{}", "x".repeat(sent % 100));
+            match producer.send_result(FutureRecord::to(topic).key(&k).payload(&v)) {
+                Ok(delivery) => in_flight.push_back((k, delivery)),
+                Err(_) => break,
+            }
+            sent += 1;
+        }
+        let Some((k, delivery)) = in_flight.pop_front() else {
+            break;
+        };
+        if let Ok(Ok(d)) = delivery.await {
+            acked.insert(k, (d.partition, d.offset));
+        }
+        if !triggered && acked.len() >= trigger {
+            triggered = true;
+            after_acks();
+        }
+    }
+    assert!(triggered, "{trigger} acknowledgements within 120 s");
+    acked
+}
+
+/// The high watermarks of `topic`'s 4 partitions as `addr` serves them, once they cover
+/// every acknowledged position: a broker applies what another broker committed within
+/// `gregor.metadata.poll.ms`, so a read through another broker may briefly lag the ack.
+fn end_offsets_covering(addr: &str, topic: &str, acked: &HashMap<String, (i32, i64)>) -> Vec<i64> {
+    let mut needed = vec![0i64; 4];
+    for (p, offset) in acked.values() {
+        needed[*p as usize] = needed[*p as usize].max(offset + 1);
+    }
+    let consumer = consumer_of(addr);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ends: Result<Vec<i64>, _> = (0..4)
+            .map(|p| {
+                consumer
+                    .fetch_watermarks(topic, p, Duration::from_secs(5))
+                    .map(|w| w.1)
+            })
+            .collect();
+        match ends {
+            Ok(ends) if ends.iter().zip(&needed).all(|(end, need)| end >= need) => return ends,
+            other => assert!(
+                Instant::now() < deadline,
+                "{addr} serves {other:?} of {topic}, acknowledged up to {needed:?}; {}",
+                describe(&consumer, topic)
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The brokers and leaders a client is told of, for a failure's message.
+fn describe(consumer: &BaseConsumer, topic: &str) -> String {
+    match consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
+        Ok(m) => format!(
+            "brokers {:?}, leaders {:?}",
+            m.brokers()
+                .iter()
+                .map(|b| format!("{}@{}:{}", b.id(), b.host(), b.port()))
+                .collect::<Vec<_>>(),
+            m.topics()
+                .iter()
+                .flat_map(|t| t.partitions().iter().map(|p| (p.id(), p.leader())))
+                .collect::<Vec<_>>()
+        ),
+        Err(e) => format!("no metadata: {e}"),
+    }
+}
+
+/// Every acknowledged key is at its acknowledged position, once, in what `addr` serves.
+fn check_acked_through(addr: &str, topic: &str, acked: &HashMap<String, (i32, i64)>) {
+    let total: i64 = end_offsets_covering(addr, topic, acked).iter().sum();
+    let seen = consume_all(addr, topic, 4, total as usize);
+    assert_eq!(
+        seen.len() as i64,
+        total,
+        "all of {topic} read through {addr}"
+    );
+    let mut by_position = HashMap::new();
+    let mut copies: HashMap<Vec<u8>, usize> = HashMap::new();
+    for m in &seen {
+        by_position.insert((m.partition, m.offset), m.key.clone());
+        *copies.entry(m.key.clone()).or_default() += 1;
+    }
+    for (k, pos) in acked {
+        assert_eq!(
+            by_position.get(pos).map(Vec::as_slice),
+            Some(k.as_bytes()),
+            "acknowledged {k} at {pos:?} through {addr}"
+        );
+        assert_eq!(copies[k.as_bytes()], 1, "{k} stored once");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_brokers_serve_what_any_of_them_was_sent() {
+    let _one = ONE_CLUSTER.lock().await;
+    let Some(engines) = Engines::up("three_brokers_serve_what_any_of_them_was_sent") else {
+        return;
+    };
+    let dirs = data_dirs();
+    let brokers = start_all(&engines, &dirs);
+
+    // Every broker lists all three and spreads the leaders over them.
+    create_topic(&brokers[0].addr, "orders", 4).await;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers[2].addr)
+        .create()
+        .unwrap();
+    let metadata = consumer
+        .fetch_metadata(Some("orders"), Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(metadata.brokers().len(), 3);
+    let topic = &metadata.topics()[0];
+    assert_eq!(topic.partitions().len(), 4);
+    let leaders: std::collections::BTreeSet<i32> =
+        topic.partitions().iter().map(rdkafka::metadata::MetadataPartition::leader).collect();
+    assert!(leaders.len() >= 2, "leaders spread: {leaders:?}");
+
+    // Produced through the first broker only, read through the second and the third.
+    let acked = produce(&producer(&brokers[0].addr), "orders", 3_000, 3_000, || {}).await;
+    assert_eq!(acked.len(), 3_000);
+    check_acked_through(&brokers[1].addr, "orders", &acked);
+    check_acked_through(&brokers[2].addr, "orders", &acked);
+
+    // A topic created through one broker is deleted through another, everywhere.
+    let admin: rdkafka::admin::AdminClient<_> = ClientConfig::new()
+        .set("bootstrap.servers", &brokers[1].addr)
+        .create()
+        .unwrap();
+    let deleted = admin
+        .delete_topics(&["orders"], &rdkafka::admin::AdminOptions::new())
+        .await
+        .unwrap();
+    assert!(deleted[0].is_ok(), "{deleted:?}");
+    for b in &brokers {
+        let metadata = consumer_of(&b.addr)
+            .fetch_metadata(None, Duration::from_secs(10))
+            .unwrap();
+        assert!(
+            metadata.topics().iter().all(|t| t.name() != "orders"),
+            "orders gone from {}",
+            b.addr
+        );
+    }
+}
+
+fn consumer_of(addr: &str) -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", addr)
+        .create()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_killed_under_load_loses_nothing_acknowledged() {
+    let _one = ONE_CLUSTER.lock().await;
+    let Some(engines) = Engines::up("a_broker_killed_under_load_loses_nothing_acknowledged") else {
+        return;
+    };
+    let dirs = data_dirs();
+    let mut brokers = start_all(&engines, &dirs)
+        .into_iter()
+        .map(Some)
+        .collect::<Vec<_>>();
+    let all = bootstrap(brokers.iter().flatten());
+    create_topic(&all, "payments", 4).await;
+
+    // Broker 2 dies (no flush, no goodbye) after 3,000 acknowledgements; the producer
+    // goes on through the other two once broker 2's session times out.
+    let acked = produce(&producer(&all), "payments", 12_000, 3_000, || {
+        brokers[1].take().unwrap().kill9();
+    })
+    .await;
+    assert!(brokers[1].is_none());
+    assert_eq!(acked.len(), 12_000, "every message acknowledged in the end");
+    for b in brokers.iter().flatten() {
+        check_acked_through(&b.addr, "payments", &acked);
+    }
+
+    // Broker 2 comes back on its old disk and catches up with what it missed.
+    let back = engines.start_broker(2, dirs[1].path());
+    let brokers: Vec<Broker> = brokers.into_iter().flatten().chain([back]).collect();
+    wait_settled(&brokers);
+    check_acked_through(&brokers[2].addr, "payments", &acked);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_cluster_restarts_and_a_wiped_broker_rebuilds_from_the_objects() {
+    let _one = ONE_CLUSTER.lock().await;
+    let Some(engines) =
+        Engines::up("the_whole_cluster_restarts_and_a_wiped_broker_rebuilds_from_the_objects")
+    else {
+        return;
+    };
+    let dirs = data_dirs();
+    let brokers = start_all(&engines, &dirs);
+    let all = bootstrap(&brokers);
+    create_topic(&all, "ledger", 4).await;
+    let acked = produce(&producer(&all), "ledger", 5_000, 5_000, || {}).await;
+
+    // Every broker dies at once; broker 3 also loses its disk.
+    for b in brokers {
+        b.kill9();
+    }
+    std::fs::remove_dir_all(dirs[2].path()).unwrap();
+    std::fs::create_dir(dirs[2].path()).unwrap();
+
+    let brokers = start_all(&engines, &dirs);
+    for b in &brokers {
+        check_acked_through(&b.addr, "ledger", &acked);
+    }
+    // And the topic takes more: offsets go on from where they were.
+    let more = produce(&producer(&brokers[2].addr), "ledger", 100, 100, || {}).await;
+    for (k, (p, offset)) in &more {
+        let before = acked.values().filter(|(q, _)| q == p).count() as i64;
+        assert!(
+            *offset >= before,
+            "{k} at {offset} after {before} in partition {p}"
+        );
+    }
+}
