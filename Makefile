@@ -60,6 +60,10 @@ deps:
 	@for tool in java mvn go; do command -v $$tool >/dev/null 2>&1 || { \
 	  echo "make deps: $$tool is needed by the Java/Go compat scenarios and is not installed" >&2; exit 1; }; done
 
+## Cluster mode with 1 and 3 brokers on PostgreSQL and moto's S3 server (docs/cluster.md).
+bench-cluster: deps
+	compat-tests/cluster/bench.sh
+
 ## librdkafka's own test suite and the Python client against Gregor (slow; see docs/compat.md).
 compat: deps
 	compat-tests/run.sh full

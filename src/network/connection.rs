@@ -1,6 +1,7 @@
 //! One client connection: a read loop that frames and handles requests one after the other,
 //! and a write loop that sends responses strictly in request order. Only Produce's wait for
-//! durability overlaps later requests; up to `MAX_IN_FLIGHT` responses may be pending, then
+//! durability overlaps later requests; up to `MAX_IN_FLIGHT` responses (`MAX_IN_FLIGHT_CLUSTER`
+//! in cluster mode) may be pending, then
 //! the read loop waits (backpressure instead of unbounded buffering).
 //!
 //! Bounds: a request's bytes stay reserved in the `queued.max.request.bytes` pool until its
@@ -38,6 +39,13 @@ static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
 /// Requests read ahead of their responses, per connection (Kafka's clients send at most 5).
 const MAX_IN_FLIGHT: usize = 32;
+
+/// The same in cluster mode, where a produce waits for its object's upload and commit
+/// (about `gregor.produce.buffer.ms`): requests read ahead meanwhile join the same object,
+/// so a client that pipelines (librdkafka allows 1,000,000 in flight without idempotence)
+/// is not held to 32 requests per buffer interval. Bytes stay bounded by
+/// `queued.max.request.bytes`.
+const MAX_IN_FLIGHT_CLUSTER: usize = 1024;
 
 /// Bytes of ready answers a connection may hold for a client that has not read them yet
 /// before it stops reading requests. One answer of any size still gets through, so a client
@@ -135,7 +143,12 @@ pub async fn serve<R, W>(
     let mut authentication = accepted
         .sasl
         .map(|settings| Authentication::new(accepted.listener, settings));
-    let (tx, rx) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
+    let in_flight = if broker.cluster.is_some() {
+        MAX_IN_FLIGHT_CLUSTER
+    } else {
+        MAX_IN_FLIGHT
+    };
+    let (tx, rx) = mpsc::channel::<Pending>(in_flight);
     let unsent = Arc::new(Unsent::default());
     let writer_task = tokio::spawn(write_responses(
         writer,
