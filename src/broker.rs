@@ -141,9 +141,9 @@ impl Broker {
         }
     }
 
-    /// In cluster mode, the refusal of a topic change that only the local replica would
-    /// see (CreatePartitions, topic configs, DeleteRecords are not built for cluster mode
-    /// yet, docs/cluster.md): POLICY_VIOLATION, as Kafka answers a change its policy forbids.
+    /// In cluster mode, the refusal of a change that only the local replica would see
+    /// (DeleteRecords is not built for cluster mode yet, docs/cluster.md): POLICY_VIOLATION,
+    /// as Kafka answers a change its policy forbids.
     pub fn refused_in_cluster(
         &self,
         what: &str,
@@ -379,6 +379,38 @@ impl Broker {
         match &self.cluster {
             Some(cluster) => cluster.delete_topic(&self.logs, name).await,
             None => self.logs.delete_topic(name),
+        }
+    }
+
+    /// Replaces a topic's config overrides (everywhere, in cluster mode). Blocks on file
+    /// writes: await it off the async workers.
+    pub async fn alter_topic_configs(
+        &self,
+        name: &str,
+        configs: std::collections::BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        match &self.cluster {
+            Some(cluster) if !validate_only => {
+                cluster.alter_topic_configs(&self.logs, name, configs).await
+            }
+            _ => self.logs.alter_topic_configs(name, configs, validate_only),
+        }
+    }
+
+    /// Grows a topic to `count` partitions (everywhere, in cluster mode). Blocks on file
+    /// creation: await it off the async workers.
+    pub async fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        match &self.cluster {
+            Some(cluster) if !validate_only => {
+                cluster.create_partitions(&self.logs, name, count).await
+            }
+            _ => self.logs.create_partitions(name, count, validate_only),
         }
     }
 

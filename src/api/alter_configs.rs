@@ -35,51 +35,43 @@ pub async fn handle(
     ctx: RequestContext,
     request: AlterConfigsRequest,
 ) -> AlterConfigsResponse {
-    let responses = request
-        .resources
-        .into_iter()
-        .map(|r| {
-            let access = check_config_access(
-                &broker,
-                &ctx,
-                Operation::AlterConfigs,
-                r.resource_type,
-                &r.resource_name,
-            );
-            let outcome = if let Err((e, message)) = access {
-                Err((e, message.to_string()))
-            } else if let (TOPIC, Some(refused)) = (
-                r.resource_type,
-                broker.refused_in_cluster("Changing a topic's configs"),
-            ) {
-                Err(refused)
-            } else if r.resource_type == TOPIC {
-                let configs: BTreeMap<String, String> = r
-                    .configs
-                    .iter()
-                    .filter_map(|c| {
-                        c.value
-                            .as_ref()
-                            .map(|v| (c.name.to_string(), v.to_string()))
-                    })
-                    .collect();
-                broker
-                    .logs
-                    .alter_topic_configs(r.resource_name.as_str(), configs, request.validate_only)
-                    .map_err(|e| (topic_error_code(&e), e.to_string()))
-            } else {
-                Err(not_a_topic(r.resource_type))
-            };
-            let response = AlterConfigsResourceResponse::default()
-                .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name);
-            match outcome {
-                Ok(()) => response,
-                Err((e, message)) => response
-                    .with_error_code(e.code())
-                    .with_error_message(Some(StrBytes::from_string(message))),
-            }
-        })
-        .collect();
+    let mut responses = Vec::with_capacity(request.resources.len());
+    for r in request.resources {
+        let access = check_config_access(
+            &broker,
+            &ctx,
+            Operation::AlterConfigs,
+            r.resource_type,
+            &r.resource_name,
+        );
+        let outcome = if let Err((e, message)) = access {
+            Err((e, message.to_string()))
+        } else if r.resource_type == TOPIC {
+            let configs: BTreeMap<String, String> = r
+                .configs
+                .iter()
+                .filter_map(|c| {
+                    c.value
+                        .as_ref()
+                        .map(|v| (c.name.to_string(), v.to_string()))
+                })
+                .collect();
+            broker
+                .alter_topic_configs(r.resource_name.as_str(), configs, request.validate_only)
+                .await
+                .map_err(|e| (topic_error_code(&e), e.to_string()))
+        } else {
+            Err(not_a_topic(r.resource_type))
+        };
+        let response = AlterConfigsResourceResponse::default()
+            .with_resource_type(r.resource_type)
+            .with_resource_name(r.resource_name);
+        responses.push(match outcome {
+            Ok(()) => response,
+            Err((e, message)) => response
+                .with_error_code(e.code())
+                .with_error_message(Some(StrBytes::from_string(message))),
+        });
+    }
     AlterConfigsResponse::default().with_responses(responses)
 }

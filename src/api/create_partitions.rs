@@ -26,57 +26,60 @@ pub async fn handle(
         .filter(|t| !seen.insert(t.name.to_string()))
         .map(|t| t.name.to_string())
         .collect();
-    let results = request
-        .topics
-        .into_iter()
-        .map(|t| {
-            let name = t.name.to_string();
-            let outcome = if duplicates.contains(&name) {
-                Err((
-                    ResponseError::InvalidRequest,
-                    format!("Duplicate topic in request: {name}"),
-                ))
-            } else if !broker.allows(&ctx, Operation::Alter, ResourceType::Topic, &name) {
-                Err((
-                    ResponseError::TopicAuthorizationFailed,
-                    "Topic authorization failed.".to_string(),
-                ))
-            } else if let Some(refused) = broker.refused_in_cluster("CreatePartitions") {
-                Err(refused)
-            } else if let Some(assignments) = &t.assignments {
-                let current = broker
-                    .logs
-                    .topic(&name)
-                    .map_or(0, |t| t.partitions.len() as i32);
-                let ok = assignments.len() as i32 == t.count - current
-                    && assignments
-                        .iter()
-                        .all(|a| a.broker_ids.len() == 1 && *a.broker_ids[0] == broker.node_id());
-                if ok {
-                    Ok(())
-                } else {
-                    Err((
-                        ResponseError::InvalidReplicaAssignment,
-                        "Each new partition must be assigned to this broker only".to_string(),
-                    ))
-                }
-            } else {
-                Ok(())
-            }
-            .and_then(|()| {
-                broker
-                    .logs
-                    .create_partitions(&name, t.count, request.validate_only)
-                    .map_err(|e| (topic_error_code(&e), e.to_string()))
-            });
-            let result = CreatePartitionsTopicResult::default().with_name(t.name);
-            match outcome {
-                Ok(()) => result,
-                Err((e, message)) => result
-                    .with_error_code(e.code())
-                    .with_error_message(Some(StrBytes::from_string(message))),
-            }
-        })
+    // Each new partition's one replica must be a broker clients can reach: this one, or in
+    // cluster mode any live one.
+    let brokers: HashSet<i32> = broker
+        .brokers(ctx.listener)
+        .iter()
+        .map(|b| b.node_id)
         .collect();
+    let mut results = Vec::with_capacity(request.topics.len());
+    for t in request.topics {
+        let name = t.name.to_string();
+        let outcome = if duplicates.contains(&name) {
+            Err((
+                ResponseError::InvalidRequest,
+                format!("Duplicate topic in request: {name}"),
+            ))
+        } else if !broker.allows(&ctx, Operation::Alter, ResourceType::Topic, &name) {
+            Err((
+                ResponseError::TopicAuthorizationFailed,
+                "Topic authorization failed.".to_string(),
+            ))
+        } else if let Some(assignments) = &t.assignments {
+            let current = broker
+                .logs
+                .topic(&name)
+                .map_or(0, |t| t.partitions.len() as i32);
+            let ok = assignments.len() as i32 == t.count - current
+                && assignments
+                    .iter()
+                    .all(|a| a.broker_ids.len() == 1 && brokers.contains(&*a.broker_ids[0]));
+            if ok {
+                Ok(())
+            } else {
+                Err((
+                    ResponseError::InvalidReplicaAssignment,
+                    "Each new partition must be assigned to one live broker".to_string(),
+                ))
+            }
+        } else {
+            Ok(())
+        };
+        let outcome = match outcome {
+            Ok(()) => broker
+                .create_partitions(&name, t.count, request.validate_only)
+                .await
+                .map_err(|e| (topic_error_code(&e), e.to_string())),
+            Err(e) => Err(e),
+        };
+        let result = CreatePartitionsTopicResult::default().with_name(t.name);
+        results.push(match outcome {
+            Ok(()) => result,
+            Err((e, message)) => result
+                .with_error_code(e.code())
+                .with_error_message(Some(StrBytes::from_string(message))),
+        });
+    }
     CreatePartitionsResponse::default().with_results(results)
 }

@@ -176,53 +176,46 @@ pub async fn handle(
     ctx: RequestContext,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
-    let responses = request
-        .resources
-        .into_iter()
-        .map(|r| {
-            let name = r.resource_name.as_str();
-            let access = check_config_access(
-                &broker,
-                &ctx,
-                Operation::AlterConfigs,
-                r.resource_type,
-                name,
-            );
-            let outcome = if let Err((e, message)) = access {
-                Err((e, message.to_string()))
-            } else if let (TOPIC, Some(refused)) = (
-                r.resource_type,
-                broker.refused_in_cluster("Changing a topic's configs"),
-            ) {
-                Err(refused)
-            } else if r.resource_type == TOPIC {
-                match broker.logs.topic(name) {
-                    None => Err((
-                        ResponseError::UnknownTopicOrPartition,
-                        format!("Topic '{name}' does not exist."),
-                    )),
-                    Some(topic) => apply(&broker, &topic.configs, &r.configs).and_then(|configs| {
-                        broker
-                            .logs
-                            .alter_topic_configs(name, configs, request.validate_only)
-                            .map_err(|e| (topic_error_code(&e), e.to_string()))
-                    }),
-                }
-            } else if r.resource_type == GROUP {
-                alter_group(&broker, name, &r.configs, request.validate_only)
-            } else {
-                Err(not_a_topic(r.resource_type))
-            };
-            let response = AlterConfigsResourceResponse::default()
-                .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name.clone());
-            match outcome {
-                Ok(()) => response,
-                Err((e, message)) => response
-                    .with_error_code(e.code())
-                    .with_error_message(Some(StrBytes::from_string(message))),
+    let mut responses = Vec::with_capacity(request.resources.len());
+    for r in request.resources {
+        let name = r.resource_name.as_str();
+        let access = check_config_access(
+            &broker,
+            &ctx,
+            Operation::AlterConfigs,
+            r.resource_type,
+            name,
+        );
+        let outcome = if let Err((e, message)) = access {
+            Err((e, message.to_string()))
+        } else if r.resource_type == TOPIC {
+            match broker.logs.topic(name) {
+                None => Err((
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("Topic '{name}' does not exist."),
+                )),
+                Some(topic) => match apply(&broker, &topic.configs, &r.configs) {
+                    Ok(configs) => broker
+                        .alter_topic_configs(name, configs, request.validate_only)
+                        .await
+                        .map_err(|e| (topic_error_code(&e), e.to_string())),
+                    Err(e) => Err(e),
+                },
             }
-        })
-        .collect();
+        } else if r.resource_type == GROUP {
+            alter_group(&broker, name, &r.configs, request.validate_only)
+        } else {
+            Err(not_a_topic(r.resource_type))
+        };
+        let response = AlterConfigsResourceResponse::default()
+            .with_resource_type(r.resource_type)
+            .with_resource_name(r.resource_name.clone());
+        responses.push(match outcome {
+            Ok(()) => response,
+            Err((e, message)) => response
+                .with_error_code(e.code())
+                .with_error_message(Some(StrBytes::from_string(message))),
+        });
+    }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }

@@ -156,6 +156,80 @@ pub async fn delete_topic(
     Ok(Some(topic))
 }
 
+/// What became of a topic change.
+#[derive(Debug)]
+pub enum TopicUpdate {
+    /// Committed: the topic as it now is.
+    Updated(TopicRecord),
+    UnknownTopic,
+    /// CreatePartitions to no more partitions than the topic has (it has this many).
+    PartitionsNotIncreased(i32),
+}
+
+/// Changes a topic's partition count (only up) or its config overrides, as a commit that
+/// every broker replays: the topic event carries the topic's whole new state.
+pub async fn update_topic(
+    client: &mut Client,
+    name: &str,
+    partitions: Option<i32>,
+    configs: Option<&BTreeMap<String, String>>,
+) -> Result<TopicUpdate, tokio_postgres::Error> {
+    let txn = client.transaction().await?;
+    let commit_id = next_commit(&txn).await?;
+    let Some(row) = txn
+        .query_opt(
+            "SELECT topic_id, partitions, configs::text FROM topics WHERE name = $1 FOR UPDATE",
+            &[&name],
+        )
+        .await?
+    else {
+        return Ok(TopicUpdate::UnknownTopic);
+    };
+    let current: i32 = row.get(1);
+    let mut topic = TopicRecord {
+        topic_id: row.get(0),
+        name: name.to_string(),
+        partitions: current,
+        configs: configs_from_text(row.get(2)),
+    };
+    if let Some(count) = partitions {
+        if count <= current {
+            return Ok(TopicUpdate::PartitionsNotIncreased(current));
+        }
+        txn.execute(
+            "INSERT INTO partitions (topic_id, partition)
+             SELECT $1, p FROM generate_series($2, $3 - 1) AS p",
+            &[&topic.topic_id, &current, &count],
+        )
+        .await?;
+        topic.partitions = count;
+    }
+    if let Some(configs) = configs {
+        topic.configs = configs.clone();
+    }
+    let text = configs_to_text(&topic.configs);
+    txn.execute(
+        "UPDATE topics SET partitions = $2, configs = $3::text::jsonb, commit_id = $4
+          WHERE topic_id = $1",
+        &[&topic.topic_id, &topic.partitions, &text, &commit_id],
+    )
+    .await?;
+    txn.execute(
+        "INSERT INTO topic_events (commit_id, topic_id, name, partitions, configs, deleted)
+         VALUES ($1, $2, $3, $4, $5::text::jsonb, false)",
+        &[
+            &commit_id,
+            &topic.topic_id,
+            &topic.name,
+            &topic.partitions,
+            &text,
+        ],
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(TopicUpdate::Updated(topic))
+}
+
 pub async fn topics(
     client: &impl GenericClient,
 ) -> Result<Vec<TopicRecord>, tokio_postgres::Error> {

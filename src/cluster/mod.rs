@@ -302,6 +302,53 @@ impl Cluster {
         }
     }
 
+    /// AlterConfigs and IncrementalAlterConfigs on a topic in cluster mode: validated
+    /// locally, committed in PostgreSQL, applied by every broker's replica.
+    pub async fn alter_topic_configs(
+        &self,
+        logs: &LogManager,
+        name: &str,
+        configs: BTreeMap<String, String>,
+    ) -> Result<(), TopicError> {
+        logs.alter_topic_configs(name, configs.clone(), true)?;
+        self.update_topic(name, None, Some(&configs)).await
+    }
+
+    /// CreatePartitions in cluster mode.
+    pub async fn create_partitions(
+        &self,
+        logs: &LogManager,
+        name: &str,
+        count: i32,
+    ) -> Result<(), TopicError> {
+        logs.create_partitions(name, count, true)?;
+        self.update_topic(name, Some(count), None).await
+    }
+
+    async fn update_topic(
+        &self,
+        name: &str,
+        partitions: Option<i32>,
+        configs: Option<&BTreeMap<String, String>>,
+    ) -> Result<(), TopicError> {
+        let update = async {
+            let update =
+                metadata::update_topic(&mut *self.admin().await?, name, partitions, configs)
+                    .await?;
+            self.sync_replica().await?;
+            Ok::<_, ClusterError>(update)
+        }
+        .await
+        .map_err(|e| TopicError::Cluster(e.retriable_copy().to_string()))?;
+        match update {
+            metadata::TopicUpdate::Updated(_) => Ok(()),
+            metadata::TopicUpdate::UnknownTopic => Err(TopicError::UnknownTopic),
+            metadata::TopicUpdate::PartitionsNotIncreased(current) => Err(
+                TopicError::InvalidPartitions(format!("Topic already has {current} partitions.")),
+            ),
+        }
+    }
+
     /// The first id of a fresh block of `size` producer ids.
     pub async fn producer_id_block(&self, size: i64) -> Result<i64, ClusterError> {
         Ok(metadata::producer_id_block(&*self.admin().await?, size).await?)

@@ -22,7 +22,7 @@ use super::objects::{ObjectCache, Objects};
 use super::ClusterError;
 use crate::log::record_batch::{assign_offset, BatchHeader, HEADER_SIZE};
 use crate::log::{LogError, LEADER_EPOCH};
-use crate::log_manager::LogManager;
+use crate::log_manager::{LogManager, Topic};
 
 pub struct Replica {
     pub logs: Arc<LogManager>,
@@ -160,10 +160,12 @@ impl Replica {
         Ok(())
     }
 
+    /// Makes the local topic what `topic` says: created with its id, or with more
+    /// partitions or other config overrides than the local one has.
     async fn create_local(&self, topic: &TopicRecord) -> Result<(), ClusterError> {
         if let Some(local) = self.logs.topic(&topic.name) {
             if local.id == topic.topic_id {
-                return Ok(());
+                return self.update_local(&local, topic).await;
             }
             self.delete_local(&local.name, local.id).await?;
         }
@@ -181,6 +183,27 @@ impl Replica {
         .map_err(|e| ClusterError::Local(e.to_string()))?
         .map_err(|e| ClusterError::Local(e.to_string()))?;
         Ok(())
+    }
+
+    async fn update_local(&self, local: &Topic, topic: &TopicRecord) -> Result<(), ClusterError> {
+        let grow = local.partitions.len() < topic.partitions as usize;
+        let reconfigure = local.configs != topic.configs;
+        if !grow && !reconfigure {
+            return Ok(());
+        }
+        let (logs, topic) = (self.logs.clone(), topic.clone());
+        tokio::task::spawn_blocking(move || {
+            if grow {
+                logs.create_partitions(&topic.name, topic.partitions, false)?;
+            }
+            if reconfigure {
+                logs.alter_topic_configs(&topic.name, topic.configs.clone(), false)?;
+            }
+            Ok::<(), crate::log_manager::TopicError>(())
+        })
+        .await
+        .map_err(|e| ClusterError::Local(e.to_string()))?
+        .map_err(|e| ClusterError::Local(e.to_string()))
     }
 
     async fn delete_local(&self, name: &str, id: Uuid) -> Result<(), ClusterError> {
