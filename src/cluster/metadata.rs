@@ -96,18 +96,7 @@ pub async fn create_topic(
         &[&topic.topic_id, &topic.partitions],
     )
     .await?;
-    txn.execute(
-        "INSERT INTO topic_events (commit_id, topic_id, name, partitions, configs, deleted)
-         VALUES ($1, $2, $3, $4, $5::text::jsonb, false)",
-        &[
-            &commit_id,
-            &topic.topic_id,
-            &topic.name,
-            &topic.partitions,
-            &configs,
-        ],
-    )
-    .await?;
+    insert_topic_event(&txn, commit_id, topic, &configs, false).await?;
     txn.commit().await?;
     Ok(true)
 }
@@ -146,14 +135,33 @@ pub async fn delete_topic(
         &[&topic.topic_id],
     )
     .await?;
-    txn.execute(
-        "INSERT INTO topic_events (commit_id, topic_id, name, partitions, configs, deleted)
-         VALUES ($1, $2, $3, $4, '{}'::jsonb, true)",
-        &[&commit_id, &topic.topic_id, &topic.name, &topic.partitions],
-    )
-    .await?;
+    insert_topic_event(&txn, commit_id, &topic, "{}", true).await?;
     txn.commit().await?;
     Ok(Some(topic))
+}
+
+/// Records a topic's new state (or its deletion) for every replica to apply in commit order.
+async fn insert_topic_event(
+    txn: &impl GenericClient,
+    commit_id: i64,
+    topic: &TopicRecord,
+    configs_json: &str,
+    deleted: bool,
+) -> Result<(), tokio_postgres::Error> {
+    txn.execute(
+        "INSERT INTO topic_events (commit_id, topic_id, name, partitions, configs, deleted)
+         VALUES ($1, $2, $3, $4, $5::text::jsonb, $6)",
+        &[
+            &commit_id,
+            &topic.topic_id,
+            &topic.name,
+            &topic.partitions,
+            &configs_json,
+            &deleted,
+        ],
+    )
+    .await?;
+    Ok(())
 }
 
 /// What became of a topic change.
@@ -214,18 +222,7 @@ pub async fn update_topic(
         &[&topic.topic_id, &topic.partitions, &text, &commit_id],
     )
     .await?;
-    txn.execute(
-        "INSERT INTO topic_events (commit_id, topic_id, name, partitions, configs, deleted)
-         VALUES ($1, $2, $3, $4, $5::text::jsonb, false)",
-        &[
-            &commit_id,
-            &topic.topic_id,
-            &topic.name,
-            &topic.partitions,
-            &text,
-        ],
-    )
-    .await?;
+    insert_topic_event(&txn, commit_id, &topic, &text, false).await?;
     txn.commit().await?;
     Ok(TopicUpdate::Updated(topic))
 }

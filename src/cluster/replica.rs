@@ -24,6 +24,17 @@ use crate::log::record_batch::{assign_offset, BatchHeader, HEADER_SIZE};
 use crate::log::{LogError, LEADER_EPOCH};
 use crate::log_manager::{LogManager, Topic};
 
+/// A read-only transaction that sees one state of the database throughout.
+async fn snapshot(
+    db: &mut Client,
+) -> Result<tokio_postgres::Transaction<'_>, tokio_postgres::Error> {
+    db.build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+}
+
 pub struct Replica {
     pub logs: Arc<LogManager>,
     pub objects: Objects,
@@ -43,12 +54,7 @@ struct Round {
 impl Replica {
     /// Makes the local logs those of PostgreSQL as of now (start-up, or after a gap).
     pub async fn catch_up(&self, db: &mut Client) -> Result<(), ClusterError> {
-        let txn = db
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await?;
+        let txn = snapshot(db).await?;
         let upto = metadata::last_commit(&txn).await?;
         let topics = metadata::topics(&txn).await?;
         let wanted: HashMap<Uuid, &TopicRecord> = topics.iter().map(|t| (t.topic_id, t)).collect();
@@ -115,12 +121,7 @@ impl Replica {
         if upto <= after {
             return Ok(None);
         }
-        let txn = db
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await?;
+        let txn = snapshot(db).await?;
         let events = metadata::topic_events(&txn, after, upto).await?;
         let batches = metadata::batches_committed(&txn, after, upto).await?;
         txn.commit().await?;
