@@ -31,8 +31,9 @@ stop() {
 trap 'stop; compat-tests/cluster/engines.sh down "$dir/engines"; rm -rf "$dir"' EXIT
 
 for n in ${BROKERS:-1 3}; do
-  rm -rf "$dir/engines" "$dir"/b*
+  # The previous size's engines stop first (down reads their PID files), then go.
   compat-tests/cluster/engines.sh down "$dir/engines" 2>/dev/null || true
+  rm -rf "$dir/engines" "$dir"/b*
   compat-tests/cluster/engines.sh up "$dir/engines" >/dev/null
   set -a; . "$dir/engines/env"; set +a
   boot=
