@@ -7,6 +7,7 @@
 #   engines.sh up DIR    starts both; writes DIR/env: GREGOR_METADATA_URL, GREGOR_S3_ENDPOINT
 #                        and GREGOR_S3_BUCKET (a fresh bucket)
 #   engines.sh down DIR  stops what `up` started, by the PIDs it wrote
+#   engines.sh check     exits 3 with the reason when `up` could not start them
 # `up` exits 3 with the reason on stderr when an engine can't be found or started, so that a
 # test can report itself skipped.
 set -euo pipefail
@@ -53,12 +54,17 @@ wait_for() {
   return 1
 }
 
+check() {
+  pg_bin >/dev/null || skip "PostgreSQL is not installed (make deps installs it)"
+  [ -x "$venv/bin/moto_server" ] || skip "moto's S3 server is not installed (make deps installs it)"
+}
+
 up() {
   local dir=$1 bin as=() pg_port s3_port
+  check
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
-  bin=$(pg_bin) || skip "PostgreSQL is not installed (make deps installs it)"
-  [ -x "$venv/bin/moto_server" ] || skip "moto's S3 server is not installed (make deps installs it)"
+  bin=$(pg_bin)
   if [ "$(id -u)" = 0 ]; then
     # PostgreSQL refuses to run as root.
     as=(setpriv --reuid="$(id -u nobody)" --regid="$(id -g nobody)" --clear-groups)
@@ -106,5 +112,6 @@ case "${1:-}" in
   install) install ;;
   up) up "${2:?engines.sh up DIR}" ;;
   down) down "${2:?engines.sh down DIR}" ;;
-  *) echo "usage: engines.sh install | up DIR | down DIR" >&2; exit 2 ;;
+  check) check ;;
+  *) echo "usage: engines.sh install | up DIR | down DIR | check" >&2; exit 2 ;;
 esac
