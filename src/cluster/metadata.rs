@@ -140,6 +140,35 @@ pub async fn delete_topic(
     Ok(Some(topic))
 }
 
+/// Notes the last commit broker `node_id`'s replica applied.
+pub async fn record_applied(
+    client: &impl GenericClient,
+    node_id: i32,
+    commit: i64,
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute(
+            "UPDATE brokers SET applied_commit = $2 WHERE node_id = $1 AND applied_commit < $2",
+            &[&node_id, &commit],
+        )
+        .await?;
+    Ok(())
+}
+
+/// How many live brokers have not applied commit `commit` yet.
+pub async fn brokers_behind(
+    client: &impl GenericClient,
+    commit: i64,
+) -> Result<i64, tokio_postgres::Error> {
+    Ok(client
+        .query_one(
+            "SELECT count(*) FROM brokers WHERE alive AND applied_commit < $1",
+            &[&commit],
+        )
+        .await?
+        .get(0))
+}
+
 /// Records a topic's new state (or its deletion) for every replica to apply in commit order.
 async fn insert_topic_event(
     txn: &impl GenericClient,

@@ -33,6 +33,9 @@ use objects::{ObjectCache, Objects};
 use produce_buffer::{ProduceBuffer, Uploader};
 use replica::Replica;
 
+/// The longest a topic change waits for the other live brokers to apply it.
+const OTHERS_WAIT: Duration = Duration::from_secs(5);
+
 /// Bytes of recently uploaded or read objects kept in memory.
 const OBJECT_CACHE_BYTES: usize = 64 << 20;
 
@@ -160,6 +163,7 @@ impl Cluster {
         let (applied_tx, applied) = watch::channel(0);
         let wake_replica = Arc::new(Notify::new());
         let replica = Replica {
+            node_id: me.node_id,
             logs,
             objects: objects.clone(),
             cache: cache.clone(),
@@ -236,7 +240,9 @@ impl Cluster {
         Ok(admin)
     }
 
-    /// Waits until this broker's replica has applied everything committed so far.
+    /// Waits until this broker's replica has applied everything committed so far, then
+    /// (for up to `OTHERS_WAIT`) until every live broker has: a client that changed a topic
+    /// through one broker and asks another next finds the change there.
     async fn sync_replica(&self) -> Result<(), ClusterError> {
         let upto = metadata::last_commit(&*self.admin().await?).await?;
         self.wake_replica.notify_one();
@@ -245,6 +251,18 @@ impl Cluster {
             .await
             .map_err(|_| ClusterError::Local("the local replica did not catch up in 30 s".into()))?
             .map_err(|_| ClusterError::Stopped)?;
+        let deadline = tokio::time::Instant::now() + OTHERS_WAIT;
+        while metadata::brokers_behind(&*self.admin().await?, upto).await? > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                // Committed all the same; a broker that is slow or dead catches up later.
+                tracing::debug!(
+                    commit = upto,
+                    "not every broker applied a topic change in time"
+                );
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         Ok(())
     }
 

@@ -36,6 +36,8 @@ async fn snapshot(
 }
 
 pub struct Replica {
+    /// This broker, whose applied commit is noted in PostgreSQL.
+    pub node_id: i32,
     pub logs: Arc<LogManager>,
     pub objects: Objects,
     pub cache: Arc<ObjectCache>,
@@ -82,6 +84,7 @@ impl Replica {
         txn.commit().await?;
         self.apply_batches(&batches).await?;
         self.applied.send_replace(upto);
+        self.record_applied(db, upto).await;
         Ok(())
     }
 
@@ -158,7 +161,16 @@ impl Replica {
         }
         self.apply_batches(&round.batches[at..]).await?;
         self.applied.send_replace(round.upto);
+        self.record_applied(db, round.upto).await;
         Ok(())
+    }
+
+    /// Tells the other brokers how far this one is (topic changes wait for every broker).
+    /// Only a wait depends on it, so a failure is logged, and the next round tries again.
+    async fn record_applied(&self, db: &Client, upto: i64) {
+        if let Err(e) = metadata::record_applied(db, self.node_id, upto).await {
+            tracing::warn!(error = %e, "could not record the applied commit");
+        }
     }
 
     /// Makes the local topic what `topic` says: created with its id, or with more

@@ -29,7 +29,10 @@ CREATE TABLE brokers (
     incarnation  uuid        NOT NULL,
     heartbeat_at timestamptz NOT NULL,
     -- False once a heartbeat found it silent for broker.session.timeout.ms.
-    alive        boolean     NOT NULL DEFAULT true
+    alive        boolean     NOT NULL DEFAULT true,
+    -- The last commit its replica applied: a topic change is answered once every live
+    -- broker has it (or after a bound), so that any broker a client asks next knows it.
+    applied_commit bigint    NOT NULL DEFAULT 0
 );
 
 CREATE TABLE topics (
