@@ -181,17 +181,13 @@ pub fn handle(
     })
 }
 
+/// An error answer with its message, after the append (the durability or commit wait).
 fn failed_response(
     index: i32,
     code: ResponseError,
     e: &dyn std::fmt::Display,
 ) -> PartitionProduceResponse {
-    PartitionProduceResponse::default()
-        .with_index(index)
-        .with_error_code(code.code())
-        .with_base_offset(-1)
-        .with_log_start_offset(-1)
-        .with_error_message(Some(StrBytes::from_string(e.to_string())))
+    error_partition(index, code, Some(e.to_string())).response
 }
 
 /// Cluster mode: the answer once the batch's object is committed (or failed).
