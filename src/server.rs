@@ -14,6 +14,8 @@ use crate::broker_state::{BrokerState, Lifecycle};
 use crate::cluster::metadata::BrokerRecord;
 use crate::cluster::Cluster;
 use crate::config::{BrokerConfig, StorageMode};
+use crate::coordinator::internal_topic::compacted;
+use crate::coordinator::offsets::OFFSETS_TOPIC;
 use crate::log_manager::ShutdownError;
 use crate::network::connection::{self, Accepted};
 use crate::network::connection_quotas::ConnectionQuotas;
@@ -142,6 +144,17 @@ where
         .await
         .map_err(|e| ServerError::Start(StartError::Cluster(e)))?;
         broker.producer_ids.use_cluster(cluster.clone());
+        // Groups are coordinated by the leaders of this cluster topic's partitions.
+        let coordinators = &config.coordinator;
+        cluster
+            .ensure_internal_topic(
+                OFFSETS_TOPIC,
+                coordinators.offsets_topic_partitions,
+                compacted(coordinators.offsets_topic_segment_bytes),
+            )
+            .await
+            .map_err(|e| ServerError::Start(StartError::Cluster(e)))?;
+        broker.groups.use_cluster(cluster.clone());
         broker.cluster = Some(cluster);
     }
     let broker = Arc::new(broker);
@@ -161,7 +174,8 @@ where
     tracing::info!(addresses = ?bound, topics = logs.topics().len(), cluster_id = broker.cluster_id(), "broker started");
 
     let background = tokio::spawn(logs.clone().run_background(shutdown_rx.clone()));
-    let group_timers = tokio::spawn(groups.run_timers(shutdown_rx.clone()));
+    let group_timers = tokio::spawn(groups.clone().run_timers(shutdown_rx.clone()));
+    let group_leadership = tokio::spawn(groups.follow_leadership(shutdown_rx.clone()));
     let txn_timers = tokio::spawn(txns.run_timers(shutdown_rx.clone()));
     let share_timers = tokio::spawn(broker.shares.clone().run_timers(shutdown_rx.clone()));
     let quotas = ConnectionQuotas::new(config.socket_server.clone());
@@ -271,6 +285,7 @@ where
     for (task, result) in [
         ("background", background.await),
         ("group timers", group_timers.await),
+        ("group leadership", group_leadership.await),
         ("transaction timers", txn_timers.await),
         ("share timers", share_timers.await),
     ] {

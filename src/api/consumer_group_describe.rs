@@ -14,6 +14,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
+use super::errors::CoordinatorCode;
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::coordinator::consumer::Assignment as Partitions;
@@ -56,6 +57,9 @@ pub async fn handle(
             }
             if !broker.allows(&ctx, Operation::Describe, ResourceType::Group, &id) {
                 return group.with_error_code(ResponseError::GroupAuthorizationFailed.code());
+            }
+            if let Err(e) = broker.groups.check_coordinator(&id) {
+                return group.with_error_code(e.code());
             }
             let Some(cg) = broker.groups.describe_consumer_group(id.as_str()) else {
                 return group

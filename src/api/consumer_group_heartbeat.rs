@@ -35,6 +35,9 @@ pub async fn handle(
     ) {
         return failed(ResponseError::GroupAuthorizationFailed, None);
     }
+    if let Err(e) = broker.groups.check_coordinator(&request.group_id) {
+        return failed(coordinator_error(e), None);
+    }
     // DESCRIBE on every topic subscribed by name, as Kafka checks.
     if let Some(names) = &request.subscribed_topic_names {
         if names

@@ -26,7 +26,10 @@ pub async fn handle(
             );
             continue;
         }
-        let deleted = broker.groups.delete_group(id.as_str()).await;
+        let deleted = match broker.groups.check_coordinator(&id) {
+            Ok(()) => broker.groups.delete_group(id.as_str()).await,
+            Err(e) => Err(e),
+        };
         if deleted.is_ok() {
             // A share group's share-partitions loaded in memory go with it.
             broker.shares.forget(|k| k.group == id.as_str());

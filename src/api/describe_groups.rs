@@ -9,6 +9,7 @@ use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+use super::errors::CoordinatorCode;
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::security::acl::{Operation, ResourceType};
@@ -27,6 +28,11 @@ pub async fn handle(
                 return DescribedGroup::default()
                     .with_group_id(id)
                     .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+            }
+            if let Err(e) = broker.groups.check_coordinator(&id) {
+                return DescribedGroup::default()
+                    .with_group_id(id)
+                    .with_error_code(e.code());
             }
             let ops = if include_ops {
                 broker.authorized_operations(&ctx, ResourceType::Group, &id)

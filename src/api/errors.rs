@@ -74,6 +74,8 @@ pub fn coordinator_error(e: CoordinatorError) -> ResponseError {
         C::ConcurrentTransactions => ResponseError::ConcurrentTransactions,
         C::OperationNotAttempted => ResponseError::OperationNotAttempted,
         C::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+        C::NotCoordinator => ResponseError::NotCoordinator,
+        C::CoordinatorLoadInProgress => ResponseError::CoordinatorLoadInProgress,
         C::InvalidRequest => ResponseError::InvalidRequest,
         // As Kafka's coordinators answer a failed write to their internal topic
         // (GroupCoordinatorService and TransactionStateManager): the client looks the

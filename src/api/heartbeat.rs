@@ -25,6 +25,9 @@ pub async fn handle(
         return HeartbeatResponse::default()
             .with_error_code(ResponseError::GroupAuthorizationFailed.code());
     }
+    if let Err(e) = broker.groups.check_coordinator(&request.group_id) {
+        return HeartbeatResponse::default().with_error_code(e.code());
+    }
     let result = broker.groups.heartbeat(
         request.group_id.as_str(),
         request.member_id.as_str(),

@@ -9,7 +9,7 @@ use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::errors::coordinator_error_code;
+use super::errors::{coordinator_error_code, CoordinatorCode};
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::coordinator::{JoinRequest, Outcome};
@@ -28,6 +28,12 @@ pub async fn handle(
     ) {
         return JoinGroupResponse::default()
             .with_error_code(ResponseError::GroupAuthorizationFailed.code())
+            .with_generation_id(-1)
+            .with_protocol_name((ctx.version < 7).then(StrBytes::default));
+    }
+    if let Err(e) = broker.groups.check_coordinator(&request.group_id) {
+        return JoinGroupResponse::default()
+            .with_error_code(e.code())
             .with_generation_id(-1)
             .with_protocol_name((ctx.version < 7).then(StrBytes::default));
     }
@@ -64,15 +70,24 @@ pub async fn handle(
     };
     let result = match in_consumer_group.unwrap_or_else(|| broker.groups.join(join)) {
         Outcome::Now(r) => r,
-        Outcome::Wait(rx) => match rx.await {
-            Ok(r) => r,
-            Err(_) => {
+        Outcome::Wait(rx) => {
+            // The group was dropped: handed over to another broker, or gone.
+            let Ok(r) = rx.await else {
+                let code = broker
+                    .groups
+                    .check_coordinator(&request.group_id)
+                    .err()
+                    .map_or(
+                        ResponseError::RebalanceInProgress.code(),
+                        CoordinatorCode::code,
+                    );
                 return JoinGroupResponse::default()
-                    .with_error_code(ResponseError::RebalanceInProgress.code())
+                    .with_error_code(code)
                     .with_generation_id(-1)
-                    .with_protocol_name(Some(StrBytes::default()))
-            }
-        },
+                    .with_protocol_name(Some(StrBytes::default()));
+            };
+            r
+        }
     };
     tracing::debug!(group = %request.group_id.as_str(), member = %result.member_id, generation = result.generation_id, error = ?result.error, "JoinGroup");
     let members = result

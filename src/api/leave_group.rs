@@ -27,6 +27,9 @@ pub async fn handle(
         return LeaveGroupResponse::default()
             .with_error_code(ResponseError::GroupAuthorizationFailed.code());
     }
+    if let Err(e) = broker.groups.check_coordinator(&request.group_id) {
+        return LeaveGroupResponse::default().with_error_code(e.code());
+    }
     let leaving: Vec<Leaving> = if ctx.version >= 3 {
         request
             .members

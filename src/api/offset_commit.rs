@@ -10,7 +10,7 @@ use kafka_protocol::messages::offset_commit_response::{
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 use kafka_protocol::ResponseError;
 
-use super::errors::coordinator_code;
+use super::errors::{coordinator_code, CoordinatorCode};
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::coordinator::OffsetCommitEntry;
@@ -28,6 +28,9 @@ pub async fn handle(
         &request.group_id,
     ) {
         return every_partition(request, ResponseError::GroupAuthorizationFailed.code());
+    }
+    if let Err(e) = broker.groups.check_coordinator(&request.group_id) {
+        return every_partition(request, e.code());
     }
     // READ on each topic: the partitions of the others are answered without a commit.
     let denied: Vec<bool> = request

@@ -28,6 +28,9 @@ pub async fn handle(
         return OffsetDeleteResponse::default()
             .with_error_code(ResponseError::GroupAuthorizationFailed.code());
     }
+    if let Err(e) = broker.groups.check_coordinator(&request.group_id) {
+        return OffsetDeleteResponse::default().with_error_code(e.code());
+    }
     // READ on each topic: the partitions of the others are answered without a deletion.
     let denied: Vec<bool> = request
         .topics

@@ -12,6 +12,7 @@ use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicNam
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+use super::errors::coordinator_error;
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::coordinator::group::CommittedOffset;
@@ -56,6 +57,10 @@ fn group_offsets(
     if !broker.allows(ctx, Operation::Describe, ResourceType::Group, group) {
         return Err(ResponseError::GroupAuthorizationFailed);
     }
+    broker
+        .groups
+        .check_coordinator(group)
+        .map_err(coordinator_error)?;
     // A share group has no committed offsets: "not a consumer group", as Kafka answers.
     if broker.groups.is_share_group(group) {
         return Err(ResponseError::GroupIdNotFound);

@@ -212,6 +212,12 @@ fn committed_response(
             &"the topic was deleted",
         ),
         Ok(Ok(BatchOutcome::Producer(e))) => refused(log, index, &LogError::Producer(e)).response,
+        // Only coordinators' batches are fenced; a produce request never is.
+        Ok(Ok(BatchOutcome::Fenced)) => failed_response(
+            index,
+            ResponseError::NotLeaderOrFollower,
+            &"fenced by a newer membership epoch",
+        ),
         // Retriable: nothing of the object is visible, the producer sends again.
         Ok(Err(e)) => failed_response(index, ResponseError::KafkaStorageError, &e),
         Err(_) => failed_response(

@@ -43,6 +43,9 @@ pub async fn handle(
     ) {
         return failed(ResponseError::GroupAuthorizationFailed, None);
     }
+    if let Err(e) = broker.groups.check_coordinator(&request.group_id) {
+        return failed(coordinator_error(e), None);
+    }
     if !valid_member_id(&request.member_id) {
         return failed(
             ResponseError::InvalidRequest,

@@ -7,7 +7,7 @@ use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::errors::coordinator_error_code;
+use super::errors::{coordinator_error_code, CoordinatorCode};
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::coordinator::{Outcome, SyncRequest};
@@ -26,6 +26,9 @@ pub async fn handle(
     ) {
         return SyncGroupResponse::default()
             .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
+    if let Err(e) = broker.groups.check_coordinator(&request.group_id) {
+        return SyncGroupResponse::default().with_error_code(e.code());
     }
     let assignments: HashMap<String, bytes::Bytes> = request
         .assignments
@@ -52,13 +55,21 @@ pub async fn handle(
     });
     let result = match outcome {
         Outcome::Now(r) => r,
-        Outcome::Wait(rx) => match rx.await {
-            Ok(r) => r,
-            Err(_) => {
-                return SyncGroupResponse::default()
-                    .with_error_code(ResponseError::RebalanceInProgress.code())
-            }
-        },
+        Outcome::Wait(rx) => {
+            // The group was dropped: handed over to another broker, or gone.
+            let Ok(r) = rx.await else {
+                let code = broker
+                    .groups
+                    .check_coordinator(&request.group_id)
+                    .err()
+                    .map_or(
+                        ResponseError::RebalanceInProgress.code(),
+                        CoordinatorCode::code,
+                    );
+                return SyncGroupResponse::default().with_error_code(code);
+            };
+            r
+        }
     };
     SyncGroupResponse::default()
         .with_error_code(coordinator_error_code(result.error))

@@ -23,6 +23,9 @@ pub struct ObjectBatch {
     /// Where the batch starts in the object.
     pub byte_offset: i64,
     pub header: BatchHeader,
+    /// A coordinator's record batch: committed only while PostgreSQL's membership epoch is
+    /// still this one, under which the writer leads the partition (the coordinator lease).
+    pub fence_epoch: Option<i32>,
 }
 
 /// What became of one batch.
@@ -38,6 +41,9 @@ pub enum BatchOutcome {
     UnknownPartition,
     /// An idempotent producer's batch out of sequence or from a stale epoch.
     Producer(ProducerError),
+    /// A coordinator's batch written under an older membership epoch: the partition may
+    /// have another leader now, which may already have loaded it.
+    Fenced,
 }
 
 /// The commit number and each batch's outcome, in the order given.
@@ -135,9 +141,26 @@ pub async fn commit(
         }
     }
 
+    // Shared, so a heartbeat that changes the live set (FOR UPDATE) waits for this commit or
+    // this commit sees the new epoch: a new leader that waits for the commits made before
+    // it saw the new epoch has every record the old leader was acknowledged for.
+    let epoch: Option<i32> = if batches.iter().any(|b| b.fence_epoch.is_some()) {
+        Some(
+            txn.query_one("SELECT epoch FROM membership FOR SHARE", &[])
+                .await?
+                .get(0),
+        )
+    } else {
+        None
+    };
+
     let mut outcomes = Vec::with_capacity(batches.len());
     let mut appended: Vec<(usize, i64)> = Vec::new();
     for (i, b) in batches.iter().enumerate() {
+        if b.fence_epoch.is_some() && b.fence_epoch != epoch {
+            outcomes.push(BatchOutcome::Fenced);
+            continue;
+        }
         let key = (b.topic_id, b.partition);
         let Some((next, start)) = ends.get_mut(&key) else {
             outcomes.push(BatchOutcome::UnknownPartition);

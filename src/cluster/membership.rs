@@ -8,7 +8,7 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio_postgres::Client;
 use uuid::Uuid;
 
@@ -20,6 +20,10 @@ pub struct Membership {
     pub incarnation: Uuid,
     /// The membership epoch and the live brokers it numbers.
     live: RwLock<(i32, Arc<Vec<BrokerRecord>>)>,
+    /// The epoch again, for tasks that act when it changes (the coordinators' leadership).
+    epoch_changes: watch::Sender<i32>,
+    /// Asks for a heartbeat now rather than at the next interval (a coordinator was fenced).
+    refresh: Notify,
 }
 
 impl Membership {
@@ -28,7 +32,19 @@ impl Membership {
             live: RwLock::new((0, Arc::new(vec![me.clone()]))),
             me,
             incarnation: Uuid::new_v4(),
+            epoch_changes: watch::channel(0).0,
+            refresh: Notify::new(),
         }
+    }
+
+    /// The membership epoch, marked changed whenever the live set this broker knows does.
+    pub fn subscribe(&self) -> watch::Receiver<i32> {
+        self.epoch_changes.subscribe()
+    }
+
+    /// Heartbeats at once: this broker's epoch is older than PostgreSQL's.
+    pub fn refresh(&self) {
+        self.refresh.notify_one();
     }
 
     /// The live brokers by node id (this one always among them).
@@ -58,13 +74,25 @@ impl Membership {
             .live
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = (epoch, Arc::new(brokers));
+        self.epoch_changes.send_if_modified(|e| {
+            let changed = *e != epoch;
+            *e = epoch;
+            changed
+        });
+    }
+
+    /// The membership epoch and the live set it numbers, read together.
+    pub fn view(&self) -> (i32, Arc<Vec<BrokerRecord>>) {
+        let view = self
+            .live
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (view.0, view.1.clone())
     }
 
     /// The broker clients are sent to for `topic`'s `partition`.
     pub fn leader(&self, topic: &str, partition: i32) -> i32 {
-        let live = self.live();
-        let start = crc32c::crc32c(topic.as_bytes()) as usize;
-        live[(start + partition.max(0) as usize) % live.len()].node_id
+        leader_among(&self.live(), topic, partition)
     }
 
     /// Registers this broker and reads the live set once.
@@ -91,6 +119,7 @@ impl Membership {
         loop {
             tokio::select! {
                 () = tokio::time::sleep(interval) => {}
+                () = self.refresh.notified() => {}
                 _ = shutdown.changed() => {
                     if let Err(e) = metadata::unregister(&mut db, self.me.node_id, self.incarnation).await {
                         tracing::warn!(error = %e, "could not leave the cluster; others drop this broker after broker.session.timeout.ms");
@@ -112,6 +141,12 @@ impl Membership {
             }
         }
     }
+}
+
+/// The leader of `topic`'s `partition` among `live` (by node id, never empty).
+pub fn leader_among(live: &[BrokerRecord], topic: &str, partition: i32) -> i32 {
+    let start = crc32c::crc32c(topic.as_bytes()) as usize;
+    live[(start + partition.max(0) as usize) % live.len()].node_id
 }
 
 #[cfg(test)]

@@ -229,7 +229,35 @@ impl Cluster {
         records: Bytes,
         header: BatchHeader,
     ) -> oneshot::Receiver<Result<BatchOutcome, ClusterError>> {
-        self.buffer.append(topic_id, partition, records, header)
+        self.buffer
+            .append(topic_id, partition, records, header, None)
+    }
+
+    /// As [`Cluster::produce`], for a coordinator's records: committed only while the
+    /// membership epoch is still `epoch`, the one under which this broker leads the
+    /// partition (else [`BatchOutcome::Fenced`]).
+    pub fn produce_fenced(
+        &self,
+        topic_id: Uuid,
+        partition: i32,
+        records: Bytes,
+        header: BatchHeader,
+        epoch: i32,
+    ) -> oneshot::Receiver<Result<BatchOutcome, ClusterError>> {
+        self.buffer
+            .append(topic_id, partition, records, header, Some(epoch))
+    }
+
+    /// Waits until this broker's replica has applied everything committed so far.
+    pub async fn caught_up(&self) -> Result<i64, ClusterError> {
+        let upto = metadata::last_commit(&*self.admin().await?).await?;
+        self.wake_replica.notify_one();
+        let mut applied = self.applied.clone();
+        tokio::time::timeout(Duration::from_secs(30), applied.wait_for(|a| *a >= upto))
+            .await
+            .map_err(|_| ClusterError::Local("the local replica did not catch up in 30 s".into()))?
+            .map_err(|_| ClusterError::Stopped)?;
+        Ok(upto)
     }
 
     async fn admin(&self) -> Result<tokio::sync::MutexGuard<'_, Client>, ClusterError> {
@@ -244,13 +272,7 @@ impl Cluster {
     /// (for up to `OTHERS_WAIT`) until every live broker has: a client that changed a topic
     /// through one broker and asks another next finds the change there.
     async fn sync_replica(&self) -> Result<(), ClusterError> {
-        let upto = metadata::last_commit(&*self.admin().await?).await?;
-        self.wake_replica.notify_one();
-        let mut applied = self.applied.clone();
-        tokio::time::timeout(Duration::from_secs(30), applied.wait_for(|a| *a >= upto))
-            .await
-            .map_err(|_| ClusterError::Local("the local replica did not catch up in 30 s".into()))?
-            .map_err(|_| ClusterError::Stopped)?;
+        let upto = self.caught_up().await?;
         let deadline = tokio::time::Instant::now() + OTHERS_WAIT;
         while metadata::brokers_behind(&*self.admin().await?, upto).await? > 0 {
             if tokio::time::Instant::now() >= deadline {
@@ -297,6 +319,27 @@ impl Cluster {
         logs.topic_by_id(record.topic_id).ok_or_else(|| {
             TopicError::Cluster("the topic was deleted right after its creation".into())
         })
+    }
+
+    /// Creates an internal topic (`__consumer_offsets`) in PostgreSQL unless it is there,
+    /// and waits until the local replica has it. A local topic of that name from before
+    /// (another id) is replaced by the replica.
+    pub async fn ensure_internal_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+    ) -> Result<(), ClusterError> {
+        let record = TopicRecord {
+            topic_id: Uuid::new_v4(),
+            name: name.to_string(),
+            partitions,
+            configs,
+        };
+        if metadata::create_topic(&mut *self.admin().await?, &record).await? {
+            tracing::info!(topic = name, partitions, "created an internal topic");
+        }
+        self.caught_up().await.map(|_| ())
     }
 
     /// DeleteTopics in cluster mode.

@@ -32,6 +32,7 @@ struct Pending {
     partition: i32,
     records: Bytes,
     header: BatchHeader,
+    fence_epoch: Option<i32>,
     reply: oneshot::Sender<Result<BatchOutcome, ClusterError>>,
 }
 
@@ -72,12 +73,14 @@ impl ProduceBuffer {
 
     /// Queues one validated batch (`records` is exactly the batch `header` describes). The
     /// order of calls is the order of the batches in the object and in their partitions.
+    /// With `fence_epoch` the batch is committed only under that membership epoch.
     pub fn append(
         &self,
         topic_id: Uuid,
         partition: i32,
         records: Bytes,
         header: BatchHeader,
+        fence_epoch: Option<i32>,
     ) -> oneshot::Receiver<Result<BatchOutcome, ClusterError>> {
         let (reply, rx) = oneshot::channel();
         let pending = Pending {
@@ -85,6 +88,7 @@ impl ProduceBuffer {
             partition,
             records,
             header,
+            fence_epoch,
             reply,
         };
         if let Err(mpsc::error::SendError(p)) = self.tx.send(pending) {
@@ -136,6 +140,7 @@ impl Uploader {
                 partition: p.partition,
                 byte_offset: at,
                 header: p.header,
+                fence_epoch: p.fence_epoch,
             });
             at += p.records.len() as i64;
         }

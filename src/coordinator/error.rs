@@ -38,6 +38,10 @@ pub enum CoordinatorError {
     OperationNotAttempted,
     // Either coordinator.
     CoordinatorNotAvailable,
+    /// Cluster mode: another broker leads the group's `__consumer_offsets` partition.
+    NotCoordinator,
+    /// Cluster mode: this broker is loading the group's partition after taking it over.
+    CoordinatorLoadInProgress,
     InvalidRequest,
     /// Writing the coordinator's internal topic failed (the cause is logged where it
     /// happened). Answered as NOT_COORDINATOR, as Kafka does.

@@ -35,11 +35,15 @@ pub fn partition_log(
     segment_bytes: i32,
     key: &str,
 ) -> Result<Arc<Log>, CoordinatorError> {
-    let configs = BTreeMap::from([
+    partition_log_with(logs, topic, partitions, compacted(segment_bytes), key)
+}
+
+/// The config overrides of a coordinator's topic: compacted, `segment_bytes` segments.
+pub fn compacted(segment_bytes: i32) -> BTreeMap<String, String> {
+    BTreeMap::from([
         ("cleanup.policy".to_string(), "compact".to_string()),
         ("segment.bytes".to_string(), segment_bytes.to_string()),
-    ]);
-    partition_log_with(logs, topic, partitions, configs, key)
+    ])
 }
 
 /// The partition of `topic` that holds `key`, creating the topic on first use with

@@ -20,6 +20,7 @@ pub mod flexible;
 pub mod group;
 pub mod group_configs;
 pub mod internal_topic;
+mod leadership;
 mod offset_store;
 pub mod offsets;
 mod rebalance;
@@ -134,6 +135,11 @@ pub struct GroupCoordinator {
     /// The share-partitions' state (the share coordinator), which share group heartbeats
     /// initialise and deleting a share group removes; None in tests without share groups.
     share_store: Option<Arc<ShareStateStore>>,
+    /// Cluster mode: where this coordinator's records are committed (`leadership.rs`).
+    cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
+    /// Cluster mode: the `__consumer_offsets` partitions this broker leads; None on a
+    /// single broker, which coordinates every group.
+    leadership: Mutex<Option<leadership::Leadership>>,
 }
 
 impl GroupCoordinator {
@@ -142,71 +148,7 @@ impl GroupCoordinator {
         config: CoordinatorConfig,
         logs: Arc<LogManager>,
     ) -> Result<GroupCoordinator, ReplayError> {
-        let mut groups: HashMap<String, Group> = HashMap::new();
-        let mut consumer_groups = consumer::records::Replayed::default();
-        let mut share_groups = share::records::Replayed::default();
-        let now = Instant::now();
-        if let Some(topic) = logs.topic(OFFSETS_TOPIC) {
-            for log in &topic.partitions {
-                replay_modern_groups(log, &mut consumer_groups, &mut share_groups, now)?;
-                let (records, pending) = offsets::replay(log)?;
-                for (producer_id, records) in pending {
-                    for r in records {
-                        let group = groups
-                            .entry(r.group.clone())
-                            .or_insert_with(|| Group::new(&r.group));
-                        if let Some(v) = r.value {
-                            group
-                                .pending_txn_offsets
-                                .entry(producer_id)
-                                .or_default()
-                                .insert((r.topic, r.partition), v);
-                        }
-                    }
-                }
-                for record in records {
-                    let group = groups
-                        .entry(record.group.clone())
-                        .or_insert_with(|| Group::new(&record.group));
-                    let key = (record.topic, record.partition);
-                    match record.value {
-                        Some(v) => {
-                            group.offsets.insert(key, v);
-                        }
-                        None => {
-                            group.offsets.remove(&key);
-                        }
-                    }
-                }
-            }
-            groups.retain(|_, g| !g.offsets.is_empty() || !g.pending_txn_offsets.is_empty());
-            tracing::info!(groups = groups.len(), "loaded committed offsets");
-        }
-        // Consumer groups come back with their members, each with a fresh session (as in
-        // Kafka after a coordinator failover): members that are gone time out.
-        let session = Duration::from_millis(config.consumer.session_timeout_ms as u64);
-        for (id, mut cg) in consumer_groups.groups {
-            for m in cg.members.values_mut() {
-                m.session_deadline = now + session;
-            }
-            cg.assignor = consumer::preferred_assignor(&cg, &config.consumer.assignors[0]);
-            tracing::info!(group = %id, members = cg.members.len(), epoch = cg.group_epoch, "loaded consumer group");
-            groups
-                .entry(id.clone())
-                .or_insert_with(|| Group::new(&id))
-                .consumer = Some(cg);
-        }
-        let share_session = Duration::from_millis(config.share.session_timeout_ms as u64);
-        for (id, mut sg) in share_groups.groups {
-            for m in sg.members.values_mut() {
-                m.session_deadline = now + share_session;
-            }
-            tracing::info!(group = %id, members = sg.members.len(), epoch = sg.group_epoch, "loaded share group");
-            groups
-                .entry(id.clone())
-                .or_insert_with(|| Group::new(&id))
-                .share = Some(sg);
-        }
+        let groups = replay_groups(&config, &logs, |_| true)?;
         Ok(GroupCoordinator {
             next_cleanup: Mutex::new(Instant::now() + config.offsets_retention_check_interval),
             config,
@@ -216,6 +158,8 @@ impl GroupCoordinator {
             group_configs: group_configs::GroupConfigs::none(logs.storage().clone()),
             logs,
             share_store: None,
+            cluster: std::sync::OnceLock::new(),
+            leadership: Mutex::new(None),
         })
     }
 
@@ -228,25 +172,11 @@ impl GroupCoordinator {
     /// The coordinator with the group configs of `store`, whose consumer groups' members
     /// get their session by them.
     pub fn with_group_configs(mut self, store: group_configs::GroupConfigs) -> GroupCoordinator {
-        let now = Instant::now();
-        for (id, g) in self
+        let groups = self
             .groups
             .get_mut()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-        {
-            if let Some(cg) = g.consumer.as_mut() {
-                let ms = store.session_timeout_ms(id, &self.config);
-                for m in cg.members.values_mut() {
-                    m.session_deadline = now + Duration::from_millis(ms.max(0) as u64);
-                }
-            }
-            if let Some(sg) = g.share.as_mut() {
-                let ms = store.share_session_timeout_ms(id, &self.config);
-                for m in sg.members.values_mut() {
-                    m.session_deadline = now + Duration::from_millis(ms.max(0) as u64);
-                }
-            }
-        }
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        fresh_sessions(&store, &self.config, groups.iter_mut());
         self.group_configs = store;
         self
     }
@@ -721,6 +651,109 @@ impl GroupCoordinator {
                     self.tombstone_expired(expired).await;
                 }
                 _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+/// Replays the groups kept in the `__consumer_offsets` partitions `wanted` accepts: their
+/// committed offsets, pending transactional offsets, and consumer and share groups with
+/// their members (each with a fresh session, as after a coordinator failover in Kafka).
+fn replay_groups(
+    config: &CoordinatorConfig,
+    logs: &LogManager,
+    wanted: impl Fn(i32) -> bool,
+) -> Result<HashMap<String, Group>, ReplayError> {
+    let mut groups: HashMap<String, Group> = HashMap::new();
+    let mut consumer_groups = consumer::records::Replayed::default();
+    let mut share_groups = share::records::Replayed::default();
+    let now = Instant::now();
+    if let Some(topic) = logs.topic(OFFSETS_TOPIC) {
+        for log in topic
+            .partitions
+            .iter()
+            .filter(|l| wanted(l.topic_partition().partition))
+        {
+            replay_modern_groups(log, &mut consumer_groups, &mut share_groups, now)?;
+            let (records, pending) = offsets::replay(log)?;
+            for (producer_id, records) in pending {
+                for r in records {
+                    let group = groups
+                        .entry(r.group.clone())
+                        .or_insert_with(|| Group::new(&r.group));
+                    if let Some(v) = r.value {
+                        group
+                            .pending_txn_offsets
+                            .entry(producer_id)
+                            .or_default()
+                            .insert((r.topic, r.partition), v);
+                    }
+                }
+            }
+            for record in records {
+                let group = groups
+                    .entry(record.group.clone())
+                    .or_insert_with(|| Group::new(&record.group));
+                let key = (record.topic, record.partition);
+                match record.value {
+                    Some(v) => {
+                        group.offsets.insert(key, v);
+                    }
+                    None => {
+                        group.offsets.remove(&key);
+                    }
+                }
+            }
+        }
+        groups.retain(|_, g| !g.offsets.is_empty() || !g.pending_txn_offsets.is_empty());
+        tracing::info!(groups = groups.len(), "loaded committed offsets");
+    }
+    // Consumer groups come back with their members, each with a fresh session (as in
+    // Kafka after a coordinator failover): members that are gone time out.
+    let session = Duration::from_millis(config.consumer.session_timeout_ms as u64);
+    for (id, mut cg) in consumer_groups.groups {
+        for m in cg.members.values_mut() {
+            m.session_deadline = now + session;
+        }
+        cg.assignor = consumer::preferred_assignor(&cg, &config.consumer.assignors[0]);
+        tracing::info!(group = %id, members = cg.members.len(), epoch = cg.group_epoch, "loaded consumer group");
+        groups
+            .entry(id.clone())
+            .or_insert_with(|| Group::new(&id))
+            .consumer = Some(cg);
+    }
+    let share_session = Duration::from_millis(config.share.session_timeout_ms as u64);
+    for (id, mut sg) in share_groups.groups {
+        for m in sg.members.values_mut() {
+            m.session_deadline = now + share_session;
+        }
+        tracing::info!(group = %id, members = sg.members.len(), epoch = sg.group_epoch, "loaded share group");
+        groups
+            .entry(id.clone())
+            .or_insert_with(|| Group::new(&id))
+            .share = Some(sg);
+    }
+    Ok(groups)
+}
+
+/// Gives the loaded members of `groups` a fresh session by their group's configs.
+fn fresh_sessions<'a>(
+    store: &group_configs::GroupConfigs,
+    config: &CoordinatorConfig,
+    groups: impl Iterator<Item = (&'a String, &'a mut Group)>,
+) {
+    let now = Instant::now();
+    for (id, g) in groups {
+        if let Some(cg) = g.consumer.as_mut() {
+            let ms = store.session_timeout_ms(id, config);
+            for m in cg.members.values_mut() {
+                m.session_deadline = now + Duration::from_millis(ms.max(0) as u64);
+            }
+        }
+        if let Some(sg) = g.share.as_mut() {
+            let ms = store.share_session_timeout_ms(id, config);
+            for m in sg.members.values_mut() {
+                m.session_deadline = now + Duration::from_millis(ms.max(0) as u64);
             }
         }
     }

@@ -55,7 +55,10 @@ impl GroupCoordinator {
             producer_id,
             producer_epoch,
         });
-        append_durably(&log, &refs, txn).await
+        match self.append_shared(&log, &refs, txn).await {
+            Some(committed) => committed,
+            None => append_durably(&log, &refs, txn).await,
+        }
     }
 
     /// Appends a tombstone for each of a group's `partitions` to its offsets partition and
@@ -75,7 +78,10 @@ impl GroupCoordinator {
             .map(|(t, p)| offsets::encode_key(group_id, t, *p))
             .collect();
         let refs: Vec<RawRecord<'_>> = records.iter().map(|k| (Some(k.as_slice()), None)).collect();
-        append_durably(&log, &refs, None).await
+        match self.append_shared(&log, &refs, None).await {
+            Some(committed) => committed,
+            None => append_durably(&log, &refs, None).await,
+        }
     }
 
     #[cfg(test)]

@@ -2,8 +2,9 @@
 //! S3 server, started by `compat-tests/cluster/engines.sh` (installed by `make deps`;
 //! without them these tests say SKIPPED), and three `gregor` brokers on loopback ports.
 //! Produce through one broker and consume through another; kill -9 a broker under load and
-//! lose nothing acknowledged; stop the whole cluster, wipe a broker's disk, and find
-//! everything again.
+//! lose nothing acknowledged; kill a consumer group's coordinator and find the group, its
+//! committed offsets and its member carrying on at another broker; stop the whole cluster,
+//! wipe a broker's disk, and find everything again.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -466,4 +467,176 @@ async fn the_whole_cluster_restarts_and_a_wiped_broker_rebuilds_from_the_objects
             "{k} at {offset} after {before} in partition {p}"
         );
     }
+}
+
+/// The node id of the broker that `addr` says coordinates `group` (None: an error).
+fn coordinator_of(addr: &str, group: &str) -> Option<i32> {
+    use kafka_protocol::messages::{ApiKey, FindCoordinatorRequest, FindCoordinatorResponse};
+    let response: FindCoordinatorResponse = crate::raw::call(
+        addr,
+        ApiKey::FindCoordinator,
+        4,
+        &FindCoordinatorRequest::default()
+            .with_key_type(0)
+            .with_coordinator_keys(vec![kafka_protocol::protocol::StrBytes::from_string(
+                group.to_string(),
+            )]),
+    );
+    let found = &response.coordinators[0];
+    (found.error_code == 0).then_some(found.node_id.0)
+}
+
+/// A group's committed offsets of `topic`'s 4 partitions, read through `addr` (-1: none),
+/// by a client that does not join the group.
+fn committed_through(addr: &str, group: &str, topic: &str) -> Result<Vec<i64>, String> {
+    let client: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", addr)
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let mut wanted = rdkafka::TopicPartitionList::new();
+    for p in 0..4 {
+        wanted.add_partition(topic, p);
+    }
+    let committed = client
+        .committed_offsets(wanted, Duration::from_secs(10))
+        .map_err(|e| e.to_string())?;
+    Ok((0..4)
+        .map(
+            |p| match committed.find_partition(topic, p).map(|e| e.offset()) {
+                Some(rdkafka::Offset::Offset(o)) => o,
+                _ => -1,
+            },
+        )
+        .collect())
+}
+
+/// Commits `consumer`'s positions; nothing new to commit is no failure.
+fn commit(consumer: &BaseConsumer) -> rdkafka::error::KafkaResult<()> {
+    match consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
+        Err(rdkafka::error::KafkaError::ConsumerCommit(
+            rdkafka::types::RDKafkaErrorCode::NoOffset,
+        )) => Ok(()),
+        other => other,
+    }
+}
+
+/// Polls `consumer` until it has seen `count` distinct messages, committing after each 100
+/// (a member that rejoins after its group moved may read again from the last commit).
+fn consume_and_commit(
+    consumer: &BaseConsumer,
+    count: usize,
+    seen: &mut std::collections::HashSet<String>,
+) {
+    use rdkafka::consumer::CommitMode;
+    use rdkafka::Message;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut polled = 0;
+    while seen.len() < count {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {count} consumed in 120 s",
+            seen.len()
+        );
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            seen.insert(String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned());
+            polled += 1;
+            if polled % 100 == 0 {
+                // Refused while the group moves (NOT_COORDINATOR): a later one carries
+                // the position anyway.
+                let _ = consumer.commit_consumer_state(CommitMode::Sync);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_group_survives_the_loss_of_its_coordinator() {
+    let _one = ONE_CLUSTER.lock().await;
+    let Some(engines) = Engines::up("a_consumer_group_survives_the_loss_of_its_coordinator") else {
+        return;
+    };
+    let dirs = data_dirs();
+    let mut brokers = start_all(&engines, &dirs)
+        .into_iter()
+        .map(Some)
+        .collect::<Vec<_>>();
+    let all = bootstrap(brokers.iter().flatten());
+    create_topic(&all, "tasks", 4).await;
+    let acked = produce(&producer(&all), "tasks", 2_000, 2_000, || {}).await;
+    let ends = end_offsets_covering(&brokers[0].as_ref().unwrap().addr, "tasks", &acked);
+
+    // Every broker names the same coordinator.
+    let node = coordinator_of(&brokers[0].as_ref().unwrap().addr, "workers")
+        .expect("FindCoordinator answered");
+    for b in brokers.iter().flatten() {
+        assert_eq!(
+            coordinator_of(&b.addr, "workers"),
+            Some(node),
+            "through {}",
+            b.addr
+        );
+    }
+
+    // A member consumes half and commits; then its coordinator dies (kill -9).
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &all)
+        .set("group.id", "workers")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["tasks"]).unwrap();
+    let mut seen = std::collections::HashSet::new();
+    consume_and_commit(&consumer, 1_000, &mut seen);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while let Err(e) = commit(&consumer) {
+        assert!(Instant::now() < deadline, "commit before the loss: {e}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let before = committed_through(&all, "workers", "tasks").unwrap();
+    let positions: i64 = before.iter().map(|&o| o.max(0)).sum();
+    assert_eq!(positions, 1_000, "committed {before:?}");
+    brokers[node as usize - 1].take().unwrap().kill9();
+    let survivors = bootstrap(brokers.iter().flatten());
+
+    // Another broker takes the group over with its committed offsets.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let asked = brokers.iter().flatten().next().unwrap().addr.clone();
+    let moved = loop {
+        match coordinator_of(&asked, "workers") {
+            Some(moved) if moved != node => break moved,
+            _ => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the group still on broker {node}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match committed_through(&survivors, "workers", "tasks") {
+            Ok(after) if after == before => break,
+            other => assert!(
+                Instant::now() < deadline,
+                "broker {moved} has {other:?}, committed {before:?}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // The member goes on with the new coordinator and commits the rest there.
+    consume_and_commit(&consumer, 2_000, &mut seen);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while commit(&consumer).is_err() {
+        assert!(Instant::now() < deadline, "commit after the move");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(consumer);
+    assert_eq!(
+        committed_through(&survivors, "workers", "tasks").unwrap(),
+        ends,
+        "committed up to the end"
+    );
 }
