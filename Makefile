@@ -4,7 +4,7 @@
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test test-cluster bench-cluster test-console image build release lint fmt deps compat compat-legacy compat-quick bench bench-cleaner bench-cleaner-compare bench-tls bench-startup bench-compare bench-peers kafka kafka-stop fuzz fuzz-corpus soak clean
+.PHONY: run test test-cluster bench-cluster compat-cluster test-console image build release lint fmt deps compat compat-legacy compat-quick bench bench-cleaner bench-cleaner-compare bench-tls bench-startup bench-compare bench-peers kafka kafka-stop fuzz fuzz-corpus soak clean
 
 ## Build (release) and run the broker on the embedded default config: 127.0.0.1:9092, data in ./data.
 run:
@@ -74,6 +74,11 @@ compat: deps
 ## against Gregor on and off and Apache Kafka 4, librdkafka as a Kafka 0.9 client.
 compat-legacy: deps
 	compat-tests/run.sh legacy
+
+## The librdkafka quick subset and the client scenarios against three brokers in cluster mode
+## (docs/cluster.md): fresh PostgreSQL and S3 engines per suite.
+compat-cluster: deps
+	compat-tests/run.sh cluster
 
 ## The expected-pass subset that `make test` guards.
 compat-quick: deps

@@ -11,6 +11,8 @@
 #                  client scenario, the differential runner; regenerates docs/compat.md (make compat)
 #   run.sh clients as full without the librdkafka suite (its committed results.tsv is reused)
 #   run.sh legacy  the old clients only (make compat-legacy)
+#   run.sh cluster the quick subsets against three brokers in cluster mode (docs/cluster.md;
+#                  make compat-cluster)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-quick}
@@ -42,18 +44,29 @@ kafkajs_install() {
 
 # A client scenario suite against a fresh Gregor: scenarios NAME COMMAND... (the address is
 # appended to COMMAND's arguments by the ADDR placeholder); output in .work/NAME.txt.
+# In cluster mode (run.sh cluster), against three brokers on fresh engines instead, with the
+# bootstrap list of all three as ADDR.
 scenarios() {
-  local name=$1 dir out rc=0
+  local name=$1 dir out rc=0 pid addr args=()
   shift
   dir=$(mktemp -d)
-  "$gregor" serve -o http.listen=127.0.0.1:0 --listen 127.0.0.1:0 --data-dir "$dir/data" --log-level warn > "$dir/out" 2> "$dir/err" &
-  local pid=$!
-  for _ in $(seq 1 100); do grep -q "^gregor listening on" "$dir/out" && break; sleep 0.1; done
-  local addr args=()
-  addr=$(sed -n 's/^gregor listening on //p' "$dir/out")
+  if [ "$mode" = cluster ]; then
+    chmod 755 "$dir"
+    addr=$(compat-tests/cluster/cluster.sh up "$dir/cluster" "$gregor" 3 -o num.partitions=4) || {
+      rm -rf "$dir"; return 1; }
+  else
+    "$gregor" serve -o http.listen=127.0.0.1:0 --listen 127.0.0.1:0 --data-dir "$dir/data" --log-level warn > "$dir/out" 2> "$dir/err" &
+    pid=$!
+    for _ in $(seq 1 100); do grep -q "^gregor listening on" "$dir/out" && break; sleep 0.1; done
+    addr=$(sed -n 's/^gregor listening on //p' "$dir/out")
+  fi
   for a in "$@"; do args+=("${a//ADDR/$addr}"); done
   timeout 900 "${args[@]}" | tee "$work/$name.txt" || rc=$?
-  kill -TERM "$pid"; wait "$pid" || rc=1
+  if [ "$mode" = cluster ]; then
+    compat-tests/cluster/cluster.sh down "$dir/cluster" || rc=1
+  else
+    kill -TERM "$pid"; wait "$pid" || rc=1
+  fi
   rm -rf "$dir"
   return $rc
 }
@@ -107,6 +120,18 @@ case "$mode" in
     echo "docs/compat.md regenerated"
     ;;
   legacy) legacy_clients || rc=1 ;;
-  *) echo "usage: $0 quick|full|clients|legacy" >&2; exit 2 ;;
+  cluster)
+    # The secured listeners' script starts a broker of its own, so it is not run here.
+    compat-tests/cluster/engines.sh check
+    GREGOR_CLUSTER=1 python3 compat-tests/librdkafka/runner.py --gregor "$gregor" --timeout 120 --total 1500 quick \
+      | tee "$work/cluster-librdkafka-quick.txt" || rc=1
+    scenarios cluster-python "$venv/bin/python" compat-tests/python/scenarios.py ADDR || rc=1
+    scenarios cluster-kafka-python "$venv/bin/python" compat-tests/python/kafka_python_scenarios.py ADDR || rc=1
+    scenarios cluster-aiokafka "$venv/bin/python" compat-tests/python/aiokafka_scenarios.py ADDR || rc=1
+    scenarios cluster-java-quick compat-tests/java/run.sh scenarios ADDR quick || rc=1
+    scenarios cluster-go-quick compat-tests/go/run.sh ADDR quick || rc=1
+    kafkajs_install && scenarios cluster-kafkajs node "$work/kafkajs/scenarios.js" ADDR || rc=1
+    ;;
+  *) echo "usage: $0 quick|full|clients|legacy|cluster" >&2; exit 2 ;;
 esac
 exit $rc

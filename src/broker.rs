@@ -224,6 +224,7 @@ impl Broker {
                 logs.clone(),
                 groups.clone(),
                 producer_ids.clone(),
+                matches!(config.storage, crate::config::StorageMode::Cluster(_)),
             )
             .await
             .map_err(StartError::Replay)?,

@@ -22,6 +22,7 @@ use crate::network::connection_quotas::ConnectionQuotas;
 use crate::network::request_memory::RequestMemoryPool;
 use crate::security::tls::TlsListener;
 use crate::storage;
+use crate::transaction::TRANSACTION_STATE_TOPIC;
 
 /// How long in-flight requests get to finish at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -139,22 +140,36 @@ where
             (**cluster_config).clone(),
             broker.logs.clone(),
             me,
+            // Every broker follows the coordinators' records (transactions' state, markers
+            // completing transactional offsets).
+            Some(broker.txns.clone()),
             shutdown_rx.clone(),
         )
         .await
         .map_err(|e| ServerError::Start(StartError::Cluster(e)))?;
         broker.producer_ids.use_cluster(cluster.clone());
-        // Groups are coordinated by the leaders of this cluster topic's partitions.
+        // Groups and transactions are coordinated by the leaders of these cluster topics'
+        // partitions.
         let coordinators = &config.coordinator;
-        cluster
-            .ensure_internal_topic(
+        for (topic, partitions, segment_bytes) in [
+            (
                 OFFSETS_TOPIC,
                 coordinators.offsets_topic_partitions,
-                compacted(coordinators.offsets_topic_segment_bytes),
-            )
-            .await
-            .map_err(|e| ServerError::Start(StartError::Cluster(e)))?;
+                coordinators.offsets_topic_segment_bytes,
+            ),
+            (
+                TRANSACTION_STATE_TOPIC,
+                config.transactions.state_partitions,
+                config.transactions.state_segment_bytes,
+            ),
+        ] {
+            cluster
+                .ensure_internal_topic(topic, partitions, compacted(segment_bytes))
+                .await
+                .map_err(|e| ServerError::Start(StartError::Cluster(e)))?;
+        }
         broker.groups.use_cluster(cluster.clone());
+        broker.txns.use_cluster(cluster.clone());
         broker.cluster = Some(cluster);
     }
     let broker = Arc::new(broker);
@@ -176,6 +191,7 @@ where
     let background = tokio::spawn(logs.clone().run_background(shutdown_rx.clone()));
     let group_timers = tokio::spawn(groups.clone().run_timers(shutdown_rx.clone()));
     let group_leadership = tokio::spawn(groups.follow_leadership(shutdown_rx.clone()));
+    let txn_leadership = tokio::spawn(txns.clone().follow_leadership(shutdown_rx.clone()));
     let txn_timers = tokio::spawn(txns.run_timers(shutdown_rx.clone()));
     let share_timers = tokio::spawn(broker.shares.clone().run_timers(shutdown_rx.clone()));
     let quotas = ConnectionQuotas::new(config.socket_server.clone());
@@ -286,6 +302,7 @@ where
         ("background", background.await),
         ("group timers", group_timers.await),
         ("group leadership", group_leadership.await),
+        ("transaction leadership", txn_leadership.await),
         ("transaction timers", txn_timers.await),
         ("share timers", share_timers.await),
     ] {

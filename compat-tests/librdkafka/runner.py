@@ -20,7 +20,10 @@ GREGOR_LOG_LEVEL sets the broker's log filter and keeps its log (logs/NNNN.broke
 BROKER_VERSION_FALLBACK=0.9.0 (or 0.10.0, ...) runs librdkafka as an old client would: with
 api.version.request=false and that broker.version.fallback, so it speaks the protocol versions
 of that Kafka release (the ones legacy.protocol.enable serves); the suite is still told the
-broker is 3.9 (it drives Kafka's CLI tools by that version).
+broker is 3.9 (it drives Kafka's CLI tools by that version);
+GREGOR_CLUSTER=1 runs each test number against three brokers in cluster mode on fresh engines
+(compat-tests/cluster/cluster.sh, docs/cluster.md) instead of one broker; results are printed
+only.
 
 Usage:
   runner.py --gregor PATH quick         the quick subset of expected-pass.txt (make test)
@@ -158,6 +161,58 @@ def load_expected():
     return expected, quick
 
 
+def broker_settings(auto_create, sasl, ssl):
+    """The -o settings of a broker for one test number's scenario."""
+    return (["-o", "num.partitions=4",
+             # Kafka's built-in default (the upstream suite's clusters run with it).
+             "-o", "group.initial.rebalance.delay.ms=3000",
+             "-o", f"auto.create.topics.enable={'true' if auto_create else 'false'}",
+             # ACLs on, open where none are set: the suite's auth tests add deny ACLs
+             # (kafka-acls.sh) and expect the authorization errors.
+             "-o", "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+             "-o", "allow.everyone.if.no.acl.found=true"]
+            + (Gregor.sasl_settings() if sasl else []) + (Gregor.ssl_settings(ssl) if ssl else []))
+
+
+class GregorCluster:
+    """Three fresh brokers in cluster mode on fresh engines (compat-tests/cluster/cluster.sh),
+    for `--cluster`: the suite runs against a cluster as against one broker."""
+
+    SCRIPT = os.path.join(HERE, "..", "cluster", "cluster.sh")
+
+    def __init__(self, binary, auto_create=True, sasl=False, ssl=None):
+        self.dir = tempfile.mkdtemp(prefix="gregor-cluster-")
+        out = subprocess.run([self.SCRIPT, "up", self.dir, binary, "3"] + broker_settings(auto_create, sasl, ssl),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if out.returncode != 0:
+            raise RuntimeError(f"the cluster did not start: {out.stderr.strip()}")
+        listener = "SASL_PLAINTEXT" if sasl else "SSL" if ssl else "PLAINTEXT"
+        addrs = []
+        for i in (1, 2, 3):
+            with open(os.path.join(self.dir, f"b{i}.out")) as f:
+                for line in f:
+                    if line.startswith(f"gregor listener {listener} listening on "):
+                        addrs.append(line.split()[-1])
+        self.addr = ",".join(addrs)
+        self.pids = [int(open(os.path.join(self.dir, f"b{i}.pid")).read()) for i in (1, 2, 3)]
+
+    def alive(self):
+        return all(os.path.exists(f"/proc/{pid}") and "zombie" not in open(f"/proc/{pid}/status").read()
+                   for pid in self.pids)
+
+    def stop(self):
+        was_alive = self.alive()
+        subprocess.run([self.SCRIPT, "down", self.dir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return was_alive
+
+    def cleanup(self, log_name):
+        if os.environ.get("GREGOR_LOG_LEVEL"):
+            for i in (1, 2, 3):
+                shutil.copy(os.path.join(self.dir, f"b{i}.log"),
+                            os.path.join(WORK, "logs", f"{log_name}.broker{i}.log"))
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 class Gregor:
     """A fresh broker on a free port with a temp data dir."""
 
@@ -166,15 +221,7 @@ class Gregor:
         self.stderr = open(os.path.join(self.dir, "broker.log"), "w")
         self.proc = subprocess.Popen(
             [binary, "serve", "-o", "http.listen=127.0.0.1:0", "--listen", "127.0.0.1:0", "--data-dir", os.path.join(self.dir, "data"),
-             "--log-level", os.environ.get("GREGOR_LOG_LEVEL", "warn"), "-o", "num.partitions=4",
-             # Kafka's built-in default (the upstream suite's clusters run with it).
-             "-o", "group.initial.rebalance.delay.ms=3000",
-             "-o", f"auto.create.topics.enable={'true' if auto_create else 'false'}",
-             # ACLs on, open where none are set: the suite's auth tests add deny ACLs
-             # (kafka-acls.sh) and expect the authorization errors.
-             "-o", "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-             "-o", "allow.everyone.if.no.acl.found=true"] + (self.sasl_settings() if sasl else [])
-            + (self.ssl_settings(ssl) if ssl else []),
+             "--log-level", os.environ.get("GREGOR_LOG_LEVEL", "warn")] + broker_settings(auto_create, sasl, ssl),
             stdout=subprocess.PIPE, stderr=self.stderr, text=True)
         # "gregor http listening on ADDR" first, then one "gregor listener NAME listening on
         # ADDR" line per listener, then the first listener's "gregor listening on ADDR", last.
@@ -300,7 +347,8 @@ def run_test_number(runner, binary, number, timeout, tools=None, scenario="defau
     """Runs every non-local variant of `number` in `scenario`; returns {name: (status, seconds, reason)}."""
     workdir = tempfile.mkdtemp(prefix="rdkafka-test-")
     ssl_env = make_certificates(workdir) if scenario == "ssl" else {}
-    broker = Gregor(binary, auto_create=scenario != "noautocreate", sasl=scenario == "sasl",
+    target = GregorCluster if os.environ.get("GREGOR_CLUSTER") else Gregor
+    broker = target(binary, auto_create=scenario != "noautocreate", sasl=scenario == "sasl",
                     ssl=workdir if scenario == "ssl" else None)
     conf = os.path.join(workdir, "test.conf")
     with open(conf, "w") as f:
@@ -431,7 +479,8 @@ def main():
     passed = sum(1 for w, _, _ in all_results.values() if w == "PASS")
     failed = sum(1 for w, _, _ in all_results.values() if w == "FAIL")
     skipped = sum(1 for w, _, _ in all_results.values() if w == "SKIP")
-    if args.mode in ("full", "only") and not os.environ.get("BROKER_VERSION_FALLBACK"):
+    if args.mode in ("full", "only") and not os.environ.get("BROKER_VERSION_FALLBACK") \
+            and not os.environ.get("GREGOR_CLUSTER"):
         # A full run replaces results.tsv; a run of named tests updates their rows. Runs
         # under the KIP-848 protocol keep their own file (docs/compat.md's second column);
         # runs as an old client (BROKER_VERSION_FALLBACK) are printed only, and run.sh keeps

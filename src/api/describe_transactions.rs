@@ -10,6 +10,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+use super::errors::coordinator_error;
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::security::acl::{Operation, ResourceType};
@@ -31,6 +32,10 @@ pub async fn handle(
             states.push(
                 state.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code()),
             );
+            continue;
+        }
+        if let Err(e) = broker.txns.check_coordinator(&id) {
+            states.push(state.with_error_code(coordinator_error(e).code()));
             continue;
         }
         let state = match broker.txns.describe(id.as_str()).await {

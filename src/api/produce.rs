@@ -307,13 +307,6 @@ fn append_partition(
         }
     }
     if let Some(cluster) = &broker.cluster {
-        if headers.iter().any(BatchHeader::is_transactional) {
-            return error_partition(
-                index,
-                ResponseError::UnsupportedForMessageFormat,
-                Some("transactions are not supported in cluster mode yet".into()),
-            );
-        }
         let rx = cluster.produce(topic_id, index, records.clone(), headers[0]);
         return PartitionOutcome {
             response: PartitionProduceResponse::default().with_index(index),

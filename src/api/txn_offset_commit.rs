@@ -10,7 +10,7 @@ use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 use kafka_protocol::ResponseError;
 
 use super::authorization::refused_offsets_in_transaction;
-use super::errors::{coordinator_code, CoordinatorCode};
+use super::errors::{coordinator_code, coordinator_error, CoordinatorCode};
 use super::RequestContext;
 use crate::broker::Broker;
 use crate::coordinator::OffsetCommitEntry;
@@ -24,7 +24,15 @@ pub async fn handle(
     // WRITE on the transactional id, then READ on the group, fail every partition; READ on
     // a topic fails just its partitions.
     let refused =
-        refused_offsets_in_transaction(&broker, &ctx, &request.transactional_id, &request.group_id);
+        refused_offsets_in_transaction(&broker, &ctx, &request.transactional_id, &request.group_id)
+            .or_else(|| {
+                // Sent to the group's coordinator, which may have moved (cluster mode).
+                broker
+                    .groups
+                    .check_coordinator(&request.group_id)
+                    .err()
+                    .map(coordinator_error)
+            });
     let denied: Vec<bool> = request
         .topics
         .iter()

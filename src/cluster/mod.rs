@@ -148,11 +148,13 @@ impl std::fmt::Debug for Replica {
 
 impl Cluster {
     /// Connects to both engines, migrates the schema, makes the local logs PostgreSQL's,
-    /// and starts following commits. `me` is this broker as clients reach it.
+    /// and starts following commits. `me` is this broker as clients reach it; `observer`
+    /// is told of what the replica applies to internal topics, from the catch-up on.
     pub async fn start(
         config: ClusterConfig,
         logs: Arc<LogManager>,
         me: BrokerRecord,
+        observer: Option<Arc<dyn replica::Observer>>,
         shutdown: watch::Receiver<bool>,
     ) -> Result<Arc<Cluster>, ClusterError> {
         let url = config.metadata_url.clone();
@@ -170,6 +172,7 @@ impl Cluster {
             applied: applied_tx,
             wake: wake_replica.clone(),
             poll: Duration::from_millis(config.metadata_poll_ms),
+            observer,
         };
         let mut replica_db = connect(&url).await?;
         replica.catch_up(&mut replica_db).await?;
@@ -271,7 +274,7 @@ impl Cluster {
     /// Waits until this broker's replica has applied everything committed so far, then
     /// (for up to `OTHERS_WAIT`) until every live broker has: a client that changed a topic
     /// through one broker and asks another next finds the change there.
-    async fn sync_replica(&self) -> Result<(), ClusterError> {
+    pub async fn sync_replica(&self) -> Result<(), ClusterError> {
         let upto = self.caught_up().await?;
         let deadline = tokio::time::Instant::now() + OTHERS_WAIT;
         while metadata::brokers_behind(&*self.admin().await?, upto).await? > 0 {

@@ -35,6 +35,13 @@ async fn snapshot(
         .await
 }
 
+/// Told of each batch the replica applies to an internal topic, in commit order: the
+/// coordinators follow what other brokers' coordinators wrote this way.
+pub trait Observer: Send + Sync {
+    /// `batch` as the object holds it (its base offset not patched in).
+    fn applied(&self, topic: &str, partition: i32, batch: &[u8]);
+}
+
 pub struct Replica {
     /// This broker, whose applied commit is noted in PostgreSQL.
     pub node_id: i32,
@@ -44,6 +51,7 @@ pub struct Replica {
     pub applied: watch::Sender<i64>,
     pub wake: Arc<Notify>,
     pub poll: Duration,
+    pub observer: Option<Arc<dyn Observer>>,
 }
 
 /// A round's reads, from one snapshot of PostgreSQL.
@@ -322,7 +330,15 @@ impl Replica {
         head.copy_from_slice(&bytes[..HEADER_SIZE]);
         assign_offset(&mut head, b.base_offset, LEADER_EPOCH);
         match log.append_replicated(&[&head, &bytes[HEADER_SIZE..]], &header) {
-            Ok(_) => Ok(()),
+            Ok(appended) => {
+                let tp = log.topic_partition();
+                if let Some(observer) = self.observer.as_ref().filter(|_| appended) {
+                    if tp.topic.starts_with("__") {
+                        observer.applied(&tp.topic, tp.partition, bytes);
+                    }
+                }
+                Ok(())
+            }
             Err(e @ LogError::OffsetOutOfRange { .. }) => {
                 Err(ClusterError::Gap(format!("{}: {e}", log.topic_partition())))
             }

@@ -1,45 +1,48 @@
-//! Cluster mode (docs/cluster.md): which groups this broker coordinates, and the hand-over
-//! of groups between brokers.
+//! Cluster mode (docs/cluster.md): which partitions of a coordinator's topic
+//! (`__consumer_offsets`, `__transaction_state`) this broker leads, and the hand-over of
+//! their state between brokers. The group coordinator (`hand_over.rs`) and the transaction
+//! coordinator (`transaction/hand_over.rs`) implement [`Led`].
 //!
-//! A group belongs to its partition of `__consumer_offsets`, a cluster topic that every
-//! broker replays, and the partition to its leader under the membership epoch
+//! A group or transactional id belongs to its partition of the topic, a cluster topic that
+//! every broker replays, and the partition to its leader under the membership epoch
 //! (`cluster/membership.rs`): that is the coordinator lease. When the live set changes, a
-//! broker drops the groups of the partitions it no longer leads and takes over the ones it
-//! now leads, as a new coordinator loads a partition of `__consumer_offsets` in Kafka: it
-//! waits until its replica has applied every commit made before it saw the new epoch, then
-//! replays the partition from its local replica. Meanwhile its groups are answered
-//! COORDINATOR_LOAD_IN_PROGRESS, and groups of other brokers NOT_COORDINATOR.
+//! broker drops the state of the partitions it no longer leads and takes over the ones it
+//! now leads, as a new coordinator loads a partition in Kafka: it waits until its replica
+//! has applied every commit made before it saw the new epoch, then replays the partition
+//! from its local replica. Meanwhile those keys are answered COORDINATOR_LOAD_IN_PROGRESS,
+//! and the keys of other brokers NOT_COORDINATOR.
 //!
-//! Every record the coordinator writes carries the epoch its leadership was decided under.
+//! Every record a coordinator writes carries the epoch its leadership was decided under.
 //! PostgreSQL commits it only while that epoch is current (`cluster/batch_coordinator.rs`),
 //! so a broker that lost a partition cannot write behind the back of the one that loaded it.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::watch;
+use uuid::Uuid;
 
 use super::internal_topic::partition_for;
-use super::offsets::OFFSETS_TOPIC;
-use super::{fresh_sessions, replay_groups, CoordinatorError, GroupCoordinator};
+use super::CoordinatorError;
 use crate::cluster::batch_coordinator::BatchOutcome;
 use crate::cluster::membership::leader_among;
+use crate::cluster::metadata::BrokerRecord;
 use crate::cluster::{Cluster, ClusterError};
-use crate::log::now_ms;
 use crate::log::record_batch::check_batch;
-use crate::log::records::{encode_batch, RawRecord, TxnProducer};
-use crate::log::Log;
 
-/// The `__consumer_offsets` partitions this broker leads.
+/// The partitions of a coordinator's topic this broker leads.
 #[derive(Debug)]
 pub struct Leadership {
+    /// `__consumer_offsets` or `__transaction_state`.
+    topic: &'static str,
     /// The membership epoch the partitions below were decided under; `None` before the
     /// first decision. Writes are fenced by it.
     epoch: Option<i32>,
-    /// Partitions of `__consumer_offsets`.
-    partitions: i32,
+    /// Partitions of the topic.
+    pub partitions: i32,
     /// Loaded and served.
     led: HashSet<i32>,
     /// Taken over, being loaded.
@@ -50,24 +53,54 @@ pub struct Leadership {
 }
 
 /// The partitions to drop and to load under a new epoch.
-struct Change {
+#[derive(Debug)]
+pub struct Change {
     epoch: i32,
     dropped: HashSet<i32>,
     gained: HashSet<i32>,
 }
 
 impl Leadership {
+    /// Nothing decided yet: every partition is loading.
+    pub fn new(topic: &'static str, partitions: i32) -> Leadership {
+        Leadership {
+            topic,
+            epoch: None,
+            partitions,
+            led: HashSet::new(),
+            loading: (0..partitions).collect(),
+            stale: HashSet::new(),
+        }
+    }
+
+    /// The partition of `key`.
+    pub fn partition_of(&self, key: &str) -> i32 {
+        partition_for(key, self.partitions)
+    }
+
+    /// Whether this broker coordinates `key` now.
+    pub fn check(&self, key: &str) -> Result<(), CoordinatorError> {
+        let p = self.partition_of(key);
+        if self.led.contains(&p) {
+            Ok(())
+        } else if self.loading.contains(&p) {
+            Err(CoordinatorError::CoordinatorLoadInProgress)
+        } else {
+            Err(CoordinatorError::NotCoordinator)
+        }
+    }
+
+    /// The epoch a write for `partition` is fenced by, if this broker leads it.
+    pub fn fence(&self, partition: i32) -> Option<i32> {
+        self.epoch.filter(|_| self.led.contains(&partition))
+    }
+
     /// What changes when the live set is `live` under `epoch`. `previous` is the epoch
     /// decided before: if epochs were skipped, another broker may have led a partition in
     /// between and written to it, so every led partition is loaded again.
-    fn decide(
-        &mut self,
-        epoch: i32,
-        live: &[crate::cluster::metadata::BrokerRecord],
-        me: i32,
-    ) -> Change {
+    fn decide(&mut self, epoch: i32, live: &[BrokerRecord], me: i32) -> Change {
         let wanted: HashSet<i32> = (0..self.partitions)
-            .filter(|&p| leader_among(live, OFFSETS_TOPIC, p) == me)
+            .filter(|&p| leader_among(live, self.topic, p) == me)
             .collect();
         let continuous = self.epoch.is_some_and(|e| e + 1 == epoch);
         let gained: HashSet<i32> = wanted
@@ -93,221 +126,169 @@ impl Leadership {
             gained,
         }
     }
+
+    /// The loads of `change` are done: its partitions are led.
+    fn loaded(&mut self, change: &Change) {
+        self.loading.retain(|p| !change.gained.contains(p));
+        self.led.extend(&change.gained);
+    }
 }
 
-impl GroupCoordinator {
-    /// Cluster mode: this coordinator leads only its share of `__consumer_offsets` and
-    /// commits its records through `cluster`. Until [`GroupCoordinator::follow_leadership`]
-    /// has decided, every group is loading.
-    pub fn use_cluster(&self, cluster: Arc<Cluster>) {
-        let partitions = self
-            .logs
-            .topic(OFFSETS_TOPIC)
-            .map_or(self.config.offsets_topic_partitions, |t| {
-                t.partitions.len() as i32
-            });
-        *self.leading() = Some(Leadership {
-            epoch: None,
-            partitions,
-            led: HashSet::new(),
-            loading: (0..partitions).collect(),
-            stale: HashSet::new(),
-        });
-        let _ = self.cluster.set(cluster);
-    }
+/// Locks a coordinator's leadership (None: a single broker, which leads everything).
+pub fn lock(leadership: &Mutex<Option<Leadership>>) -> MutexGuard<'_, Option<Leadership>> {
+    leadership
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
-    fn leading(&self) -> std::sync::MutexGuard<'_, Option<Leadership>> {
-        self.leadership
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
+/// A coordinator whose state is partitioned over a cluster topic.
+pub trait Led: Send + Sync + 'static {
+    /// What a load produces, installed once the leadership is still the one it was for.
+    type Loaded: Send;
 
-    /// Whether this broker coordinates `group_id` now (always, on a single broker).
-    pub fn check_coordinator(&self, group_id: &str) -> Result<(), CoordinatorError> {
-        let leading = self.leading();
-        let Some(l) = leading.as_ref() else {
-            return Ok(());
-        };
-        let p = partition_for(group_id, l.partitions);
-        if l.led.contains(&p) {
-            Ok(())
-        } else if l.loading.contains(&p) {
-            Err(CoordinatorError::CoordinatorLoadInProgress)
-        } else {
-            Err(CoordinatorError::NotCoordinator)
-        }
-    }
+    fn leadership(&self) -> &Mutex<Option<Leadership>>;
 
-    /// Cluster mode: follows the membership epoch until `shutdown`, handing groups over.
-    pub async fn follow_leadership(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let Some(cluster) = self.cluster.get().cloned() else {
-            return;
-        };
-        let mut epochs = cluster.membership().subscribe();
-        loop {
-            epochs.borrow_and_update();
-            if let Err(e) = self.lead(&cluster).await {
-                tracing::warn!(error = %e, "taking over group coordination failed; retrying");
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_millis(500)) => continue,
-                    _ = shutdown.changed() => return,
-                }
-            }
+    /// Forgets the state of `partitions`.
+    fn drop_partitions(&self, partitions: HashSet<i32>) -> impl Future<Output = ()> + Send;
+
+    /// Replays `partitions` from the local replica (caught up by the caller).
+    fn load(
+        &self,
+        partitions: HashSet<i32>,
+    ) -> impl Future<Output = Result<Self::Loaded, ClusterError>> + Send;
+
+    /// Makes loaded state current; its partitions are served right after.
+    fn install(&self, loaded: Self::Loaded) -> impl Future<Output = ()> + Send;
+
+    /// What to finish once `partitions` are led (a transaction's pending markers).
+    fn after_load(&self, partitions: HashSet<i32>) -> impl Future<Output = ()> + Send;
+}
+
+/// Follows the membership epoch until `shutdown`, handing `coordinator`'s state over.
+pub async fn follow<C: Led>(
+    coordinator: Arc<C>,
+    cluster: Arc<Cluster>,
+    what: &'static str,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut epochs = cluster.membership().subscribe();
+    loop {
+        epochs.borrow_and_update();
+        if let Err(e) = lead(&*coordinator, &cluster, what).await {
+            tracing::warn!(error = %e, what, "taking over coordination failed; retrying");
             tokio::select! {
-                changed = epochs.changed() => if changed.is_err() { return },
+                () = tokio::time::sleep(Duration::from_millis(500)) => continue,
                 _ = shutdown.changed() => return,
             }
         }
+        tokio::select! {
+            changed = epochs.changed() => if changed.is_err() { return },
+            _ = shutdown.changed() => return,
+        }
     }
+}
 
-    /// Decides this broker's partitions under the current epoch and loads the new ones.
-    async fn lead(&self, cluster: &Cluster) -> Result<(), ClusterError> {
-        let (epoch, live) = cluster.membership().view();
-        let me = cluster.membership().me.node_id;
-        let change = {
-            let mut leading = self.leading();
-            let Some(l) = leading.as_mut() else {
-                return Ok(());
-            };
-            if l.epoch == Some(epoch) && l.loading.is_empty() {
-                return Ok(());
-            }
-            if l.epoch == Some(epoch) {
-                // A failed load retried: load the same partitions.
-                Change {
-                    epoch,
-                    dropped: l.loading.clone(),
-                    gained: l.loading.clone(),
-                }
-            } else {
-                l.decide(epoch, &live, me)
-            }
+/// Decides this broker's partitions under the current epoch and loads the new ones.
+async fn lead<C: Led>(coordinator: &C, cluster: &Cluster, what: &str) -> Result<(), ClusterError> {
+    let (epoch, live) = cluster.membership().view();
+    let me = cluster.membership().me.node_id;
+    let change = {
+        let mut leading = lock(coordinator.leadership());
+        let Some(l) = leading.as_mut() else {
+            return Ok(());
         };
-        self.drop_partitions(&change.dropped);
-        if change.gained.is_empty() {
+        if l.epoch == Some(epoch) && l.loading.is_empty() {
             return Ok(());
         }
-        // Every commit made before this broker saw the epoch, among them the last records
-        // of the partition's previous leader (later ones are fenced).
-        cluster.caught_up().await?;
-        let (config, logs, gained) = (
-            self.config.clone(),
-            self.logs.clone(),
-            change.gained.clone(),
-        );
-        let mut groups = tokio::task::spawn_blocking(move || {
-            replay_groups(&config, &logs, |p| gained.contains(&p))
-        })
-        .await
-        .map_err(|e| ClusterError::Local(e.to_string()))?
-        .map_err(|e| ClusterError::Local(e.to_string()))?;
-        fresh_sessions(&self.group_configs, &self.config, groups.iter_mut());
-        let count = groups.len();
-        {
-            let mut leading = self.leading();
-            let Some(l) = leading.as_mut().filter(|l| l.epoch == Some(change.epoch)) else {
-                // Decided again meanwhile; that decision loads what it needs.
-                return Ok(());
-            };
-            self.lock().extend(groups);
-            l.loading.retain(|p| !change.gained.contains(p));
-            l.led.extend(&change.gained);
-        }
-        tracing::info!(
-            epoch = change.epoch,
-            partitions = change.gained.len(),
-            groups = count,
-            "took over group coordination"
-        );
-        Ok(())
-    }
-
-    /// Forgets the groups of `partitions` (and their records waiting for the timers).
-    fn drop_partitions(&self, partitions: &HashSet<i32>) {
-        if partitions.is_empty() {
-            return;
-        }
-        let Some(n) = self.leading().as_ref().map(|l| l.partitions) else {
-            return;
-        };
-        let ours = |group: &str| !partitions.contains(&partition_for(group, n));
-        self.lock().retain(|id, _| ours(id));
-        self.timer_records
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .retain(|r| ours(&r.group));
-    }
-
-    /// Cluster mode: commits `records` to the group's partition `log` under the epoch this
-    /// broker leads it by. `None` on a single broker (the caller appends locally).
-    pub(super) async fn append_shared(
-        &self,
-        log: &Arc<Log>,
-        records: &[RawRecord<'_>],
-        txn: Option<TxnProducer>,
-    ) -> Option<Result<(), CoordinatorError>> {
-        let cluster = self.cluster.get()?;
-        let partition = log.topic_partition().partition;
-        Some(self.commit_fenced(cluster, partition, records, txn).await)
-    }
-
-    async fn commit_fenced(
-        &self,
-        cluster: &Cluster,
-        partition: i32,
-        records: &[RawRecord<'_>],
-        txn: Option<TxnProducer>,
-    ) -> Result<(), CoordinatorError> {
-        let epoch = {
-            let leading = self.leading();
-            match leading.as_ref() {
-                Some(l) if l.led.contains(&partition) => l.epoch,
-                _ => None,
+        if l.epoch == Some(epoch) {
+            // A failed load retried: load the same partitions.
+            Change {
+                epoch,
+                dropped: l.loading.clone(),
+                gained: l.loading.clone(),
             }
+        } else {
+            l.decide(epoch, &live, me)
         }
-        .ok_or(CoordinatorError::NotCoordinator)?;
-        let topic_id = self
-            .logs
-            .topic(OFFSETS_TOPIC)
-            .map(|t| t.id)
-            .ok_or(CoordinatorError::CoordinatorNotAvailable)?;
-        let batch = encode_batch(records, now_ms(), txn);
+    };
+    coordinator.drop_partitions(change.dropped.clone()).await;
+    if change.gained.is_empty() {
+        return Ok(());
+    }
+    // Every commit made before this broker saw the epoch, among them the last records of
+    // the partition's previous leader (later ones are fenced).
+    cluster.caught_up().await?;
+    let loaded = coordinator.load(change.gained.clone()).await?;
+    // Only this task decides, so the leadership is still `change`'s.
+    coordinator.install(loaded).await;
+    if let Some(l) = lock(coordinator.leadership()).as_mut() {
+        l.loaded(&change);
+    }
+    tracing::info!(
+        epoch = change.epoch,
+        partitions = change.gained.len(),
+        what,
+        "took over coordination"
+    );
+    coordinator.after_load(change.gained).await;
+    Ok(())
+}
+
+/// Commits a coordinator's batches, each to its (topic id, partition), under `epoch` (from
+/// [`Leadership::fence`] of `led_partition`), all in the same object. A fenced or failed
+/// write marks `led_partition` stale; the first failure is returned.
+pub async fn commit_fenced(
+    cluster: &Cluster,
+    leadership: &Mutex<Option<Leadership>>,
+    led_partition: i32,
+    epoch: i32,
+    batches: Vec<((Uuid, i32), Vec<u8>)>,
+) -> Result<(), CoordinatorError> {
+    let mut pending = Vec::with_capacity(batches.len());
+    for ((topic_id, partition), batch) in batches {
         let header = check_batch(&batch).map_err(|_| CoordinatorError::UnknownServerError)?;
-        let outcome = cluster
-            .produce_fenced(topic_id, partition, Bytes::from(batch), header, epoch)
-            .await;
-        let error = match outcome {
-            Ok(Ok(BatchOutcome::Committed { .. })) => return Ok(()),
+        let rx = cluster.produce_fenced(topic_id, partition, Bytes::from(batch), header, epoch);
+        pending.push((partition, rx));
+    }
+    let mut result = Ok(());
+    for (partition, rx) in pending {
+        let error = match rx.await {
+            Ok(Ok(BatchOutcome::Committed { .. })) => continue,
             Ok(Ok(BatchOutcome::Fenced)) => {
                 tracing::info!(
                     partition,
                     epoch,
-                    "a group record was fenced by a newer membership epoch"
+                    "a coordinator record was fenced by a newer membership epoch"
                 );
                 cluster.membership().refresh();
                 CoordinatorError::NotCoordinator
             }
             Ok(Ok(other)) => {
-                tracing::error!(partition, outcome = ?other, "a group record was refused");
+                tracing::error!(partition, outcome = ?other, "a coordinator record was refused");
                 CoordinatorError::KafkaStorageError
             }
             Ok(Err(e)) => {
-                tracing::warn!(partition, error = %e, "a group record did not commit");
+                tracing::warn!(partition, error = %e, "a coordinator record did not commit");
                 CoordinatorError::KafkaStorageError
             }
             Err(_) => CoordinatorError::KafkaStorageError,
         };
-        if let Some(l) = self.leading().as_mut() {
-            l.stale.insert(partition);
+        if result.is_ok() {
+            result = Err(error);
         }
-        Err(error)
     }
+    if result.is_err() {
+        if let Some(l) = lock(leadership).as_mut() {
+            l.stale.insert(led_partition);
+        }
+    }
+    result
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::metadata::BrokerRecord;
+    use crate::coordinator::offsets::OFFSETS_TOPIC;
 
     fn live(ids: &[i32]) -> Vec<BrokerRecord> {
         ids.iter()
@@ -320,19 +301,11 @@ mod tests {
     }
 
     fn leading(partitions: i32) -> Leadership {
-        Leadership {
-            epoch: None,
-            partitions,
-            led: HashSet::new(),
-            loading: (0..partitions).collect(),
-            stale: HashSet::new(),
-        }
+        Leadership::new(OFFSETS_TOPIC, partitions)
     }
 
-    /// Finishes the loads of a change, as `lead` does.
     fn loaded(l: &mut Leadership, change: &Change) {
-        l.loading.retain(|p| !change.gained.contains(p));
-        l.led.extend(&change.gained);
+        l.loaded(change);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use super::producer_state::Check;
 use super::record_batch::{
     assign_offset, check_batch, set_log_append_time, BatchError, BatchHeader, HEADER_SIZE,
 };
-use super::records::encode_control_batch;
+use super::records::{control_marker, encode_control_batch};
 use super::segment::LogSegment;
 use super::{
     file_names, io_err, now_ms, AppendInfo, Log, LogError, LogState, OffsetPosition,
@@ -72,7 +72,13 @@ impl Log {
         let rolled = self.maybe_roll(&mut state, size as u64, now, h.max_timestamp)?;
         let did_roll = rolled.is_some();
         let index_interval = state.config.index_interval_bytes;
+        let log_end_offset = state.log_end_offset;
         let segment = state.segments.active_mut().ok_or(LogError::Closed)?;
+        let before = OffsetPosition {
+            offset: log_end_offset,
+            segment_base: segment.base_offset(),
+            position: segment.size(),
+        };
         if let Err(source) = segment.append(parts, std::slice::from_ref(h), index_interval) {
             return Err(LogError::Io {
                 path: segment.path().to_path_buf(),
@@ -87,7 +93,13 @@ impl Log {
         state.log_end_offset = end.offset;
         state.appended_since_failure = true;
         state.unflushed_messages += h.records_count.max(0) as u64;
-        state.producers.update(h);
+        if h.is_control() {
+            // A transaction coordinator's marker, committed elsewhere (tiny: one record).
+            let marker = control_marker(&parts.concat());
+            self.end_txn(&mut state, h, marker, before)?;
+        } else {
+            state.producers.update(h);
+        }
         state.high_watermark = end;
         let flush_due = state.unflushed_messages >= state.config.flush_messages || did_roll;
         drop(state);
@@ -217,18 +229,7 @@ impl Log {
         state.unflushed_messages += messages;
         for h in &assigned {
             if h.is_control() {
-                let aborted = marker.and_then(|commit| state.producers.end_txn(h, commit));
-                if let Some(a) = aborted {
-                    if let Err(e) = self.write_txn_index(&mut state, &a) {
-                        // Without its index entry the abort would be forgotten once a
-                        // later snapshot covers the marker: the append is undone instead.
-                        if let Err(cut) = self.truncate_to(&mut state, before) {
-                            tracing::error!(partition = %self.tp, error = %cut, "undoing a marker whose transaction index entry failed also failed; recovery at restart will cut it");
-                        }
-                        return Err(e);
-                    }
-                    state.aborted.push(a);
-                }
+                self.end_txn(&mut state, h, marker, before)?;
             } else {
                 state.producers.update(h);
             }
@@ -261,6 +262,30 @@ impl Log {
             self.request_flush();
         }
         Ok(info)
+    }
+
+    /// A transaction marker `h` (commit or abort, if known) was appended: its transaction
+    /// ends, and an abort goes to the transaction index. If the index cannot be written the
+    /// append is undone back to `before`: without the entry the abort would be forgotten
+    /// once a later snapshot covers the marker.
+    fn end_txn(
+        &self,
+        state: &mut LogState,
+        h: &BatchHeader,
+        marker: Option<bool>,
+        before: OffsetPosition,
+    ) -> Result<(), LogError> {
+        let Some(aborted) = marker.and_then(|commit| state.producers.end_txn(h, commit)) else {
+            return Ok(());
+        };
+        if let Err(e) = self.write_txn_index(state, &aborted) {
+            if let Err(cut) = self.truncate_to(state, before) {
+                tracing::error!(partition = %self.tp, error = %cut, "undoing a marker whose transaction index entry failed also failed; recovery at restart will cut it");
+            }
+            return Err(e);
+        }
+        state.aborted.push(aborted);
+        Ok(())
     }
 
     /// Rolls a new active segment if `incoming` bytes would not fit or `segment.ms` passed.

@@ -11,6 +11,7 @@
 //! (`published`, a `std::sync::Mutex` held only to read or replace one entry), so the
 //! data path never waits for a coordinator operation.
 
+mod hand_over;
 pub mod state;
 
 use std::collections::{BTreeSet, HashMap};
@@ -40,8 +41,13 @@ pub struct TransactionCoordinator {
     groups: Arc<GroupCoordinator>,
     producer_ids: Arc<ProducerIdManager>,
     txns: Mutex<HashMap<String, TxnMetadata>>,
-    /// Each transactional id's state as last written to `__transaction_state`.
+    /// Each transactional id's state as last written to `__transaction_state` (in cluster
+    /// mode by any broker's coordinator, as this broker's replica applies it).
     published: std::sync::Mutex<HashMap<String, TxnMetadata>>,
+    /// Cluster mode: where the records and markers are committed (`hand_over.rs`).
+    cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
+    /// Cluster mode: the `__transaction_state` partitions this broker leads.
+    leadership: std::sync::Mutex<Option<crate::coordinator::leadership::Leadership>>,
 }
 
 /// A transaction as DescribeTransactions / ListTransactions report it.
@@ -49,30 +55,18 @@ pub type TxnSummary = TxnMetadata;
 
 impl TransactionCoordinator {
     /// Replays `__transaction_state`, then finishes what a crash interrupted: Prepare
-    /// states are completed, Ongoing transactions aborted with a bumped epoch.
+    /// states are completed, Ongoing transactions aborted with a bumped epoch. In cluster
+    /// mode (`clustered`) the replayed state is only published: the transactions are the
+    /// partition leaders' to load and finish (`hand_over.rs`), and this broker's logs are a
+    /// replica that only the cluster writes.
     pub async fn load(
         config: TransactionConfig,
         logs: Arc<LogManager>,
         groups: Arc<GroupCoordinator>,
         producer_ids: Arc<ProducerIdManager>,
+        clustered: bool,
     ) -> Result<TransactionCoordinator, ReplayError> {
-        let mut txns = HashMap::new();
-        if let Some(topic) = logs.topic(TRANSACTION_STATE_TOPIC) {
-            for log in &topic.partitions {
-                for (key, value) in replay(log)? {
-                    if let Some((id, meta)) = state::decode(&key, value.as_deref()) {
-                        match meta {
-                            Some(m) => {
-                                txns.insert(id, m);
-                            }
-                            None => {
-                                txns.remove(&id);
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        let txns = replay_state(&logs, |_| true)?;
         let coordinator = TransactionCoordinator {
             config,
             logs,
@@ -80,7 +74,16 @@ impl TransactionCoordinator {
             producer_ids,
             txns: Mutex::new(HashMap::new()),
             published: std::sync::Mutex::new(HashMap::new()),
+            cluster: std::sync::OnceLock::new(),
+            leadership: std::sync::Mutex::new(None),
         };
+        if clustered {
+            *coordinator
+                .published
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = txns;
+            return Ok(coordinator);
+        }
         let mut recovered = HashMap::new();
         for (id, mut t) in txns {
             let outcome = match t.state {
@@ -126,12 +129,17 @@ impl TransactionCoordinator {
         self.state_log(transactional_id).map(|_| ())
     }
 
-    /// Writes a transaction's state durably.
+    /// Writes a transaction's state durably (in cluster mode: committed, and applied by
+    /// every live broker, whose produce checks it).
     async fn persist(&self, t: &TxnMetadata) -> Result<(), CoordinatorError> {
         let log = self.state_log(&t.transactional_id)?;
         let key = state::encode_key(&t.transactional_id);
         let value = state::encode_value(t);
-        append_durably(&log, &[(Some(&key), Some(&value))], None).await?;
+        let records = [(Some(key.as_slice()), Some(value.as_slice()))];
+        match self.commit_state(&log, &records).await {
+            Some(committed) => committed?,
+            None => append_durably(&log, &records, None).await?,
+        }
         self.published
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -178,6 +186,12 @@ impl TransactionCoordinator {
         };
         t.last_update_ms = now_ms();
         self.persist(t).await?;
+        if let Some(committed) = self.commit_markers(t, commit).await {
+            // Each group coordinator completes the offsets as its replica applies the
+            // marker (`hand_over.rs`).
+            committed?;
+            return self.completed(t, commit).await;
+        }
         // Every marker is appended first, each append asking its log for a flush, so the
         // fsyncs of all partitions run at once; then each is waited for.
         let mut written = Vec::with_capacity(t.partitions.len());
@@ -203,6 +217,11 @@ impl TransactionCoordinator {
                 self.groups.complete_transaction(t.producer_id, commit);
             }
         }
+        self.completed(t, commit).await
+    }
+
+    /// The markers are written: the transaction is complete.
+    async fn completed(&self, t: &mut TxnMetadata, commit: bool) -> Result<(), CoordinatorError> {
         t.state = if commit {
             TxnState::CompleteCommit
         } else {
@@ -242,6 +261,7 @@ impl TransactionCoordinator {
         if transactional_id.is_empty() {
             return Err(CoordinatorError::InvalidRequest);
         }
+        self.check_coordinator(transactional_id)?;
         if timeout_ms <= 0 || timeout_ms > self.config.max_timeout_ms {
             return Err(CoordinatorError::InvalidTransactionTimeout);
         }
@@ -315,6 +335,7 @@ impl TransactionCoordinator {
         partitions: &[TopicPartition],
         verify_only: bool,
     ) -> Result<Vec<Result<(), CoordinatorError>>, CoordinatorError> {
+        self.check_coordinator(transactional_id)?;
         let mut txns = self.txns.lock().await;
         let t = Self::check(&mut txns, transactional_id, producer_id, producer_epoch)?;
         if matches!(t.state, TxnState::PrepareCommit | TxnState::PrepareAbort) {
@@ -402,6 +423,7 @@ impl TransactionCoordinator {
         producer_epoch: i16,
         commit: bool,
     ) -> Result<(), CoordinatorError> {
+        self.check_coordinator(transactional_id)?;
         let mut txns = self.txns.lock().await;
         let t = Self::check(&mut txns, transactional_id, producer_id, producer_epoch)?;
         match (t.state, commit) {
@@ -423,13 +445,36 @@ impl TransactionCoordinator {
         producer_id: i64,
         producer_epoch: i16,
     ) -> Result<(), CoordinatorError> {
-        let mut txns = self.txns.lock().await;
-        let t = Self::check(&mut txns, transactional_id, producer_id, producer_epoch)?;
-        if t.state != TxnState::Ongoing || !t.partitions.iter().any(|tp| tp.topic == OFFSETS_TOPIC)
-        {
-            return Err(CoordinatorError::InvalidTxnState);
+        let offsets_added = |t: &TxnMetadata| {
+            if t.state == TxnState::Ongoing
+                && t.partitions.iter().any(|tp| tp.topic == OFFSETS_TOPIC)
+            {
+                Ok(())
+            } else {
+                Err(CoordinatorError::InvalidTxnState)
+            }
+        };
+        if self.cluster.get().is_some() {
+            // Another broker may coordinate the transaction: its published state is what
+            // this broker knows.
+            let mut published = self
+                .published
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            return offsets_added(Self::check(
+                &mut published,
+                transactional_id,
+                producer_id,
+                producer_epoch,
+            )?);
         }
-        Ok(())
+        let mut txns = self.txns.lock().await;
+        offsets_added(Self::check(
+            &mut txns,
+            transactional_id,
+            producer_id,
+            producer_epoch,
+        )?)
     }
 
     /// Aborts transactions open for longer than their timeout (`transaction.timeout.ms`).
@@ -466,6 +511,35 @@ impl TransactionCoordinator {
             }
         }
     }
+}
+
+/// The transactions recorded in the `__transaction_state` partitions `wanted` accepts.
+fn replay_state(
+    logs: &LogManager,
+    wanted: impl Fn(i32) -> bool,
+) -> Result<HashMap<String, TxnMetadata>, ReplayError> {
+    let mut txns = HashMap::new();
+    if let Some(topic) = logs.topic(TRANSACTION_STATE_TOPIC) {
+        for log in topic
+            .partitions
+            .iter()
+            .filter(|l| wanted(l.topic_partition().partition))
+        {
+            for (key, value) in replay(log)? {
+                if let Some((id, meta)) = state::decode(&key, value.as_deref()) {
+                    match meta {
+                        Some(m) => {
+                            txns.insert(id, m);
+                        }
+                        None => {
+                            txns.remove(&id);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(txns)
 }
 
 /// Every key/value of an internal topic partition, in log order.

@@ -3,7 +3,8 @@
 //! without them these tests say SKIPPED), and three `gregor` brokers on loopback ports.
 //! Produce through one broker and consume through another; kill -9 a broker under load and
 //! lose nothing acknowledged; kill a consumer group's coordinator and find the group, its
-//! committed offsets and its member carrying on at another broker; stop the whole cluster,
+//! committed offsets and its member carrying on at another broker; kill a transaction's
+//! coordinator and find its open transaction aborted and its producer going on; stop the whole cluster,
 //! wipe a broker's disk, and find everything again.
 
 use std::collections::HashMap;
@@ -471,15 +472,20 @@ async fn the_whole_cluster_restarts_and_a_wiped_broker_rebuilds_from_the_objects
 
 /// The node id of the broker that `addr` says coordinates `group` (None: an error).
 fn coordinator_of(addr: &str, group: &str) -> Option<i32> {
+    find_coordinator(addr, 0, group)
+}
+
+/// FindCoordinator for a group (`key_type` 0) or a transactional id (1).
+fn find_coordinator(addr: &str, key_type: i8, key: &str) -> Option<i32> {
     use kafka_protocol::messages::{ApiKey, FindCoordinatorRequest, FindCoordinatorResponse};
     let response: FindCoordinatorResponse = crate::raw::call(
         addr,
         ApiKey::FindCoordinator,
         4,
         &FindCoordinatorRequest::default()
-            .with_key_type(0)
+            .with_key_type(key_type)
             .with_coordinator_keys(vec![kafka_protocol::protocol::StrBytes::from_string(
-                group.to_string(),
+                key.to_string(),
             )]),
     );
     let found = &response.coordinators[0];
@@ -639,4 +645,113 @@ async fn a_consumer_group_survives_the_loss_of_its_coordinator() {
         ends,
         "committed up to the end"
     );
+}
+
+fn transactional_producer(bootstrap: &str, id: &str) -> rdkafka::producer::BaseProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("transactional.id", id)
+        .set("transaction.timeout.ms", "30000")
+        .set("message.timeout.ms", "30000")
+        .create()
+        .expect("transactional producer")
+}
+
+/// Sends `keys` in the producer's open transaction and waits until they are delivered.
+fn send_all(producer: &rdkafka::producer::BaseProducer, topic: &str, keys: std::ops::Range<usize>) {
+    use rdkafka::producer::{BaseRecord, Producer};
+    for i in keys {
+        let k = format!("t{i}");
+        producer
+            .send(BaseRecord::to(topic).key(&k).payload(&k))
+            .map_err(|(e, _)| e)
+            .expect("queued");
+    }
+    producer.flush(Duration::from_secs(30)).expect("delivered");
+}
+
+/// The keys a read_committed consumer reads from `topic` through `addr`, up to the end.
+fn read_committed(addr: &str, topic: &str, at_least: usize) -> std::collections::BTreeSet<String> {
+    use rdkafka::Message;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", addr)
+        .set("group.id", format!("reader-{}", std::process::id()))
+        .set("isolation.level", "read_committed")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut keys = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut quiet_since = Instant::now();
+    // Until it has what it must have and nothing more came for 3 s.
+    while Instant::now() < deadline
+        && (keys.len() < at_least || quiet_since.elapsed() < Duration::from_secs(3))
+    {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            keys.insert(String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned());
+            quiet_since = Instant::now();
+        }
+    }
+    keys
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_survives_the_loss_of_its_coordinator() {
+    use rdkafka::producer::Producer;
+    let _one = ONE_CLUSTER.lock().await;
+    let Some(engines) = Engines::up("a_transaction_survives_the_loss_of_its_coordinator") else {
+        return;
+    };
+    let dirs = data_dirs();
+    let mut brokers = start_all(&engines, &dirs)
+        .into_iter()
+        .map(Some)
+        .collect::<Vec<_>>();
+    let all = bootstrap(brokers.iter().flatten());
+    create_topic(&all, "transfers", 4).await;
+
+    // Committed, aborted, and one left open when its coordinator dies.
+    let first = transactional_producer(&all, "transfers-tx");
+    first.init_transactions(Duration::from_secs(60)).unwrap();
+    first.begin_transaction().unwrap();
+    send_all(&first, "transfers", 0..100);
+    first.commit_transaction(Duration::from_secs(60)).unwrap();
+    first.begin_transaction().unwrap();
+    send_all(&first, "transfers", 100..150);
+    first.abort_transaction(Duration::from_secs(60)).unwrap();
+    first.begin_transaction().unwrap();
+    send_all(&first, "transfers", 150..170);
+
+    let some = brokers.iter().flatten().next().unwrap().addr.clone();
+    let node = find_coordinator(&some, 1, "transfers-tx").expect("FindCoordinator answered");
+    brokers[node as usize - 1].take().unwrap().kill9();
+    drop(first);
+    let survivors = bootstrap(brokers.iter().flatten());
+
+    // The producer starts again elsewhere: the open transaction is aborted, the producer
+    // goes on with a new epoch.
+    let second = transactional_producer(&survivors, "transfers-tx");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while let Err(e) = second.init_transactions(Duration::from_secs(30)) {
+        assert!(Instant::now() < deadline, "init after the loss: {e}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let asked = brokers.iter().flatten().next().unwrap().addr.clone();
+    assert_ne!(find_coordinator(&asked, 1, "transfers-tx"), Some(node));
+    second.begin_transaction().unwrap();
+    send_all(&second, "transfers", 170..200);
+    second.commit_transaction(Duration::from_secs(60)).unwrap();
+
+    let expected: std::collections::BTreeSet<String> =
+        (0..100).chain(170..200).map(|i| format!("t{i}")).collect();
+    for b in brokers.iter().flatten() {
+        assert_eq!(
+            read_committed(&b.addr, "transfers", expected.len()),
+            expected,
+            "read_committed through {}",
+            b.addr
+        );
+    }
 }

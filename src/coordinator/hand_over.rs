@@ -1,0 +1,124 @@
+//! Cluster mode: the group coordinator leads only the groups of the `__consumer_offsets`
+//! partitions this broker leads (`leadership.rs`), hands them over when the live set
+//! changes, and commits its records through the cluster, fenced by its lease.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use super::group::Group;
+use super::leadership::{self, commit_fenced, Leadership, Led};
+use super::offsets::OFFSETS_TOPIC;
+use super::{fresh_sessions, replay_groups, CoordinatorError, GroupCoordinator};
+use crate::cluster::{Cluster, ClusterError};
+use crate::log::now_ms;
+use crate::log::records::{encode_batch, RawRecord, TxnProducer};
+use crate::log::Log;
+
+impl GroupCoordinator {
+    /// Cluster mode: this coordinator leads only its share of `__consumer_offsets` and
+    /// commits its records through `cluster`. Until [`leadership::follow`] has decided,
+    /// every group is loading.
+    pub fn use_cluster(&self, cluster: Arc<Cluster>) {
+        let partitions = self
+            .logs
+            .topic(OFFSETS_TOPIC)
+            .map_or(self.config.offsets_topic_partitions, |t| {
+                t.partitions.len() as i32
+            });
+        *leadership::lock(&self.leadership) = Some(Leadership::new(OFFSETS_TOPIC, partitions));
+        let _ = self.cluster.set(cluster);
+    }
+
+    /// Whether this broker coordinates `group_id` now (always, on a single broker).
+    pub fn check_coordinator(&self, group_id: &str) -> Result<(), CoordinatorError> {
+        leadership::lock(&self.leadership)
+            .as_ref()
+            .map_or(Ok(()), |l| l.check(group_id))
+    }
+
+    /// Cluster mode: follows the membership epoch until `shutdown`, handing groups over.
+    pub async fn follow_leadership(self: Arc<Self>, shutdown: tokio::sync::watch::Receiver<bool>) {
+        if let Some(cluster) = self.cluster.get().cloned() {
+            leadership::follow(self, cluster, "groups", shutdown).await;
+        }
+    }
+
+    /// Cluster mode: commits `records` to the group's partition `log` under the epoch this
+    /// broker leads it by. `None` on a single broker (the caller appends locally).
+    pub(super) async fn append_shared(
+        &self,
+        log: &Arc<Log>,
+        records: &[RawRecord<'_>],
+        txn: Option<TxnProducer>,
+    ) -> Option<Result<(), CoordinatorError>> {
+        let cluster = self.cluster.get()?;
+        let partition = log.topic_partition().partition;
+        let Some(epoch) = leadership::lock(&self.leadership)
+            .as_ref()
+            .and_then(|l| l.fence(partition))
+        else {
+            return Some(Err(CoordinatorError::NotCoordinator));
+        };
+        let Some(topic_id) = self.logs.topic(OFFSETS_TOPIC).map(|t| t.id) else {
+            return Some(Err(CoordinatorError::CoordinatorNotAvailable));
+        };
+        let batch = encode_batch(records, now_ms(), txn);
+        Some(
+            commit_fenced(
+                cluster,
+                &self.leadership,
+                partition,
+                epoch,
+                vec![((topic_id, partition), batch)],
+            )
+            .await,
+        )
+    }
+}
+
+impl Led for GroupCoordinator {
+    type Loaded = HashMap<String, Group>;
+
+    fn leadership(&self) -> &Mutex<Option<Leadership>> {
+        &self.leadership
+    }
+
+    /// Forgets the groups of `partitions` (and their records waiting for the timers).
+    async fn drop_partitions(&self, partitions: HashSet<i32>) {
+        if partitions.is_empty() {
+            return;
+        }
+        let Some(n) = leadership::lock(&self.leadership)
+            .as_ref()
+            .map(|l| l.partitions)
+        else {
+            return;
+        };
+        let ours =
+            |group: &str| !partitions.contains(&super::internal_topic::partition_for(group, n));
+        self.lock().retain(|id, _| ours(id));
+        self.timer_records
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|r| ours(&r.group));
+    }
+
+    async fn load(&self, partitions: HashSet<i32>) -> Result<Self::Loaded, ClusterError> {
+        let (config, logs) = (self.config.clone(), self.logs.clone());
+        let mut groups = tokio::task::spawn_blocking(move || {
+            replay_groups(&config, &logs, |p| partitions.contains(&p))
+        })
+        .await
+        .map_err(|e| ClusterError::Local(e.to_string()))?
+        .map_err(|e| ClusterError::Local(e.to_string()))?;
+        fresh_sessions(&self.group_configs, &self.config, groups.iter_mut());
+        tracing::info!(groups = groups.len(), "loaded groups");
+        Ok(groups)
+    }
+
+    async fn install(&self, loaded: Self::Loaded) {
+        self.lock().extend(loaded);
+    }
+
+    async fn after_load(&self, _partitions: HashSet<i32>) {}
+}
