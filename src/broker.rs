@@ -141,21 +141,6 @@ impl Broker {
         }
     }
 
-    /// In cluster mode, the refusal of a change that only the local replica would see
-    /// (DeleteRecords is not built for cluster mode yet, docs/cluster.md): POLICY_VIOLATION,
-    /// as Kafka answers a change its policy forbids.
-    pub fn refused_in_cluster(
-        &self,
-        what: &str,
-    ) -> Option<(kafka_protocol::ResponseError, String)> {
-        self.cluster.as_ref().map(|_| {
-            (
-                kafka_protocol::ResponseError::PolicyViolation,
-                format!("{what} is not supported in cluster mode yet"),
-            )
-        })
-    }
-
     /// Opens the data directories on `storage` (recovering after a crash), then the rest
     /// (see [`Broker::load`]).
     #[cfg(any(test, fuzzing))]

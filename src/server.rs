@@ -192,6 +192,13 @@ where
     let group_timers = tokio::spawn(groups.clone().run_timers(shutdown_rx.clone()));
     let group_leadership = tokio::spawn(groups.follow_leadership(shutdown_rx.clone()));
     let txn_leadership = tokio::spawn(txns.clone().follow_leadership(shutdown_rx.clone()));
+    let cluster_cleanup = broker.cluster.clone().map(|cluster| {
+        tokio::spawn(cluster.run_cleanup(
+            logs.clone(),
+            config.log_retention_check_interval,
+            shutdown_rx.clone(),
+        ))
+    });
     let txn_timers = tokio::spawn(txns.run_timers(shutdown_rx.clone()));
     let share_timers = tokio::spawn(broker.shares.clone().run_timers(shutdown_rx.clone()));
     let quotas = ConnectionQuotas::new(config.socket_server.clone());
@@ -308,6 +315,11 @@ where
     ] {
         if let Err(e) = result {
             tracing::error!(task, error = %e, "a background task failed");
+        }
+    }
+    if let Some(task) = cluster_cleanup {
+        if let Err(e) = task.await {
+            tracing::error!(task = "cluster cleanup", error = %e, "a background task failed");
         }
     }
     let shutdown = tokio::task::spawn_blocking(move || logs.shutdown()).await;

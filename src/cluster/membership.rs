@@ -24,11 +24,14 @@ pub struct Membership {
     epoch_changes: watch::Sender<i32>,
     /// Asks for a heartbeat now rather than at the next interval (a coordinator was fenced).
     refresh: Notify,
+    /// The last commit this broker's replica applied, reported with each heartbeat.
+    applied: watch::Receiver<i64>,
 }
 
 impl Membership {
-    pub fn new(me: BrokerRecord) -> Membership {
+    pub fn new(me: BrokerRecord, applied: watch::Receiver<i64>) -> Membership {
         Membership {
+            applied,
             live: RwLock::new((0, Arc::new(vec![me.clone()]))),
             me,
             incarnation: Uuid::new_v4(),
@@ -101,8 +104,10 @@ impl Membership {
         db: &mut Client,
         session_timeout_ms: u64,
     ) -> Result<(), tokio_postgres::Error> {
+        let applied = *self.applied.borrow();
         let (epoch, live) =
-            metadata::heartbeat(db, &self.me, self.incarnation, session_timeout_ms).await?;
+            metadata::heartbeat(db, &self.me, self.incarnation, applied, session_timeout_ms)
+                .await?;
         self.set_live(epoch, live);
         Ok(())
     }
@@ -163,9 +168,9 @@ mod tests {
 
     #[test]
     fn leaders_spread_over_the_live_brokers_the_same_way_everywhere() {
-        let a = Membership::new(broker(1));
+        let a = Membership::new(broker(1), watch::channel(0).1);
         a.set_live(1, vec![broker(1), broker(2), broker(3)]);
-        let b = Membership::new(broker(3));
+        let b = Membership::new(broker(3), watch::channel(0).1);
         b.set_live(1, vec![broker(1), broker(2), broker(3)]);
         let leaders: Vec<i32> = (0..6).map(|p| a.leader("t", p)).collect();
         assert_eq!(

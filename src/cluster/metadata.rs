@@ -55,7 +55,7 @@ fn configs_from_text(text: &str) -> BTreeMap<String, String> {
     serde_json::from_str(text).unwrap_or_default()
 }
 
-async fn next_commit(txn: &impl GenericClient) -> Result<i64, tokio_postgres::Error> {
+pub(super) async fn next_commit(txn: &impl GenericClient) -> Result<i64, tokio_postgres::Error> {
     Ok(txn
         .query_one(
             "UPDATE cluster SET last_commit = last_commit + 1 RETURNING last_commit",
@@ -125,11 +125,16 @@ pub async fn delete_topic(
         partitions: row.get(2),
         configs: configs_from_text(row.get(3)),
     };
-    txn.execute(
-        "DELETE FROM batches WHERE topic_id = $1",
-        &[&topic.topic_id],
-    )
-    .await?;
+    let unreferenced: Vec<String> = txn
+        .query(
+            "DELETE FROM batches WHERE topic_id = $1 RETURNING object_key",
+            &[&topic.topic_id],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    super::retention::mark_unreferenced(&txn, commit_id, unreferenced).await?;
     txn.execute(
         "DELETE FROM producer_states WHERE topic_id = $1",
         &[&topic.topic_id],
@@ -375,13 +380,15 @@ pub async fn batches_after(
 }
 
 /// One heartbeat, in one transaction serialised on the membership row: records this broker
-/// (a new incarnation, a broker back from the dead or new endpoints changes the live set),
-/// marks the brokers silent for `session_timeout_ms` dead, bumps the membership epoch if the
-/// live set changed, and returns the epoch with the live brokers by node id.
+/// and the last commit its replica applied (a new incarnation, a broker back from the dead
+/// or new endpoints changes the live set), marks the brokers silent for
+/// `session_timeout_ms` dead, bumps the membership epoch if the live set changed, and
+/// returns the epoch with the live brokers by node id.
 pub async fn heartbeat(
     client: &mut Client,
     broker: &BrokerRecord,
     incarnation: Uuid,
+    applied_commit: i64,
     session_timeout_ms: u64,
 ) -> Result<(i32, Vec<BrokerRecord>), tokio_postgres::Error> {
     let endpoints: Vec<serde_json::Value> = broker
@@ -406,12 +413,22 @@ pub async fn heartbeat(
         .await?
         .is_some();
     txn.execute(
-        "INSERT INTO brokers (node_id, endpoints, rack, incarnation, heartbeat_at, alive)
-         VALUES ($1, $2::text::jsonb, $3, $4, now(), true)
+        "INSERT INTO brokers (node_id, endpoints, rack, incarnation, heartbeat_at, alive,
+                              applied_commit)
+         VALUES ($1, $2::text::jsonb, $3, $4, now(), true, $5)
          ON CONFLICT (node_id) DO UPDATE
             SET endpoints = EXCLUDED.endpoints, rack = EXCLUDED.rack,
-                incarnation = EXCLUDED.incarnation, heartbeat_at = now(), alive = true",
-        &[&broker.node_id, &endpoints, &broker.rack, &incarnation],
+                incarnation = EXCLUDED.incarnation, heartbeat_at = now(), alive = true,
+                applied_commit = CASE WHEN brokers.incarnation = EXCLUDED.incarnation
+                                      THEN greatest(brokers.applied_commit, EXCLUDED.applied_commit)
+                                      ELSE EXCLUDED.applied_commit END",
+        &[
+            &broker.node_id,
+            &endpoints,
+            &broker.rack,
+            &incarnation,
+            &applied_commit,
+        ],
     )
     .await?;
     let expired = txn

@@ -12,6 +12,7 @@ pub mod metadata;
 pub mod objects;
 pub mod produce_buffer;
 pub mod replica;
+pub mod retention;
 pub mod schema;
 
 use std::collections::BTreeMap;
@@ -135,6 +136,7 @@ pub struct Cluster {
     /// heartbeat have their own connections).
     admin: tokio::sync::Mutex<Client>,
     buffer: ProduceBuffer,
+    objects: Objects,
     membership: Arc<Membership>,
     applied: watch::Receiver<i64>,
     wake_replica: Arc<Notify>,
@@ -180,7 +182,7 @@ impl Cluster {
         let buffer = ProduceBuffer::start(
             Uploader {
                 node_id: me.node_id,
-                objects,
+                objects: objects.clone(),
                 cache,
                 url: url.clone(),
                 buffer_ms: config.produce_buffer_ms,
@@ -190,7 +192,7 @@ impl Cluster {
             },
             connect(&url).await?,
         );
-        let membership = Arc::new(Membership::new(me));
+        let membership = Arc::new(Membership::new(me, applied.clone()));
         let mut heartbeat_db = connect(&url).await?;
         membership
             .join(&mut heartbeat_db, config.session_timeout_ms)
@@ -213,6 +215,7 @@ impl Cluster {
             url,
             admin: tokio::sync::Mutex::new(admin),
             buffer,
+            objects,
             membership,
             applied,
             wake_replica,
@@ -411,6 +414,101 @@ impl Cluster {
                 TopicError::InvalidPartitions(format!("Topic already has {current} partitions.")),
             ),
         }
+    }
+
+    /// DeleteRecords in cluster mode: committed in PostgreSQL, answered in the order given
+    /// once this broker's replica has applied it (and, for up to 5 s, every live broker).
+    pub async fn delete_records(
+        &self,
+        requests: &[(Uuid, i32, i64)],
+    ) -> Result<Vec<retention::Deletion>, ClusterError> {
+        let outcomes = retention::delete_records(&mut *self.admin().await?, requests).await?;
+        self.sync_replica().await?;
+        Ok(outcomes)
+    }
+
+    /// Retention and the object collector, every `interval` until `shutdown`, on the
+    /// controller only (the live broker with the lowest node id): one broker's work, and
+    /// another one's as soon as it is gone.
+    pub async fn run_cleanup(
+        self: Arc<Self>,
+        logs: Arc<LogManager>,
+        interval: Duration,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut tick = tokio::time::interval(interval);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            let me = self.membership.me.node_id;
+            if self.membership.live().iter().map(|b| b.node_id).min() != Some(me) {
+                continue;
+            }
+            // Logged; the next tick tries again.
+            if let Err(e) = self.apply_retention(&logs).await {
+                tracing::warn!(error = %e, "cluster retention failed");
+            }
+            if let Err(e) = self.collect_objects().await {
+                tracing::warn!(error = %e, "collecting unreferenced objects failed");
+            }
+        }
+    }
+
+    /// Moves the log start offset of every partition whose `retention.ms` or
+    /// `retention.bytes` (`cleanup.policy=delete`) says so.
+    async fn apply_retention(&self, logs: &LogManager) -> Result<(), ClusterError> {
+        let now = crate::log::now_ms();
+        let mut moves = Vec::new();
+        {
+            let db = self.admin().await?;
+            for topic in logs.topics().iter().filter(|t| !t.is_internal()) {
+                for log in &topic.partitions {
+                    let config = log.config();
+                    let cutoff = (config.retention_ms >= 0).then(|| now - config.retention_ms);
+                    let bytes = (config.retention_bytes >= 0).then_some(config.retention_bytes);
+                    if !config.cleanup_delete || (cutoff.is_none() && bytes.is_none()) {
+                        continue;
+                    }
+                    let partition = log.topic_partition().partition;
+                    if let Some(target) =
+                        retention::retention_target(&*db, topic.id, partition, cutoff, bytes)
+                            .await?
+                    {
+                        moves.push((topic.id, partition, target));
+                    }
+                }
+            }
+        }
+        if moves.is_empty() {
+            return Ok(());
+        }
+        retention::delete_records(&mut *self.admin().await?, &moves).await?;
+        self.wake_replica.notify_one();
+        tracing::info!(
+            partitions = moves.len(),
+            "retention moved log start offsets"
+        );
+        Ok(())
+    }
+
+    /// Deletes the objects no batch points to once every live broker is past the commit
+    /// that made them so: from the store, then their rows.
+    async fn collect_objects(&self) -> Result<(), ClusterError> {
+        let keys = retention::collectable_objects(&*self.admin().await?, 1000).await?;
+        let mut deleted = Vec::with_capacity(keys.len());
+        for key in keys {
+            match self.objects.store.delete(&Objects::path(&key)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => deleted.push(key),
+                Err(e) => tracing::warn!(object = key, error = %e, "deleting an object failed"),
+            }
+        }
+        if !deleted.is_empty() {
+            retention::forget_objects(&*self.admin().await?, &deleted).await?;
+            tracing::info!(objects = deleted.len(), "collected unreferenced objects");
+        }
+        Ok(())
     }
 
     /// The first id of a fresh block of `size` producer ids.

@@ -8,7 +8,7 @@
 //! every `gregor.metadata.poll.ms`, or at once when this broker committed (`wake`).
 //! `applied` is the last commit number applied: a produce is answered once its commit is.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use super::metadata::{self, BatchLocation, TopicEvent, TopicRecord};
 use super::objects::{ObjectCache, Objects};
+use super::retention::{self, LogStartEvent};
 use super::ClusterError;
 use crate::log::record_batch::{assign_offset, BatchHeader, HEADER_SIZE};
 use crate::log::{LogError, LEADER_EPOCH};
@@ -57,9 +58,27 @@ pub struct Replica {
 /// A round's reads, from one snapshot of PostgreSQL.
 struct Round {
     upto: i64,
-    events: Vec<TopicEvent>,
+    events: Vec<Event>,
     batches: Vec<BatchLocation>,
 }
+
+/// A commit other than batches, applied in commit order with them.
+enum Event {
+    Topic(TopicEvent),
+    LogStart(LogStartEvent),
+}
+
+impl Event {
+    fn commit_id(&self) -> i64 {
+        match self {
+            Event::Topic(e) => e.commit_id,
+            Event::LogStart(e) => e.commit_id,
+        }
+    }
+}
+
+/// Partitions whose next batch may start past their local end (`Log::append_replicated`).
+type Jumps = HashSet<(Uuid, i32)>;
 
 impl Replica {
     /// Makes the local logs those of PostgreSQL as of now (start-up, or after a gap).
@@ -89,8 +108,24 @@ impl Replica {
             }
         }
         let batches = metadata::batches_after(&txn, &ends, upto).await?;
+        let starts = retention::log_starts(&txn).await?;
         txn.commit().await?;
-        self.apply_batches(&batches).await?;
+        // Where the cluster deleted records past a local end while this broker was away,
+        // the next batch starts after a hole.
+        let jumps: Jumps = ends
+            .iter()
+            .filter(|(t, p, end)| starts.get(&(*t, *p)).is_some_and(|s| s > end))
+            .map(|(t, p, _)| (*t, *p))
+            .collect();
+        self.apply_batches(&batches, &jumps).await?;
+        for ((topic_id, partition), start) in starts {
+            match self.move_log_start(topic_id, partition, start) {
+                // Everything this replica has is below the start and nothing was committed
+                // after it: the next batch jumps there (a Gap, then this catch-up again).
+                Err(ClusterError::Gap(_)) => {}
+                other => other?,
+            }
+        }
         self.applied.send_replace(upto);
         self.record_applied(db, upto).await;
         Ok(())
@@ -133,7 +168,18 @@ impl Replica {
             return Ok(None);
         }
         let txn = snapshot(db).await?;
-        let events = metadata::topic_events(&txn, after, upto).await?;
+        let mut events: Vec<Event> = metadata::topic_events(&txn, after, upto)
+            .await?
+            .into_iter()
+            .map(Event::Topic)
+            .chain(
+                retention::log_start_events(&txn, after, upto)
+                    .await?
+                    .into_iter()
+                    .map(Event::LogStart),
+            )
+            .collect();
+        events.sort_by_key(Event::commit_id);
         let batches = metadata::batches_committed(&txn, after, upto).await?;
         txn.commit().await?;
         Ok(Some(Round {
@@ -149,25 +195,30 @@ impl Replica {
         let Some(round) = self.read_round(db, after).await? else {
             return Ok(());
         };
-        // Topic events and batches interleave by commit number: apply the batches committed
+        // Events and batches interleave by commit number: apply the batches committed
         // before each event, then the event.
         let mut at = 0;
+        let no_jumps = Jumps::new();
         for event in &round.events {
             let end = at
                 + round.batches[at..]
                     .iter()
-                    .take_while(|b| b.commit_id < event.commit_id)
+                    .take_while(|b| b.commit_id < event.commit_id())
                     .count();
-            self.apply_batches(&round.batches[at..end]).await?;
+            self.apply_batches(&round.batches[at..end], &no_jumps)
+                .await?;
             at = end;
-            if event.deleted {
-                self.delete_local(&event.topic.name, event.topic.topic_id)
-                    .await?;
-            } else {
-                self.create_local(&event.topic).await?;
+            match event {
+                Event::Topic(e) if e.deleted => {
+                    self.delete_local(&e.topic.name, e.topic.topic_id).await?;
+                }
+                Event::Topic(e) => self.create_local(&e.topic).await?,
+                Event::LogStart(e) => {
+                    self.move_log_start(e.topic_id, e.partition, e.log_start_offset)?;
+                }
             }
         }
-        self.apply_batches(&round.batches[at..]).await?;
+        self.apply_batches(&round.batches[at..], &no_jumps).await?;
         self.applied.send_replace(round.upto);
         self.record_applied(db, round.upto).await;
         Ok(())
@@ -239,9 +290,44 @@ impl Replica {
         Ok(())
     }
 
+    /// Moves a local log's start offset to the cluster's (retention or DeleteRecords),
+    /// deleting the local data below it.
+    fn move_log_start(
+        &self,
+        topic_id: Uuid,
+        partition: i32,
+        start: i64,
+    ) -> Result<(), ClusterError> {
+        let Some(log) = self
+            .logs
+            .topic_by_id(topic_id)
+            .and_then(|t| t.partition(partition).cloned())
+        else {
+            return Ok(()); // deleted since
+        };
+        if start <= log.log_start_offset() {
+            return Ok(());
+        }
+        match log.delete_records_before(start) {
+            Ok(_) => Ok(()),
+            Err(e @ LogError::OffsetOutOfRange { .. }) => {
+                Err(ClusterError::Gap(format!("{}: {e}", log.topic_partition())))
+            }
+            Err(LogError::Closed) => Ok(()),
+            Err(e) => Err(ClusterError::Local(format!(
+                "{}: {e}",
+                log.topic_partition()
+            ))),
+        }
+    }
+
     /// Reads each object once for the batches it holds (or takes them from the cache) and
     /// appends them to their local logs with their committed offsets.
-    async fn apply_batches(&self, batches: &[BatchLocation]) -> Result<(), ClusterError> {
+    async fn apply_batches(
+        &self,
+        batches: &[BatchLocation],
+        jumps: &Jumps,
+    ) -> Result<(), ClusterError> {
         // In slices that fit the cache together (a long catch-up would not).
         let limit = (self.cache.budget() / 4).max(1) as i64;
         let mut start = 0;
@@ -256,13 +342,17 @@ impl Replica {
                     })
                     .count()
                     .max(1);
-            self.apply_slice(&batches[start..end]).await?;
+            self.apply_slice(&batches[start..end], jumps).await?;
             start = end;
         }
         Ok(())
     }
 
-    async fn apply_slice(&self, batches: &[BatchLocation]) -> Result<(), ClusterError> {
+    async fn apply_slice(
+        &self,
+        batches: &[BatchLocation],
+        jumps: &Jumps,
+    ) -> Result<(), ClusterError> {
         // The span of each object that this round needs and the cache lacks.
         let mut spans: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
         for b in batches {
@@ -297,12 +387,12 @@ impl Replica {
                     b.object_key, b.byte_offset
                 )));
             };
-            self.append(b, &bytes)?;
+            self.append(b, &bytes, jumps.contains(&(b.topic_id, b.partition)))?;
         }
         Ok(())
     }
 
-    fn append(&self, b: &BatchLocation, bytes: &Bytes) -> Result<(), ClusterError> {
+    fn append(&self, b: &BatchLocation, bytes: &Bytes, jump: bool) -> Result<(), ClusterError> {
         let Some(log) = self
             .logs
             .topic_by_id(b.topic_id)
@@ -329,7 +419,7 @@ impl Replica {
         let mut head = [0u8; HEADER_SIZE];
         head.copy_from_slice(&bytes[..HEADER_SIZE]);
         assign_offset(&mut head, b.base_offset, LEADER_EPOCH);
-        match log.append_replicated(&[&head, &bytes[HEADER_SIZE..]], &header) {
+        match log.append_replicated(&[&head, &bytes[HEADER_SIZE..]], &header, jump) {
             Ok(appended) => {
                 let tp = log.topic_partition();
                 if let Some(observer) = self.observer.as_ref().filter(|_| appended) {

@@ -5,7 +5,10 @@
 use tokio_postgres::Client;
 
 /// (version, SQL), in order. A released migration is never edited: a change is a new file.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("migrations/0001_init.sql")),
+    (2, include_str!("migrations/0002_retention.sql")),
+];
 
 /// Any number that no other application using the database takes as its advisory lock.
 const MIGRATION_LOCK: i64 = 0x6772_6567_6f72; // "gregor"

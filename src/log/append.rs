@@ -43,15 +43,19 @@ impl Log {
     }
 
     /// Appends one batch committed elsewhere (cluster mode's replica, `cluster/replica.rs`):
-    /// `parts` are the batch's bytes with its offsets in the header already. A batch the log has is skipped (`Ok(false)`);
-    /// one that does not start at the log end offset is a gap (`OffsetOutOfRange`, the
-    /// replica then catches up from PostgreSQL). Committed data is acknowledged already, so
-    /// the high watermark moves to the new end at once; the fsync follows the flush policy
-    /// (the object store holds the data, this log is a cache of it).
+    /// `parts` are the batch's bytes with its offsets in the header already. A batch the
+    /// log has is skipped (`Ok(false)`); one that does not start at the log end offset is
+    /// a gap (`OffsetOutOfRange`, the replica then catches up from PostgreSQL), unless
+    /// `jump`: the cluster deleted the records in between (retention or DeleteRecords
+    /// while this replica was behind), and the log goes on after a hole in its offsets,
+    /// as a compacted log does. Committed data is acknowledged already, so the high
+    /// watermark moves to the new end at once; the fsync follows the flush policy (the
+    /// object store holds the data, this log is a cache of it).
     pub fn append_replicated(
         self: &Arc<Self>,
         parts: &[&[u8]],
         h: &BatchHeader,
+        jump: bool,
     ) -> Result<bool, LogError> {
         let size: usize = parts.iter().map(|p| p.len()).sum();
         let now = now_ms();
@@ -62,7 +66,8 @@ impl Log {
         if h.last_offset() < state.log_end_offset {
             return Ok(false);
         }
-        if h.base_offset != state.log_end_offset {
+        if h.base_offset != state.log_end_offset && !(jump && h.base_offset > state.log_end_offset)
+        {
             return Err(LogError::OffsetOutOfRange {
                 offset: h.base_offset,
                 start: state.log_start_offset,

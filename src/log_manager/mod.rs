@@ -505,7 +505,9 @@ impl LogManager {
                         tracing::error!(error = %e, "the checkpoint task failed");
                     }
                 }
-                _ = retention_tick.tick() => {
+                // In cluster mode retention is the cluster's (`cluster/retention.rs`): the
+                // replicas delete what the controller's commits say.
+                _ = retention_tick.tick(), if !matches!(self.config.storage, crate::config::StorageMode::Cluster(_)) => {
                     let manager = self.clone();
                     if let Err(e) = tokio::task::spawn_blocking(move || manager.apply_retention()).await {
                         tracing::error!(error = %e, "the retention task failed");

@@ -4,7 +4,9 @@
 //! Produce through one broker and consume through another; kill -9 a broker under load and
 //! lose nothing acknowledged; kill a consumer group's coordinator and find the group, its
 //! committed offsets and its member carrying on at another broker; kill a transaction's
-//! coordinator and find its open transaction aborted and its producer going on; stop the whole cluster,
+//! coordinator and find its open transaction aborted and its producer going on; delete
+//! records and let retention delete the rest, everywhere, and the objects collected; stop
+//! the whole cluster,
 //! wipe a broker's disk, and find everything again.
 
 use std::collections::HashMap;
@@ -83,6 +85,7 @@ impl Engines {
             "gregor.produce.buffer.ms=20".into(),
             "broker.session.timeout.ms=3000".into(),
             "broker.heartbeat.interval.ms=500".into(),
+            "log.retention.check.interval.ms=500".into(),
             "num.partitions=4".into(),
         ]
     }
@@ -752,6 +755,159 @@ async fn a_transaction_survives_the_loss_of_its_coordinator() {
             expected,
             "read_committed through {}",
             b.addr
+        );
+    }
+}
+
+impl Engines {
+    /// One number from PostgreSQL (`psql`, which comes with the server).
+    fn sql_count(&self, query: &str) -> i64 {
+        let out = Command::new("psql")
+            .args(["-qtA", &self.env["GREGOR_METADATA_URL"], "-c", query])
+            .output()
+            .expect("psql");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{query}: {}", String::from_utf8_lossy(&out.stderr)))
+    }
+
+    /// How many objects the S3 server holds in the bucket.
+    fn stored_objects(&self) -> usize {
+        let url = format!(
+            "{}/{}?list-type=2",
+            self.env["GREGOR_S3_ENDPOINT"], self.env["GREGOR_S3_BUCKET"]
+        );
+        let out = Command::new("curl")
+            .args(["-sf", &url])
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout)
+            .matches("<Key>")
+            .count()
+    }
+}
+
+/// `topic`'s (low, high) watermarks of `partitions` partitions through `addr`.
+fn watermarks_through(addr: &str, topic: &str, partitions: i32) -> Vec<(i64, i64)> {
+    let consumer = consumer_of(addr);
+    (0..partitions)
+        .map(|p| {
+            consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(5))
+                .unwrap_or((-1, -1))
+        })
+        .collect()
+}
+
+/// Waits until every broker in `addrs` serves `expected` watermarks.
+fn wait_watermarks(addrs: &[String], topic: &str, expected: &[(i64, i64)]) {
+    for addr in addrs {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let now = watermarks_through(addr, topic, expected.len() as i32);
+            if now == expected {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{addr} serves {now:?} of {topic}, not {expected:?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_records_go_everywhere_and_their_objects_are_collected() {
+    use rdkafka::admin::{AlterConfig, ResourceSpecifier};
+    let _one = ONE_CLUSTER.lock().await;
+    let Some(engines) =
+        Engines::up("deleted_records_go_everywhere_and_their_objects_are_collected")
+    else {
+        return;
+    };
+    let dirs = data_dirs();
+    let mut brokers = start_all(&engines, &dirs)
+        .into_iter()
+        .map(Some)
+        .collect::<Vec<_>>();
+    let all = bootstrap(brokers.iter().flatten());
+    create_topic(&all, "events", 2).await;
+    let acked = produce(&producer(&all), "events", 400, 400, || {}).await;
+    let mut high = vec![0i64; 2];
+    for (p, offset) in acked.values() {
+        high[*p as usize] = high[*p as usize].max(offset + 1);
+    }
+    let addrs = |brokers: &[Option<Broker>]| -> Vec<String> {
+        brokers.iter().flatten().map(|b| b.addr.clone()).collect()
+    };
+    wait_watermarks(&addrs(&brokers), "events", &[(0, high[0]), (0, high[1])]);
+    let objects_before = engines.sql_count("SELECT count(*) FROM objects");
+    assert!(objects_before > 0);
+
+    // DeleteRecords through the second broker moves the low watermark everywhere.
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset("events", 0, rdkafka::Offset::Offset(high[0] / 2))
+        .unwrap();
+    let options = rdkafka::admin::AdminOptions::new();
+    let deleted = admin_of(&brokers[1].as_ref().unwrap().addr)
+        .delete_records(&tpl, &options)
+        .await
+        .unwrap();
+    assert_eq!(
+        deleted.elements()[0].offset(),
+        rdkafka::Offset::Offset(high[0] / 2),
+        "{:?}",
+        deleted.elements()[0].error()
+    );
+    wait_watermarks(
+        &addrs(&brokers),
+        "events",
+        &[(high[0] / 2, high[0]), (0, high[1])],
+    );
+
+    // Broker 3 is away while retention deletes everything; it comes back to the same view.
+    let third = dirs[2].path().to_path_buf();
+    brokers[2].take().unwrap().stop();
+    let altered = admin_of(&brokers[0].as_ref().unwrap().addr)
+        .alter_configs(
+            &[AlterConfig::new(ResourceSpecifier::Topic("events")).set("retention.ms", "1")],
+            &options,
+        )
+        .await
+        .unwrap();
+    assert!(altered[0].is_ok(), "{altered:?}");
+    wait_watermarks(
+        &addrs(&brokers),
+        "events",
+        &[(high[0], high[0]), (high[1], high[1])],
+    );
+    brokers[2] = Some(engines.start_broker(3, &third));
+    wait_watermarks(
+        &addrs(&brokers),
+        "events",
+        &[(high[0], high[0]), (high[1], high[1])],
+    );
+
+    // No batch points to the objects any more: they go, from the store and PostgreSQL.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while engines.sql_count("SELECT count(*) FROM objects") > 0 || engines.stored_objects() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "{} object rows and {} stored objects left of {objects_before}",
+            engines.sql_count("SELECT count(*) FROM objects"),
+            engines.stored_objects()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // The topic goes on from its high watermarks.
+    let more = produce(&producer(&all), "events", 10, 10, || {}).await;
+    for (k, (p, offset)) in &more {
+        assert!(
+            *offset >= high[*p as usize],
+            "{k} at {offset} in partition {p}"
         );
     }
 }

@@ -1,0 +1,19 @@
+-- Gregor cluster mode, schema version 2: DeleteRecords, retention and the collection of
+-- objects no batch points to any more (docs/cluster.md, cluster/retention.rs).
+
+-- A partition's log start offset moved, in the commit that moved it, for replicas to
+-- replay: each deletes its local data below the new start.
+CREATE TABLE log_start_events (
+    commit_id        bigint  NOT NULL,
+    topic_id         uuid    NOT NULL,
+    partition        integer NOT NULL,
+    log_start_offset bigint  NOT NULL,
+    PRIMARY KEY (commit_id, topic_id, partition)
+);
+
+-- The commit that deleted an object's last batch (retention, DeleteRecords, topic
+-- deletion). Once every live broker has applied it, no replica reads the object again and
+-- the collector deletes it, from the store first, then here.
+ALTER TABLE objects ADD COLUMN unreferenced_commit bigint;
+CREATE INDEX objects_unreferenced ON objects (unreferenced_commit)
+    WHERE unreferenced_commit IS NOT NULL;
