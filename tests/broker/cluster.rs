@@ -835,7 +835,7 @@ async fn deleted_records_go_everywhere_and_their_objects_are_collected() {
     let all = bootstrap(brokers.iter().flatten());
     create_topic(&all, "events", 2).await;
     let acked = produce(&producer(&all), "events", 400, 400, || {}).await;
-    let mut high = vec![0i64; 2];
+    let mut high = [0i64; 2];
     for (p, offset) in acked.values() {
         high[*p as usize] = high[*p as usize].max(offset + 1);
     }
