@@ -141,6 +141,29 @@ impl Broker {
         }
     }
 
+    /// Runs `change`, a store's update of its metadata file at `path` (ACLs, SCRAM
+    /// credentials, group configs): here, or in cluster mode under the cluster's lock for
+    /// that file and for every broker (`cluster/metadata_files.rs`). A failure of the
+    /// cluster becomes `failed(error)`; `reload` puts the store back after one.
+    pub async fn change_metadata_file<R, E>(
+        &self,
+        path: &std::path::Path,
+        change: impl FnOnce() -> Result<R, E>,
+        reload: impl FnOnce(),
+        failed: impl FnOnce(crate::cluster::ClusterError) -> E,
+    ) -> Result<R, E> {
+        let Some(cluster) = &self.cluster else {
+            return change();
+        };
+        match cluster
+            .update_file(self.logs.storage().as_ref(), path, change, reload)
+            .await
+        {
+            Ok(changed) => changed,
+            Err(e) => Err(failed(e)),
+        }
+    }
+
     /// Opens the data directories on `storage` (recovering after a crash), then the rest
     /// (see [`Broker::load`]).
     #[cfg(any(test, fuzzing))]
@@ -175,7 +198,8 @@ impl Broker {
     ) -> Result<Broker, StartError> {
         let group_configs = GroupConfigs::open(
             logs.storage().clone(),
-            logs.metadata_dir().join("group-configs.yaml"),
+            logs.metadata_dir()
+                .join(crate::coordinator::group_configs::FILE_NAME),
         )
         .map_err(StartError::GroupConfigs)?;
         let share_store = {
@@ -236,7 +260,9 @@ impl Broker {
                 },
             })
             .collect();
-        let path = logs.metadata_dir().join("scram-credentials.yaml");
+        let path = logs
+            .metadata_dir()
+            .join(crate::security::credentials::FILE_NAME);
         let credentials = CredentialStore::open(logs.storage().clone(), path)
             .map(Arc::new)
             .map_err(StartError::Credentials)?;
@@ -246,7 +272,8 @@ impl Broker {
                 Authorizer::open(
                     settings.clone(),
                     logs.storage().clone(),
-                    logs.metadata_dir().join("acls.yaml"),
+                    logs.metadata_dir()
+                        .join(crate::security::acl_store::FILE_NAME),
                 )
                 .map_err(StartError::Acls)?,
             )),

@@ -13,6 +13,7 @@ pub mod config;
 pub mod coordinator;
 #[cfg(test)]
 mod crash_consistency;
+pub mod follower;
 #[cfg(any(test, fuzzing))]
 pub mod fuzz_targets;
 pub mod http;

@@ -141,8 +141,13 @@ where
             broker.logs.clone(),
             me,
             // Every broker follows the coordinators' records (transactions' state, markers
-            // completing transactional offsets).
-            Some(broker.txns.clone()),
+            // completing transactional offsets) and the metadata files.
+            Some(Arc::new(crate::follower::Follower {
+                txns: broker.txns.clone(),
+                groups: broker.groups.clone(),
+                credentials: broker.credentials.clone(),
+                authorizer: broker.authorizer.clone(),
+            })),
             shutdown_rx.clone(),
         )
         .await

@@ -28,7 +28,7 @@ func franzScenarios() []scenario {
 }
 
 func franzClient(e *env, opts ...kgo.Opt) (*kgo.Client, error) {
-	return kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(e.bootstrap), kgo.MetadataMinAge(250 * time.Millisecond)}, opts...)...)
+	return kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(e.brokers()...), kgo.MetadataMinAge(250 * time.Millisecond)}, opts...)...)
 }
 
 func franzCreate(ctx context.Context, e *env, topic string, partitions int32, configs map[string]*string) error {
@@ -567,7 +567,11 @@ func franzAdmin(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	if err := check(len(meta.Brokers) == 1 && meta.Controller == meta.Brokers[0].NodeID && meta.Cluster != "", "cluster metadata %+v", meta); err != nil {
+	controllerListed := false
+	for _, b := range meta.Brokers {
+		controllerListed = controllerListed || b.NodeID == meta.Controller
+	}
+	if err := check(len(meta.Brokers) == expectedBrokers() && controllerListed && meta.Cluster != "", "cluster metadata %+v", meta); err != nil {
 		return err
 	}
 	deletedTopics, err := adm.DeleteTopics(ctx, topic)

@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -25,10 +26,25 @@ type scenario struct {
 	run     func(ctx context.Context, e *env) error
 }
 
-// env is what a scenario works with: the bootstrap address and unique names.
+// env is what a scenario works with: the bootstrap addresses (comma-separated) and unique
+// names.
 type env struct {
 	bootstrap string
 	run       string
+}
+
+// brokers is the bootstrap list, one address each.
+func (e *env) brokers() []string {
+	return strings.Split(e.bootstrap, ",")
+}
+
+// expectedBrokers is how many brokers Metadata should list: one, or the cluster run.sh
+// started (EXPECTED_BROKERS).
+func expectedBrokers() int {
+	if n, err := strconv.Atoi(os.Getenv("EXPECTED_BROKERS")); err == nil {
+		return n
+	}
+	return 1
 }
 
 // name returns a topic or group name unique to this scenario run.

@@ -35,7 +35,7 @@ func saramaConfig() *sarama.Config {
 }
 
 func saramaAdminClient(e *env) (sarama.ClusterAdmin, error) {
-	return sarama.NewClusterAdmin([]string{e.bootstrap}, saramaConfig())
+	return sarama.NewClusterAdmin(e.brokers(), saramaConfig())
 }
 
 func saramaCreate(e *env, topic string, partitions int32, configs map[string]*string) error {
@@ -52,7 +52,7 @@ func saramaCreate(e *env, topic string, partitions int32, configs map[string]*st
 func saramaReadAll(ctx context.Context, e *env, topic string, partitions int32, expected int, isolation sarama.IsolationLevel) ([]*sarama.ConsumerMessage, error) {
 	c := saramaConfig()
 	c.Consumer.IsolationLevel = isolation
-	consumer, err := sarama.NewConsumer([]string{e.bootstrap}, c)
+	consumer, err := sarama.NewConsumer(e.brokers(), c)
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +107,7 @@ func saramaProduceConsume(ctx context.Context, e *env) error {
 	c := saramaConfig()
 	c.Producer.Idempotent = true
 	c.Net.MaxOpenRequests = 1
-	p, err := sarama.NewSyncProducer([]string{e.bootstrap}, c)
+	p, err := sarama.NewSyncProducer(e.brokers(), c)
 	if err != nil {
 		return err
 	}
@@ -209,7 +209,7 @@ func saramaGroup(ctx context.Context, e *env) error {
 	}
 	c := saramaConfig()
 	c.Producer.Partitioner = sarama.NewManualPartitioner
-	p, err := sarama.NewSyncProducer([]string{e.bootstrap}, c)
+	p, err := sarama.NewSyncProducer(e.brokers(), c)
 	if err != nil {
 		return err
 	}
@@ -230,7 +230,7 @@ func saramaGroup(ctx context.Context, e *env) error {
 	start := func() (*groupHandler, sarama.ConsumerGroup, error) {
 		gc := saramaConfig()
 		gc.Consumer.Offsets.AutoCommit.Enable = false
-		cg, err := sarama.NewConsumerGroup([]string{e.bootstrap}, group, gc)
+		cg, err := sarama.NewConsumerGroup(e.brokers(), group, gc)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -319,7 +319,7 @@ func saramaTransactions(ctx context.Context, e *env) error {
 	c.Producer.Idempotent = true
 	c.Producer.Transaction.ID = e.name("txn")
 	c.Net.MaxOpenRequests = 1
-	p, err := sarama.NewSyncProducer([]string{e.bootstrap}, c)
+	p, err := sarama.NewSyncProducer(e.brokers(), c)
 	if err != nil {
 		return err
 	}
@@ -417,7 +417,7 @@ func saramaAdmin(_ context.Context, e *env) error {
 	}
 	c := saramaConfig()
 	c.Producer.Partitioner = sarama.NewManualPartitioner
-	p, err := sarama.NewSyncProducer([]string{e.bootstrap}, c)
+	p, err := sarama.NewSyncProducer(e.brokers(), c)
 	if err != nil {
 		return err
 	}
@@ -431,7 +431,7 @@ func saramaAdmin(_ context.Context, e *env) error {
 	if err := adm.DeleteRecords(topic, map[int32]int64{2: 5}); err != nil {
 		return err
 	}
-	client, err := sarama.NewClient([]string{e.bootstrap}, saramaConfig())
+	client, err := sarama.NewClient(e.brokers(), saramaConfig())
 	if err != nil {
 		return err
 	}
@@ -489,7 +489,11 @@ func saramaAdmin(_ context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	if len(brokers) != 1 || brokers[0].ID() != controller {
+	listed := false
+	for _, b := range brokers {
+		listed = listed || b.ID() == controller
+	}
+	if len(brokers) != expectedBrokers() || !listed {
 		return fmt.Errorf("cluster: %d brokers, controller %d", len(brokers), controller)
 	}
 	dirs, err := adm.DescribeLogDirs([]int32{controller})

@@ -2,7 +2,7 @@
 // an idempotent gzip producer with headers, a transaction committed and one aborted with
 // offsets sent to a group, a read_committed consumer group, offsets and group admin.
 // Prints `PASS|FAIL kafkajs NAME SECONDS` per scenario and `N passed, N failed, 0 skipped`.
-//   node scenarios.js HOST:PORT
+//   node scenarios.js HOST:PORT[,HOST:PORT...]
 'use strict';
 
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
@@ -10,7 +10,7 @@ const assert = require('assert');
 const { Kafka, logLevel, CompressionTypes } = require('kafkajs');
 
 const [host] = process.argv.slice(2);
-const kafka = new Kafka({ clientId: 'gregor-kafkajs', brokers: [host], logLevel: logLevel.NOTHING });
+const kafka = new Kafka({ clientId: 'gregor-kafkajs', brokers: host.split(','), logLevel: logLevel.NOTHING });
 const run = Math.random().toString(16).slice(2, 10);
 const topic = `kjs-${run}`;
 const group = `kjs-group-${run}`;

@@ -218,7 +218,17 @@ pub async fn handle(
     let stored = if valid.is_empty() {
         Ok(())
     } else {
-        broker.credentials.apply(valid)
+        let (_, path) = broker.credentials.file();
+        broker
+            .change_metadata_file(
+                path,
+                || broker.credentials.apply(valid),
+                || {
+                    let _ = broker.credentials.reload();
+                },
+                |e| crate::security::metadata_file::MetadataFileError::new(path, e.to_string()),
+            )
+            .await
     };
     let results = java_hash_map_order(order)
         .iter()

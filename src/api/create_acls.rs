@@ -16,6 +16,7 @@ use crate::broker::Broker;
 use crate::security::acl::{
     AclBinding, Operation, PatternType, Permission, ResourceType, CLUSTER_NAME,
 };
+use crate::security::metadata_file::MetadataFileError;
 
 fn failed(error: ResponseError, message: String) -> AclCreationResult {
     AclCreationResult::default()
@@ -81,7 +82,17 @@ pub async fn handle(
         .filter_map(|p| p.as_ref().ok())
         .cloned()
         .collect();
-    let stored = authorizer.create(&valid);
+    let path = authorizer.path();
+    let stored = broker
+        .change_metadata_file(
+            path,
+            || authorizer.create(&valid),
+            || {
+                let _ = authorizer.reload();
+            },
+            |e| MetadataFileError::new(path, e.to_string()),
+        )
+        .await;
     if let Err(e) = &stored {
         tracing::error!(error = %e, "storing ACLs failed");
     }

@@ -16,6 +16,7 @@ use super::RequestContext;
 use crate::broker::Broker;
 use crate::security::acl::Operation;
 use crate::security::acl_filter::{AclBindingFilter, FilterError, WireFilter};
+use crate::security::metadata_file::MetadataFileError;
 
 fn failed(error: ResponseError, message: String) -> DeleteAclsFilterResult {
     DeleteAclsFilterResult::default()
@@ -60,7 +61,17 @@ pub async fn handle(
         .filter_map(|p| p.as_ref().ok())
         .cloned()
         .collect();
-    let removed = authorizer.delete(&valid);
+    let path = authorizer.path();
+    let removed = broker
+        .change_metadata_file(
+            path,
+            || authorizer.delete(&valid),
+            || {
+                let _ = authorizer.reload();
+            },
+            |e| MetadataFileError::new(path, e.to_string()),
+        )
+        .await;
     if let Err(e) = &removed {
         tracing::error!(error = %e, "storing ACLs failed");
     }

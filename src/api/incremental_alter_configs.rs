@@ -203,7 +203,18 @@ pub async fn handle(
                 },
             }
         } else if r.resource_type == GROUP {
-            alter_group(&broker, name, &r.configs, request.validate_only)
+            // Read and written under the cluster's lock for the file in cluster mode.
+            let (_, path) = broker.groups.group_configs.file();
+            broker
+                .change_metadata_file(
+                    path,
+                    || alter_group(&broker, name, &r.configs, request.validate_only),
+                    || {
+                        let _ = broker.groups.group_configs.reload();
+                    },
+                    |e| (ResponseError::KafkaStorageError, e.to_string()),
+                )
+                .await
         } else {
             Err(not_a_topic(r.resource_type))
         };

@@ -9,6 +9,7 @@
 pub mod batch_coordinator;
 pub mod membership;
 pub mod metadata;
+pub mod metadata_files;
 pub mod objects;
 pub mod produce_buffer;
 pub mod replica;

@@ -6,7 +6,8 @@
 //! acknowledged), and only then answers the producers. A failed upload or commit fails
 //! every batch of the object with a retriable error; nothing of it is visible.
 //!
-//! One object at a time: while one is uploaded and committed, the next one fills.
+//! One object at a time: while one is uploaded and committed, the next one fills. A
+//! coordinator's record (a group's or a transaction's) does not wait for the interval.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -103,12 +104,16 @@ impl Uploader {
         while let Some(first) = rx.recv().await {
             let deadline = Instant::now() + Duration::from_millis(self.buffer_ms);
             let mut bytes = first.records.len();
+            // A coordinator's record (fenced) goes at once, with what is buffered: group
+            // and transaction requests wait for it, and there are few of them.
+            let mut urgent = first.fence_epoch.is_some();
             let mut pending = vec![first];
-            while bytes < self.buffer_bytes {
+            while bytes < self.buffer_bytes && !urgent {
                 tokio::select! {
                     next = rx.recv() => match next {
                         Some(p) => {
                             bytes += p.records.len();
+                            urgent = p.fence_epoch.is_some();
                             pending.push(p);
                         }
                         None => break,

@@ -18,6 +18,7 @@ use tokio_postgres::{Client, IsolationLevel};
 use uuid::Uuid;
 
 use super::metadata::{self, BatchLocation, TopicEvent, TopicRecord};
+use super::metadata_files::{self, FileEvent};
 use super::objects::{ObjectCache, Objects};
 use super::retention::{self, LogStartEvent};
 use super::ClusterError;
@@ -41,6 +42,9 @@ async fn snapshot(
 pub trait Observer: Send + Sync {
     /// `batch` as the object holds it (its base offset not patched in).
     fn applied(&self, topic: &str, partition: i32, batch: &[u8]);
+
+    /// The metadata file `name` (`__gregor_metadata/`) was rewritten: reload its store.
+    fn file_changed(&self, name: &str);
 }
 
 pub struct Replica {
@@ -66,6 +70,7 @@ struct Round {
 enum Event {
     Topic(TopicEvent),
     LogStart(LogStartEvent),
+    File(FileEvent),
 }
 
 impl Event {
@@ -73,6 +78,7 @@ impl Event {
         match self {
             Event::Topic(e) => e.commit_id,
             Event::LogStart(e) => e.commit_id,
+            Event::File(e) => e.commit_id,
         }
     }
 }
@@ -109,7 +115,11 @@ impl Replica {
         }
         let batches = metadata::batches_after(&txn, &ends, upto).await?;
         let starts = retention::log_starts(&txn).await?;
+        let files = metadata_files::latest_files(&txn, upto).await?;
         txn.commit().await?;
+        for file in &files {
+            self.write_file(file).await?;
+        }
         // Where the cluster deleted records past a local end while this broker was away,
         // the next batch starts after a hole.
         let jumps: Jumps = ends
@@ -178,6 +188,12 @@ impl Replica {
                     .into_iter()
                     .map(Event::LogStart),
             )
+            .chain(
+                metadata_files::file_events(&txn, after, upto)
+                    .await?
+                    .into_iter()
+                    .map(Event::File),
+            )
             .collect();
         events.sort_by_key(Event::commit_id);
         let batches = metadata::batches_committed(&txn, after, upto).await?;
@@ -216,6 +232,7 @@ impl Replica {
                 Event::LogStart(e) => {
                     self.move_log_start(e.topic_id, e.partition, e.log_start_offset)?;
                 }
+                Event::File(e) => self.write_file(e).await?,
             }
         }
         self.apply_batches(&round.batches[at..], &no_jumps).await?;
@@ -287,6 +304,32 @@ impl Replica {
             .await
             .map_err(|e| ClusterError::Local(e.to_string()))?
             .map_err(|e| ClusterError::Local(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Writes a metadata file's committed text locally (unless it is that already) and has
+    /// its store reload it.
+    async fn write_file(&self, file: &FileEvent) -> Result<(), ClusterError> {
+        let storage = self.logs.storage().clone();
+        let path = self.logs.metadata_dir().join(&file.name);
+        let body = file.body.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            if storage.exists(&path) && storage.read_to_string(&path).ok().as_deref() == Some(&body)
+            {
+                return Ok(false);
+            }
+            storage
+                .write_atomically(&path, body.as_bytes())
+                .map(|()| true)
+        })
+        .await
+        .map_err(|e| ClusterError::Local(e.to_string()))?
+        .map_err(|e| ClusterError::Local(format!("{}: {e}", file.name)))?;
+        if written {
+            if let Some(observer) = &self.observer {
+                observer.file_changed(&file.name);
+            }
+        }
         Ok(())
     }
 

@@ -7,7 +7,7 @@ use tokio_postgres::Client;
 /// (version, SQL), in order. A released migration is never edited: a change is a new file.
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/0001_init.sql")),
-    (2, include_str!("migrations/0002_retention.sql")),
+    (2, include_str!("migrations/0002_retention_and_files.sql")),
 ];
 
 /// Any number that no other application using the database takes as its advisory lock.

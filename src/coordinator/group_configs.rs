@@ -169,6 +169,9 @@ struct Entry {
     configs: BTreeMap<String, String>,
 }
 
+/// The file's name under `__gregor_metadata/`.
+pub const FILE_NAME: &str = "group-configs.yaml";
+
 pub struct GroupConfigs {
     storage: Arc<dyn Storage>,
     path: PathBuf,
@@ -198,6 +201,21 @@ impl GroupConfigs {
             path,
             configs: Mutex::new(configs),
         })
+    }
+
+    /// Reads the file again (cluster mode: another broker changed it).
+    pub fn reload(&self) -> Result<(), MetadataFileError> {
+        let mut all = self.configs.lock().unwrap_or_else(PoisonError::into_inner);
+        *all = metadata_file::read::<Entry>(self.storage.as_ref(), &self.path)?
+            .into_iter()
+            .map(|e| (e.group, e.configs))
+            .collect();
+        Ok(())
+    }
+
+    /// The file's path, and the storage it is on (cluster mode commits it).
+    pub fn file(&self) -> (&dyn Storage, &std::path::Path) {
+        (self.storage.as_ref(), &self.path)
     }
 
     /// No configs, nothing on disk (tests).

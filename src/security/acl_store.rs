@@ -30,6 +30,9 @@ struct Entry {
 /// Why the ACL file could not be read or written.
 pub type AclStoreError = MetadataFileError;
 
+/// The file's name under `__gregor_metadata/`.
+pub const FILE_NAME: &str = "acls.yaml";
+
 pub struct AclStore {
     storage: Arc<dyn Storage>,
     path: PathBuf,
@@ -48,39 +51,29 @@ impl std::fmt::Debug for AclStore {
 impl AclStore {
     /// Loads `path` (missing: no ACLs).
     pub fn open(storage: Arc<dyn Storage>, path: PathBuf) -> Result<AclStore, AclStoreError> {
-        let mut bindings = Vec::new();
-        for e in metadata_file::read::<Entry>(storage.as_ref(), &path)? {
-            fn named<T>(
-                value: &str,
-                field: &str,
-                parse: fn(&str) -> Option<T>,
-            ) -> Result<T, String> {
-                parse(value).ok_or_else(|| format!("unknown {field} `{value}`"))
-            }
-            let binding = (|| {
-                Ok::<_, String>(AclBinding {
-                    resource_type: named(
-                        &e.resource_type,
-                        "resource_type",
-                        ResourceType::from_name,
-                    )?,
-                    resource_name: e.resource_name,
-                    pattern_type: named(&e.pattern_type, "pattern_type", PatternType::from_name)?,
-                    principal: e.principal,
-                    host: e.host,
-                    operation: named(&e.operation, "operation", Operation::from_name)?,
-                    permission: named(&e.permission, "permission", Permission::from_name)?,
-                })
-            })()
-            .map_err(|message| MetadataFileError::new(&path, message))?;
-            bindings.push(binding);
-        }
+        let bindings = read_bindings(storage.as_ref(), &path)?;
         Ok(AclStore {
             storage,
             path,
             bindings: RwLock::new(Arc::new(bindings)),
             writer: Mutex::new(()),
         })
+    }
+
+    /// Reads the file again (cluster mode: another broker changed it).
+    pub fn reload(&self) -> Result<(), AclStoreError> {
+        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let bindings = read_bindings(self.storage.as_ref(), &self.path)?;
+        *self
+            .bindings
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(bindings);
+        Ok(())
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
     }
 
     /// The bindings now (a snapshot: later changes do not show in it).
@@ -149,6 +142,33 @@ impl AclStore {
             .unwrap_or_else(PoisonError::into_inner) = Arc::new(next);
         Ok(out)
     }
+}
+
+/// The bindings in `path` (missing: none).
+fn read_bindings(
+    storage: &dyn Storage,
+    path: &std::path::Path,
+) -> Result<Vec<AclBinding>, AclStoreError> {
+    let mut bindings = Vec::new();
+    for e in metadata_file::read::<Entry>(storage, path)? {
+        fn named<T>(value: &str, field: &str, parse: fn(&str) -> Option<T>) -> Result<T, String> {
+            parse(value).ok_or_else(|| format!("unknown {field} `{value}`"))
+        }
+        let binding = (|| {
+            Ok::<_, String>(AclBinding {
+                resource_type: named(&e.resource_type, "resource_type", ResourceType::from_name)?,
+                resource_name: e.resource_name,
+                pattern_type: named(&e.pattern_type, "pattern_type", PatternType::from_name)?,
+                principal: e.principal,
+                host: e.host,
+                operation: named(&e.operation, "operation", Operation::from_name)?,
+                permission: named(&e.permission, "permission", Permission::from_name)?,
+            })
+        })()
+        .map_err(|message| MetadataFileError::new(path, message))?;
+        bindings.push(binding);
+    }
+    Ok(bindings)
 }
 
 #[cfg(test)]

@@ -122,6 +122,16 @@ impl Authorizer {
     ) -> Result<Vec<Vec<AclBinding>>, AclStoreError> {
         self.store.remove(filters)
     }
+
+    /// The ACL file again (cluster mode: another broker changed it).
+    pub fn reload(&self) -> Result<(), AclStoreError> {
+        self.store.reload()
+    }
+
+    /// The ACL file's path (cluster mode commits it for every broker).
+    pub fn path(&self) -> &std::path::Path {
+        self.store.path()
+    }
 }
 
 /// Every operation a resource type supports, as `authorized_operations` bits: what Kafka

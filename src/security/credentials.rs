@@ -32,6 +32,9 @@ struct Entry {
 /// Why the credentials file could not be read or written.
 pub type CredentialError = MetadataFileError;
 
+/// The file's name under `__gregor_metadata/`.
+pub const FILE_NAME: &str = "scram-credentials.yaml";
+
 type Table = BTreeMap<(String, SaslMechanism), ScramCredential>;
 
 pub struct CredentialStore {
@@ -69,28 +72,32 @@ impl CredentialStore {
         storage: Arc<dyn Storage>,
         path: PathBuf,
     ) -> Result<CredentialStore, CredentialError> {
-        let err = |message: String| MetadataFileError::new(&path, message);
-        let mut table = Table::new();
-        for e in metadata_file::read::<Entry>(storage.as_ref(), &path)? {
-            let mechanism = SaslMechanism::parse(&e.mechanism)
-                .ok_or_else(|| err(format!("unknown mechanism `{}`", e.mechanism)))?;
-            let decode = |v: &str| BASE64.decode(v).map_err(|e| err(e.to_string()));
-            table.insert(
-                (e.user, mechanism),
-                ScramCredential {
-                    salt: decode(&e.salt)?,
-                    stored_key: decode(&e.stored_key)?,
-                    server_key: decode(&e.server_key)?,
-                    iterations: e.iterations,
-                },
-            );
-        }
+        let table = read_table(storage.as_ref(), &path)?;
         Ok(CredentialStore {
             storage,
             path,
             table: RwLock::new(table),
             writer: Mutex::new(()),
         })
+    }
+
+    /// Reads the file again (cluster mode: another broker changed it).
+    pub fn reload(&self) -> Result<(), CredentialError> {
+        let _writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let table = read_table(self.storage.as_ref(), &self.path)?;
+        *self
+            .table
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = table;
+        Ok(())
+    }
+
+    /// The file's path, and the storage it is on (cluster mode commits it).
+    pub fn file(&self) -> (&dyn Storage, &std::path::Path) {
+        (self.storage.as_ref(), &self.path)
     }
 
     pub fn get(&self, user: &str, mechanism: SaslMechanism) -> Option<ScramCredential> {
@@ -160,6 +167,27 @@ impl CredentialStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = next;
         Ok(())
     }
+}
+
+/// The credentials in `path` (missing: none).
+fn read_table(storage: &dyn Storage, path: &std::path::Path) -> Result<Table, CredentialError> {
+    let err = |message: String| MetadataFileError::new(path, message);
+    let mut table = Table::new();
+    for e in metadata_file::read::<Entry>(storage, path)? {
+        let mechanism = SaslMechanism::parse(&e.mechanism)
+            .ok_or_else(|| err(format!("unknown mechanism `{}`", e.mechanism)))?;
+        let decode = |v: &str| BASE64.decode(v).map_err(|e| err(e.to_string()));
+        table.insert(
+            (e.user, mechanism),
+            ScramCredential {
+                salt: decode(&e.salt)?,
+                stored_key: decode(&e.stored_key)?,
+                server_key: decode(&e.server_key)?,
+                iterations: e.iterations,
+            },
+        );
+    }
+    Ok(table)
 }
 
 #[cfg(test)]

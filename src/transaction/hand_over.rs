@@ -4,7 +4,7 @@
 //! its state records and markers through the cluster, fenced by its lease.
 //!
 //! Every broker follows every coordinator's records as its replica applies them
-//! ([`Observer`]): the state records keep `published` current (the produce path checks
+//! ([`TransactionCoordinator::follow`], through `crate::follower`): the state records keep `published` current (the produce path checks
 //! transactional batches against it, whichever broker they reach), and a marker on a
 //! `__consumer_offsets` partition completes the transaction's offsets at the group
 //! coordinator that leads it.
@@ -14,7 +14,6 @@ use std::sync::{Arc, Mutex};
 
 use super::state::{self, TxnMetadata, TxnState};
 use super::{replay_state, TransactionCoordinator, TRANSACTION_STATE_TOPIC};
-use crate::cluster::replica::Observer;
 use crate::cluster::{Cluster, ClusterError};
 use crate::coordinator::leadership::{self, commit_fenced, Leadership, Led};
 use crate::coordinator::offsets::OFFSETS_TOPIC;
@@ -151,8 +150,9 @@ impl TransactionCoordinator {
     }
 }
 
-impl Observer for TransactionCoordinator {
-    fn applied(&self, topic: &str, _partition: i32, batch: &[u8]) {
+impl TransactionCoordinator {
+    /// A batch this broker's replica applied to an internal topic (`crate::follower`).
+    pub fn follow(&self, topic: &str, batch: &[u8]) {
         if topic == TRANSACTION_STATE_TOPIC {
             self.publish(batch);
         } else if topic == OFFSETS_TOPIC {

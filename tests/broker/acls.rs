@@ -18,23 +18,23 @@ use kafka_protocol::protocol::StrBytes;
 use crate::raw::{authenticate_plain, batch, exchange, produce_request, transactional_batch};
 use crate::support::Broker;
 
-const AUTHORIZER: &str =
+pub(crate) const AUTHORIZER: &str =
     "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer";
 const JAAS: &str = "listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_admin=\"admin-pw\" user_alice=\"alice-pw\" user_bob=\"bob-pw\" user_carol=\"carol-pw\";";
 
 // Kafka's codes.
-const TOPIC: i8 = 2;
+pub(crate) const TOPIC: i8 = 2;
 const GROUP: i8 = 3;
-const LITERAL: i8 = 3;
+pub(crate) const LITERAL: i8 = 3;
 const PREFIXED: i8 = 4;
 const MATCH: i8 = 2;
 const ANY: i8 = 1;
 const ALL: i8 = 2;
 const READ: i8 = 3;
-const WRITE: i8 = 4;
-const DENY: i8 = 2;
+pub(crate) const WRITE: i8 = 4;
+pub(crate) const DENY: i8 = 2;
 const ALLOW: i8 = 3;
-const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+pub(crate) const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
 const GROUP_AUTHORIZATION_FAILED: i16 = 30;
 const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
 const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
@@ -55,7 +55,7 @@ fn session(addr: &str, user: &str) -> TcpStream {
     stream
 }
 
-fn acl(
+pub(crate) fn acl(
     resource_type: i8,
     name: &str,
     pattern: i8,
@@ -73,7 +73,10 @@ fn acl(
         .with_permission_type(permission)
 }
 
-fn create_acls(stream: &mut TcpStream, creations: Vec<AclCreation>) -> CreateAclsResponse {
+pub(crate) fn create_acls(
+    stream: &mut TcpStream,
+    creations: Vec<AclCreation>,
+) -> CreateAclsResponse {
     exchange(
         stream,
         ApiKey::CreateAcls,
@@ -99,7 +102,7 @@ fn metadata(stream: &mut TcpStream, topics: Option<&[&str]>) -> MetadataResponse
 }
 
 /// Produces one record; with a transactional id, as a transactional batch.
-fn produce(stream: &mut TcpStream, topic: &str, transactional_id: Option<&str>) -> i16 {
+pub(crate) fn produce(stream: &mut TcpStream, topic: &str, transactional_id: Option<&str>) -> i16 {
     let records = match transactional_id {
         Some(_) => transactional_batch(&[b"v"], 4000, 0, 0),
         None => batch(&[b"v"], -1, -1, -1),

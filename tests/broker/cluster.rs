@@ -86,6 +86,9 @@ impl Engines {
             "broker.session.timeout.ms=3000".into(),
             "broker.heartbeat.interval.ms=500".into(),
             "log.retention.check.interval.ms=500".into(),
+            // ACLs on, open where none are set (the ACL test adds some).
+            crate::acls::AUTHORIZER.into(),
+            "allow.everyone.if.no.acl.found=true".into(),
             "num.partitions=4".into(),
         ]
     }
@@ -909,5 +912,116 @@ async fn deleted_records_go_everywhere_and_their_objects_are_collected() {
             *offset >= high[*p as usize],
             "{k} at {offset} in partition {p}"
         );
+    }
+}
+
+/// Produces one record to `topic` through `addr`; the partition's error code.
+fn produce_once(addr: &str, topic: &str) -> i16 {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    crate::acls::produce(&mut stream, topic, None)
+}
+
+/// Waits until a produce to `topic` through each of `addrs` answers `code`.
+fn wait_produce_code(addrs: &[String], topic: &str, code: i16) {
+    for addr in addrs {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let got = produce_once(addr, topic);
+            if got == code {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{addr} answers {got}, not {code}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acls_and_credentials_changed_through_one_broker_hold_at_every_broker() {
+    use crate::acls::{acl, create_acls, DENY, LITERAL, TOPIC, TOPIC_AUTHORIZATION_FAILED, WRITE};
+    use kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialUpsertion;
+    use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
+    use kafka_protocol::messages::describe_user_scram_credentials_request::UserName;
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+    let _one = ONE_CLUSTER.lock().await;
+    let Some(engines) =
+        Engines::up("acls_and_credentials_changed_through_one_broker_hold_at_every_broker")
+    else {
+        return;
+    };
+    let dirs = data_dirs();
+    let brokers = start_all(&engines, &dirs);
+    let addrs: Vec<String> = brokers.iter().map(|b| b.addr.clone()).collect();
+    create_topic(&bootstrap(&brokers), "vault", 1).await;
+    wait_produce_code(&addrs, "vault", 0);
+
+    // A DENY created through the first broker holds at every broker.
+    let mut first = std::net::TcpStream::connect(&addrs[0]).unwrap();
+    let created = create_acls(
+        &mut first,
+        vec![acl(TOPIC, "vault", LITERAL, "User:*", WRITE, DENY)],
+    );
+    assert_eq!(created.results[0].error_code, 0);
+    wait_produce_code(&addrs, "vault", TOPIC_AUTHORIZATION_FAILED);
+
+    // Deleted through the third broker, it is gone everywhere.
+    let deleted: DeleteAclsResponse = crate::raw::call(
+        &addrs[2],
+        ApiKey::DeleteAcls,
+        3,
+        &DeleteAclsRequest::default().with_filters(vec![DeleteAclsFilter::default()
+            .with_resource_type_filter(TOPIC)
+            .with_resource_name_filter(Some(StrBytes::from_static_str("vault")))
+            .with_pattern_type_filter(LITERAL)
+            .with_operation(WRITE)
+            .with_permission_type(DENY)
+            .with_host_filter(None)
+            .with_principal_filter(None)]),
+    );
+    assert_eq!(deleted.filter_results[0].error_code, 0);
+    assert_eq!(deleted.filter_results[0].matching_acls.len(), 1);
+    wait_produce_code(&addrs, "vault", 0);
+
+    // SCRAM credentials set through the second broker are described by the others.
+    let altered: AlterUserScramCredentialsResponse = crate::raw::call(
+        &addrs[1],
+        ApiKey::AlterUserScramCredentials,
+        0,
+        &AlterUserScramCredentialsRequest::default().with_upsertions(vec![
+            ScramCredentialUpsertion::default()
+                .with_name(StrBytes::from_static_str("dora"))
+                .with_mechanism(1)
+                .with_iterations(4096)
+                .with_salt(bytes::Bytes::from_static(b"0123456789abcdef"))
+                .with_salted_password(bytes::Bytes::from(vec![7u8; 32])),
+        ]),
+    );
+    assert_eq!(altered.results[0].error_code, 0, "{altered:?}");
+    for addr in &addrs {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let described: DescribeUserScramCredentialsResponse = crate::raw::call(
+                addr,
+                ApiKey::DescribeUserScramCredentials,
+                0,
+                &DescribeUserScramCredentialsRequest::default().with_users(Some(vec![
+                    UserName::default().with_name(StrBytes::from_static_str("dora")),
+                ])),
+            );
+            if described.results[0].error_code == 0
+                && described.results[0].credential_infos.len() == 1
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{addr}: {described:?}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 }
