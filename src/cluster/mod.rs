@@ -7,6 +7,7 @@
 //! heartbeats so that Metadata lists it (`membership.rs`).
 
 pub mod batch_coordinator;
+pub mod consolidation;
 pub mod membership;
 pub mod metadata;
 pub mod metadata_files;
@@ -428,7 +429,7 @@ impl Cluster {
         Ok(outcomes)
     }
 
-    /// Retention and the object collector, every `interval` until `shutdown`, on the
+    /// Retention, the object collector and consolidation, every `interval` until `shutdown`, on the
     /// controller only (the live broker with the lowest node id): one broker's work, and
     /// another one's as soon as it is gone.
     pub async fn run_cleanup(
@@ -453,6 +454,9 @@ impl Cluster {
             }
             if let Err(e) = self.collect_objects().await {
                 tracing::warn!(error = %e, "collecting unreferenced objects failed");
+            }
+            if let Err(e) = self.consolidate().await {
+                tracing::warn!(error = %e, "consolidating objects failed");
             }
         }
     }
@@ -508,6 +512,22 @@ impl Cluster {
         if !deleted.is_empty() {
             retention::forget_objects(&*self.admin().await?, &deleted).await?;
             tracing::info!(objects = deleted.len(), "collected unreferenced objects");
+        }
+        Ok(())
+    }
+
+    /// Merges small objects (`consolidation.rs`), a round at a time.
+    async fn consolidate(&self) -> Result<(), ClusterError> {
+        let mut db = connect(&self.url).await?;
+        let merged = consolidation::consolidate(
+            &mut db,
+            &self.objects,
+            self.membership.me.node_id,
+            self.config.consolidation_bytes,
+        )
+        .await?;
+        if merged > 0 {
+            tracing::info!(objects = merged, "consolidated small objects");
         }
         Ok(())
     }

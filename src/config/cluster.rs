@@ -38,6 +38,9 @@ pub struct ClusterConfig {
     /// `gregor.metadata.poll.ms`: how often a broker asks PostgreSQL for what other brokers
     /// committed.
     pub metadata_poll_ms: u64,
+    /// `gregor.object.consolidation.bytes`: objects under half this size are merged into
+    /// objects of up to this size, each partition's batches together (0: never).
+    pub consolidation_bytes: u64,
     /// `broker.session.timeout.ms` (Kafka's name): a broker that has not heartbeated for
     /// this long is left out of Metadata.
     pub session_timeout_ms: u64,
@@ -112,6 +115,12 @@ impl StorageMode {
                         1 << 30,
                     )? as usize,
                     metadata_poll_ms: raw.int("gregor.metadata.poll.ms", 100, 1, 60_000)? as u64,
+                    consolidation_bytes: raw.int(
+                        "gregor.object.consolidation.bytes",
+                        8 << 20,
+                        0,
+                        1 << 30,
+                    )? as u64,
                     session_timeout_ms,
                     heartbeat_interval_ms,
                     rack: non_empty(raw, "broker.rack"),
@@ -158,6 +167,7 @@ mod tests {
         };
         assert_eq!(c.produce_buffer_ms, 250);
         assert_eq!(c.produce_buffer_bytes, 4 << 20);
+        assert_eq!(c.consolidation_bytes, 8 << 20);
         assert_eq!(c.session_timeout_ms, 9000);
         assert_eq!(c.heartbeat_interval_ms, 2000);
         assert!(

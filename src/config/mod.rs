@@ -163,6 +163,8 @@ impl BrokerConfig {
                 },
             ),
         };
+        let storage = StorageMode::from_raw(raw)?;
+        let clustered = matches!(storage, StorageMode::Cluster(_));
         Ok(BrokerConfig {
             node_id: raw.int("node.id", 1, 0, i32::MAX as i64)? as i32,
             listeners,
@@ -181,7 +183,7 @@ impl BrokerConfig {
             legacy_protocol_enable: raw.bool("legacy.protocol.enable", true)?,
             socket_server: SocketServerConfig::from_raw(raw)?,
             http: HttpConfig::from_raw(raw)?,
-            storage: StorageMode::from_raw(raw)?,
+            storage,
             cleaner: CleanerConfig::from_raw(raw)?,
             max_request_partition_size_limit: raw.int(
                 "max.request.partition.size.limit",
@@ -267,7 +269,7 @@ impl BrokerConfig {
                     i32::MAX as i64,
                 )? as i32,
                 consumer: consumer_group_config(raw)?,
-                share: share_group_config(raw)?,
+                share: share_group_config(raw, clustered)?,
                 offset_metadata_max_bytes: raw.int(
                     "offset.metadata.max.bytes",
                     4096,
@@ -378,7 +380,17 @@ fn consumer_group_config(raw: &RawConfig) -> Result<ConsumerGroupConfig, ConfigE
 
 /// The `group.share.*` and `share.coordinator.*` settings, checked against their bounds as
 /// Kafka's `GroupCoordinatorConfig`, `ShareGroupConfig` and `ShareCoordinatorConfig` do.
-fn share_group_config(raw: &RawConfig) -> Result<ShareGroupConfig, ConfigError> {
+/// Share groups; off in cluster mode (`clustered`), where the share-partitions' state is
+/// not shared between brokers yet (docs/cluster.md): asking for them there is an error.
+fn share_group_config(raw: &RawConfig, clustered: bool) -> Result<ShareGroupConfig, ConfigError> {
+    let enable = raw.bool("group.share.enable", true)?;
+    let asked = raw.get("group.share.enable").is_some() && !raw.is_shipped("group.share.enable");
+    if clustered && enable && asked {
+        return Err(ConfigError::new(
+            "group.share.enable",
+            "share groups are not supported in cluster mode yet (docs/cluster.md)",
+        ));
+    }
     let int = |key: &str, default: i64, min: i64, max: i64| -> Result<i32, ConfigError> {
         Ok(raw.int(key, default, min, max)? as i32)
     };
@@ -442,7 +454,7 @@ fn share_group_config(raw: &RawConfig) -> Result<ShareGroupConfig, ConfigError> 
         ));
     }
     Ok(ShareGroupConfig {
-        enable: raw.bool("group.share.enable", true)?,
+        enable: enable && !clustered,
         session_timeout_ms: session,
         min_session_timeout_ms: min_session,
         max_session_timeout_ms: max_session,
@@ -541,6 +553,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker("gregor.produce.buffer.ms", "250", 5, "Gregor only, cluster mode: the longest produced data waits to share an object with other produces."),
     broker("gregor.produce.buffer.bytes", "4194304", 3, "Gregor only, cluster mode: an object is uploaded once this many bytes are buffered."),
     broker("gregor.metadata.poll.ms", "100", 5, "Gregor only, cluster mode: how often a broker looks in PostgreSQL for what other brokers committed."),
+    broker("gregor.object.consolidation.bytes", "8388608", 3, "Gregor only, cluster mode: objects under half this size are merged into objects of up to this size, each partition's batches together (0: never)."),
     broker("broker.session.timeout.ms", "9000", 3, "Cluster mode: a broker that has not heartbeated for this long leaves Metadata."),
     broker("broker.heartbeat.interval.ms", "2000", 3, "Cluster mode: how often a broker heartbeats in PostgreSQL."),
     broker("broker.rack", "", 2, "Rack of the broker, reported in Metadata."),
@@ -622,7 +635,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker("group.consumer.max.size", "2147483647", 3, "Most members in a consumer-protocol group."),
     broker("group.consumer.assignors", "uniform,range", 7, "Server-side assignors of consumer-protocol groups; the first is the default."),
     broker("group.consumer.migration.policy", "bidirectional", 2, "Whether groups with members move between the classic and the consumer protocol: bidirectional, upgrade (classic to consumer), downgrade (consumer to classic) or disabled."),
-    broker("group.share.enable", "true", 1, "Serve share groups (KIP-932); Kafka's switch behind its share.version feature, on by default as in Kafka 4.2."),
+    broker("group.share.enable", "true", 1, "Serve share groups (KIP-932); Kafka's switch behind its share.version feature, on by default as in Kafka 4.2 (off in cluster mode, docs/cluster.md)."),
     broker("group.share.session.timeout.ms", "45000", 3, "Session timeout of share group members."),
     broker("group.share.min.session.timeout.ms", "45000", 3, "Smallest group.share.session.timeout.ms allowed."),
     broker("group.share.max.session.timeout.ms", "60000", 3, "Largest group.share.session.timeout.ms allowed."),
@@ -670,6 +683,23 @@ mod tests {
         assert_eq!(config.log_dirs, vec![PathBuf::from("./data")]);
         assert_eq!(config.log.flush_messages, 1);
         assert!(config.auto_create_topics_enable);
+    }
+
+    #[test]
+    fn share_groups_are_off_in_cluster_mode_and_asking_for_them_there_is_an_error() {
+        let cluster = "gregor.storage: cluster\ngregor.object.store.url: s3://b/p\ngregor.metadata.url: host=h\n";
+        let parse = |yaml: &str| BrokerConfig::from_raw(&RawConfig::from_yaml(yaml).unwrap());
+        assert!(parse("").unwrap().coordinator.share.enable);
+        assert!(!parse(cluster).unwrap().coordinator.share.enable);
+        assert!(
+            !parse(&format!("{cluster}group.share.enable: false"))
+                .unwrap()
+                .coordinator
+                .share
+                .enable
+        );
+        let e = parse(&format!("{cluster}group.share.enable: true")).unwrap_err();
+        assert_eq!(e.key, "group.share.enable");
     }
 
     /// Regression: `advertised.listeners: ","` parsed to no listener and the first Metadata

@@ -1025,3 +1025,48 @@ async fn acls_and_credentials_changed_through_one_broker_hold_at_every_broker() 
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_objects_are_merged_and_a_wiped_broker_reads_the_merged_ones() {
+    let _one = ONE_CLUSTER.lock().await;
+    let Some(engines) =
+        Engines::up("small_objects_are_merged_and_a_wiped_broker_reads_the_merged_ones")
+    else {
+        return;
+    };
+    let dirs = data_dirs();
+    let mut brokers = start_all(&engines, &dirs)
+        .into_iter()
+        .map(Some)
+        .collect::<Vec<_>>();
+    let all = bootstrap(brokers.iter().flatten());
+    create_topic(&all, "metrics", 4).await;
+    // A 20 ms buffer: the messages spread over many small objects.
+    let acked = produce(&producer(&all), "metrics", 3_000, 3_000, || {}).await;
+    let written = engines.sql_count("SELECT count(*) FROM objects");
+    assert!(written > 4, "{written} objects");
+
+    // The controller merges them (8 MiB by default, far more than they hold together) and
+    // the collector deletes the originals.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let live = engines.sql_count("SELECT count(*) FROM objects");
+        let stored = engines.stored_objects() as i64;
+        if live <= 2 && stored == live {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{live} object rows and {stored} stored objects left of {written}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // A broker that lost its disk rebuilds every partition from the merged objects.
+    let third = dirs[2].path().to_path_buf();
+    brokers[2].take().unwrap().kill9();
+    std::fs::remove_dir_all(&third).unwrap();
+    std::fs::create_dir(&third).unwrap();
+    brokers[2] = Some(engines.start_broker(3, &third));
+    check_acked_through(&brokers[2].as_ref().unwrap().addr, "metrics", &acked);
+}

@@ -37,9 +37,19 @@ final class ShareScenarios {
 
     static List<Main.Scenario> all() {
         return List.of(
-                new Main.Scenario("share_group_consume", true, 180, ShareScenarios::consume),
-                new Main.Scenario("share_group_redelivery", true, 180, ShareScenarios::redelivery),
-                new Main.Scenario("share_group_admin", false, 180, ShareScenarios::admin));
+                new Main.Scenario("share_group_consume", true, 180, env -> served(env, ShareScenarios::consume)),
+                new Main.Scenario("share_group_redelivery", true, 180,
+                        env -> served(env, ShareScenarios::redelivery)),
+                new Main.Scenario("share_group_admin", false, 180, env -> served(env, ShareScenarios::admin)));
+    }
+
+    /** Runs {@code body} if the broker serves share groups (finalizes share.version), else skips. */
+    static void served(Env env, Main.Body body) throws Exception {
+        if (!env.admin().describeFeatures().featureMetadata().get().finalizedFeatures().containsKey("share.version")) {
+            throw new Main.Skip("the broker does not serve share groups (no share.version: group.share.enable is off,"
+                    + " as in Gregor's cluster mode)");
+        }
+        body.run(env);
     }
 
     /** share.auto.offset.reset=earliest for the group: it starts at the log's start. */
