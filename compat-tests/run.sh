@@ -52,10 +52,10 @@ scenarios() {
   dir=$(mktemp -d)
   if [ "$mode" = cluster ]; then
     chmod 755 "$dir"
-    # A 20 ms produce buffer: some scenarios send one message per acknowledgement (sarama's
+    # A 5 ms produce buffer: some scenarios send one message per acknowledgement (sarama's
     # SyncProducer, 2,000 of them), which the default 250 ms would make a ten-minute wait.
     addr=$(compat-tests/cluster/cluster.sh up "$dir/cluster" "$gregor" 3 -o num.partitions=4 \
-      -o gregor.produce.buffer.ms=20) || {
+      -o gregor.produce.buffer.ms=5) || {
       rm -rf "$dir"; return 1; }
   else
     "$gregor" serve -o http.listen=127.0.0.1:0 --listen 127.0.0.1:0 --data-dir "$dir/data" --log-level warn > "$dir/out" 2> "$dir/err" &

@@ -21,7 +21,10 @@ use super::{Dispatched, RequestContext, RequestError, Response, ResponseFuture};
 use crate::broker::Broker;
 use crate::cluster::batch_coordinator::BatchOutcome;
 use crate::cluster::ClusterError;
-use crate::log::record_batch::{validate_produce_batches, BatchError, BatchHeader};
+use crate::config::TimestampType;
+use crate::log::record_batch::{
+    set_log_append_time, validate_produce_batches, BatchError, BatchHeader,
+};
 use crate::log::record_view::keyless_records;
 use crate::log::{AppendInfo, Log, LogError};
 use crate::security::acl::{Operation, ResourceType};
@@ -30,10 +33,12 @@ use crate::security::acl::{Operation, ResourceType};
 enum Wait {
     /// This append to be durable (fsync).
     Durable(Arc<Log>, AppendInfo),
-    /// Cluster mode: the object holding the batch to be uploaded and committed.
+    /// Cluster mode: the object holding the batch to be uploaded and committed; the
+    /// batch's LogAppendTime (-1: CreateTime).
     Committed(
         Arc<Log>,
         oneshot::Receiver<Result<BatchOutcome, ClusterError>>,
+        i64,
     ),
 }
 
@@ -169,8 +174,8 @@ pub fn handle(
                             response = failed_response(response.index, log_error_code(&e), &e);
                         }
                     }
-                    Some(Wait::Committed(log, rx)) => {
-                        response = committed_response(&log, response.index, rx.await);
+                    Some(Wait::Committed(log, rx, append_time)) => {
+                        response = committed_response(&log, response.index, rx.await, append_time);
                     }
                 }
                 out.push(response);
@@ -195,6 +200,7 @@ fn committed_response(
     log: &Log,
     index: i32,
     result: Result<Result<BatchOutcome, ClusterError>, oneshot::error::RecvError>,
+    log_append_time: i64,
 ) -> PartitionProduceResponse {
     match result {
         Ok(Ok(BatchOutcome::Committed {
@@ -204,7 +210,7 @@ fn committed_response(
         })) => PartitionProduceResponse::default()
             .with_index(index)
             .with_base_offset(base_offset)
-            .with_log_append_time_ms(-1)
+            .with_log_append_time_ms(log_append_time)
             .with_log_start_offset(log_start_offset),
         Ok(Ok(BatchOutcome::UnknownPartition)) => failed_response(
             index,
@@ -307,10 +313,23 @@ fn append_partition(
         }
     }
     if let Some(cluster) = &broker.cluster {
-        let rx = cluster.produce(topic_id, index, records.clone(), headers[0]);
+        // LogAppendTime is stamped here, when the batch is accepted (the one copy of the
+        // batch this path makes: the stamp is covered by its CRC).
+        let (stamped, header, append_time) =
+            if config.message_timestamp_type == TimestampType::LogAppendTime {
+                let now = crate::log::now_ms();
+                let mut copy = records.to_vec();
+                set_log_append_time(&mut copy, now);
+                let mut header = headers[0];
+                header.max_timestamp = now;
+                (Bytes::from(copy), header, now)
+            } else {
+                (records.clone(), headers[0], -1)
+            };
+        let rx = cluster.produce(topic_id, index, stamped, header);
         return PartitionOutcome {
             response: PartitionProduceResponse::default().with_index(index),
-            wait: Some(Wait::Committed(log.clone(), rx)),
+            wait: Some(Wait::Committed(log.clone(), rx, append_time)),
             appended: (
                 headers.iter().map(|h| h.records_count.max(0) as u64).sum(),
                 records.len() as u64,

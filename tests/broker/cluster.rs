@@ -375,6 +375,54 @@ async fn three_brokers_serve_what_any_of_them_was_sent() {
         );
     }
 
+    // LogAppendTime: the broker that accepts a batch stamps it, whatever the producer says.
+    let stamped =
+        rdkafka::admin::NewTopic::new("stamped", 1, rdkafka::admin::TopicReplication::Fixed(1))
+            .set("message.timestamp.type", "LogAppendTime");
+    let created = admin_of(&brokers[0].addr)
+        .create_topics(&[stamped], &options)
+        .await
+        .unwrap();
+    assert!(created[0].is_ok(), "{created:?}");
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let offset = producer(&brokers[1].addr)
+        .send(
+            FutureRecord::to("stamped")
+                .key("k")
+                .payload("v")
+                .timestamp(1_000),
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("delivered")
+        .offset;
+    let reader: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers[2].addr)
+        .set("group.id", "stamped-reader")
+        .create()
+        .unwrap();
+    let mut wanted = rdkafka::TopicPartitionList::new();
+    wanted
+        .add_partition_offset("stamped", 0, rdkafka::Offset::Beginning)
+        .unwrap();
+    reader.assign(&wanted).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let timestamp = loop {
+        assert!(Instant::now() < deadline, "offset {offset} not read");
+        if let Some(Ok(m)) = reader.poll(Duration::from_millis(200)) {
+            break rdkafka::Message::timestamp(&m);
+        }
+    };
+    match timestamp {
+        rdkafka::Timestamp::LogAppendTime(t) => {
+            assert!(t >= before, "stamped at {t}, sent after {before}");
+        }
+        other => panic!("offset {offset} read with {other:?}"),
+    }
+
     // A topic created through one broker is deleted through another, everywhere.
     let deleted = admin_of(&brokers[1].addr)
         .delete_topics(&["orders"], &rdkafka::admin::AdminOptions::new())
