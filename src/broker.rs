@@ -356,6 +356,34 @@ impl Broker {
         }
     }
 
+    /// Cluster mode with Kafka's RackAwareReplicaSelector (`replica.selector.class`): for a
+    /// client in rack `client_rack` that is not this broker's, a live broker in that rack to
+    /// read `topic`'s `partition` from (each partition to one of them, spread as leaders
+    /// are). Every broker holds every partition, so any of them can serve the read.
+    pub fn preferred_read_replica(
+        &self,
+        client_rack: &str,
+        topic: &str,
+        partition: i32,
+    ) -> Option<i32> {
+        let cluster = self.cluster.as_ref()?;
+        let membership = cluster.membership();
+        if !self.config.rack_aware_fetch
+            || client_rack.is_empty()
+            || membership.me.rack.as_deref() == Some(client_rack)
+        {
+            return None;
+        }
+        let same: Vec<_> = membership
+            .live()
+            .iter()
+            .filter(|b| b.rack.as_deref() == Some(client_rack))
+            .cloned()
+            .collect();
+        (!same.is_empty())
+            .then(|| crate::cluster::membership::leader_among(&same, topic, partition))
+    }
+
     /// Creates a topic: in this broker's logs, or in cluster mode in PostgreSQL first.
     /// Blocks on file creation: await it off the async workers.
     pub async fn create_topic(

@@ -20,7 +20,7 @@ use std::time::Duration;
 use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, PartitionData,
 };
-use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId};
 use kafka_protocol::ResponseError;
 use tokio::sync::futures::Notified;
 
@@ -42,6 +42,8 @@ struct Wanted {
     partition_max_bytes: usize,
     current_leader_epoch: i32,
     log: Result<Arc<Log>, ResponseError>,
+    /// Cluster mode, rack-aware: the broker in the client's rack to read from instead.
+    preferred_read_replica: Option<i32>,
 }
 
 /// Checks a client's `current_leader_epoch` against ours ([`Broker::leader_epoch`]; -1
@@ -116,6 +118,9 @@ pub async fn handle(
                     .cloned()
                     .ok_or(ResponseError::UnknownTopicOrPartition),
             };
+            let preferred_read_replica = (ctx.version >= 11)
+                .then(|| broker.preferred_read_replica(&request.rack_id, name, p.partition))
+                .flatten();
             wanted.push(Wanted {
                 topic_index: topics.len() - 1,
                 partition: p.partition,
@@ -123,6 +128,7 @@ pub async fn handle(
                 partition_max_bytes: p.partition_max_bytes.max(0) as usize,
                 current_leader_epoch: p.current_leader_epoch,
                 log,
+                preferred_read_replica,
             });
         }
     }
@@ -146,7 +152,7 @@ pub async fn handle(
         for n in &mut notified {
             n.as_mut().enable();
         }
-        let (partitions, bytes, has_error) = read_all(
+        let (partitions, bytes, at_once) = read_all(
             &wanted,
             max_bytes,
             read_committed,
@@ -154,7 +160,7 @@ pub async fn handle(
             broker.leader_epoch(),
         );
         if bytes >= min_bytes
-            || has_error
+            || at_once
             || tokio::time::Instant::now() >= deadline
             || logs.is_empty()
         {
@@ -259,7 +265,8 @@ fn no_records() -> Records {
 }
 
 /// Reads every wanted partition once. Returns the partition responses with their records,
-/// the bytes of records in them, and whether any partition has an error.
+/// the bytes of records in them, and whether to answer at once (a partition has an error,
+/// or the client is pointed at another broker).
 fn read_all(
     wanted: &[Wanted],
     max_bytes: usize,
@@ -269,7 +276,7 @@ fn read_all(
 ) -> (Vec<(PartitionData, Records)>, usize, bool) {
     let mut out = Vec::with_capacity(wanted.len());
     let mut total = 0usize;
-    let mut has_error = false;
+    let mut at_once = false;
     for w in wanted {
         let base = PartitionData::default()
             .with_partition_index(w.partition)
@@ -283,7 +290,7 @@ fn read_all(
             check_leader_epoch(w.current_leader_epoch, leader_epoch),
         ) {
             (Err(e), _) | (Ok(_), Err(e)) => {
-                has_error = true;
+                at_once = true;
                 out.push((
                     error_partition(w.partition, e, read_committed),
                     no_records(),
@@ -293,7 +300,15 @@ fn read_all(
             (Ok(log), Ok(())) => log,
         };
         let remaining = max_bytes.saturating_sub(total);
-        let limit = w.partition_max_bytes.min(remaining);
+        // Pointed at a broker in the client's rack: no records from here (as Kafka's
+        // leader answers), and no waiting.
+        let limit = match w.preferred_read_replica {
+            Some(_) => {
+                at_once = true;
+                0
+            }
+            None => w.partition_max_bytes.min(remaining),
+        };
         match log.read_records(w.fetch_offset, limit, total == 0, read_committed, in_file) {
             Ok(r) => {
                 total += r.records.len();
@@ -311,15 +326,20 @@ fn read_all(
                 } else {
                     base
                 };
-                out.push((
-                    base.with_high_watermark(r.high_watermark)
-                        .with_last_stable_offset(r.last_stable_offset)
-                        .with_log_start_offset(r.log_start_offset),
-                    r.records,
-                ));
+                let data = base
+                    .with_high_watermark(r.high_watermark)
+                    .with_last_stable_offset(r.last_stable_offset)
+                    .with_log_start_offset(r.log_start_offset);
+                match w.preferred_read_replica {
+                    Some(replica) => out.push((
+                        data.with_preferred_read_replica(BrokerId(replica)),
+                        no_records(),
+                    )),
+                    None => out.push((data, r.records)),
+                }
             }
             Err(e) => {
-                has_error = true;
+                at_once = true;
                 out.push((
                     error_partition(w.partition, log_error_code(&e), read_committed),
                     no_records(),
@@ -327,5 +347,5 @@ fn read_all(
             }
         }
     }
-    (out, total, has_error)
+    (out, total, at_once)
 }

@@ -79,6 +79,10 @@ pub struct BrokerConfig {
     /// `legacy.protocol.enable`: serve the protocol versions Kafka 4 removed (KIP-896) to
     /// old clients, converting their message formats (api/legacy/); off: Kafka 4's versions.
     pub legacy_protocol_enable: bool,
+    /// `replica.selector.class` is Kafka's `RackAwareReplicaSelector`: in cluster mode a
+    /// Fetch from a client in another rack than this broker's names a live broker in the
+    /// client's rack as its preferred read replica (KIP-392).
+    pub rack_aware_fetch: bool,
     /// `socket.*`, `max.connections*`, `connections.max.idle.ms`, `queued.max.request.bytes`.
     pub socket_server: SocketServerConfig,
     /// `http.listen`, `console.enable`: the HTTP listener (metrics, health, console).
@@ -181,6 +185,16 @@ impl BrokerConfig {
             default_replication_factor,
             auto_create_topics_enable: raw.bool("auto.create.topics.enable", true)?,
             legacy_protocol_enable: raw.bool("legacy.protocol.enable", true)?,
+            rack_aware_fetch: match raw.string("replica.selector.class", "").trim() {
+                "" | "org.apache.kafka.common.replica.LeaderSelector" => false,
+                "org.apache.kafka.common.replica.RackAwareReplicaSelector" => true,
+                other => {
+                    return Err(ConfigError::new(
+                        "replica.selector.class",
+                        format!("`{other}` is neither Kafka's LeaderSelector nor its RackAwareReplicaSelector"),
+                    ))
+                }
+            },
             socket_server: SocketServerConfig::from_raw(raw)?,
             http: HttpConfig::from_raw(raw)?,
             storage,
@@ -586,6 +600,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker("num.partitions", "1", 3, "Partitions of a topic created without a count."),
     broker("default.replication.factor", "1", 3, "Replication factor of new topics (only 1)."),
     broker("auto.create.topics.enable", "true", 1, "Create unknown topics requested through Metadata."),
+    broker("replica.selector.class", "", 3, "Kafka's RackAwareReplicaSelector: in cluster mode a Fetch from a client (client.rack) in another rack than the broker's is pointed at a live broker in its rack (KIP-392). Empty: clients read from the leader."),
     broker("legacy.protocol.enable", "true", 1, "Gregor only: serve the protocol versions Kafka 4 removed (Produce v0-v2, Fetch v0-v3 and the others of KIP-896) to old clients, converting message formats v0 and v1; false: Kafka 4's versions only."),
     broker("message.max.bytes", "1048588", 3, "Largest record batch a producer may send."),
     broker("socket.request.max.bytes", "104857600", 3, "Largest request the broker reads."),

@@ -86,6 +86,10 @@ impl Engines {
             "broker.session.timeout.ms=3000".into(),
             "broker.heartbeat.interval.ms=500".into(),
             "log.retention.check.interval.ms=500".into(),
+            // Rack-aware reads (KIP-392): broker N in rack rN.
+            format!("broker.rack=r{node_id}"),
+            "replica.selector.class=org.apache.kafka.common.replica.RackAwareReplicaSelector"
+                .into(),
             // ACLs on, open where none are set (the ACL test adds some).
             crate::acls::AUTHORIZER.into(),
             "allow.everyone.if.no.acl.found=true".into(),
@@ -324,6 +328,36 @@ async fn three_brokers_serve_what_any_of_them_was_sent() {
     assert_eq!(acked.len(), 3_000);
     check_acked_through(&brokers[1].addr, "orders", &acked);
     check_acked_through(&brokers[2].addr, "orders", &acked);
+
+    // A client in rack r3 reading through broker 1 is pointed at broker 3, with no records;
+    // one in broker 1's rack, or in none, reads there.
+    let preferred = |rack: &str| {
+        use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+        use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, TopicName};
+        use kafka_protocol::protocol::StrBytes;
+        let response: FetchResponse = crate::raw::call(
+            &brokers[0].addr,
+            ApiKey::Fetch,
+            12,
+            &FetchRequest::default()
+                .with_max_wait_ms(0)
+                .with_max_bytes(1 << 20)
+                .with_session_epoch(-1)
+                .with_rack_id(StrBytes::from_string(rack.to_string()))
+                .with_topics(vec![FetchTopic::default()
+                    .with_topic(TopicName(StrBytes::from_static_str("orders")))
+                    .with_partitions(vec![FetchPartition::default()
+                        .with_partition(0)
+                        .with_partition_max_bytes(1 << 20)])]),
+        );
+        let p = &response.responses[0].partitions[0];
+        assert_eq!(p.error_code, 0, "rack {rack}");
+        let records = p.records.as_ref().map_or(0, bytes::Bytes::len);
+        (p.preferred_read_replica.0, records > 0)
+    };
+    assert_eq!(preferred("r3"), (3, false));
+    assert_eq!(preferred("r1"), (-1, true));
+    assert_eq!(preferred(""), (-1, true));
 
     // Partitions added through the second broker and a config changed through the third
     // show through every broker; a record in a new partition reaches all of them.
