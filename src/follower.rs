@@ -21,8 +21,8 @@ pub struct Follower {
 }
 
 impl Observer for Follower {
-    fn applied(&self, topic: &str, _partition: i32, batch: &[u8]) {
-        self.txns.follow(topic, batch);
+    fn applied(&self, topic: &str, partition: i32, batch: &[u8]) {
+        self.txns.follow(topic, partition, batch);
     }
 
     fn file_changed(&self, name: &str) {

@@ -45,6 +45,10 @@ pub async fn handle(
                                 .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
                             None => result
                                 .with_error_code(ResponseError::UnknownTopicOrPartition.code()),
+                            // As Kafka: the coordinators' state is not a client's to delete.
+                            Some(_) if topic.as_ref().is_some_and(|t| t.is_internal()) => {
+                                result.with_error_code(ResponseError::InvalidTopicException.code())
+                            }
                             Some(_) if broker.cluster.is_some() => {
                                 let id = topic.as_ref().map_or(uuid::Uuid::nil(), |t| t.id);
                                 shared.push((ti, pi, (id, p.partition_index, p.offset)));

@@ -309,9 +309,13 @@ fn read_all(
             }
             None => w.partition_max_bytes.min(remaining),
         };
-        match log.read_records(w.fetch_offset, limit, total == 0, read_committed, in_file) {
+        // A redirected partition reads nothing (its watermarks only).
+        let first = total == 0 && w.preferred_read_replica.is_none();
+        match log.read_records(w.fetch_offset, limit, first, read_committed, in_file) {
             Ok(r) => {
-                total += r.records.len();
+                if w.preferred_read_replica.is_none() {
+                    total += r.records.len();
+                }
                 let base = if read_committed {
                     base.with_aborted_transactions(Some(
                         r.aborted

@@ -180,7 +180,14 @@ pub async fn commit(
             Ok(Check::Append) => {
                 let mut stored = b.header;
                 stored.base_offset = *next;
-                state.update(&stored);
+                if stored.is_control() {
+                    // A marker ends the transaction and carries the coordinator's epoch: a
+                    // zombie's batch of an older epoch, verified before a fencing abort but
+                    // committed after it, is refused (StaleEpoch) rather than reopening it.
+                    state.end_txn(&stored, true);
+                } else {
+                    state.update(&stored);
+                }
                 *next = stored.next_offset();
                 appended.push((i, stored.base_offset));
                 outcomes.push(BatchOutcome::Committed {

@@ -179,7 +179,21 @@ impl Cluster {
             observer,
         };
         let mut replica_db = connect(&url).await?;
-        replica.catch_up(&mut replica_db).await?;
+        // A long catch-up may outlive objects it was to read: merged or deleted by the
+        // others meanwhile (a broker not yet registered does not hold the collector back).
+        // Each try starts from a fresh snapshot and what the last one applied.
+        let mut tries = 0;
+        loop {
+            match replica.catch_up(&mut replica_db).await {
+                Err(ClusterError::ObjectStore(object_store::Error::NotFound { .. }))
+                    if tries < 10 =>
+                {
+                    tries += 1;
+                    tracing::info!("an object went while catching up; catching up again");
+                }
+                other => break other?,
+            }
+        }
         tokio::spawn(replica.run(url.clone(), replica_db, shutdown.clone()));
         let buffer = ProduceBuffer::start(
             Uploader {

@@ -43,6 +43,23 @@ impl GroupCoordinator {
         }
     }
 
+    /// Cluster mode: a transaction marker this broker's replica applied to partition
+    /// `partition` of `__consumer_offsets`: the producer's pending offsets take effect or go
+    /// (where the groups are loaded). Markers on a partition being loaded are kept, and
+    /// settled once its groups are installed: the load may have read the log before them.
+    pub fn marker_applied(&self, partition: i32, producer_id: i64, commit: bool) {
+        if leadership::lock(&self.leadership)
+            .as_ref()
+            .is_some_and(|l| l.is_loading(partition))
+        {
+            self.loading_markers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push((partition, producer_id, commit));
+        }
+        self.complete_transaction(producer_id, commit);
+    }
+
     /// Cluster mode: commits `records` to the group's partition `log` under the epoch this
     /// broker leads it by. `None` on a single broker (the caller appends locally).
     pub(super) async fn append_shared(
@@ -77,7 +94,8 @@ impl GroupCoordinator {
 }
 
 impl Led for GroupCoordinator {
-    type Loaded = HashMap<String, Group>;
+    /// The partitions loaded, and their groups.
+    type Loaded = (HashSet<i32>, HashMap<String, Group>);
 
     fn leadership(&self) -> &Mutex<Option<Leadership>> {
         &self.leadership
@@ -97,6 +115,10 @@ impl Led for GroupCoordinator {
         let ours =
             |group: &str| !partitions.contains(&super::internal_topic::partition_for(group, n));
         self.lock().retain(|id, _| ours(id));
+        self.loading_markers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|m| !partitions.contains(&m.0));
         self.timer_records
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -104,20 +126,37 @@ impl Led for GroupCoordinator {
     }
 
     async fn load(&self, partitions: HashSet<i32>) -> Result<Self::Loaded, ClusterError> {
-        let (config, logs) = (self.config.clone(), self.logs.clone());
+        let (config, logs, wanted) = (self.config.clone(), self.logs.clone(), partitions.clone());
         let mut groups = tokio::task::spawn_blocking(move || {
-            replay_groups(&config, &logs, |p| partitions.contains(&p))
+            replay_groups(&config, &logs, |p| wanted.contains(&p))
         })
         .await
         .map_err(|e| ClusterError::Local(e.to_string()))?
         .map_err(|e| ClusterError::Local(e.to_string()))?;
         fresh_sessions(&self.group_configs, &self.config, groups.iter_mut());
         tracing::info!(groups = groups.len(), "loaded groups");
-        Ok(groups)
+        Ok((partitions, groups))
     }
 
-    async fn install(&self, loaded: Self::Loaded) {
-        self.lock().extend(loaded);
+    async fn install(&self, (partitions, groups): Self::Loaded) {
+        self.lock().extend(groups);
+        // Markers applied while loading; one the load had read already finds nothing left
+        // pending for its producer.
+        let markers: Vec<(i64, bool)> = {
+            let mut kept = self
+                .loading_markers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let (settle, keep) = kept.drain(..).partition(|m| partitions.contains(&m.0));
+            *kept = keep;
+            settle
+                .into_iter()
+                .map(|(_, pid, commit)| (pid, commit))
+                .collect()
+        };
+        for (producer_id, commit) in markers {
+            self.complete_transaction(producer_id, commit);
+        }
     }
 
     async fn after_load(&self, _partitions: HashSet<i32>) {}

@@ -90,6 +90,11 @@ impl Leadership {
         }
     }
 
+    /// Whether `partition` is being taken over (decided, not loaded yet).
+    pub fn is_loading(&self, partition: i32) -> bool {
+        self.loading.contains(&partition)
+    }
+
     /// The epoch a write for `partition` is fenced by, if this broker leads it.
     pub fn fence(&self, partition: i32) -> Option<i32> {
         self.epoch.filter(|_| self.led.contains(&partition))

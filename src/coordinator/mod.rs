@@ -141,6 +141,9 @@ pub struct GroupCoordinator {
     /// Cluster mode: the `__consumer_offsets` partitions this broker leads; None on a
     /// single broker, which coordinates every group.
     leadership: Mutex<Option<leadership::Leadership>>,
+    /// Cluster mode: transaction markers applied to partitions being loaded (partition,
+    /// producer id, commit), settled once their groups are installed (`hand_over.rs`).
+    loading_markers: Mutex<Vec<(i32, i64, bool)>>,
 }
 
 impl GroupCoordinator {
@@ -161,6 +164,7 @@ impl GroupCoordinator {
             share_store: None,
             cluster: std::sync::OnceLock::new(),
             leadership: Mutex::new(None),
+            loading_markers: Mutex::new(Vec::new()),
         })
     }
 

@@ -152,13 +152,13 @@ impl TransactionCoordinator {
 
 impl TransactionCoordinator {
     /// A batch this broker's replica applied to an internal topic (`crate::follower`).
-    pub fn follow(&self, topic: &str, batch: &[u8]) {
+    pub fn follow(&self, topic: &str, partition: i32, batch: &[u8]) {
         if topic == TRANSACTION_STATE_TOPIC {
             self.publish(batch);
         } else if topic == OFFSETS_TOPIC {
             if let (Some(h), Some(commit)) = (BatchHeader::parse(batch), control_marker(batch)) {
                 // A no-op where the group is not loaded (another broker coordinates it).
-                self.groups.complete_transaction(h.producer_id, commit);
+                self.groups.marker_applied(partition, h.producer_id, commit);
             }
         }
     }

@@ -178,14 +178,20 @@ impl TransactionCoordinator {
     }
 
     /// Writes the markers of a decided transaction to all its partitions and completes it.
+    /// If the Prepare state cannot be written, `t` is left as it was; once it is written,
+    /// a failure leaves `t` in it, durable, and the timer completes it (`abort_timed_out`).
     async fn complete(&self, t: &mut TxnMetadata, commit: bool) -> Result<(), CoordinatorError> {
+        let before = t.clone();
         t.state = if commit {
             TxnState::PrepareCommit
         } else {
             TxnState::PrepareAbort
         };
         t.last_update_ms = now_ms();
-        self.persist(t).await?;
+        if let Err(e) = self.persist(t).await {
+            *t = before;
+            return Err(e);
+        }
         if let Some(committed) = self.commit_markers(t, commit).await {
             // Each group coordinator completes the offsets as its replica applies the
             // marker (`hand_over.rs`).
@@ -234,8 +240,14 @@ impl TransactionCoordinator {
 
     /// Aborts an open transaction after bumping the epoch, so its producer is fenced.
     async fn abort_with_bumped_epoch(&self, t: &mut TxnMetadata) -> Result<(), CoordinatorError> {
+        let before = t.clone();
         self.bump_epoch(t)?;
-        self.complete(t, false).await
+        let aborted = self.complete(t, false).await;
+        if aborted.is_err() && t.state != TxnState::PrepareAbort {
+            // Nothing was written: the epoch stays what the producer and the log know.
+            *t = before;
+        }
+        aborted
     }
 
     fn bump_epoch(&self, t: &mut TxnMetadata) -> Result<(), CoordinatorError> {
@@ -478,15 +490,24 @@ impl TransactionCoordinator {
     }
 
     /// Aborts transactions open for longer than their timeout (`transaction.timeout.ms`).
+    /// Also completes transactions whose outcome is decided (PrepareCommit, PrepareAbort)
+    /// but whose markers or final state could not be written: their partitions' last stable
+    /// offset waits for them, as Kafka's coordinator retries its markers.
     pub async fn abort_timed_out(&self) {
         let now = now_ms();
         let mut txns = self.txns.lock().await;
         for t in txns.values_mut() {
-            if t.state == TxnState::Ongoing && now - t.start_ms > t.timeout_ms as i64 {
-                tracing::info!(transactional_id = %t.transactional_id, "aborting a timed-out transaction");
-                if let Err(e) = self.abort_with_bumped_epoch(t).await {
-                    tracing::error!(transactional_id = %t.transactional_id, error = %e, "aborting failed");
+            let outcome = match t.state {
+                TxnState::Ongoing if now - t.start_ms > t.timeout_ms as i64 => {
+                    tracing::info!(transactional_id = %t.transactional_id, "aborting a timed-out transaction");
+                    self.abort_with_bumped_epoch(t).await
                 }
+                TxnState::PrepareCommit => self.complete(t, true).await,
+                TxnState::PrepareAbort => self.complete(t, false).await,
+                _ => Ok(()),
+            };
+            if let Err(e) = outcome {
+                tracing::error!(transactional_id = %t.transactional_id, error = %e, "ending a transaction failed; retried in a second");
             }
         }
     }

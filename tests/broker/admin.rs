@@ -334,6 +334,32 @@ async fn deleted_records_stay_deleted() {
         r.elements()[0].error().is_err(),
         "beyond the high watermark: OFFSET_OUT_OF_RANGE"
     );
+    // An internal topic's records are not a client's to delete (Kafka's ReplicaManager).
+    let found: kafka_protocol::messages::FindCoordinatorResponse = crate::raw::call(
+        &broker.addr,
+        kafka_protocol::messages::ApiKey::FindCoordinator,
+        4,
+        &kafka_protocol::messages::FindCoordinatorRequest::default()
+            .with_key_type(0)
+            .with_coordinator_keys(vec![StrBytes::from_static_str("g")]),
+    );
+    assert_eq!(
+        found.coordinators[0].error_code, 0,
+        "creates __consumer_offsets"
+    );
+    let mut internal = TopicPartitionList::new();
+    internal
+        .add_partition_offset("__consumer_offsets", 0, Offset::Offset(0))
+        .unwrap();
+    let r = admin(&broker.addr)
+        .delete_records(&internal, &opts())
+        .await
+        .unwrap();
+    let refused = format!("{:?}", r.elements()[0].error());
+    assert!(
+        refused.contains("InvalidTopic"),
+        "INVALID_TOPIC_EXCEPTION: {refused}"
+    );
 
     let broker = broker.restart_after(Broker::kill9, &["log.segment.bytes=2000"]);
     assert_eq!(watermarks(&broker.addr), (40, 100));
