@@ -71,16 +71,8 @@ pub async fn handle(
     let result = match in_consumer_group.unwrap_or_else(|| broker.groups.join(join)) {
         Outcome::Now(r) => r,
         Outcome::Wait(rx) => {
-            // The group was dropped: handed over to another broker, or gone.
             let Ok(r) = rx.await else {
-                let code = broker
-                    .groups
-                    .check_coordinator(&request.group_id)
-                    .err()
-                    .map_or(
-                        ResponseError::RebalanceInProgress.code(),
-                        CoordinatorCode::code,
-                    );
+                let code = broker.groups.abandoned(&request.group_id).code();
                 return JoinGroupResponse::default()
                     .with_error_code(code)
                     .with_generation_id(-1)

@@ -56,16 +56,8 @@ pub async fn handle(
     let result = match outcome {
         Outcome::Now(r) => r,
         Outcome::Wait(rx) => {
-            // The group was dropped: handed over to another broker, or gone.
             let Ok(r) = rx.await else {
-                let code = broker
-                    .groups
-                    .check_coordinator(&request.group_id)
-                    .err()
-                    .map_or(
-                        ResponseError::RebalanceInProgress.code(),
-                        CoordinatorCode::code,
-                    );
+                let code = broker.groups.abandoned(&request.group_id).code();
                 return SyncGroupResponse::default().with_error_code(code);
             };
             r

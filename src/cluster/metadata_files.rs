@@ -90,6 +90,15 @@ pub struct FileEvent {
     pub body: String,
 }
 
+/// A `(commit_id, name, body)` row.
+fn file_event(r: &tokio_postgres::Row) -> FileEvent {
+    FileEvent {
+        commit_id: r.get(0),
+        name: r.get(1),
+        body: r.get(2),
+    }
+}
+
 /// File changes committed in `(after, upto]`, in order.
 pub async fn file_events(
     client: &impl GenericClient,
@@ -104,11 +113,7 @@ pub async fn file_events(
         )
         .await?
         .iter()
-        .map(|r| FileEvent {
-            commit_id: r.get(0),
-            name: r.get(1),
-            body: r.get(2),
-        })
+        .map(file_event)
         .collect())
 }
 
@@ -125,10 +130,6 @@ pub async fn latest_files(
         )
         .await?
         .iter()
-        .map(|r| FileEvent {
-            commit_id: r.get(0),
-            name: r.get(1),
-            body: r.get(2),
-        })
+        .map(file_event)
         .collect())
 }

@@ -351,17 +351,8 @@ impl Replica {
         if start <= log.log_start_offset() {
             return Ok(());
         }
-        match log.delete_records_before(start) {
-            Ok(_) => Ok(()),
-            Err(e @ LogError::OffsetOutOfRange { .. }) => {
-                Err(ClusterError::Gap(format!("{}: {e}", log.topic_partition())))
-            }
-            Err(LogError::Closed) => Ok(()),
-            Err(e) => Err(ClusterError::Local(format!(
-                "{}: {e}",
-                log.topic_partition()
-            ))),
-        }
+        log.delete_records_before(start)
+            .map_or_else(|e| local_failure(&log, e), |_| Ok(()))
     }
 
     /// Reads each object once for the batches it holds (or takes them from the cache) and
@@ -472,15 +463,23 @@ impl Replica {
                 }
                 Ok(())
             }
-            Err(e @ LogError::OffsetOutOfRange { .. }) => {
-                Err(ClusterError::Gap(format!("{}: {e}", log.topic_partition())))
-            }
-            // A deleted or closing log: its deletion or the shutdown follows.
-            Err(LogError::Closed) => Ok(()),
-            Err(e) => Err(ClusterError::Local(format!(
-                "{}: {e}",
-                log.topic_partition()
-            ))),
+            Err(e) => local_failure(&log, e),
         }
+    }
+}
+
+/// What a failed change of a local log means for the replica: a gap (it catches up from
+/// PostgreSQL), nothing (a deleted or closing log: its deletion or the shutdown follows), or
+/// an error.
+fn local_failure(log: &crate::log::Log, e: LogError) -> Result<(), ClusterError> {
+    match e {
+        LogError::OffsetOutOfRange { .. } => {
+            Err(ClusterError::Gap(format!("{}: {e}", log.topic_partition())))
+        }
+        LogError::Closed => Ok(()),
+        e => Err(ClusterError::Local(format!(
+            "{}: {e}",
+            log.topic_partition()
+        ))),
     }
 }

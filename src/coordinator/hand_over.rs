@@ -6,12 +6,11 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use super::group::Group;
-use super::leadership::{self, commit_fenced, Leadership, Led};
+use super::leadership::{self, commit_records, Leadership, Led};
 use super::offsets::OFFSETS_TOPIC;
 use super::{fresh_sessions, replay_groups, CoordinatorError, GroupCoordinator};
 use crate::cluster::{Cluster, ClusterError};
-use crate::log::now_ms;
-use crate::log::records::{encode_batch, RawRecord, TxnProducer};
+use crate::log::records::{RawRecord, TxnProducer};
 use crate::log::Log;
 
 impl GroupCoordinator {
@@ -31,9 +30,15 @@ impl GroupCoordinator {
 
     /// Whether this broker coordinates `group_id` now (always, on a single broker).
     pub fn check_coordinator(&self, group_id: &str) -> Result<(), CoordinatorError> {
-        leadership::lock(&self.leadership)
-            .as_ref()
-            .map_or(Ok(()), |l| l.check(group_id))
+        leadership::check(&self.leadership, group_id)
+    }
+
+    /// Why a parked JoinGroup or SyncGroup got no answer: the group was dropped, handed over
+    /// to another broker (NOT_COORDINATOR) or gone (REBALANCE_IN_PROGRESS: join again).
+    pub fn abandoned(&self, group_id: &str) -> CoordinatorError {
+        self.check_coordinator(group_id)
+            .err()
+            .unwrap_or(CoordinatorError::RebalanceInProgress)
     }
 
     /// Cluster mode: follows the membership epoch until `shutdown`, handing groups over.
@@ -69,27 +74,8 @@ impl GroupCoordinator {
         txn: Option<TxnProducer>,
     ) -> Option<Result<(), CoordinatorError>> {
         let cluster = self.cluster.get()?;
-        let partition = log.topic_partition().partition;
-        let Some(epoch) = leadership::lock(&self.leadership)
-            .as_ref()
-            .and_then(|l| l.fence(partition))
-        else {
-            return Some(Err(CoordinatorError::NotCoordinator));
-        };
-        let Some(topic_id) = self.logs.topic(OFFSETS_TOPIC).map(|t| t.id) else {
-            return Some(Err(CoordinatorError::CoordinatorNotAvailable));
-        };
-        let batch = encode_batch(records, now_ms(), txn);
-        Some(
-            commit_fenced(
-                cluster,
-                &self.leadership,
-                partition,
-                epoch,
-                vec![((topic_id, partition), batch)],
-            )
-            .await,
-        )
+        let topic_id = self.logs.topic(OFFSETS_TOPIC).map(|t| t.id);
+        Some(commit_records(cluster, &self.leadership, log, topic_id, records, txn).await)
     }
 }
 

@@ -31,7 +31,10 @@ use crate::cluster::batch_coordinator::BatchOutcome;
 use crate::cluster::membership::leader_among;
 use crate::cluster::metadata::BrokerRecord;
 use crate::cluster::{Cluster, ClusterError};
+use crate::log::now_ms;
 use crate::log::record_batch::check_batch;
+use crate::log::records::{encode_batch, RawRecord, TxnProducer};
+use crate::log::Log;
 
 /// The partitions of a coordinator's topic this broker leads.
 #[derive(Debug)]
@@ -237,6 +240,38 @@ async fn lead<C: Led>(coordinator: &C, cluster: &Cluster, what: &str) -> Result<
     );
     coordinator.after_load(change.gained).await;
     Ok(())
+}
+
+/// Whether this broker coordinates `key` now (always, on a single broker: `None`).
+pub fn check(leadership: &Mutex<Option<Leadership>>, key: &str) -> Result<(), CoordinatorError> {
+    lock(leadership).as_ref().map_or(Ok(()), |l| l.check(key))
+}
+
+/// Commits `records` as one batch to the coordinator's own `partition` of `topic` (its
+/// `log`), under the epoch this broker leads that partition by.
+pub async fn commit_records(
+    cluster: &Cluster,
+    leadership: &Mutex<Option<Leadership>>,
+    log: &Log,
+    topic_id: Option<Uuid>,
+    records: &[RawRecord<'_>],
+    txn: Option<TxnProducer>,
+) -> Result<(), CoordinatorError> {
+    let partition = log.topic_partition().partition;
+    let epoch = lock(leadership)
+        .as_ref()
+        .and_then(|l| l.fence(partition))
+        .ok_or(CoordinatorError::NotCoordinator)?;
+    let topic_id = topic_id.ok_or(CoordinatorError::CoordinatorNotAvailable)?;
+    let batch = encode_batch(records, now_ms(), txn);
+    commit_fenced(
+        cluster,
+        leadership,
+        partition,
+        epoch,
+        vec![((topic_id, partition), batch)],
+    )
+    .await
 }
 
 /// Commits a coordinator's batches, each to its (topic id, partition), under `epoch` (from

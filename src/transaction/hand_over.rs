@@ -15,13 +15,11 @@ use std::sync::{Arc, Mutex};
 use super::state::{self, TxnMetadata, TxnState};
 use super::{replay_state, TransactionCoordinator, TRANSACTION_STATE_TOPIC};
 use crate::cluster::{Cluster, ClusterError};
-use crate::coordinator::leadership::{self, commit_fenced, Leadership, Led};
+use crate::coordinator::leadership::{self, commit_fenced, commit_records, Leadership, Led};
 use crate::coordinator::offsets::OFFSETS_TOPIC;
 use crate::coordinator::CoordinatorError;
 use crate::log::record_batch::BatchHeader;
-use crate::log::records::{
-    control_marker, decode_key_values, encode_batch, encode_control_batch, RawRecord,
-};
+use crate::log::records::{control_marker, decode_key_values, encode_control_batch, RawRecord};
 use crate::log::{now_ms, Log};
 
 impl TransactionCoordinator {
@@ -39,9 +37,7 @@ impl TransactionCoordinator {
 
     /// Whether this broker coordinates `transactional_id` now (always, on a single broker).
     pub fn check_coordinator(&self, transactional_id: &str) -> Result<(), CoordinatorError> {
-        leadership::lock(&self.leadership)
-            .as_ref()
-            .map_or(Ok(()), |l| l.check(transactional_id))
+        leadership::check(&self.leadership, transactional_id)
     }
 
     /// Cluster mode: follows the membership epoch until `shutdown`, handing transactions
@@ -69,27 +65,10 @@ impl TransactionCoordinator {
         records: &[RawRecord<'_>],
     ) -> Option<Result<(), CoordinatorError>> {
         let cluster = self.cluster.get()?;
-        let partition = log.topic_partition().partition;
+        let topic_id = self.logs.topic(TRANSACTION_STATE_TOPIC).map(|t| t.id);
         Some(
             async {
-                let epoch = leadership::lock(&self.leadership)
-                    .as_ref()
-                    .and_then(|l| l.fence(partition))
-                    .ok_or(CoordinatorError::NotCoordinator)?;
-                let topic_id = self
-                    .logs
-                    .topic(TRANSACTION_STATE_TOPIC)
-                    .map(|t| t.id)
-                    .ok_or(CoordinatorError::CoordinatorNotAvailable)?;
-                let batch = encode_batch(records, now_ms(), None);
-                commit_fenced(
-                    cluster,
-                    &self.leadership,
-                    partition,
-                    epoch,
-                    vec![((topic_id, partition), batch)],
-                )
-                .await?;
+                commit_records(cluster, &self.leadership, log, topic_id, records, None).await?;
                 // Produce requests reach any broker and check this state there.
                 cluster.sync_replica().await.map_err(|e| {
                     tracing::warn!(error = %e, "waiting for the brokers to apply a transaction state failed");
