@@ -92,6 +92,11 @@ pub fn consume_all(addr: &str, topic: &str, partitions: i32, expected: usize) ->
                     .unwrap_or_default(),
                 timestamp: m.timestamp().to_millis(),
             }),
+            // A dropped connection is librdkafka's to retry (in cluster mode, a broker that
+            // just restarted may still be named at its old address); the count decides.
+            Some(Err(rdkafka::error::KafkaError::MessageConsumption(
+                rdkafka::types::RDKafkaErrorCode::BrokerTransportFailure,
+            ))) => {}
             Some(Err(e)) => panic!("consume error: {e}"),
             None => {}
         }
