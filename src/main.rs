@@ -124,7 +124,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(server::run(config, shutdown::signal())) {
+    let stop = {
+        let _runtime = runtime.enter();
+        shutdown::listen()
+    };
+    match runtime.block_on(server::run(config, stop)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("gregor: {}", error_chain(&e));
