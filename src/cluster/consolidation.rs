@@ -49,7 +49,7 @@ pub async fn consolidate(
     let candidates: Vec<(String, i64)> = db
         .query(
             "SELECT object_key, size FROM objects
-              WHERE unreferenced_commit IS NULL AND size < $1
+              WHERE unreferenced_commit IS NULL AND swept_at IS NULL AND size < $1
               ORDER BY commit_id LIMIT $2",
             &[&small, &MAX_OBJECTS],
         )

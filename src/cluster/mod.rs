@@ -453,6 +453,9 @@ impl Cluster {
         mut shutdown: watch::Receiver<bool>,
     ) {
         let mut tick = tokio::time::interval(interval);
+        // Listing the whole store is the costly part: at most twice per orphan age.
+        let sweep_every = Duration::from_millis(self.config.orphan_age_ms / 2);
+        let mut last_sweep: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -461,6 +464,12 @@ impl Cluster {
             let me = self.membership.me.node_id;
             if self.membership.live().iter().map(|b| b.node_id).min() != Some(me) {
                 continue;
+            }
+            if last_sweep.is_none_or(|at| at.elapsed() >= sweep_every) {
+                last_sweep = Some(tokio::time::Instant::now());
+                if let Err(e) = self.sweep_orphans().await {
+                    tracing::warn!(error = %e, "sweeping objects no commit names failed");
+                }
             }
             // Logged; the next tick tries again.
             if let Err(e) = self.apply_retention(&logs).await {
@@ -526,6 +535,34 @@ impl Cluster {
         if !deleted.is_empty() {
             retention::forget_objects(&*self.admin().await?, &deleted).await?;
             tracing::info!(objects = deleted.len(), "collected unreferenced objects");
+        }
+        Ok(())
+    }
+
+    /// Deletes the objects in the store that no commit names and that are older than
+    /// `gregor.object.orphan.age.ms`: uploads whose commit failed (`retention.rs`).
+    async fn sweep_orphans(&self) -> Result<(), ClusterError> {
+        let dir = Objects::path(&self.objects.objects_dir());
+        let listed = self.objects.store.list_with_delimiter(Some(&dir)).await?;
+        let cutoff = crate::log::now_ms().saturating_sub(self.config.orphan_age_ms as i64);
+        let old: Vec<String> = listed
+            .objects
+            .iter()
+            .filter(|o| o.last_modified.timestamp_millis() < cutoff)
+            .map(|o| o.location.to_string())
+            .collect();
+        let mut swept = 0;
+        for chunk in old.chunks(1000) {
+            let keys = retention::sweep_orphans(&*self.admin().await?, chunk).await?;
+            for key in keys {
+                match self.objects.store.delete(&Objects::path(&key)).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => swept += 1,
+                    Err(e) => tracing::warn!(object = key, error = %e, "deleting an object failed"),
+                }
+            }
+        }
+        if swept > 0 {
+            tracing::info!(objects = swept, "swept objects no commit names");
         }
         Ok(())
     }

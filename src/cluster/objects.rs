@@ -67,11 +67,16 @@ impl Objects {
 
     /// The path of a new object's key (`<prefix>/objects/<uuid>`).
     pub fn new_object_key(&self) -> String {
-        let name = format!("objects/{}", uuid::Uuid::new_v4().simple());
+        format!("{}/{}", self.objects_dir(), uuid::Uuid::new_v4().simple())
+    }
+
+    /// Where every object of this cluster goes (`<prefix>/objects`): what is under it is
+    /// this cluster's, to keep or to sweep.
+    pub fn objects_dir(&self) -> String {
         if self.prefix.is_empty() {
-            name
+            "objects".to_string()
         } else {
-            format!("{}/{name}", self.prefix)
+            format!("{}/objects", self.prefix)
         }
     }
 

@@ -6,6 +6,10 @@
 //! once every live broker has applied it no replica reads the object again, and the
 //! collector deletes it: from the store first, then its row. An object a committed
 //! coordinate points to is never deleted.
+//!
+//! An object no commit names (its upload succeeded, its commit failed) is swept once it is
+//! `gregor.object.orphan.age.ms` old: its row is inserted as a tombstone first, so that a
+//! commit still in flight fails on the key rather than point at deleted bytes.
 
 use std::collections::HashMap;
 
@@ -265,4 +269,36 @@ pub async fn forget_objects(
             &[&keys],
         )
         .await
+}
+
+/// Of `keys` (objects found in the store, old enough), claims those that no commit names
+/// as swept, and returns every one of them that is swept, now or by an earlier sweep: the
+/// caller deletes those from the store. The claim is committed before it returns, and it
+/// contends with a commit of the same key on the primary key, so exactly one of the two
+/// wins: a committed object is never swept, and a swept key is never committed.
+pub async fn sweep_orphans(
+    client: &impl GenericClient,
+    keys: &[String],
+) -> Result<Vec<String>, tokio_postgres::Error> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    client
+        .execute(
+            "INSERT INTO objects (object_key, size, node_id, commit_id, swept_at)
+             SELECT k, 0, -1, 0, now() FROM unnest($1::text[]) AS k
+             ON CONFLICT (object_key) DO NOTHING",
+            &[&keys],
+        )
+        .await?;
+    Ok(client
+        .query(
+            "SELECT object_key FROM objects
+              WHERE object_key = ANY($1) AND swept_at IS NOT NULL",
+            &[&keys],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
 }

@@ -41,6 +41,9 @@ pub struct ClusterConfig {
     /// `gregor.object.consolidation.bytes`: objects under half this size are merged into
     /// objects of up to this size, each partition's batches together (0: never).
     pub consolidation_bytes: u64,
+    /// `gregor.object.orphan.age.ms`: an object in the store that no commit names is
+    /// deleted once it is this old (an upload whose commit failed).
+    pub orphan_age_ms: u64,
     /// `broker.session.timeout.ms` (Kafka's name): a broker that has not heartbeated for
     /// this long is left out of Metadata.
     pub session_timeout_ms: u64,
@@ -121,6 +124,12 @@ impl StorageMode {
                         0,
                         1 << 30,
                     )? as u64,
+                    orphan_age_ms: raw.int(
+                        "gregor.object.orphan.age.ms",
+                        3_600_000,
+                        1_000,
+                        i64::MAX / 2,
+                    )? as u64,
                     session_timeout_ms,
                     heartbeat_interval_ms,
                     rack: non_empty(raw, "broker.rack"),
@@ -168,6 +177,7 @@ mod tests {
         assert_eq!(c.produce_buffer_ms, 250);
         assert_eq!(c.produce_buffer_bytes, 4 << 20);
         assert_eq!(c.consolidation_bytes, 8 << 20);
+        assert_eq!(c.orphan_age_ms, 3_600_000);
         assert_eq!(c.session_timeout_ms, 9000);
         assert_eq!(c.heartbeat_interval_ms, 2000);
         assert!(

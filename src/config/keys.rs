@@ -61,6 +61,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker("gregor.produce.buffer.bytes", "4194304", 3, "Gregor only, cluster mode: an object is uploaded once this many bytes are buffered."),
     broker("gregor.metadata.poll.ms", "100", 5, "Gregor only, cluster mode: how often a broker looks in PostgreSQL for what other brokers committed."),
     broker("gregor.object.consolidation.bytes", "8388608", 3, "Gregor only, cluster mode: objects under half this size are merged into objects of up to this size, each partition's batches together (0: never)."),
+    broker("gregor.object.orphan.age.ms", "3600000", 5, "Gregor only, cluster mode: an object under the store prefix that no commit names (an upload whose commit failed) is deleted once it is this old."),
     broker("broker.session.timeout.ms", "9000", 3, "Cluster mode: a broker that has not heartbeated for this long leaves Metadata."),
     broker("broker.heartbeat.interval.ms", "2000", 3, "Cluster mode: how often a broker heartbeats in PostgreSQL."),
     broker("broker.rack", "", 2, "Rack of the broker, reported in Metadata."),

@@ -86,6 +86,9 @@ impl Engines {
             "broker.session.timeout.ms=3000".into(),
             "broker.heartbeat.interval.ms=500".into(),
             "log.retention.check.interval.ms=500".into(),
+            // Uploads whose commit failed are swept after 10 s: the sweeps run beside every
+            // test, which would lose data if they took a committed object.
+            "gregor.object.orphan.age.ms=10000".into(),
             // Rack-aware reads (KIP-392): broker N in rack rN.
             format!("broker.rack=r{node_id}"),
             "replica.selector.class=org.apache.kafka.common.replica.RackAwareReplicaSelector"
@@ -857,6 +860,22 @@ impl Engines {
             .unwrap_or_else(|_| panic!("{query}: {}", String::from_utf8_lossy(&out.stderr)))
     }
 
+    /// Puts `body` at `key` in the bucket, as an upload would (moto takes it unsigned).
+    fn put_object(&self, key: &str, body: &[u8]) {
+        let url = format!(
+            "{}/{}/{key}",
+            self.env["GREGOR_S3_ENDPOINT"], self.env["GREGOR_S3_BUCKET"]
+        );
+        let mut put = Command::new("curl")
+            .args(["-sf", "-X", "PUT", "--data-binary", "@-", &url])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("curl");
+        use std::io::Write;
+        put.stdin.take().unwrap().write_all(body).unwrap();
+        assert!(put.wait().unwrap().success(), "PUT {url}");
+    }
+
     /// How many objects the S3 server holds in the bucket.
     fn stored_objects(&self) -> usize {
         let url = format!(
@@ -930,6 +949,9 @@ async fn deleted_records_go_everywhere_and_their_objects_are_collected() {
     wait_watermarks(&addrs(&brokers), "events", &[(0, high[0]), (0, high[1])]);
     let objects_before = engines.sql_count("SELECT count(*) FROM objects");
     assert!(objects_before > 0);
+    // An upload whose commit failed: in the store, named by no commit.
+    let stray = "test/objects/an-upload-whose-commit-failed";
+    engines.put_object(stray, b"never committed");
 
     // DeleteRecords through the second broker moves the low watermark everywhere.
     let mut tpl = rdkafka::TopicPartitionList::new();
@@ -975,17 +997,26 @@ async fn deleted_records_go_everywhere_and_their_objects_are_collected() {
         &[(high[0], high[0]), (high[1], high[1])],
     );
 
-    // No batch points to the objects any more: they go, from the store and PostgreSQL.
+    // No batch points to the objects any more: they go, from the store and PostgreSQL. The
+    // stray upload goes too, once 10 s old, and keeps a tombstone row.
+    let committed = "SELECT count(*) FROM objects WHERE swept_at IS NULL";
     let deadline = Instant::now() + Duration::from_secs(60);
-    while engines.sql_count("SELECT count(*) FROM objects") > 0 || engines.stored_objects() > 0 {
+    while engines.sql_count(committed) > 0 || engines.stored_objects() > 0 {
         assert!(
             Instant::now() < deadline,
-            "{} object rows and {} stored objects left of {objects_before}",
-            engines.sql_count("SELECT count(*) FROM objects"),
+            "{} object rows and {} stored objects left of {objects_before} and the stray one",
+            engines.sql_count(committed),
             engines.stored_objects()
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    assert_eq!(
+        engines.sql_count(&format!(
+            "SELECT count(*) FROM objects WHERE object_key = '{stray}' AND swept_at IS NOT NULL"
+        )),
+        1,
+        "the stray upload's tombstone"
+    );
 
     // The topic goes on from its high watermarks.
     let more = produce(&producer(&all), "events", 10, 10, || {}).await;
@@ -1125,14 +1156,14 @@ async fn small_objects_are_merged_and_a_wiped_broker_reads_the_merged_ones() {
     create_topic(&all, "metrics", 4).await;
     // A 20 ms buffer: the messages spread over many small objects.
     let acked = produce(&producer(&all), "metrics", 3_000, 3_000, || {}).await;
-    let written = engines.sql_count("SELECT count(*) FROM objects");
+    let written = engines.sql_count("SELECT count(*) FROM objects WHERE swept_at IS NULL");
     assert!(written > 4, "{written} objects");
 
     // The controller merges them (8 MiB by default, far more than they hold together) and
     // the collector deletes the originals.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let live = engines.sql_count("SELECT count(*) FROM objects");
+        let live = engines.sql_count("SELECT count(*) FROM objects WHERE swept_at IS NULL");
         let stored = engines.stored_objects() as i64;
         if live <= 2 && stored == live {
             break;
