@@ -456,6 +456,7 @@ impl Cluster {
         // Listing the whole store is the costly part: at most twice per orphan age.
         let sweep_every = Duration::from_millis(self.config.orphan_age_ms / 2);
         let mut last_sweep: Option<tokio::time::Instant> = None;
+        let mut db = None;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -465,54 +466,75 @@ impl Cluster {
             if self.membership.live().iter().map(|b| b.node_id).min() != Some(me) {
                 continue;
             }
+            let db = match self.controller_connection(&mut db).await {
+                Ok(db) => db,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the controller cannot reach PostgreSQL");
+                    continue;
+                }
+            };
+            // Logged; the next tick tries again.
             if last_sweep.is_none_or(|at| at.elapsed() >= sweep_every) {
                 last_sweep = Some(tokio::time::Instant::now());
-                if let Err(e) = self.sweep_orphans().await {
+                if let Err(e) = self.sweep_orphans(db).await {
                     tracing::warn!(error = %e, "sweeping objects no commit names failed");
                 }
             }
-            // Logged; the next tick tries again.
-            if let Err(e) = self.apply_retention(&logs).await {
+            if let Err(e) = self.apply_retention(&logs, db).await {
                 tracing::warn!(error = %e, "cluster retention failed");
             }
-            if let Err(e) = self.collect_objects().await {
+            if let Err(e) = self.collect_objects(db).await {
                 tracing::warn!(error = %e, "collecting unreferenced objects failed");
             }
-            if let Err(e) = self.consolidate().await {
+            if let Err(e) = self.consolidate(db).await {
                 tracing::warn!(error = %e, "consolidating objects failed");
             }
         }
     }
 
+    /// The controller's own connection, opened again when it has closed: its rounds (a
+    /// query per partition for retention) do not hold the admin connection that topic
+    /// changes and producer id blocks wait for.
+    async fn controller_connection<'a>(
+        &self,
+        db: &'a mut Option<Client>,
+    ) -> Result<&'a mut Client, ClusterError> {
+        let open = match db.take() {
+            Some(client) if !client.is_closed() => client,
+            _ => connect(&self.url).await?,
+        };
+        Ok(db.insert(open))
+    }
+
     /// Moves the log start offset of every partition whose `retention.ms` or
     /// `retention.bytes` (`cleanup.policy=delete`) says so.
-    async fn apply_retention(&self, logs: &LogManager) -> Result<(), ClusterError> {
+    async fn apply_retention(
+        &self,
+        logs: &LogManager,
+        db: &mut Client,
+    ) -> Result<(), ClusterError> {
         let now = crate::log::now_ms();
         let mut moves = Vec::new();
-        {
-            let db = self.admin().await?;
-            for topic in logs.topics().iter().filter(|t| !t.is_internal()) {
-                for log in &topic.partitions {
-                    let config = log.config();
-                    let cutoff = (config.retention_ms >= 0).then(|| now - config.retention_ms);
-                    let bytes = (config.retention_bytes >= 0).then_some(config.retention_bytes);
-                    if !config.cleanup_delete || (cutoff.is_none() && bytes.is_none()) {
-                        continue;
-                    }
-                    let partition = log.topic_partition().partition;
-                    if let Some(target) =
-                        retention::retention_target(&*db, topic.id, partition, cutoff, bytes)
-                            .await?
-                    {
-                        moves.push((topic.id, partition, target));
-                    }
+        for topic in logs.topics().iter().filter(|t| !t.is_internal()) {
+            for log in &topic.partitions {
+                let config = log.config();
+                let cutoff = (config.retention_ms >= 0).then(|| now - config.retention_ms);
+                let bytes = (config.retention_bytes >= 0).then_some(config.retention_bytes);
+                if !config.cleanup_delete || (cutoff.is_none() && bytes.is_none()) {
+                    continue;
+                }
+                let partition = log.topic_partition().partition;
+                if let Some(target) =
+                    retention::retention_target(&*db, topic.id, partition, cutoff, bytes).await?
+                {
+                    moves.push((topic.id, partition, target));
                 }
             }
         }
         if moves.is_empty() {
             return Ok(());
         }
-        retention::delete_records(&mut *self.admin().await?, &moves).await?;
+        retention::delete_records(db, &moves).await?;
         self.wake_replica.notify_one();
         tracing::info!(
             partitions = moves.len(),
@@ -523,8 +545,8 @@ impl Cluster {
 
     /// Deletes the objects no batch points to once every live broker is past the commit
     /// that made them so: from the store, then their rows.
-    async fn collect_objects(&self) -> Result<(), ClusterError> {
-        let keys = retention::collectable_objects(&*self.admin().await?, 1000).await?;
+    async fn collect_objects(&self, db: &mut Client) -> Result<(), ClusterError> {
+        let keys = retention::collectable_objects(&*db, 1000).await?;
         let mut deleted = Vec::with_capacity(keys.len());
         for key in keys {
             match self.objects.store.delete(&Objects::path(&key)).await {
@@ -533,7 +555,7 @@ impl Cluster {
             }
         }
         if !deleted.is_empty() {
-            retention::forget_objects(&*self.admin().await?, &deleted).await?;
+            retention::forget_objects(&*db, &deleted).await?;
             tracing::info!(objects = deleted.len(), "collected unreferenced objects");
         }
         Ok(())
@@ -541,7 +563,7 @@ impl Cluster {
 
     /// Deletes the objects in the store that no commit names and that are older than
     /// `gregor.object.orphan.age.ms`: uploads whose commit failed (`retention.rs`).
-    async fn sweep_orphans(&self) -> Result<(), ClusterError> {
+    async fn sweep_orphans(&self, db: &mut Client) -> Result<(), ClusterError> {
         let dir = Objects::path(&self.objects.objects_dir());
         let listed = self.objects.store.list_with_delimiter(Some(&dir)).await?;
         let cutoff = crate::log::now_ms().saturating_sub(self.config.orphan_age_ms as i64);
@@ -553,7 +575,7 @@ impl Cluster {
             .collect();
         let mut swept = 0;
         for chunk in old.chunks(1000) {
-            let keys = retention::sweep_orphans(&*self.admin().await?, chunk).await?;
+            let keys = retention::sweep_orphans(&*db, chunk).await?;
             for key in keys {
                 match self.objects.store.delete(&Objects::path(&key)).await {
                     Ok(()) | Err(object_store::Error::NotFound { .. }) => swept += 1,
@@ -568,10 +590,9 @@ impl Cluster {
     }
 
     /// Merges small objects (`consolidation.rs`), a round at a time.
-    async fn consolidate(&self) -> Result<(), ClusterError> {
-        let mut db = connect(&self.url).await?;
+    async fn consolidate(&self, db: &mut Client) -> Result<(), ClusterError> {
         let merged = consolidation::consolidate(
-            &mut db,
+            db,
             &self.objects,
             self.membership.me.node_id,
             self.config.consolidation_bytes,
