@@ -3,14 +3,15 @@
 //! (`produce_buffer.rs`); PostgreSQL orders them, assigns their offsets and checks
 //! idempotent producers (`batch_coordinator.rs`), and holds topics, brokers and producer id
 //! blocks (`metadata.rs`, schema in `migrations/`). Each broker follows the commits into
-//! its local logs (`replica.rs`), from which it serves fetches as a single broker does, and
-//! heartbeats so that Metadata lists it (`membership.rs`).
+//! its local logs (`replica.rs`, woken by `notifications.rs`), from which it serves fetches
+//! as a single broker does, and heartbeats so that Metadata lists it (`membership.rs`).
 
 pub mod batch_coordinator;
 pub mod consolidation;
 pub mod membership;
 pub mod metadata;
 pub mod metadata_files;
+pub mod notifications;
 pub mod objects;
 pub mod produce_buffer;
 pub mod replica;
@@ -195,6 +196,11 @@ impl Cluster {
             }
         }
         tokio::spawn(replica.run(url.clone(), replica_db, shutdown.clone()));
+        tokio::spawn(notifications::listen(
+            url.clone(),
+            wake_replica.clone(),
+            shutdown.clone(),
+        ));
         let buffer = ProduceBuffer::start(
             Uploader {
                 node_id: me.node_id,

@@ -5,7 +5,8 @@
 //!
 //! At start-up it makes the local topics those of PostgreSQL and, per partition, fetches
 //! what was committed past the local log end offset; after that it asks for new commits
-//! every `gregor.metadata.poll.ms`, or at once when this broker committed (`wake`).
+//! every `gregor.metadata.poll.ms`, or at once when a commit is announced (`wake`: this
+//! broker committed, or `notifications.rs` heard another one).
 //! `applied` is the last commit number applied: a produce is answered once its commit is.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
