@@ -347,11 +347,11 @@ impl Broker {
         }
     }
 
-    /// The broker clients are sent to for `topic`'s `partition` (any broker serves any
-    /// partition in cluster mode; leaders only spread the clients).
-    pub fn leader(&self, topic: &str, partition: i32) -> i32 {
+    /// The broker clients are sent to for `partition` of `topic`, which has `partitions`
+    /// (any broker serves any partition in cluster mode; leaders only spread the clients).
+    pub fn leader(&self, topic: &str, partitions: i32, partition: i32) -> i32 {
         match &self.cluster {
-            Some(cluster) => cluster.membership().leader(topic, partition),
+            Some(cluster) => cluster.membership().leader(topic, partitions, partition),
             None => self.node_id(),
         }
     }
@@ -381,7 +381,7 @@ impl Broker {
             .cloned()
             .collect();
         (!same.is_empty())
-            .then(|| crate::cluster::membership::leader_among(&same, topic, partition))
+            .then(|| crate::cluster::membership::spread_among(&same, topic, partition))
     }
 
     /// Creates a topic: in this broker's logs, or in cluster mode in PostgreSQL first.

@@ -75,7 +75,7 @@ fn coordinator(
         .logs
         .topic(topic)
         .map_or(1, |t| t.partitions.len().max(1) as i32);
-    let node = broker.leader(topic, partition_for(key, partitions));
+    let node = broker.leader(topic, partitions, partition_for(key, partitions));
     let brokers = broker.brokers(listener);
     let b = brokers
         .iter()

@@ -30,9 +30,10 @@ fn describe_topic(
     topic: &Topic,
     include_ops: bool,
 ) -> MetadataResponseTopic {
-    let partitions = (0..topic.partitions.len() as i32)
+    let count = topic.partitions.len() as i32;
+    let partitions = (0..count)
         .map(|p| {
-            let node = BrokerId(broker.leader(&topic.name, p));
+            let node = BrokerId(broker.leader(&topic.name, count, p));
             MetadataResponsePartition::default()
                 .with_partition_index(p)
                 .with_leader_id(node)

@@ -1,17 +1,18 @@
 //! Brokers in the cluster: this one heartbeats in PostgreSQL every
 //! `broker.heartbeat.interval.ms`; the brokers that heartbeated within
 //! `broker.session.timeout.ms` are the live ones, which Metadata lists. Every broker serves
-//! every partition, so a partition's leader is only where clients are sent: the live
-//! brokers take the partitions in turn, from a place fixed by the topic's name, so every
-//! broker computes the same leaders from the same live set.
+//! every partition, so a partition's leader is only where clients are sent, placed by
+//! `leaders.rs` from the live set; each topic's placement is kept until the set changes.
 
-use std::sync::{Arc, RwLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
 use tokio_postgres::Client;
 use uuid::Uuid;
 
+use super::leaders;
 use super::metadata::{self, BrokerRecord};
 
 #[derive(Debug)]
@@ -26,6 +27,15 @@ pub struct Membership {
     refresh: Notify,
     /// The last commit this broker's replica applied, reported with each heartbeat.
     applied: watch::Receiver<i64>,
+    /// Each topic's leaders (with its partition count) under the live set they were
+    /// placed on: computed once per topic and live set, not per partition asked.
+    placements: Mutex<Placements>,
+}
+
+#[derive(Debug, Default)]
+struct Placements {
+    live: Option<Arc<Vec<BrokerRecord>>>,
+    topics: HashMap<String, (i32, Arc<[i32]>)>,
 }
 
 impl Membership {
@@ -37,6 +47,7 @@ impl Membership {
             incarnation: Uuid::new_v4(),
             epoch_changes: watch::channel(0).0,
             refresh: Notify::new(),
+            placements: Mutex::new(Placements::default()),
         }
     }
 
@@ -93,9 +104,37 @@ impl Membership {
         (view.0, view.1.clone())
     }
 
-    /// The broker clients are sent to for `topic`'s `partition`.
-    pub fn leader(&self, topic: &str, partition: i32) -> i32 {
-        leader_among(&self.live(), topic, partition)
+    /// The broker clients are sent to for `partition` of `topic`, which has `partitions`.
+    pub fn leader(&self, topic: &str, partitions: i32, partition: i32) -> i32 {
+        let live = self.live();
+        let leaders = {
+            let mut placements = self
+                .placements
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if !placements
+                .live
+                .as_ref()
+                .is_some_and(|l| Arc::ptr_eq(l, &live))
+            {
+                placements.topics.clear();
+                placements.live = Some(live.clone());
+            }
+            match placements.topics.get(topic) {
+                Some((n, leaders)) if *n == partitions => leaders.clone(),
+                _ => {
+                    let leaders: Arc<[i32]> = leaders::assign(&live, topic, partitions).into();
+                    placements
+                        .topics
+                        .insert(topic.to_string(), (partitions, leaders.clone()));
+                    leaders
+                }
+            }
+        };
+        usize::try_from(partition)
+            .ok()
+            .and_then(|p| leaders.get(p).copied())
+            .unwrap_or(self.me.node_id)
     }
 
     /// Registers this broker and reads the live set once.
@@ -148,10 +187,12 @@ impl Membership {
     }
 }
 
-/// The leader of `topic`'s `partition` among `live` (by node id, never empty).
-pub fn leader_among(live: &[BrokerRecord], topic: &str, partition: i32) -> i32 {
+/// One of `brokers` (never empty) for `topic`'s `partition`, the partitions taken in turn
+/// from a place fixed by the topic's name: a rack's read replica (KIP-392), where spreading
+/// matters and moves do not.
+pub fn spread_among(brokers: &[BrokerRecord], topic: &str, partition: i32) -> i32 {
     let start = crc32c::crc32c(topic.as_bytes()) as usize;
-    live[(start + partition.max(0) as usize) % live.len()].node_id
+    brokers[(start + partition.max(0) as usize) % brokers.len()].node_id
 }
 
 #[cfg(test)]
@@ -172,17 +213,22 @@ mod tests {
         a.set_live(1, vec![broker(1), broker(2), broker(3)]);
         let b = Membership::new(broker(3), watch::channel(0).1);
         b.set_live(1, vec![broker(1), broker(2), broker(3)]);
-        let leaders: Vec<i32> = (0..6).map(|p| a.leader("t", p)).collect();
+        let leaders: Vec<i32> = (0..6).map(|p| a.leader("t", 6, p)).collect();
         assert_eq!(
             leaders,
-            (0..6).map(|p| b.leader("t", p)).collect::<Vec<_>>()
+            (0..6).map(|p| b.leader("t", 6, p)).collect::<Vec<_>>()
         );
         for node in 1..=3 {
             assert_eq!(leaders.iter().filter(|&&l| l == node).count(), 2);
         }
         // A broker that left takes no partitions; its own view always has itself.
         b.set_live(2, vec![broker(2), broker(3)]);
-        assert!((0..6).all(|p| b.leader("t", p) != 1));
+        assert!((0..6).all(|p| b.leader("t", 6, p) != 1));
+        // The topic grew: placed again for its new partition count.
+        assert_eq!(
+            (0..9).map(|p| b.leader("t", 9, p)).collect::<Vec<_>>(),
+            leaders::assign(&b.live(), "t", 9)
+        );
         b.set_live(3, vec![broker(1)]);
         assert_eq!(b.live().len(), 2, "this broker is always live to itself");
         assert_eq!(b.epoch(), 3);

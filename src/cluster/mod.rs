@@ -8,6 +8,7 @@
 
 pub mod batch_coordinator;
 pub mod consolidation;
+pub mod leaders;
 pub mod membership;
 pub mod metadata;
 pub mod metadata_files;

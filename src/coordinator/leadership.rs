@@ -28,7 +28,7 @@ use uuid::Uuid;
 use super::internal_topic::partition_for;
 use super::CoordinatorError;
 use crate::cluster::batch_coordinator::BatchOutcome;
-use crate::cluster::membership::leader_among;
+use crate::cluster::leaders;
 use crate::cluster::metadata::BrokerRecord;
 use crate::cluster::{Cluster, ClusterError};
 use crate::log::now_ms;
@@ -108,7 +108,8 @@ impl Leadership {
     /// between and written to it, so every led partition is loaded again.
     fn decide(&mut self, epoch: i32, live: &[BrokerRecord], me: i32) -> Change {
         let wanted: HashSet<i32> = (0..self.partitions)
-            .filter(|&p| leader_among(live, self.topic, p) == me)
+            .zip(leaders::assign(live, self.topic, self.partitions))
+            .filter_map(|(p, leader)| (leader == me).then_some(p))
             .collect();
         let continuous = self.epoch.is_some_and(|e| e + 1 == epoch);
         let gained: HashSet<i32> = wanted
@@ -340,6 +341,13 @@ mod tests {
             .collect()
     }
 
+    fn led_by(live: &[BrokerRecord], partitions: i32, node: i32) -> HashSet<i32> {
+        (0..partitions)
+            .zip(leaders::assign(live, OFFSETS_TOPIC, partitions))
+            .filter_map(|(p, leader)| (leader == node).then_some(p))
+            .collect()
+    }
+
     fn leading(partitions: i32) -> Leadership {
         Leadership::new(OFFSETS_TOPIC, partitions)
     }
@@ -353,9 +361,7 @@ mod tests {
         let mut l = leading(12);
         let three = live(&[1, 2, 3]);
         let first = l.decide(5, &three, 1);
-        let mine: HashSet<i32> = (0..12)
-            .filter(|&p| leader_among(&three, OFFSETS_TOPIC, p) == 1)
-            .collect();
+        let mine = led_by(&three, 12, 1);
         assert_eq!(first.gained, mine);
         assert_eq!(first.dropped.len(), 12, "every partition was loading");
         loaded(&mut l, &first);
@@ -363,9 +369,7 @@ mod tests {
         // Broker 3 leaves: broker 1 now leads its share among two, keeping what it
         // led of that share (loaded already) and loading only the rest.
         let two = live(&[1, 2]);
-        let now_mine: HashSet<i32> = (0..12)
-            .filter(|&p| leader_among(&two, OFFSETS_TOPIC, p) == 1)
-            .collect();
+        let now_mine = led_by(&two, 12, 1);
         let next = l.decide(6, &two, 1);
         assert_eq!(next.dropped, &mine - &now_mine);
         assert_eq!(next.gained, &now_mine - &mine);
