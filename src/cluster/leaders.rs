@@ -59,13 +59,7 @@ mod tests {
     use super::*;
 
     fn live(ids: &[i32]) -> Vec<BrokerRecord> {
-        ids.iter()
-            .map(|&node_id| BrokerRecord {
-                node_id,
-                endpoints: vec![("PLAINTEXT".into(), "127.0.0.1".into(), 9092)],
-                rack: None,
-            })
-            .collect()
+        BrokerRecord::numbered(ids)
     }
 
     fn count(leaders: &[i32], node: i32) -> usize {

@@ -47,6 +47,20 @@ pub struct BrokerRecord {
     pub rack: Option<String>,
 }
 
+#[cfg(test)]
+impl BrokerRecord {
+    /// Live brokers with these node ids, no listeners and no rack: for placement tests.
+    pub fn numbered(ids: &[i32]) -> Vec<BrokerRecord> {
+        ids.iter()
+            .map(|&node_id| BrokerRecord {
+                node_id,
+                endpoints: Vec::new(),
+                rack: None,
+            })
+            .collect()
+    }
+}
+
 fn configs_to_text(configs: &BTreeMap<String, String>) -> String {
     serde_json::to_string(configs).expect("a map of strings serialises")
 }

@@ -332,13 +332,7 @@ mod tests {
     use crate::coordinator::offsets::OFFSETS_TOPIC;
 
     fn live(ids: &[i32]) -> Vec<BrokerRecord> {
-        ids.iter()
-            .map(|&node_id| BrokerRecord {
-                node_id,
-                endpoints: Vec::new(),
-                rack: None,
-            })
-            .collect()
+        BrokerRecord::numbered(ids)
     }
 
     fn led_by(live: &[BrokerRecord], partitions: i32, node: i32) -> HashSet<i32> {
