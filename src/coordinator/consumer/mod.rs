@@ -27,6 +27,7 @@
 pub mod assignor;
 mod classic_members;
 mod heartbeat;
+mod migration;
 pub mod records;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
