@@ -90,8 +90,14 @@ impl LogManager {
     }
 
     /// Writes each data directory's recovery-point and log-start-offset checkpoints. Every
-    /// file is attempted; the first failure is returned.
+    /// file is attempted; the first failure is returned. One writer at a time (they
+    /// share the temp file), and the offsets are read under the same lock, so checkpoints
+    /// land in the order their offsets were read.
     pub fn checkpoint_recovery_points(&self) -> Result<(), CheckpointError> {
+        let _one_writer = self
+            .recovery_checkpoint_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let logs = self.all_logs();
         let mut first_error = None;
         for dir in &self.config.log_dirs {

@@ -193,6 +193,10 @@ pub struct LogManager {
     throttler: Throttler,
     /// Serialises writes of `cleaner-offset-checkpoint`.
     cleaner_checkpoint_lock: Mutex<()>,
+    /// Serialises writes of `recovery-point-offset-checkpoint` and
+    /// `log-start-offset-checkpoint`: the periodic checkpoint, topic creation and deletion,
+    /// DeleteRecords and shutdown all write them, through the same temp file.
+    recovery_checkpoint_lock: Mutex<()>,
 }
 
 impl LogManager {
@@ -237,6 +241,7 @@ impl LogManager {
             stopping: AtomicBool::new(false),
             throttler: Throttler::new(config.cleaner.io_max_bytes_per_second),
             cleaner_checkpoint_lock: Mutex::new(()),
+            recovery_checkpoint_lock: Mutex::new(()),
             config: config.clone(),
             storage: storage.clone(),
         };

@@ -187,3 +187,31 @@ fn delete_records_fails_when_its_checkpoint_cannot_be_made_durable() {
     let m = LogManager::open(config, sim.shared()).unwrap();
     assert_eq!(m.topic("t").unwrap().partitions[0].log_start_offset(), 2);
 }
+
+/// The periodic checkpoint and a topic creation's checkpoint may run at the same moment (the
+/// CI failure of stop 31: a CreateTopics answered KAFKA_STORAGE_ERROR because the other
+/// writer had renamed the shared temp file away). Every concurrent checkpoint succeeds, and
+/// the file left behind is one writer's whole text.
+#[test]
+fn concurrent_checkpoints_all_succeed_and_leave_a_whole_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Arc::new(manager(dir.path()));
+    for i in 0..20 {
+        m.create_topic(&format!("topic-{i}"), 1, 1, BTreeMap::new())
+            .unwrap();
+    }
+    let writers: Vec<_> = (0..4)
+        .map(|_| {
+            let m = m.clone();
+            std::thread::spawn(move || {
+                (0..200)
+                    .filter(|_| m.checkpoint_recovery_points().is_err())
+                    .count()
+            })
+        })
+        .collect();
+    let failures: usize = writers.into_iter().map(|w| w.join().unwrap()).sum();
+    assert_eq!(failures, 0, "checkpoints failed while others ran");
+    let text = fs::read_to_string(dir.path().join(LOG_START_OFFSET_CHECKPOINT)).unwrap();
+    assert_eq!(text.lines().count(), 2 + 20, "{text}");
+}

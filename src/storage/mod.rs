@@ -103,7 +103,8 @@ impl dyn Storage + '_ {
     }
 
     /// Replaces `path` with `bytes` atomically and durably: a temp file is written and
-    /// fsynced, renamed over `path`, and the directory fsynced.
+    /// fsynced, renamed over `path`, and the directory fsynced. The temp file's name is
+    /// `path`'s with `.tmp`, as Kafka's: callers serialise their writes of one `path`.
     pub fn write_atomically(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         let dir = path.parent().unwrap_or(Path::new("."));
         let tmp = path.with_extension("tmp");
