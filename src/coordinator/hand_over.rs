@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use super::group::Group;
 use super::leadership::{self, commit_records, Leadership, Led};
+use super::loading::{fresh_sessions, replay_groups};
 use super::offsets::OFFSETS_TOPIC;
-use super::{fresh_sessions, replay_groups, CoordinatorError, GroupCoordinator};
+use super::{CoordinatorError, GroupCoordinator};
 use crate::cluster::{Cluster, ClusterError};
 use crate::log::records::{RawRecord, TxnProducer};
 use crate::log::Log;

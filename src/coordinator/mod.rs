@@ -9,8 +9,9 @@
 //! rebalance and sync timeouts, offset retention) are driven by [`GroupCoordinator::tick`],
 //! called periodically with `tokio::time::Instant` (so tests can pause time).
 //!
-//! Layout: this file has the request types, loading, timers and group administration
-//! (list, describe, delete); `rebalance.rs` the JoinGroup/SyncGroup/Heartbeat/LeaveGroup
+//! Layout: this file has the request types and group administration (list, describe,
+//! delete); `loading.rs` rebuilds the groups from `__consumer_offsets`; `timers.rs` runs
+//! sessions, timeouts and offset retention; `rebalance.rs` the JoinGroup/SyncGroup/Heartbeat/LeaveGroup
 //! state machine; `offset_store.rs` committing and fetching offsets; `offsets.rs` their
 //! record format in `__consumer_offsets`; `group.rs` the group and member types.
 
@@ -22,14 +23,15 @@ pub mod group_configs;
 mod hand_over;
 pub mod internal_topic;
 pub mod leadership;
+mod loading;
 mod offset_store;
 pub mod offsets;
 mod rebalance;
 pub mod share;
+mod timers;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::oneshot;
@@ -37,13 +39,11 @@ use tokio::time::Instant;
 
 use crate::config::CoordinatorConfig;
 use crate::coordinator::internal_topic::ReplayError;
-use crate::log::now_ms;
 use crate::log_manager::LogManager;
 use crate::share::state_store::{SharePartitionKey, ShareStateStore};
 pub use error::CoordinatorError;
 use group::{CommittedOffset, Group, GroupState, Member};
-use offsets::OFFSETS_TOPIC;
-use rebalance::remove_member;
+use loading::{fresh_sessions, replay_groups};
 
 /// A JoinGroup request, decoded.
 #[derive(Debug, Clone)]
@@ -190,219 +190,6 @@ impl GroupCoordinator {
         self.groups
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    // ---- JoinGroup ------------------------------------------------------------------
-
-    /// Session, rebalance and sync timeouts; every `offsets.retention.check.interval.ms`
-    /// also offset retention and the removal of groups left with neither members nor
-    /// offsets (until then such a group is still Empty, as in Kafka). Called periodically.
-    /// Returns the offsets it expired, per group, for the caller to tombstone.
-    pub fn tick(&self, now: Instant) -> Vec<(String, Vec<(String, i32)>)> {
-        self.tick_groups(now, true)
-    }
-
-    /// `tick`; consumer groups only with `consumer` (the caller holds `consumer_writes`),
-    /// so that a slow fsync of a consumer group's records does not hold up classic timers.
-    fn tick_groups(&self, now: Instant, consumer: bool) -> Vec<(String, Vec<(String, i32)>)> {
-        let mut expired_offsets: Vec<(String, Vec<(String, i32)>)> = Vec::new();
-        let retention_ms = self.config.offsets_retention.as_millis() as i64;
-        let wall = now_ms();
-        let cleanup = {
-            let mut next = self
-                .next_cleanup
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let due = now >= *next;
-            if due {
-                *next = now + self.config.offsets_retention_check_interval;
-            }
-            due
-        };
-        {
-            let mut groups = self.lock();
-            for group in groups.values_mut() {
-                if let Some(cg) = group.consumer.as_mut().filter(|cg| {
-                    consumer
-                        && cg.members.values().any(|m| {
-                            m.session_deadline <= now
-                                || m.revocation_deadline.is_some_and(|(at, _)| at <= now)
-                                || m.classic.as_ref().is_some_and(|c| c.expired(now))
-                                || (m.subscribed_topic_regex.is_some() && !m.regex_resolved)
-                        })
-                }) {
-                    let before = cg.clone();
-                    cg.resolve_regexes();
-                    for id in cg.expire_members(now) {
-                        tracing::info!(group = %group.group_id, member = %id, "consumer group member session or revocation timed out");
-                    }
-                    // Only classic members left: the group may become classic again.
-                    if let Some(tombstones) = self.maybe_downgrade(group, before.group_epoch, now) {
-                        self.queue_records(&group.group_id, tombstones, true);
-                    } else if let Some(cg) = &group.consumer {
-                        let records =
-                            consumer::records::changes(&group.group_id, Some(&before), Some(cg));
-                        if !records.is_empty() {
-                            self.queue_records(&group.group_id, records, false);
-                        }
-                    }
-                }
-                if let Some(sg) = group
-                    .share
-                    .as_mut()
-                    .filter(|sg| consumer && sg.members.values().any(|m| m.session_deadline <= now))
-                {
-                    let before = sg.clone();
-                    for id in sg.expire_members(now) {
-                        tracing::info!(group = %group.group_id, member = %id, "share group member session timed out");
-                    }
-                    let records = share::records::changes(&group.group_id, Some(&before), Some(sg));
-                    self.queue_records(&group.group_id, records, false);
-                }
-                group.pending_members.retain(|_, deadline| *deadline > now);
-                let in_join = group.state == GroupState::PreparingRebalance;
-                let dead: Vec<String> = group
-                    .members
-                    .values()
-                    .filter(|m| {
-                        m.session_deadline <= now && !(in_join && m.awaiting_join.is_some())
-                    })
-                    .map(|m| m.member_id.clone())
-                    .collect();
-                let mut removed = !dead.is_empty();
-                for id in dead {
-                    tracing::info!(group = %group.group_id, member = %id, "member session expired");
-                    remove_member(group, &id);
-                }
-                if group.state == GroupState::CompletingRebalance
-                    && group.sync_deadline.is_some_and(|d| now >= d)
-                {
-                    let unsynced: Vec<String> = group
-                        .members
-                        .values()
-                        .filter(|m| !m.synced)
-                        .map(|m| m.member_id.clone())
-                        .collect();
-                    for id in unsynced {
-                        remove_member(group, &id);
-                        removed = true;
-                    }
-                }
-                if removed {
-                    self.after_removal(group, now);
-                }
-                self.maybe_complete_join(group, now);
-                // Expired: every offset of a group without members; of a consumer group
-                // with members, those of topics no member subscribes to (Kafka's
-                // cleanupExpiredOffsets with isSubscribedToTopic).
-                let consumer_members = group.consumer.as_ref().filter(|cg| !cg.members.is_empty());
-                let expires = consumer_members.is_some()
-                    || (group.state == GroupState::Empty && !group.has_members());
-                if cleanup && expires && retention_ms > 0 {
-                    let old: Vec<(String, i32)> = group
-                        .offsets
-                        .iter()
-                        .filter(|(_, o)| wall.saturating_sub(o.commit_timestamp) > retention_ms)
-                        .filter(|((topic, _), _)| {
-                            consumer_members.is_none_or(|cg| {
-                                !cg.members.values().any(|m| m.subscribes_to(topic))
-                            })
-                        })
-                        .map(|(k, _)| k.clone())
-                        .collect();
-                    if !old.is_empty() {
-                        for k in &old {
-                            group.offsets.remove(k);
-                        }
-                        expired_offsets.push((group.group_id.clone(), old));
-                    }
-                }
-            }
-            if cleanup {
-                groups.retain(|id, g| {
-                    // A consumer group goes only with `consumer`, and with its tombstones.
-                    if g.consumer.is_some() && !consumer {
-                        return true;
-                    }
-                    // A share group stays until it is deleted (its share-partitions' state
-                    // is its progress).
-                    if g.share.is_some() {
-                        return true;
-                    }
-                    let gone = g.state == GroupState::Empty
-                        && !g.has_members()
-                        && g.offsets.is_empty()
-                        && g.pending_members.is_empty();
-                    if let (true, Some(cg)) = (gone, &g.consumer) {
-                        self.queue_records(
-                            id,
-                            consumer::records::changes(id, Some(cg), None),
-                            false,
-                        );
-                    }
-                    !(g.state == GroupState::Empty
-                        && !g.has_members()
-                        && g.offsets.is_empty()
-                        && g.pending_members.is_empty())
-                });
-            }
-        }
-        expired_offsets
-    }
-
-    /// Tombstones offsets that `tick` expired. A failure is logged: the offsets are gone
-    /// from memory but not from disk, so after a restart they are loaded and expire again.
-    async fn tombstone_expired(&self, expired: Vec<(String, Vec<(String, i32)>)>) {
-        for (group, partitions) in expired {
-            if let Err(e) = self.write_tombstones(&group, &partitions).await {
-                tracing::error!(group = %group, error = %e, "writing tombstones for expired offsets failed");
-            }
-        }
-    }
-
-    /// Queues consumer group records for `run_timers`.
-    fn queue_records(&self, group: &str, records: Vec<consumer::records::Record>, gone: bool) {
-        if !records.is_empty() {
-            self.timer_records
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(PendingRecords {
-                    group: group.to_string(),
-                    records,
-                    gone,
-                });
-        }
-    }
-
-    /// Writes the queued consumer group records (the caller holds `consumer_writes`); a
-    /// failure is logged (memory is then ahead of the disk: after a restart those members
-    /// come back, and time out or rejoin).
-    async fn write_timer_records(&self) {
-        let pending = std::mem::take(
-            &mut *self
-                .timer_records
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
-        for p in pending {
-            let again = p.gone
-                && self
-                    .lock()
-                    .get(&p.group)
-                    .is_some_and(|g| g.consumer.is_some());
-            if again {
-                continue;
-            }
-            if let Err(e) = self.persist(&p.group, p.records, None).await {
-                tracing::error!(group = %p.group, error = %e, "writing a consumer group's records failed");
-            }
-        }
-    }
-
-    /// A JoinGroup made group `id`, an empty consumer group, a classic one: its consumer
-    /// group records get tombstones.
-    fn consumer_group_gone(&self, id: &str, cg: &consumer::ConsumerGroup) {
-        self.queue_records(id, consumer::records::changes(id, Some(cg), None), true);
     }
 
     // ---- Offsets ----------------------------------------------------------------------
@@ -639,154 +426,6 @@ impl GroupCoordinator {
             .await;
         store.delete(&keys).await
     }
-
-    /// Runs `tick` every 100 ms until shutdown.
-    pub async fn run_timers(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-        let mut interval = tokio::time::interval(Duration::from_millis(100));
-        loop {
-            tokio::select! {
-                _ = interval.tick() => {
-                    // Consumer groups when no heartbeat is writing; classic ones always.
-                    let serial = self.consumer_writes.try_lock().ok();
-                    let expired = self.tick_groups(Instant::now(), serial.is_some());
-                    if serial.is_some() {
-                        self.write_timer_records().await;
-                    }
-                    drop(serial);
-                    self.tombstone_expired(expired).await;
-                }
-                _ = shutdown.changed() => return,
-            }
-        }
-    }
-}
-
-/// Replays the groups kept in the `__consumer_offsets` partitions `wanted` accepts: their
-/// committed offsets, pending transactional offsets, and consumer and share groups with
-/// their members (each with a fresh session, as after a coordinator failover in Kafka).
-fn replay_groups(
-    config: &CoordinatorConfig,
-    logs: &LogManager,
-    wanted: impl Fn(i32) -> bool,
-) -> Result<HashMap<String, Group>, ReplayError> {
-    let mut groups: HashMap<String, Group> = HashMap::new();
-    let mut consumer_groups = consumer::records::Replayed::default();
-    let mut share_groups = share::records::Replayed::default();
-    let now = Instant::now();
-    if let Some(topic) = logs.topic(OFFSETS_TOPIC) {
-        for log in topic
-            .partitions
-            .iter()
-            .filter(|l| wanted(l.topic_partition().partition))
-        {
-            replay_modern_groups(log, &mut consumer_groups, &mut share_groups, now)?;
-            let (records, pending) = offsets::replay(log)?;
-            for (producer_id, records) in pending {
-                for r in records {
-                    let group = groups
-                        .entry(r.group.clone())
-                        .or_insert_with(|| Group::new(&r.group));
-                    if let Some(v) = r.value {
-                        group
-                            .pending_txn_offsets
-                            .entry(producer_id)
-                            .or_default()
-                            .insert((r.topic, r.partition), v);
-                    }
-                }
-            }
-            for record in records {
-                let group = groups
-                    .entry(record.group.clone())
-                    .or_insert_with(|| Group::new(&record.group));
-                let key = (record.topic, record.partition);
-                match record.value {
-                    Some(v) => {
-                        group.offsets.insert(key, v);
-                    }
-                    None => {
-                        group.offsets.remove(&key);
-                    }
-                }
-            }
-        }
-        groups.retain(|_, g| !g.offsets.is_empty() || !g.pending_txn_offsets.is_empty());
-        tracing::info!(groups = groups.len(), "loaded committed offsets");
-    }
-    // Consumer groups come back with their members, each with a fresh session (as in
-    // Kafka after a coordinator failover): members that are gone time out.
-    let session = Duration::from_millis(config.consumer.session_timeout_ms as u64);
-    for (id, mut cg) in consumer_groups.groups {
-        for m in cg.members.values_mut() {
-            m.session_deadline = now + session;
-        }
-        cg.assignor = consumer::preferred_assignor(&cg, &config.consumer.assignors[0]);
-        tracing::info!(group = %id, members = cg.members.len(), epoch = cg.group_epoch, "loaded consumer group");
-        groups
-            .entry(id.clone())
-            .or_insert_with(|| Group::new(&id))
-            .consumer = Some(cg);
-    }
-    let share_session = Duration::from_millis(config.share.session_timeout_ms as u64);
-    for (id, mut sg) in share_groups.groups {
-        for m in sg.members.values_mut() {
-            m.session_deadline = now + share_session;
-        }
-        tracing::info!(group = %id, members = sg.members.len(), epoch = sg.group_epoch, "loaded share group");
-        groups
-            .entry(id.clone())
-            .or_insert_with(|| Group::new(&id))
-            .share = Some(sg);
-    }
-    Ok(groups)
-}
-
-/// Gives the loaded members of `groups` a fresh session by their group's configs.
-fn fresh_sessions<'a>(
-    store: &group_configs::GroupConfigs,
-    config: &CoordinatorConfig,
-    groups: impl Iterator<Item = (&'a String, &'a mut Group)>,
-) {
-    let now = Instant::now();
-    for (id, g) in groups {
-        if let Some(cg) = g.consumer.as_mut() {
-            let ms = store.session_timeout_ms(id, config);
-            for m in cg.members.values_mut() {
-                m.session_deadline = now + Duration::from_millis(ms.max(0) as u64);
-            }
-        }
-        if let Some(sg) = g.share.as_mut() {
-            let ms = store.share_session_timeout_ms(id, config);
-            for m in sg.members.values_mut() {
-                m.session_deadline = now + Duration::from_millis(ms.max(0) as u64);
-            }
-        }
-    }
-}
-
-/// Replays the consumer and share group records of one `__consumer_offsets` partition
-/// (offset commits and transactional batches are the offset replay's), in one pass.
-fn replay_modern_groups(
-    log: &crate::log::Log,
-    consumer_groups: &mut consumer::records::Replayed,
-    share_groups: &mut share::records::Replayed,
-    now: Instant,
-) -> Result<(), ReplayError> {
-    internal_topic::for_each_batch(log, |h, batch| {
-        if h.is_control() || h.is_transactional() {
-            return Ok(());
-        }
-        let records = crate::log::records::decode_key_values(batch)
-            .ok_or("a batch's records do not decode")?;
-        for kv in records {
-            if let Some(key) = &kv.key {
-                if !consumer_groups.apply(key, kv.value.as_deref(), now) {
-                    share_groups.apply(key, kv.value.as_deref(), now);
-                }
-            }
-        }
-        Ok(())
-    })
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! generation and static-member fencing, and offset commit rules.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use std::collections::BTreeMap;
 
