@@ -121,8 +121,6 @@ fn data_dirs() -> Vec<tempfile::TempDir> {
     (0..3).map(|_| tempfile::tempdir().unwrap()).collect()
 }
 
-/// Starts three brokers and waits until each lists all three at their addresses (a broker
-/// learns of the others at its next heartbeat).
 /// Asks `probe` every 200 ms until it answers `Ok`; once `seconds` have passed, fails with
 /// its last `Err`, which says what it saw.
 fn wait_for<T>(seconds: u64, mut probe: impl FnMut() -> Result<T, String>) -> T {
@@ -136,6 +134,27 @@ fn wait_for<T>(seconds: u64, mut probe: impl FnMut() -> Result<T, String>) -> T 
     }
 }
 
+/// What every test here opens with: the one-cluster lock, both engines, three data
+/// directories and three brokers that know each other. Dropped in reverse: brokers first,
+/// then the directories, the engines and the lock.
+type ThreeBrokers = (
+    tokio::sync::MutexGuard<'static, ()>,
+    Engines,
+    Vec<tempfile::TempDir>,
+    Vec<Broker>,
+);
+
+/// `ThreeBrokers` for `test`, or `None` (the test reports itself skipped) without engines.
+async fn three_brokers(test: &str) -> Option<ThreeBrokers> {
+    let one = ONE_CLUSTER.lock().await;
+    let engines = Engines::up(test)?;
+    let dirs = data_dirs();
+    let brokers = start_all(&engines, &dirs);
+    Some((one, engines, dirs, brokers))
+}
+
+/// Starts three brokers and waits until each lists all three at their addresses (a broker
+/// learns of the others at its next heartbeat).
 fn start_all(engines: &Engines, dirs: &[tempfile::TempDir]) -> Vec<Broker> {
     let brokers: Vec<Broker> = dirs
         .iter()
@@ -303,12 +322,11 @@ fn check_acked_through(addr: &str, topic: &str, acked: &HashMap<String, (i32, i6
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_brokers_serve_what_any_of_them_was_sent() {
-    let _one = ONE_CLUSTER.lock().await;
-    let Some(engines) = Engines::up("three_brokers_serve_what_any_of_them_was_sent") else {
+    let Some((_one, _engines, _dirs, brokers)) =
+        three_brokers("three_brokers_serve_what_any_of_them_was_sent").await
+    else {
         return;
     };
-    let dirs = data_dirs();
-    let brokers = start_all(&engines, &dirs);
 
     // Every broker lists all three and spreads the leaders over them.
     create_topic(&brokers[0].addr, "orders", 4).await;
@@ -496,15 +514,12 @@ fn consumer_of(addr: &str) -> BaseConsumer {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_killed_under_load_loses_nothing_acknowledged() {
-    let _one = ONE_CLUSTER.lock().await;
-    let Some(engines) = Engines::up("a_broker_killed_under_load_loses_nothing_acknowledged") else {
+    let Some((_one, engines, dirs, brokers)) =
+        three_brokers("a_broker_killed_under_load_loses_nothing_acknowledged").await
+    else {
         return;
     };
-    let dirs = data_dirs();
-    let mut brokers = start_all(&engines, &dirs)
-        .into_iter()
-        .map(Some)
-        .collect::<Vec<_>>();
+    let mut brokers = brokers.into_iter().map(Some).collect::<Vec<_>>();
     let all = bootstrap(brokers.iter().flatten());
     create_topic(&all, "payments", 4).await;
 
@@ -529,14 +544,12 @@ async fn a_broker_killed_under_load_loses_nothing_acknowledged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_cluster_restarts_and_a_wiped_broker_rebuilds_from_the_objects() {
-    let _one = ONE_CLUSTER.lock().await;
-    let Some(engines) =
-        Engines::up("the_whole_cluster_restarts_and_a_wiped_broker_rebuilds_from_the_objects")
+    let Some((_one, engines, dirs, brokers)) =
+        three_brokers("the_whole_cluster_restarts_and_a_wiped_broker_rebuilds_from_the_objects")
+            .await
     else {
         return;
     };
-    let dirs = data_dirs();
-    let brokers = start_all(&engines, &dirs);
     let all = bootstrap(&brokers);
     create_topic(&all, "ledger", 4).await;
     let acked = produce(&producer(&all), "ledger", 5_000, 5_000, || {}).await;
@@ -651,15 +664,12 @@ fn consume_and_commit(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_group_survives_the_loss_of_its_coordinator() {
-    let _one = ONE_CLUSTER.lock().await;
-    let Some(engines) = Engines::up("a_consumer_group_survives_the_loss_of_its_coordinator") else {
+    let Some((_one, _engines, _dirs, brokers)) =
+        three_brokers("a_consumer_group_survives_the_loss_of_its_coordinator").await
+    else {
         return;
     };
-    let dirs = data_dirs();
-    let mut brokers = start_all(&engines, &dirs)
-        .into_iter()
-        .map(Some)
-        .collect::<Vec<_>>();
+    let mut brokers = brokers.into_iter().map(Some).collect::<Vec<_>>();
     let all = bootstrap(brokers.iter().flatten());
     create_topic(&all, "tasks", 4).await;
     let acked = produce(&producer(&all), "tasks", 2_000, 2_000, || {}).await;
@@ -778,15 +788,12 @@ fn read_committed(addr: &str, topic: &str, at_least: usize) -> std::collections:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_survives_the_loss_of_its_coordinator() {
     use rdkafka::producer::Producer;
-    let _one = ONE_CLUSTER.lock().await;
-    let Some(engines) = Engines::up("a_transaction_survives_the_loss_of_its_coordinator") else {
+    let Some((_one, _engines, _dirs, brokers)) =
+        three_brokers("a_transaction_survives_the_loss_of_its_coordinator").await
+    else {
         return;
     };
-    let dirs = data_dirs();
-    let mut brokers = start_all(&engines, &dirs)
-        .into_iter()
-        .map(Some)
-        .collect::<Vec<_>>();
+    let mut brokers = brokers.into_iter().map(Some).collect::<Vec<_>>();
     let all = bootstrap(brokers.iter().flatten());
     create_topic(&all, "transfers", 4).await;
 
@@ -906,17 +913,12 @@ fn wait_watermarks(addrs: &[String], topic: &str, expected: &[(i64, i64)]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_records_go_everywhere_and_their_objects_are_collected() {
     use rdkafka::admin::{AlterConfig, ResourceSpecifier};
-    let _one = ONE_CLUSTER.lock().await;
-    let Some(engines) =
-        Engines::up("deleted_records_go_everywhere_and_their_objects_are_collected")
+    let Some((_one, engines, dirs, brokers)) =
+        three_brokers("deleted_records_go_everywhere_and_their_objects_are_collected").await
     else {
         return;
     };
-    let dirs = data_dirs();
-    let mut brokers = start_all(&engines, &dirs)
-        .into_iter()
-        .map(Some)
-        .collect::<Vec<_>>();
+    let mut brokers = brokers.into_iter().map(Some).collect::<Vec<_>>();
     let all = bootstrap(brokers.iter().flatten());
     create_topic(&all, "events", 2).await;
     let acked = produce(&producer(&all), "events", 400, 400, || {}).await;
@@ -1034,14 +1036,11 @@ async fn acls_and_credentials_changed_through_one_broker_hold_at_every_broker() 
     use kafka_protocol::messages::describe_user_scram_credentials_request::UserName;
     use kafka_protocol::messages::*;
     use kafka_protocol::protocol::StrBytes;
-    let _one = ONE_CLUSTER.lock().await;
-    let Some(engines) =
-        Engines::up("acls_and_credentials_changed_through_one_broker_hold_at_every_broker")
+    let Some((_one, _engines, _dirs, brokers)) =
+        three_brokers("acls_and_credentials_changed_through_one_broker_hold_at_every_broker").await
     else {
         return;
     };
-    let dirs = data_dirs();
-    let brokers = start_all(&engines, &dirs);
     let addrs: Vec<String> = brokers.iter().map(|b| b.addr.clone()).collect();
     create_topic(&bootstrap(&brokers), "vault", 1).await;
     wait_produce_code(&addrs, "vault", 0);
@@ -1108,17 +1107,12 @@ async fn acls_and_credentials_changed_through_one_broker_hold_at_every_broker() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_objects_are_merged_and_a_wiped_broker_reads_the_merged_ones() {
-    let _one = ONE_CLUSTER.lock().await;
-    let Some(engines) =
-        Engines::up("small_objects_are_merged_and_a_wiped_broker_reads_the_merged_ones")
+    let Some((_one, engines, dirs, brokers)) =
+        three_brokers("small_objects_are_merged_and_a_wiped_broker_reads_the_merged_ones").await
     else {
         return;
     };
-    let dirs = data_dirs();
-    let mut brokers = start_all(&engines, &dirs)
-        .into_iter()
-        .map(Some)
-        .collect::<Vec<_>>();
+    let mut brokers = brokers.into_iter().map(Some).collect::<Vec<_>>();
     let all = bootstrap(brokers.iter().flatten());
     create_topic(&all, "metrics", 4).await;
     // A 20 ms buffer: the messages spread over many small objects.
