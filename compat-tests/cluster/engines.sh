@@ -10,6 +10,10 @@
 #   engines.sh check     exits 3 with the reason when `up` could not start them
 # `up` exits 3 with the reason on stderr when an engine can't be found or started, so that a
 # test can report itself skipped.
+# With GREGOR_ENGINES_NO_FSYNC=1 (the cluster tests), PostgreSQL runs with fsync and
+# synchronous_commit off: the tests kill brokers, never PostgreSQL, and a heartbeat's commit
+# stuck behind other tests' fsyncs must not make a broker look dead. The benchmark and the
+# compat runs keep PostgreSQL's durable defaults.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 venv=$root/compat-tests/.work/moto-venv
@@ -75,8 +79,11 @@ up() {
   "${as[@]}" "$bin/initdb" -D "$dir/pg" -U postgres --auth=trust --no-sync -E UTF8 \
     >"$dir/initdb.log" 2>&1 || skip "initdb failed: $(tail -3 "$dir/initdb.log")"
   pg_port=$(free_port)
+  local durability=()
+  [ "${GREGOR_ENGINES_NO_FSYNC:-0}" = 1 ] && durability=(-c fsync=off -c synchronous_commit=off)
   "${as[@]}" "$bin/postgres" -D "$dir/pg" -p "$pg_port" -k "$dir/pgsock" \
-    -c listen_addresses=127.0.0.1 -c max_connections=200 >"$dir/postgres.log" 2>&1 &
+    -c listen_addresses=127.0.0.1 -c max_connections=200 "${durability[@]}" \
+    >"$dir/postgres.log" 2>&1 &
   echo $! >"$dir/postgres.pid"
   wait_for "$bin/pg_isready" -q -h 127.0.0.1 -p "$pg_port" ||
     skip "PostgreSQL did not start: $(tail -3 "$dir/postgres.log")"
