@@ -41,6 +41,8 @@ impl Engines {
         let out = Command::new(engines_script())
             .arg("up")
             .arg(dir.path())
+            // PostgreSQL without fsync: these tests kill brokers, not PostgreSQL.
+            .env("GREGOR_ENGINES_NO_FSYNC", "1")
             .output()
             .expect("run engines.sh");
         let engines = Engines {
@@ -334,18 +336,28 @@ async fn three_brokers_serve_what_any_of_them_was_sent() {
         .set("bootstrap.servers", &brokers[2].addr)
         .create()
         .unwrap();
-    let metadata = consumer
-        .fetch_metadata(Some("orders"), Duration::from_secs(10))
-        .unwrap();
-    assert_eq!(metadata.brokers().len(), 3);
-    let topic = &metadata.topics()[0];
-    assert_eq!(topic.partitions().len(), 4);
-    let leaders: std::collections::BTreeSet<i32> = topic
-        .partitions()
-        .iter()
-        .map(rdkafka::metadata::MetadataPartition::leader)
-        .collect();
-    assert!(leaders.len() >= 2, "leaders spread: {leaders:?}");
+    // CreateTopics waits at most 5 s for the other brokers (as Kafka's answer does not wait
+    // for every broker's metadata): the third may still be applying it.
+    wait_for(30, || {
+        let metadata = consumer
+            .fetch_metadata(Some("orders"), Duration::from_secs(10))
+            .map_err(|e| e.to_string())?;
+        let topic = &metadata.topics()[0];
+        let leaders: std::collections::BTreeSet<i32> = topic
+            .partitions()
+            .iter()
+            .map(rdkafka::metadata::MetadataPartition::leader)
+            .collect();
+        (metadata.brokers().len() == 3 && topic.partitions().len() == 4 && leaders.len() >= 2)
+            .then_some(())
+            .ok_or_else(|| {
+                format!(
+                    "{} brokers, {} partitions, leaders {leaders:?}",
+                    metadata.brokers().len(),
+                    topic.partitions().len()
+                )
+            })
+    });
 
     // Produced through the first broker only, read through the second and the third.
     let acked = produce(&producer(&brokers[0].addr), "orders", 3_000, 3_000, || {}).await;
@@ -487,14 +499,18 @@ async fn three_brokers_serve_what_any_of_them_was_sent() {
         .unwrap();
     assert!(deleted[0].is_ok(), "{deleted:?}");
     for b in &brokers {
-        let metadata = consumer_of(&b.addr)
-            .fetch_metadata(None, Duration::from_secs(10))
-            .unwrap();
-        assert!(
-            metadata.topics().iter().all(|t| t.name() != "orders"),
-            "orders gone from {}",
-            b.addr
-        );
+        let consumer = consumer_of(&b.addr);
+        wait_for(30, || {
+            let metadata = consumer
+                .fetch_metadata(None, Duration::from_secs(10))
+                .map_err(|e| e.to_string())?;
+            metadata
+                .topics()
+                .iter()
+                .all(|t| t.name() != "orders")
+                .then_some(())
+                .ok_or_else(|| format!("orders still listed by {}", b.addr))
+        });
     }
 }
 

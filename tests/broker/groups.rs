@@ -84,7 +84,9 @@ impl Member {
         let assignment = Arc::new(Mutex::new(BTreeSet::new()));
         let (s, sn, asg) = (stop.clone(), seen.clone(), assignment.clone());
         let handle = std::thread::spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(120);
+            // A bound for a test that never stops its members, far past any test's own
+            // waits: a member that left early would fail a slow run for the wrong reason.
+            let deadline = Instant::now() + Duration::from_secs(600);
             while !s.load(Ordering::SeqCst) && Instant::now() < deadline {
                 if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
                     sn.lock().unwrap().push((m.partition(), m.offset()));

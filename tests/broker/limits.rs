@@ -90,7 +90,8 @@ async fn connections_over_max_connections_per_ip_are_closed_and_overrides_apply(
     // A closed connection gives its slot back.
     drop(kept.remove(0));
     let mut again = None;
-    for _ in 0..100 {
+    // Up to 30 s: the slot comes back once the connection's task has ended.
+    for _ in 0..600 {
         let mut s = connect_from("127.0.0.1", &broker.addr).await;
         if answered(&mut s, 9) {
             again = Some(s);
@@ -280,9 +281,11 @@ async fn a_create_topics_of_10000_partitions_does_not_delay_produce_and_fetch() 
         pct(50),
         pct(99),
     );
-    // Generous for a busy 2-core machine; a blocked worker costs the whole creation time.
+    // A worker blocked by the creation holds a round trip for about the whole creation
+    // time. Half of it, or 500 ms, whichever is longer, leaves room for a busy 2-core
+    // machine's scheduling (a bound on latency alone would be a timed test).
     assert!(
-        max < Duration::from_millis(500),
+        max < (took / 2).max(Duration::from_millis(500)),
         "a produce+fetch took {max:?} while CreateTopics ran ({took:?})"
     );
 }

@@ -269,7 +269,9 @@ fn share_group_members_share_records_and_the_acknowledgement_rules_hold() {
         "g",
         &[
             ("share.auto.offset.reset", "earliest"),
-            ("share.record.lock.duration.ms", "1000"),
+            // Long enough for the steps before the expiry below on a loaded machine (with
+            // 1 s, a's lock could run out while b still expects to see nothing).
+            ("share.record.lock.duration.ms", "5000"),
         ],
     );
     let mut a = ShareClient::join(addr, "g", "member-a", ("shared", id));
@@ -319,8 +321,8 @@ fn share_group_members_share_records_and_the_acknowledgement_rules_hold() {
     // Released again at the limit (2): archived, never delivered again.
     let (_, ack_error) = acquired(&b.fetch(&[(20, 29, RELEASE)], 0));
     assert_eq!(ack_error, 0);
-    // a's lock on 30-99 expires (1 s): they come back at delivery count 2.
-    let (got_b, _) = acquired(&b.fetch(&[], 10_000));
+    // a's lock on 30-99 expires (5 s): they come back at delivery count 2.
+    let (got_b, _) = acquired(&b.fetch(&[], 15_000));
     assert_eq!(got_b, vec![(30, 99, 2)]);
     // a's late acknowledgement is refused: the records are b's now.
     let r = a.acknowledge(&[(30, 39, ACCEPT)]);

@@ -47,9 +47,11 @@ fn send(p: &BaseProducer, topic: &str, values: &[String]) {
     p.flush(T).expect("flush");
 }
 
-/// Everything readable in `topic` partition 0 with the given isolation level, until
-/// nothing new arrives for a second.
-fn read_values(addr: &str, topic: &str, isolation: &str) -> Vec<String> {
+/// Everything readable in `topic` partition 0 with the given isolation level: at least
+/// `expected` values (or what came within 30 s), then whatever more arrives until nothing
+/// has for a second. The quiet second starts only once `expected` are in, so a slow client
+/// start-up cannot end the read early.
+fn read_values(addr: &str, topic: &str, isolation: &str, expected: usize) -> Vec<String> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", addr)
         .set("group.id", format!("reader-{isolation}"))
@@ -64,7 +66,9 @@ fn read_values(addr: &str, topic: &str, isolation: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut quiet_since = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while quiet_since.elapsed() < Duration::from_secs(1) && Instant::now() < deadline {
+    while (out.len() < expected || quiet_since.elapsed() < Duration::from_secs(1))
+        && Instant::now() < deadline
+    {
         if let Some(m) = c.poll(Duration::from_millis(100)) {
             let m = m.expect("message");
             out.push(String::from_utf8(m.payload().unwrap().to_vec()).unwrap());
@@ -94,11 +98,11 @@ async fn committed_and_aborted_transactions_are_seen_according_to_isolation() {
     send(&p, "txn", &values("second", 3));
     p.commit_transaction(T).expect("commit");
 
-    let committed = read_values(&broker.addr, "txn", "read_committed");
+    let committed = read_values(&broker.addr, "txn", "read_committed", 13);
     let mut expected = values("committed", 10);
     expected.extend(values("second", 3));
     assert_eq!(committed, expected);
-    let uncommitted = read_values(&broker.addr, "txn", "read_uncommitted");
+    let uncommitted = read_values(&broker.addr, "txn", "read_uncommitted", 18);
     assert_eq!(
         uncommitted.len(),
         18,
@@ -108,16 +112,19 @@ async fn committed_and_aborted_transactions_are_seen_according_to_isolation() {
     // An open transaction holds back read_committed readers (last stable offset)...
     p.begin_transaction().unwrap();
     send(&p, "txn", &values("open", 2));
-    assert_eq!(read_values(&broker.addr, "txn", "read_committed").len(), 13);
     assert_eq!(
-        read_values(&broker.addr, "txn", "read_uncommitted").len(),
+        read_values(&broker.addr, "txn", "read_committed", 13).len(),
+        13
+    );
+    assert_eq!(
+        read_values(&broker.addr, "txn", "read_uncommitted", 20).len(),
         20
     );
     // ...and everything survives a restart: aborted stays aborted.
     p.commit_transaction(T).expect("commit");
     drop(p);
     let broker = broker.restart_after(Broker::stop, &[]);
-    let committed = read_values(&broker.addr, "txn", "read_committed");
+    let committed = read_values(&broker.addr, "txn", "read_committed", 15);
     assert_eq!(committed.len(), 15);
     assert!(committed.iter().all(|v| !v.starts_with("aborted")));
     broker.stop();
@@ -185,7 +192,7 @@ async fn consume_transform_produce_commits_offsets_with_the_transaction() {
         .elements()
         .iter()
         .all(|e| e.offset() != Offset::Offset(0)));
-    let out = read_values(&broker.addr, "output", "read_committed");
+    let out = read_values(&broker.addr, "output", "read_committed", 20);
     let unique: BTreeSet<&String> = out.iter().collect();
     assert_eq!(out.len(), 20, "aborted outputs are invisible");
     assert_eq!(out.len(), unique.len(), "no output twice");
@@ -250,7 +257,7 @@ async fn a_second_producer_with_the_same_transactional_id_fences_the_first() {
     send(&new, "fence", &values("alive", 2));
     new.commit_transaction(T).unwrap();
     assert_eq!(
-        read_values(&broker.addr, "fence", "read_committed"),
+        read_values(&broker.addr, "fence", "read_committed", 2),
         values("alive", 2)
     );
     broker.stop();
@@ -272,7 +279,7 @@ async fn kill_9_mid_transaction_leaves_no_half_visible_data() {
     // The open transaction was aborted at start-up: read_committed sees only the commit,
     // and is not held back by it.
     assert_eq!(
-        read_values(&broker.addr, "crash", "read_committed"),
+        read_values(&broker.addr, "crash", "read_committed", 4),
         values("done", 4)
     );
     // A new producer with the same id works.
@@ -283,7 +290,7 @@ async fn kill_9_mid_transaction_leaves_no_half_visible_data() {
     let mut expected = values("done", 4);
     expected.extend(values("after", 1));
     assert_eq!(
-        read_values(&broker.addr, "crash", "read_committed"),
+        read_values(&broker.addr, "crash", "read_committed", 5),
         expected
     );
     broker.stop();

@@ -53,8 +53,9 @@ mod tests {
     /// A lower bound only (a sleep never ends early), so the test holds on a busy machine.
     #[test]
     fn io_beyond_the_rate_waits() {
-        let limited = Throttler::new(1_000_000.0);
+        // Before `new`, where the throttle's window starts.
         let started = Instant::now();
+        let limited = Throttler::new(1_000_000.0);
         limited.acquire(300_000);
         assert!(
             started.elapsed() >= Duration::from_millis(290),
