@@ -2,7 +2,8 @@
 //! `broker.heartbeat.interval.ms`; the brokers that heartbeated within
 //! `broker.session.timeout.ms` are the live ones, which Metadata lists. Every broker serves
 //! every partition, so a partition's leader is only where clients are sent, placed by
-//! `leaders.rs` from the live set; each topic's placement is kept until the set changes.
+//! `leaders.rs` from the live set; each topic's placement is kept until the set changes (up
+//! to `MAX_CACHED_PLACEMENTS` topics).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -31,6 +32,9 @@ pub struct Membership {
     /// placed on: computed once per topic and live set, not per partition asked.
     placements: Mutex<Placements>,
 }
+
+/// Topics whose placement `Membership::leader` keeps, at most.
+const MAX_CACHED_PLACEMENTS: usize = 10_000;
 
 #[derive(Debug, Default)]
 struct Placements {
@@ -124,6 +128,12 @@ impl Membership {
                 Some((n, leaders)) if *n == partitions => leaders.clone(),
                 _ => {
                     let leaders: Arc<[i32]> = leaders::assign(&live, topic, partitions).into();
+                    // Deleted topics' placements would stay until the live set changes:
+                    // past the bound the cache starts over (a placement is a function of
+                    // the live set and the topic, so nothing changes for clients).
+                    if placements.topics.len() >= MAX_CACHED_PLACEMENTS {
+                        placements.topics.clear();
+                    }
                     placements
                         .topics
                         .insert(topic.to_string(), (partitions, leaders.clone()));
@@ -232,5 +242,28 @@ mod tests {
         b.set_live(3, vec![broker(1)]);
         assert_eq!(b.live().len(), 2, "this broker is always live to itself");
         assert_eq!(b.epoch(), 3);
+    }
+
+    /// Topics created and deleted under one live set do not pile up in the cache, and a
+    /// placement asked again after the cache started over is the same.
+    #[test]
+    fn the_placement_cache_is_bounded() {
+        let m = Membership::new(broker(1), watch::channel(0).1);
+        m.set_live(1, vec![broker(1), broker(2), broker(3)]);
+        let first: Vec<i32> = (0..4).map(|p| m.leader("kept", 4, p)).collect();
+        for i in 0..MAX_CACHED_PLACEMENTS + 10 {
+            m.leader(&format!("churn-{i}"), 1, 0);
+        }
+        let cached = m
+            .placements
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .topics
+            .len();
+        assert!(cached <= MAX_CACHED_PLACEMENTS, "{cached} placements kept");
+        assert_eq!(
+            (0..4).map(|p| m.leader("kept", 4, p)).collect::<Vec<_>>(),
+            first
+        );
     }
 }
