@@ -206,11 +206,14 @@ fn committed_response(
         Ok(Ok(BatchOutcome::Committed {
             base_offset,
             log_start_offset,
+            found_timestamp,
             ..
         })) => PartitionProduceResponse::default()
             .with_index(index)
             .with_base_offset(base_offset)
-            .with_log_append_time_ms(log_append_time)
+            // A retry is answered with the original's timestamp, as Kafka answers a
+            // duplicate; a new batch with its stamp (LogAppendTime) or -1.
+            .with_log_append_time_ms(found_timestamp.unwrap_or(log_append_time))
             .with_log_start_offset(log_start_offset),
         Ok(Ok(BatchOutcome::UnknownPartition)) => failed_response(
             index,

@@ -36,6 +36,9 @@ pub enum BatchOutcome {
         base_offset: i64,
         last_offset: i64,
         log_start_offset: i64,
+        /// A retried batch: the original's max timestamp as stored, which Kafka answers as
+        /// the log append time of a duplicate (-1 if unknown).
+        found_timestamp: Option<i64>,
     },
     /// The partition does not exist (any more).
     UnknownPartition,
@@ -107,7 +110,7 @@ pub async fn commit(
         let rows = txn
             .query(
                 "SELECT s.topic_id, s.partition, s.producer_id, s.producer_epoch,
-                        s.last_timestamp, s.batches
+                        s.last_timestamp, s.batches, s.batch_timestamps
                    FROM producer_states s
                    JOIN unnest($1::uuid[], $2::int4[], $3::int8[]) AS k(t, p, id)
                      ON s.topic_id = k.t AND s.partition = k.p AND s.producer_id = k.id",
@@ -117,16 +120,19 @@ pub async fn commit(
         let mut found: HashMap<PartitionKey, HashMap<i64, ProducerEntry>> = HashMap::new();
         for r in rows {
             let flat: Vec<i64> = r.get(5);
+            let timestamps: Vec<i64> = r.get(6);
             let entry = ProducerEntry {
                 epoch: r.get(3),
                 last_timestamp: r.get(4),
                 batches: flat
                     .chunks_exact(4)
-                    .map(|c| BatchMetadata {
+                    .enumerate()
+                    .map(|(i, c)| BatchMetadata {
                         first_seq: c[0] as i32,
                         last_seq: c[1] as i32,
                         first_offset: c[2],
                         last_offset: c[3],
+                        timestamp: timestamps.get(i).copied().unwrap_or(-1),
                     })
                     .collect(),
                 current_txn_first_offset: None,
@@ -172,10 +178,12 @@ pub async fn commit(
             Ok(Check::Duplicate {
                 first_offset,
                 last_offset,
+                timestamp,
             }) => outcomes.push(BatchOutcome::Committed {
                 base_offset: first_offset,
                 last_offset,
                 log_start_offset: *start,
+                found_timestamp: Some(timestamp),
             }),
             Ok(Check::Append) => {
                 let mut stored = b.header;
@@ -194,6 +202,7 @@ pub async fn commit(
                     base_offset: stored.base_offset,
                     last_offset: stored.last_offset(),
                     log_start_offset: *start,
+                    found_timestamp: None,
                 });
             }
         }
@@ -275,18 +284,27 @@ pub async fn commit(
         // One text per producer (`{1,2,...}`): a two-dimensional array cannot be unnested
         // row by row.
         s.batches.push(format!("{{{}}}", flat.join(",")));
+        let timestamps: Vec<String> = entry
+            .batches
+            .iter()
+            .map(|b| b.timestamp.to_string())
+            .collect();
+        s.batch_timestamps
+            .push(format!("{{{}}}", timestamps.join(",")));
     }
     if !s.topic_id.is_empty() {
         txn.execute(
             "INSERT INTO producer_states
-                 (topic_id, partition, producer_id, producer_epoch, last_timestamp, batches)
-             SELECT t, p, id, e, ts, b::int8[]
+                 (topic_id, partition, producer_id, producer_epoch, last_timestamp, batches,
+                  batch_timestamps)
+             SELECT t, p, id, e, ts, b::int8[], bt::int8[]
                FROM unnest($1::uuid[], $2::int4[], $3::int8[], $4::int2[], $5::int8[],
-                           $6::text[]) AS u(t, p, id, e, ts, b)
+                           $6::text[], $7::text[]) AS u(t, p, id, e, ts, b, bt)
              ON CONFLICT (topic_id, partition, producer_id) DO UPDATE
                 SET producer_epoch = EXCLUDED.producer_epoch,
                     last_timestamp = EXCLUDED.last_timestamp,
-                    batches = EXCLUDED.batches",
+                    batches = EXCLUDED.batches,
+                    batch_timestamps = EXCLUDED.batch_timestamps",
             &[
                 &s.topic_id,
                 &s.partition,
@@ -294,6 +312,7 @@ pub async fn commit(
                 &s.epoch,
                 &s.last_timestamp,
                 &s.batches,
+                &s.batch_timestamps,
             ],
         )
         .await?;
@@ -338,4 +357,5 @@ struct ProducerColumns {
     epoch: Vec<i16>,
     last_timestamp: Vec<i64>,
     batches: Vec<String>,
+    batch_timestamps: Vec<String>,
 }

@@ -10,6 +10,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (2, include_str!("migrations/0002_retention_and_files.sql")),
     (3, include_str!("migrations/0003_swept_objects.sql")),
     (4, include_str!("migrations/0004_commit_notifications.sql")),
+    (5, include_str!("migrations/0005_batch_timestamps.sql")),
 ];
 
 /// Any number that no other application using the database takes as its advisory lock.

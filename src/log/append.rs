@@ -143,11 +143,14 @@ impl Log {
                 Check::Duplicate {
                     first_offset,
                     last_offset,
+                    timestamp,
                 } if headers.len() == 1 => {
+                    // Kafka answers a duplicate with the stored batch's max timestamp as
+                    // its log append time (on a CreateTime topic too).
                     return Ok(AppendInfo {
                         base_offset: first_offset,
                         last_offset,
-                        log_append_time: -1,
+                        log_append_time: timestamp,
                         log_start_offset: state.log_start_offset,
                         flush_failures: state.flush_failures,
                     });

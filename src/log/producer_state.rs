@@ -12,10 +12,13 @@
 //! fetches.
 //!
 //! ```text
-//! snapshot file: u32 magic "GPS2" | i64 offset | u32 count | count x entry | u32 crc32c (of all before)
+//! snapshot file: u32 magic "GPS3" | i64 offset | u32 count | count x entry | u32 crc32c (of all before)
 //! entry:         i64 producer_id | i16 epoch | i64 last_timestamp | i64 current_txn_first_offset (-1: none)
-//!                | u8 batches | batches x (i32 first_seq | i32 last_seq | i64 first_offset | i64 last_offset)
+//!                | u8 batches | batches x (i32 first_seq | i32 last_seq | i64 first_offset | i64 last_offset
+//!                | i64 timestamp)
 //! ```
+//!
+//! "GPS2" snapshots (before the batches' timestamps) are still read, with timestamps of -1.
 //!
 //! Synchronisation: owned by the `Log`, used under its lock.
 
@@ -27,7 +30,9 @@ use super::record_batch::BatchHeader;
 
 /// Batches remembered per producer (Kafka's `NUM_BATCHES_TO_RETAIN`).
 const BATCHES_TO_RETAIN: usize = 5;
-const SNAPSHOT_MAGIC: &[u8; 4] = b"GPS2";
+const SNAPSHOT_MAGIC: &[u8; 4] = b"GPS3";
+/// The format before `BatchMetadata::timestamp`: read, never written.
+const SNAPSHOT_MAGIC_V2: &[u8; 4] = b"GPS2";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchMetadata {
@@ -35,6 +40,10 @@ pub struct BatchMetadata {
     pub last_seq: i32,
     pub first_offset: i64,
     pub last_offset: i64,
+    /// The batch's max timestamp as stored (on a LogAppendTime topic, its append time):
+    /// a retry of it is answered with this as its log append time, as Kafka answers a
+    /// duplicate. -1 when unknown (read from an older snapshot).
+    pub timestamp: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,8 +105,13 @@ impl std::error::Error for ProducerError {}
 pub enum Check {
     /// New data: append it.
     Append,
-    /// A retry of a batch already in the log at these offsets: acknowledge, don't append.
-    Duplicate { first_offset: i64, last_offset: i64 },
+    /// A retry of a batch already in the log at these offsets, stored with this max
+    /// timestamp: acknowledge, don't append.
+    Duplicate {
+        first_offset: i64,
+        last_offset: i64,
+        timestamp: i64,
+    },
 }
 
 fn next_seq(seq: i32, delta: i32) -> i32 {
@@ -244,6 +258,7 @@ impl ProducerStateManager {
                 return Ok(Check::Duplicate {
                     first_offset: b.first_offset,
                     last_offset: b.last_offset,
+                    timestamp: b.timestamp,
                 });
             }
             if let Some(last) = entry.last_seq() {
@@ -292,6 +307,7 @@ impl ProducerStateManager {
             last_seq: next_seq(h.base_sequence, h.last_offset_delta),
             first_offset: h.base_offset,
             last_offset: h.last_offset(),
+            timestamp: h.max_timestamp,
         });
         while entry.batches.len() > BATCHES_TO_RETAIN {
             entry.batches.pop_front();
@@ -358,6 +374,7 @@ impl ProducerStateManager {
                 out.extend_from_slice(&b.last_seq.to_be_bytes());
                 out.extend_from_slice(&b.first_offset.to_be_bytes());
                 out.extend_from_slice(&b.last_offset.to_be_bytes());
+                out.extend_from_slice(&b.timestamp.to_be_bytes());
             }
         }
         let crc = crc32c::crc32c(&out);
@@ -367,9 +384,14 @@ impl ProducerStateManager {
 
     /// Decodes a snapshot; `None` if it is damaged.
     pub fn decode(bytes: &[u8]) -> Option<(i64, ProducerStateManager)> {
-        if bytes.len() < 20 || &bytes[..4] != SNAPSHOT_MAGIC {
+        if bytes.len() < 20 {
             return None;
         }
+        let with_timestamps = match &bytes[..4] {
+            m if m == SNAPSHOT_MAGIC => true,
+            m if m == SNAPSHOT_MAGIC_V2 => false,
+            _ => return None,
+        };
         let (body, crc) = bytes.split_at(bytes.len() - 4);
         if crc32c::crc32c(body) != u32::from_be_bytes([crc[0], crc[1], crc[2], crc[3]]) {
             return None;
@@ -398,6 +420,11 @@ impl ProducerStateManager {
                     last_seq: i32_of(take(4)?),
                     first_offset: i64_of(take(8)?),
                     last_offset: i64_of(take(8)?),
+                    timestamp: if with_timestamps {
+                        i64_of(take(8)?)
+                    } else {
+                        -1
+                    },
                 });
             }
             producers.insert(
@@ -471,15 +498,17 @@ mod tests {
     #[test]
     fn duplicates_gaps_and_fencing() {
         let mut s = ProducerStateManager::default();
-        let b0 = batch(7, 0, 0, 3, 10);
+        let mut b0 = batch(7, 0, 0, 3, 10);
+        b0.max_timestamp = 5_000;
         assert_eq!(s.check(&b0), Ok(Check::Append));
         s.update(&b0);
-        // The same batch again: its original offsets.
+        // The same batch again: its original offsets and stored timestamp.
         assert_eq!(
             s.check(&batch(7, 0, 0, 3, 0)),
             Ok(Check::Duplicate {
                 first_offset: 10,
-                last_offset: 12
+                last_offset: 12,
+                timestamp: 5_000,
             })
         );
         // The next sequence is 3; 5 is a gap.
@@ -521,5 +550,40 @@ mod tests {
         let mut bad = bytes.clone();
         bad[10] ^= 1;
         assert!(ProducerStateManager::decode(&bad).is_none());
+    }
+
+    /// A snapshot written before the batches' timestamps ("GPS2") is read, with them unknown.
+    #[test]
+    fn a_snapshot_without_batch_timestamps_is_read() {
+        let mut v2 = Vec::new();
+        v2.extend_from_slice(b"GPS2");
+        v2.extend_from_slice(&42i64.to_be_bytes());
+        v2.extend_from_slice(&1u32.to_be_bytes());
+        v2.extend_from_slice(&7i64.to_be_bytes()); // producer id
+        v2.extend_from_slice(&3i16.to_be_bytes()); // epoch
+        v2.extend_from_slice(&1_000i64.to_be_bytes()); // last timestamp
+        v2.extend_from_slice(&(-1i64).to_be_bytes()); // no open transaction
+        v2.push(1);
+        v2.extend_from_slice(&0i32.to_be_bytes());
+        v2.extend_from_slice(&4i32.to_be_bytes());
+        v2.extend_from_slice(&30i64.to_be_bytes());
+        v2.extend_from_slice(&34i64.to_be_bytes());
+        let crc = crc32c::crc32c(&v2);
+        v2.extend_from_slice(&crc.to_be_bytes());
+        let (offset, s) = ProducerStateManager::decode(&v2).unwrap();
+        assert_eq!(offset, 42);
+        let batches = &s.producers()[&7].batches;
+        assert_eq!(
+            batches.iter().copied().collect::<Vec<_>>(),
+            vec![BatchMetadata {
+                first_seq: 0,
+                last_seq: 4,
+                first_offset: 30,
+                last_offset: 34,
+                timestamp: -1,
+            }]
+        );
+        // Written again, it is the current format.
+        assert_eq!(&s.encode(42)[..4], SNAPSHOT_MAGIC);
     }
 }

@@ -202,6 +202,46 @@ fn log_append_time_rewrites_the_stored_timestamp() {
     assert_eq!(h.max_timestamp, info.log_append_time);
 }
 
+/// A retried idempotent batch is answered as Kafka answers a duplicate: the original's
+/// offsets, and its stored max timestamp as the log append time (the original's append
+/// time on a LogAppendTime topic, the client's timestamp on a CreateTime one), also after a
+/// restart that reads the producer state from a snapshot.
+#[test]
+fn a_duplicate_is_answered_with_the_original_timestamp() {
+    use super::record_batch::test_support::idempotent_batch;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(1 << 20);
+    cfg.message_timestamp_type = TimestampType::LogAppendTime;
+    let retry = |log: &Arc<Log>| {
+        let b = idempotent_batch(&[b"a", b"b"], 5, 7, 0, 0);
+        log.append(&b, &[check_batch(&b).unwrap()]).unwrap()
+    };
+    let log = open(dir.path(), cfg.clone(), RecoveryStart::From(0));
+    let first = retry(&log);
+    log.flush_once().unwrap();
+    assert!(first.log_append_time > 1_600_000_000_000);
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let again = retry(&log);
+    assert_eq!(
+        (again.base_offset, again.last_offset, again.log_append_time),
+        (first.base_offset, first.last_offset, first.log_append_time)
+    );
+    log.close().unwrap();
+    let log = open(dir.path(), cfg, RecoveryStart::CleanShutdown);
+    assert_eq!(retry(&log).log_append_time, first.log_append_time);
+    log.close().unwrap();
+    // CreateTime: the batch's max timestamp, the client's.
+    let create_time = open(dir.path(), config(1 << 20), RecoveryStart::CleanShutdown);
+    let b = idempotent_batch(&[b"c"], 9, 8, 0, 0);
+    let new = create_time.append(&b, &[check_batch(&b).unwrap()]).unwrap();
+    assert_eq!(new.log_append_time, -1, "a new batch on a CreateTime topic");
+    let again = create_time.append(&b, &[check_batch(&b).unwrap()]).unwrap();
+    assert_eq!(
+        (again.base_offset, again.log_append_time),
+        (new.base_offset, 9)
+    );
+}
+
 #[tokio::test]
 async fn concurrent_durable_appends_share_fsyncs_and_all_complete() {
     let sim = SimulatedStorage::new(1);

@@ -172,6 +172,7 @@ async fn three_brokers_serve_what_any_of_them_was_sent() {
         }
         other => panic!("offset {offset} read with {other:?}"),
     }
+    retried_batch_gets_the_original_answer(&brokers[0].addr, &brokers[2].addr);
 
     // A topic created through one broker is deleted through another, everywhere.
     let deleted = admin_of(&brokers[1].addr)
@@ -257,4 +258,40 @@ async fn the_whole_cluster_restarts_and_a_wiped_broker_rebuilds_from_the_objects
             "{k} at {offset} after {before} in partition {p}"
         );
     }
+}
+
+/// An idempotent batch sent through `first`, then retried through `other`, is answered as
+/// Kafka answers a duplicate: the original's offset, and its append time (on the
+/// LogAppendTime topic `stamped`), kept with the producer's state in PostgreSQL.
+fn retried_batch_gets_the_original_answer(first: &str, other: &str) {
+    use crate::raw::{batch, call, produce_request};
+    use kafka_protocol::messages::{
+        ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProduceResponse,
+    };
+    let init: InitProducerIdResponse = call(
+        first,
+        ApiKey::InitProducerId,
+        4,
+        &InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(60_000),
+    );
+    assert_eq!(init.error_code, 0);
+    let records = batch(&[b"once"], *init.producer_id, init.producer_epoch, 0);
+    let send = |addr: &str| {
+        let r: ProduceResponse = call(
+            addr,
+            ApiKey::Produce,
+            9,
+            &produce_request("stamped", records.clone()),
+        );
+        let p = &r.responses[0].partition_responses[0];
+        (p.error_code, p.base_offset, p.log_append_time_ms)
+    };
+    let original = send(first);
+    assert_eq!(original.0, 0, "{original:?}");
+    assert!(original.2 > 0, "stamped: {original:?}");
+    std::thread::sleep(Duration::from_millis(20));
+    let retried = send(other);
+    assert_eq!(retried, original, "the retry through {other}");
 }
