@@ -2,8 +2,8 @@
 //! `broker.heartbeat.interval.ms`; the brokers that heartbeated within
 //! `broker.session.timeout.ms` are the live ones, which Metadata lists. Every broker serves
 //! every partition, so a partition's leader is only where clients are sent, placed by
-//! `leaders.rs` from the live set; each topic's placement is kept until the set changes (up
-//! to `MAX_CACHED_PLACEMENTS` topics).
+//! `leaders.rs` from the live set; each topic's placement is kept until the set changes or
+//! the topic is deleted.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -32,9 +32,6 @@ pub struct Membership {
     /// placed on: computed once per topic and live set, not per partition asked.
     placements: Mutex<Placements>,
 }
-
-/// Topics whose placement `Membership::leader` keeps, at most.
-const MAX_CACHED_PLACEMENTS: usize = 10_000;
 
 #[derive(Debug, Default)]
 struct Placements {
@@ -128,12 +125,6 @@ impl Membership {
                 Some((n, leaders)) if *n == partitions => leaders.clone(),
                 _ => {
                     let leaders: Arc<[i32]> = leaders::assign(&live, topic, partitions).into();
-                    // Deleted topics' placements would stay until the live set changes:
-                    // past the bound the cache starts over (a placement is a function of
-                    // the live set and the topic, so nothing changes for clients).
-                    if placements.topics.len() >= MAX_CACHED_PLACEMENTS {
-                        placements.topics.clear();
-                    }
                     placements
                         .topics
                         .insert(topic.to_string(), (partitions, leaders.clone()));
@@ -145,6 +136,16 @@ impl Membership {
             .ok()
             .and_then(|p| leaders.get(p).copied())
             .unwrap_or(self.me.node_id)
+    }
+
+    /// Drops a deleted topic's placement (the replica applies the deletion), so that
+    /// topics created and deleted under one live set do not pile up in the cache.
+    pub fn forget(&self, topic: &str) {
+        self.placements
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .topics
+            .remove(topic);
     }
 
     /// Registers this broker and reads the live set once.
@@ -244,25 +245,26 @@ mod tests {
         assert_eq!(b.epoch(), 3);
     }
 
-    /// Topics created and deleted under one live set do not pile up in the cache, and a
-    /// placement asked again after the cache started over is the same.
+    /// A deleted topic's placement leaves the cache; asked again (a topic created under
+    /// that name), it is placed the same way.
     #[test]
-    fn the_placement_cache_is_bounded() {
+    fn a_deleted_topics_placement_is_forgotten() {
         let m = Membership::new(broker(1), watch::channel(0).1);
         m.set_live(1, vec![broker(1), broker(2), broker(3)]);
-        let first: Vec<i32> = (0..4).map(|p| m.leader("kept", 4, p)).collect();
-        for i in 0..MAX_CACHED_PLACEMENTS + 10 {
-            m.leader(&format!("churn-{i}"), 1, 0);
-        }
-        let cached = m
-            .placements
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .topics
-            .len();
-        assert!(cached <= MAX_CACHED_PLACEMENTS, "{cached} placements kept");
+        let cached = |m: &Membership| {
+            m.placements
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .topics
+                .len()
+        };
+        let first: Vec<i32> = (0..4).map(|p| m.leader("gone", 4, p)).collect();
+        m.leader("kept", 1, 0);
+        assert_eq!(cached(&m), 2);
+        m.forget("gone");
+        assert_eq!(cached(&m), 1);
         assert_eq!(
-            (0..4).map(|p| m.leader("kept", 4, p)).collect::<Vec<_>>(),
+            (0..4).map(|p| m.leader("gone", 4, p)).collect::<Vec<_>>(),
             first
         );
     }

@@ -170,6 +170,7 @@ impl Cluster {
         let cache = Arc::new(ObjectCache::new(OBJECT_CACHE_BYTES));
         let (applied_tx, applied) = watch::channel(0);
         let wake_replica = Arc::new(Notify::new());
+        let membership = Arc::new(Membership::new(me.clone(), applied.clone()));
         let replica = Replica {
             node_id: me.node_id,
             logs,
@@ -179,6 +180,7 @@ impl Cluster {
             wake: wake_replica.clone(),
             poll: Duration::from_millis(config.metadata_poll_ms),
             observer,
+            membership: membership.clone(),
         };
         let mut replica_db = connect(&url).await?;
         // A long catch-up may outlive objects it was to read: merged or deleted by the
@@ -215,7 +217,6 @@ impl Cluster {
             },
             connect(&url).await?,
         );
-        let membership = Arc::new(Membership::new(me, applied.clone()));
         let mut heartbeat_db = connect(&url).await?;
         membership
             .join(&mut heartbeat_db, config.session_timeout_ms)

@@ -58,6 +58,8 @@ pub struct Replica {
     pub wake: Arc<Notify>,
     pub poll: Duration,
     pub observer: Option<Arc<dyn Observer>>,
+    /// Told of each topic deletion, to drop the topic's cached placement.
+    pub membership: Arc<super::membership::Membership>,
 }
 
 /// A round's reads, from one snapshot of PostgreSQL.
@@ -297,6 +299,7 @@ impl Replica {
     }
 
     async fn delete_local(&self, name: &str, id: Uuid) -> Result<(), ClusterError> {
+        self.membership.forget(name);
         if self.logs.topic(name).is_none_or(|t| t.id != id) {
             return Ok(());
         }
