@@ -2,6 +2,7 @@
 
 use super::*;
 
+/// Produces one record to `topic` through `addr`; the partition's error code.
 fn produce_once(addr: &str, topic: &str) -> i16 {
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     stream

@@ -2,6 +2,7 @@
 
 use super::*;
 
+/// The node id of the broker that `addr` says coordinates `group` (None: an error).
 fn coordinator_of(addr: &str, group: &str) -> Option<i32> {
     find_coordinator(addr, 0, group)
 }

@@ -3,6 +3,7 @@
 
 use super::*;
 
+/// `topic`'s (low, high) watermarks of `partitions` partitions through `addr`.
 fn watermarks_through(addr: &str, topic: &str, partitions: i32) -> Vec<(i64, i64)> {
     let consumer = consumer_of(addr);
     (0..partitions)
